@@ -1,0 +1,131 @@
+"""What a connector to the network is, in one hand.
+
+A connector takes ready-made parts (bytes + UDH, already encoded by ``core.segments``) in batches and says
+what happened to each; it hands delivery receipts and inbound parts to an ``InboundSink`` that persists them
+before returning, so a connector acknowledges the network (deliver_sm_resp) only after the write.
+
+The dispatcher only knows this module; concrete connectors are chosen by ``runtime``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class SubmitStatus(enum.Enum):
+    """Outcome of one part's submit."""
+
+    ACCEPTED = "accepted"  # the network took it; ``network_id`` is set
+    RETRY = "retry"  # temporary: throttled, queue full, connection lost before the response
+    FAILED = "failed"  # permanent: the network refused it (``error`` says why)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboundPart:
+    """One SMS part ready for the wire."""
+
+    part_id: str  # our id of the part; unique, used to correlate the outcome
+    message_id: str
+    source: str  # sender as given: alphanumeric text or digits (E.164 without "+")
+    source_ton: int  # SMPP type of number of the source (5 alphanumeric, 1 international, 3 short code...)
+    source_npi: int
+    destination: str  # E.164 without "+"
+    data_coding: int  # 0 GSM-7 (one septet per octet), 8 UCS-2, 4 8-bit binary
+    udh: bytes  # the user data header including its length octet, or b"" for a single part
+    payload: bytes  # user data without the UDH
+    part_index: int  # 1-based
+    part_total: int
+    concat_ref: int  # the concatenation reference shared by all parts of the message
+    registered_delivery: bool = True
+    validity_seconds: int | None = None
+    protocol_id: int = 0
+    message_class: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    part_id: str
+    status: SubmitStatus
+    network_id: str | None = None  # the network's message id, normalised by the connector
+    error: str | None = None  # human-readable reason (the SMSC's status name, ...)
+    error_code: int | None = None  # the network's numeric status, when it has one
+    retry_after: float | None = None  # seconds, for RETRY
+
+
+class ReceiptState(enum.Enum):
+    """Final or intermediate state a network reports for a part."""
+
+    ENROUTE = "enroute"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+    UNDELIVERABLE = "undeliverable"
+    ACCEPTED = "accepted"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt for one part, keyed by the network's id."""
+
+    connector: str
+    network_id: str
+    state: ReceiptState
+    error_code: int = 0  # network error code (Vonage err-code semantics where known)
+    done_at: dt.datetime | None = None
+    submitted_at: dt.datetime | None = None
+    raw: str = ""  # the receipt text as received, for the event log
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InboundPart:
+    """An inbound (MO) SMS part as it came off the network; reassembly happens above the connector."""
+
+    connector: str
+    source: str  # E.164 without "+" (or alphanumeric)
+    destination: str
+    data_coding: int
+    payload: bytes  # user data without the UDH
+    udh: bytes = b""
+    # concatenation info from SAR TLVs, when the network used them instead of a UDH
+    sar_ref: int | None = None
+    sar_total: int | None = None
+    sar_seq: int | None = None
+    network_id: str | None = None
+    received_at: dt.datetime | None = None
+
+
+class InboundSink(Protocol):
+    """Where connectors hand what the network sends; each call returns after the data is durable."""
+
+    async def receipts(self, receipts: Sequence[Receipt]) -> None: ...
+
+    async def inbound(self, parts: Sequence[InboundPart]) -> None: ...
+
+
+class Connector(Protocol):
+    """A route to the network."""
+
+    name: str
+
+    @property
+    def available(self) -> bool:
+        """True when the connector can submit now (bound, not backing off)."""
+        ...
+
+    async def start(self, sink: InboundSink) -> None:
+        """Connect (and keep reconnecting in the background); returns without waiting for a bind."""
+        ...
+
+    async def submit(self, parts: Sequence[OutboundPart]) -> list[SubmitOutcome]:
+        """Submit a batch; one outcome per part, in any order. Never raises for a per-part problem."""
+        ...
+
+    async def close(self) -> None:
+        """Stop gracefully (unbind) and release everything."""
+        ...

@@ -1,0 +1,80 @@
+"""Settings, read once by the CLI and ``runtime`` from the environment (``SMSGATE_`` prefix) and an optional
+TOML config file (``--config FILE`` or ``SMSGATE_CONFIG``). Components never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tomllib
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMSGATE_", extra="ignore")
+
+    data_dir: pathlib.Path = pathlib.Path("data")
+    database_url: str | None = None  # default: sqlite file in data_dir
+    redis_url: str | None = None
+    config: pathlib.Path | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None  # shown in the quick-start banner; default http://host:port
+
+    sandbox: bool = True  # sandbox mode: demo account on first start, sandbox network as default route
+    token_ttl_seconds: int = 3600
+    sqlite_synchronous: str = "FULL"  # FULL: every commit is fsync'd (group commit amortises it)
+
+    # dispatcher
+    batch_size: int = 500
+    claim_lease_seconds: float = 60.0
+    poll_interval: float = 0.5
+    submit_retry_max_seconds: float = 24 * 3600.0
+
+    # sandbox network
+    sandbox_receipt_delay: float = 0.2
+    sandbox_slow_receipt_delay: float = 30.0
+
+    # KPN dialect
+    kpn_max_chars: int = 1000
+
+    # webhooks
+    webhooks_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_retry_hours: float = 24.0
+
+    # operator credentials (console "sees all accounts")
+    operator_token: str | None = None
+
+    # connector and routing tables from the config file
+    connectors: list[dict[str, Any]] = Field(default_factory=list)
+    routing: dict[str, Any] = Field(default_factory=dict)
+    prices: dict[str, Any] = Field(default_factory=dict)
+    ported_numbers: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'smsgate.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load(config_file: pathlib.Path | None = None, **overrides: Any) -> Settings:
+    """Environment first, then the TOML file for what the environment left unset, then explicit overrides."""
+    env = Settings()
+    path = config_file or env.config
+    data: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        data.setdefault("config", path)
+    merged = {**data, **env.model_dump(exclude_unset=True), **{k: v for k, v in overrides.items() if v is not None}}
+    return Settings(**merged)

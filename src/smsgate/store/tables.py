@@ -1,0 +1,237 @@
+"""Every table, on one MetaData; the Alembic migrations must build exactly this (see test_migrations).
+
+Times are UTC epoch seconds (floats): cheap to compare and to index on both SQLite and PostgreSQL.
+Money is an integer count of 1e-8 (``core.pricing.to_units``), as Vonage shows 8 decimals.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("api_key", sa.String(40), nullable=False, unique=True),
+    sa.Column("secret_salt", sa.String(64), nullable=False),
+    sa.Column("secret_hash", sa.String(128), nullable=False),
+    # Vonage request/webhook signing needs the shared secret itself (an HMAC key), so it cannot be hashed.
+    sa.Column("signature_secret", sa.String(128)),
+    sa.Column("signature_method", sa.String(16), nullable=False, server_default="md5hash"),
+    sa.Column("sign_webhooks", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("level", sa.String(8), nullable=False, server_default="demo"),
+    sa.Column("default_sender", sa.String(20)),
+    sa.Column("may_choose_sender", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("allowed_senders", sa.JSON),
+    sa.Column("allowed_countries", sa.JSON),
+    sa.Column("demo_allowlist", sa.JSON),
+    sa.Column("blocked_prefixes", sa.JSON),
+    sa.Column("quota_limit", sa.Integer),
+    sa.Column("quota_interval", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("quota_unit", sa.String(8), nullable=False, server_default="day"),
+    sa.Column("rate_limit_tps", sa.Float),
+    sa.Column("balance", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("receipt_url", sa.String(2000)),
+    sa.Column("inbound_url", sa.String(2000)),
+    sa.Column("webhook_method", sa.String(8), nullable=False, server_default="POST"),
+    sa.Column("webhook_format", sa.String(8), nullable=False, server_default="json"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False, index=True),
+    sa.Column("issued_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("dialect", sa.String(16), nullable=False),
+    sa.Column("sender", sa.String(40), nullable=False),
+    sa.Column("recipient", sa.String(40), nullable=False),
+    sa.Column("text", sa.Text),
+    sa.Column("encoding", sa.String(8), nullable=False),
+    sa.Column("parts_count", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("connector", sa.String(64)),
+    sa.Column("network", sa.String(8)),
+    sa.Column("country", sa.String(2)),
+    sa.Column("price", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("client_ref", sa.String(100)),
+    sa.Column("callback_url", sa.String(2000)),
+    sa.Column("meta", sa.JSON),
+    sa.Column("error_code", sa.Integer),
+    sa.Column("error_text", sa.String(500)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_messages_account_created", "account_id", "created_at"),
+    sa.Index("ix_messages_recipient_sender", "recipient", "sender"),
+)
+
+parts = sa.Table(
+    "parts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("message_id", sa.String(36), nullable=False, index=True),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("concat_ref", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("connector", sa.String(64)),
+    sa.Column("network_id", sa.String(80)),
+    sa.Column("data_coding", sa.Integer, nullable=False),
+    sa.Column("udh", sa.LargeBinary, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("text", sa.Text),
+    sa.Column("price", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_code", sa.Integer),
+    sa.Column("error_text", sa.String(500)),
+    sa.Column("submitted_at", sa.Float),
+    sa.Column("done_at", sa.Float),
+    sa.Index("ix_parts_connector_network_id", "connector", "network_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(36), nullable=False, index=True),
+    sa.Column("part_id", sa.String(32)),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(24), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("data", sa.JSON),
+)
+
+# One row per unit of work that must happen after a commit (submit a message, deliver a webhook).
+# A claim is a lease: ``claimed_by`` a node until ``claimed_until``; dead nodes' claims are taken back.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("ref", sa.String(40), nullable=False),
+    sa.Column("run_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(40)),
+    sa.Column("claimed_until", sa.Float),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("kind", "ref"),
+    sa.Index("ix_outbox_kind_run_at", "kind", "run_at"),
+)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("info", sa.JSON),
+)
+
+# Receipts whose submit_sm_resp was not stored yet: held here and applied when the part's id appears.
+pending_receipts = sa.Table(
+    "pending_receipts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("network_id", sa.String(80), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("raw", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("ix_pending_receipts_connector_network_id", "connector", "network_id"),
+)
+
+numbers = sa.Table(
+    "numbers",
+    metadata,
+    sa.Column("msisdn", sa.String(20), primary_key=True),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("type", sa.String(20), nullable=False, server_default="mobile-lvn"),
+    sa.Column("features", sa.JSON),
+    sa.Column("cost", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("account_id", sa.String(40), index=True),
+    sa.Column("mo_http_url", sa.String(2000)),
+    sa.Column("settings", sa.JSON),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# KPN-proxied Nexmo ``/register``: a demo callback for the account's own test number.
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("msisdn", sa.String(20), primary_key=True),
+    sa.Column("callback_url", sa.String(2000), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_callbacks_msisdn", "msisdn"),
+)
+
+# Parts of concatenated inbound messages waiting for their siblings.
+inbound_fragments = sa.Table(
+    "inbound_fragments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connector", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(40), nullable=False),
+    sa.Column("destination", sa.String(40), nullable=False),
+    sa.Column("ref", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("data_coding", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("connector", "source", "destination", "ref", "seq"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("message_id", sa.String(36), index=True),
+    sa.Column("event", sa.String(24), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("content_type", sa.String(60), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.String(500)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_webhook_deliveries_account_created", "account_id", "created_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(36), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("error", sa.String(500)),
+)
