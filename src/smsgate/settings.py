@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     claim_lease_seconds: float = 60.0
     poll_interval: float = 0.5
     submit_retry_max_seconds: float = 24 * 3600.0
+    node_heartbeat_interval: float = 2.0
+    node_dead_after: float = 10.0
+    inbound_reassembly_timeout: float = 60.0
+    default_balance: str = "100"  # credit of a new account, in the price table's currency
 
     # sandbox network
     sandbox_receipt_delay: float = 0.2

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     ACCEPTED = "accepted"  # stored, waiting for the network
     SUBMITTED = "submitted"  # the network took it
     DELIVERED = "delivered"
@@ -58,6 +58,6 @@ def derive(part_statuses: Iterable[Status]) -> Status:
     return Status.ACCEPTED
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
     INBOUND = "inbound"

@@ -204,9 +204,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_pending_receipts")),
     )
     with op.batch_alter_table("pending_receipts", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_pending_receipts_connector_network_id", ["connector", "network_id"], unique=False
-        )
+        batch_op.create_index("ix_pending_receipts_connector_network_id", ["connector", "network_id"], unique=False)
 
     op.create_table(
         "tokens",
@@ -252,9 +250,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_webhook_deliveries_account_created", ["account_id", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_webhook_deliveries_account_created", ["account_id", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_webhook_deliveries_message_id"), ["message_id"], unique=False)
 
 

@@ -1,0 +1,1 @@
+"""The HTTP surface: one FastAPI app, one module per dialect, our own API, the sandbox and the console."""

@@ -1,0 +1,123 @@
+"""The FastAPI app: every dialect's router, and one error path that answers in the dialect of the URL.
+
+Errors are rendered by the dialect that owns the path prefix (longest prefix wins), so a core error, an unknown
+path or a wrong method comes out as that API's own body and status, and never as a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from smsgate import errors
+from smsgate.api import auth, messages, sandbox
+from smsgate.api.dialects import kpn
+from smsgate.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Renderer = Callable[[Request, Exception, int | None], Response]
+
+DESCRIPTION = """
+smsgate speaks several SMS APIs on one server, over one durable outbox:
+
+* **KPN SMS API v1** — get a token at `/oauth/client_credential/accesstoken` (client credentials), then
+  `POST /messaging/sms-kpn/v1/send`.
+* **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
+  HTTP Basic `api_key:api_secret`.
+* **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`.
+
+Use **Authorize** with your api_key as client_id and api_secret as client_secret; "Try it out" then works.
+"""
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="smsgate",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.gateway = runtime.gateway
+    app.state.settings = runtime.settings
+    app.state.auth_failures = auth.FailureLimiter()
+    renderers: dict[str, Renderer] = {}
+    for prefix in kpn.PREFIXES:
+        renderers[prefix] = kpn.render_error
+    app.state.renderers = renderers
+
+    app.include_router(kpn.router)
+    app.include_router(messages.router)
+    app.include_router(sandbox.router)
+
+    def renderer_for(path: str) -> Renderer:
+        best = ""
+        for prefix in renderers:
+            if path.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        return renderers.get(best, messages.render_error)
+
+    @app.exception_handler(errors.SmsgateError)
+    async def _smsgate_error(request: Request, exc: errors.SmsgateError) -> Response:
+        return renderer_for(request.url.path)(request, exc, None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return renderer_for(request.url.path)(request, exc, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+        return renderer_for(request.url.path)(request, errors.ValidationError(msg), 400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return renderer_for(request.url.path)(request, exc, 500)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return Response(orjson.dumps({"status": "ok", "node": runtime.node_id}), media_type="application/json")
+
+    _add_security_scheme(app)
+    return app
+
+
+def _add_security_scheme(app: FastAPI) -> None:
+    """OAuth2 client credentials pointing at the token URL, so Swagger UI's "Try it out" works."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        comps = schema.setdefault("components", {})
+        comps.setdefault("securitySchemes", {}).update(
+            {
+                "kpnOAuth2": {
+                    "type": "oauth2",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": kpn.TOKEN_PATH + "?grant_type=client_credentials",
+                            "scopes": {},
+                        }
+                    },
+                },
+                "basicAuth": {"type": "http", "scheme": "basic"},
+            }
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

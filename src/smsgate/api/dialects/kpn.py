@@ -1,0 +1,380 @@
+"""KPN API Store: the OAuth2 client-credentials token and the KPN SMS API v1 (``/messaging/sms-kpn/v1``).
+
+Wire facts that break real clients if missed (reference notes §0, §2): ``Content-Type`` is exactly
+``application/json`` (no charset); every token-response value is a string; ``Bearer`` and Apigee's legacy
+``BearerToken`` are both accepted; every response carries the standard KPN headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from smsgate import errors, limits, services
+from smsgate.api import auth
+from smsgate.core import accounts as core_accounts
+from smsgate.core import numbers
+
+PREFIXES = ("/messaging/sms-kpn/", "/oauth/")
+TOKEN_PATH = "/oauth/client_credential/accesstoken"
+MAX_BODY = 64 * 1024
+API_VERSION = "v1"
+
+router = APIRouter(tags=["KPN SMS API v1"])
+
+SEND_EXAMPLE = {"sender": "KPN API", "messages": [{"mobile_number": "+31612345678", "content": "Hi from KPN!"}]}
+SEND_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "sender": {"type": "string", "minLength": 1, "maxLength": 11, "description": "Sender ID, 1-11 characters"},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["mobile_number", "content"],
+                "properties": {
+                    "mobile_number": {"type": "string", "description": "Dutch mobile: 06…, +316…, 00316… or 097 M2M"},
+                    "content": {"type": "string", "minLength": 1, "description": "Long messages are split into parts"},
+                },
+            },
+        },
+    },
+    "example": SEND_EXAMPLE,
+}
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "errorResponse": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "info": {"type": "string"}},
+        }
+    },
+}
+
+
+def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
+    return {
+        "application/json": {
+            "schema": ERROR_SCHEMA,
+            "example": {"errorResponse": {"code": code, "message": message, "info": info}},
+        }
+    }
+
+
+# -- responses ------------------------------------------------------------------------------------------------
+def standard_headers(request: Request, quota: limits.QuotaState | None) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    h = {
+        "sunset": "n/a",
+        "api-version": API_VERSION,
+        "strict-transport-security": "max-age=31536000; includeSubDomains; preload",
+        "access-control-allow-origin": origin or "*",
+        "access-control-allow-credentials": "true" if origin else "false",
+        "access-control-allow-headers": "Authorization, BearerToken, Content-Type, Accept, Origin",
+        "access-control-allow-methods": "POST, OPTIONS",
+        "access-control-max-age": "3600",
+    }
+    if origin:
+        h["vary"] = "Origin"
+    if quota is not None:
+        h.update(
+            {
+                "quota-interval": str(quota.interval),
+                "quota-limit": str(quota.limit) if quota.limit is not None else "unlimited",
+                "quota-reset-UTC": core_accounts.format_reset(quota.reset_at),
+                "quota-time-unit": quota.unit,
+                "quota-used": str(quota.used),
+            }
+        )
+    else:
+        h.update(
+            {k: "n/a" for k in ("quota-interval", "quota-limit", "quota-reset-UTC", "quota-time-unit", "quota-used")}
+        )
+    return h
+
+
+def kpn_json(
+    request: Request, status: int, body: Any, quota: limits.QuotaState | None = None, **extra: str
+) -> Response:
+    headers = standard_headers(request, quota)
+    headers.update(extra)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def error_body(status: int, message: str, info: str) -> dict[str, Any]:
+    return {"errorResponse": {"code": str(status), "message": message, "info": info}}
+
+
+_FAULT_INVALID = {
+    "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
+}
+_FAULT_EXPIRED = {
+    "fault": {
+        "faultstring": "Access Token expired",
+        "detail": {"errorcode": "keymanagement.service.access_token_expired"},
+    }
+}
+
+
+def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
+    """Every error of this dialect, in KPN's shapes (Apigee's for gateway-level failures)."""
+    quota = getattr(request.state, "quota", None)
+    if isinstance(exc, errors.TokenError):
+        return kpn_json(request, 401, _FAULT_EXPIRED if exc.expired else _FAULT_INVALID, quota)
+    if isinstance(exc, errors.AuthError):
+        if request.url.path == TOKEN_PATH:
+            return kpn_json(request, 401, {"ErrorCode": "invalid_client", "Error": "ClientId is Invalid"})
+        return kpn_json(request, 401, _FAULT_INVALID, quota)
+    if isinstance(exc, errors.QuotaExceeded):
+        body = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
+        return kpn_json(request, 429, body, quota, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+    if isinstance(exc, errors.RateLimited):
+        body = {
+            "fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"}}
+        }
+        return kpn_json(request, 429, body, quota, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+    if isinstance(exc, errors.InsufficientBalance):
+        return kpn_json(request, 403, error_body(403, "Forbidden", "Insufficient balance"), quota)
+    if isinstance(exc, errors.PolicyError):
+        return kpn_json(request, 403, error_body(403, "Forbidden", exc.message), quota)
+    if isinstance(exc, errors.ValidationError):
+        return kpn_json(request, 400, error_body(400, "Bad Request", exc.message), quota)
+    if isinstance(exc, errors.StoreUnavailable | errors.RouteUnavailable):
+        return kpn_json(
+            request, 503, error_body(503, "Service Unavailable", exc.message), quota, **{"retry-after": "1"}
+        )
+    if status_hint == 404:
+        return kpn_json(request, 404, error_body(404, "Not Found", f"No resource at {request.url.path}"), quota)
+    if status_hint == 405:
+        return kpn_json(
+            request,
+            405,
+            error_body(405, "Method Not Allowed", f"{request.method} is not allowed here"),
+            quota,
+            allow="POST, OPTIONS",
+        )
+    return kpn_json(request, 500, error_body(500, "Internal Server Error", "Unexpected error"), quota)
+
+
+class _BadRequest(errors.ValidationError):
+    pass
+
+
+# -- OAuth2 ---------------------------------------------------------------------------------------------------
+@router.post(
+    TOKEN_PATH,
+    summary="Get an access token (OAuth2 client credentials)",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "grant_type",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "enum": ["client_credentials"]},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["client_id", "client_secret"],
+                        "properties": {"client_id": {"type": "string"}, "client_secret": {"type": "string"}},
+                    }
+                }
+            },
+        },
+    },
+    responses={
+        200: {
+            "description": "Token (every value a string)",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "refresh_token_expires_in": "0",
+                        "api_product_list": "[sms-kpn]",
+                        "api_product_list_json": ["sms-kpn"],
+                        "organization_name": "smsgate",
+                        "developer_email": "",
+                        "token_type": "Bearer",
+                        "issued_at": "1587458037687",
+                        "client_id": "1a2b3c4d",
+                        "access_token": "staG765sBUuai4OMeZiTful6PTRt",
+                        "application_name": "demo",
+                        "scope": "",
+                        "expires_in": "3599",
+                        "refresh_token": "",
+                        "refresh_count": "0",
+                        "status": "approved",
+                        "level": "demo",
+                    }
+                }
+            },
+        },
+        401: {
+            "description": "Bad client",
+            "content": {
+                "application/json": {"example": {"ErrorCode": "invalid_client", "Error": "ClientId is Invalid"}}
+            },
+        },
+    },
+)
+async def access_token(request: Request) -> Response:
+    gw = auth.gateway(request)
+    limiter: auth.FailureLimiter = request.app.state.auth_failures
+    body = await request.body()
+    form: dict[str, str] = {}
+    if body:
+        try:
+            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            form = {}
+    grant = request.query_params.get("grant_type") or form.get("grant_type")
+    if grant != "client_credentials":
+        return kpn_json(
+            request, 400, {"ErrorCode": "invalid_request", "Error": f"Unsupported grant type : {grant or ''}"}
+        )
+    client_id, client_secret = form.get("client_id"), form.get("client_secret")
+    basic = auth.basic_credentials(request)
+    if (not client_id or not client_secret) and basic:
+        client_id, client_secret = basic
+    addr = auth.client_address(request)
+    limiter.check(addr)
+    if not client_id or not client_secret:
+        limiter.failed(addr)
+        raise errors.AuthError()
+    try:
+        account = await gw.authenticate(client_id, client_secret)
+    except errors.AuthError:
+        limiter.failed(addr)
+        raise
+    token, issued, ttl = await gw.issue_token(account)
+    payload = {
+        "refresh_token_expires_in": "0",
+        "api_product_list": "[sms-kpn, sms-nexmo, phone-numbers-nexmo]",
+        "api_product_list_json": ["sms-kpn", "sms-nexmo", "phone-numbers-nexmo"],
+        "organization_name": "smsgate",
+        "developer_email": "",
+        "token_type": "Bearer",
+        "issued_at": str(int(issued * 1000)),
+        "client_id": account.api_key,
+        "access_token": token,
+        "application_name": account.name,
+        "scope": "",
+        "expires_in": str(int(ttl) - 1),
+        "refresh_token": "",
+        "refresh_count": "0",
+        "status": "approved",
+        "level": account.level,
+    }
+    return kpn_json(request, 200, payload, **{"cache-control": "no-store"})
+
+
+# -- SMS ------------------------------------------------------------------------------------------------------
+@router.options("/messaging/sms-kpn/v1/send", include_in_schema=False)
+async def preflight(request: Request) -> Response:
+    headers = standard_headers(request, None)
+    return Response(status_code=200, headers=headers, media_type="application/json")
+
+
+@router.post(
+    "/messaging/sms-kpn/v1/send",
+    summary="Send an SMS to a Dutch mobile number",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
+        },
+        "security": [{"kpnOAuth2": []}],
+    },
+    responses={
+        200: {
+            "description": "Accepted and stored",
+            "content": {
+                "application/json": {"example": {"document_id": "b4e905d4-774c-4c83-8360-01427e17a33a", "status": "OK"}}
+            },
+        },
+        400: {
+            "description": "Bad request",
+            "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
+        },
+        401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
+        403: {
+            "description": "Not allowed for this account",
+            "content": _error_example("403", "Forbidden", "Insufficient balance"),
+        },
+        429: {"description": "Quota used up (see quota-* and Retry-After headers)"},
+        503: {
+            "description": "Store unavailable; nothing was stored",
+            "content": _error_example("503", "Service Unavailable", "the store is unavailable"),
+        },
+    },
+)
+async def send(request: Request) -> Response:
+    gw = auth.gateway(request)
+    token = auth.bearer_token(request)
+    if token is None:
+        raise errors.TokenError("Invalid access token")
+    account = await gw.account_for_token(token)
+    request.state.quota = await gw.quotas.state(account)
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/json":
+        raise _BadRequest(f"Content-Type must be application/json, got {ctype or 'nothing'}")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise _BadRequest(f"Request body too large (limit {MAX_BODY} bytes)")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _BadRequest(f"Malformed JSON: {exc}") from None
+    sender, number, content = _parse(data)
+    req = services.SendRequest(
+        account=account,
+        dialect="kpn",
+        recipient=number,
+        sender=sender,
+        text=content,
+        max_chars=request.app.state.settings.kpn_max_chars,
+    )
+    result = await gw.send(req)
+    request.state.quota = result.quota
+    return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+
+def _parse(data: Any) -> tuple[str | None, numbers.Number, str]:
+    if not isinstance(data, dict):
+        raise _BadRequest("The body must be a JSON object")
+    unknown = set(data) - {"sender", "messages"}
+    if unknown:
+        raise _BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}")
+    sender = data.get("sender")
+    if sender is not None and (not isinstance(sender, str) or not 1 <= len(sender) <= 11):
+        raise errors.InvalidSender("sender must be a string of 1 to 11 characters")
+    msgs = data.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise _BadRequest("messages is required: a list with one message")
+    if len(msgs) > 1:
+        raise _BadRequest("Only one message per call is supported in v1 (bulk messaging is not available)")
+    msg = msgs[0]
+    if not isinstance(msg, dict):
+        raise _BadRequest("each message must be an object with mobile_number and content")
+    extra = set(msg) - {"mobile_number", "content"}
+    if extra:
+        raise _BadRequest(f"Unknown message field(s): {', '.join(sorted(extra))}")
+    raw_number = msg.get("mobile_number")
+    if not isinstance(raw_number, str) or not raw_number.strip():
+        raise errors.InvalidNumber("mobile_number is required", reason="empty")
+    content = msg.get("content")
+    if not isinstance(content, str):
+        raise _BadRequest("content is required and must be a string")
+    if content == "":
+        raise errors.EmptyText("content must not be empty")
+    return sender, numbers.parse_dutch_mobile(raw_number), content

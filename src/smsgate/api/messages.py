@@ -1,0 +1,208 @@
+"""Our own API: message status and history (``/v1/messages``) and the segment preview (``/v1/segments``).
+
+Any of an account's credentials work (Bearer token or Basic api_key:api_secret); an account sees only its own
+messages. Errors: ``{"error": {"code", "message"}}`` with the matching HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from smsgate import errors
+from smsgate.api import auth
+from smsgate.core import accounts as core_accounts
+from smsgate.core import encoding, pricing, segments
+
+router = APIRouter(tags=["Messages"])
+
+_STATUS = [
+    (errors.TokenError, 401, "invalid_token"),
+    (errors.AuthError, 401, "unauthorized"),
+    (errors.NotFound, 404, "not_found"),
+    (errors.QuotaExceeded, 429, "quota_exceeded"),
+    (errors.RateLimited, 429, "rate_limited"),
+    (errors.InsufficientBalance, 402, "insufficient_balance"),
+    (errors.PolicyError, 403, "forbidden"),
+    (errors.ValidationError, 400, "invalid_request"),
+    (errors.StoreUnavailable, 503, "store_unavailable"),
+    (errors.RouteUnavailable, 503, "route_unavailable"),
+]
+_HINTS = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, Decimal):
+        return str(obj)
+    raise TypeError
+
+
+def render_error(request: Request, exc: Exception, status_hint: int | None) -> Response:
+    headers: dict[str, str] = {}
+    for cls, status, code in _STATUS:
+        if isinstance(exc, cls):
+            if isinstance(exc, errors.QuotaExceeded | errors.RateLimited):
+                headers["retry-after"] = str(max(1, int(exc.retry_after + 0.999)))
+            if status == 401:
+                headers["www-authenticate"] = 'Bearer, Basic realm="smsgate"'
+            return json_response({"error": {"code": code, "message": exc.message}}, status, headers)
+    if status_hint in _HINTS:
+        detail = getattr(exc, "detail", None) or _HINTS[status_hint].replace("_", " ")
+        return json_response({"error": {"code": _HINTS[status_hint], "message": str(detail)}}, status_hint, headers)
+    return json_response({"error": {"code": "internal_error", "message": "unexpected error"}}, 500)
+
+
+def _message_out(m: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": m["id"],
+        "direction": m["direction"],
+        "dialect": m["dialect"],
+        "status": m["status"],
+        "from": m["sender"],
+        "to": m["recipient"],
+        "text": m["text"],
+        "encoding": m["encoding"],
+        "parts_count": m["parts_count"],
+        "connector": m["connector"],
+        "network": m["network"],
+        "country": m["country"],
+        "price": pricing.format_amount(pricing.from_units(m["price"] or 0)),
+        "client_ref": m["client_ref"],
+        "error": {"code": m["error_code"], "text": m["error_text"]} if m.get("error_text") else None,
+        "meta": m["meta"],
+        "created_at": m["created_at"],
+        "updated_at": m["updated_at"],
+    }
+    if "parts" in m:
+        out["parts"] = [
+            {
+                "id": p["id"],
+                "index": p["idx"],
+                "total": p["total"],
+                "status": p["status"],
+                "connector": p["connector"],
+                "network_message_id": p["network_id"],
+                "text": p["text"],
+                "price": pricing.format_amount(pricing.from_units(p["price"] or 0)),
+                "error": {"code": p["error_code"], "text": p["error_text"]} if p.get("error_text") else None,
+                "submitted_at": p["submitted_at"],
+                "done_at": p["done_at"],
+            }
+            for p in m["parts"]
+        ]
+        out["events"] = m["events"]
+    return out
+
+
+@router.get(
+    "/v1/messages/{message_id}",
+    summary="A message with its parts and events",
+    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+)
+async def get_message(
+    message_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    m = await auth.gateway(request).message(account, message_id)
+    return json_response(_message_out(m))
+
+
+def _cursor(raw: str | None) -> tuple[float, str] | None:
+    if not raw:
+        return None
+    try:
+        t, _, mid = base64.urlsafe_b64decode(raw.encode() + b"==").decode().partition("|")
+        return float(t), mid
+    except (ValueError, UnicodeDecodeError):
+        raise errors.ValidationError("bad cursor") from None
+
+
+@router.get(
+    "/v1/messages",
+    summary="Messages, newest first, with filters and cursor paging",
+    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+)
+async def list_messages(
+    request: Request,
+    account: core_accounts.Account = Depends(auth.any_credentials),
+    direction: Literal["outbound", "inbound"] | None = None,
+    status: str | None = None,
+    number: str | None = Query(None, description="matches sender or recipient"),
+    sender: str | None = None,
+    dialect: str | None = None,
+    since: float | None = Query(None, description="epoch seconds"),
+    until: float | None = Query(None, description="epoch seconds"),
+    q: str | None = Query(None, description="text contains"),
+    cursor: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    rows = await auth.gateway(request).reads.list(
+        account.id,
+        direction=direction,
+        status=status,
+        number=number,
+        sender=sender,
+        dialect=dialect,
+        since=since,
+        until=until,
+        text=q,
+        before=_cursor(cursor),
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more and rows:
+        last = rows[-1]
+        nxt = base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode()).decode().rstrip("=")
+    return json_response({"messages": [_message_out(r) for r in rows], "next_cursor": nxt})
+
+
+class SegmentsIn(BaseModel):
+    text: str = Field(..., examples=["Hello ’world’ – this costs a part more than it should…"])
+    encoding: Literal["gsm7", "ucs2"] | None = None
+    rewrite: bool = Field(False, description="also show a GSM-7 rewrite of look-alike characters")
+
+
+@router.post(
+    "/v1/segments",
+    summary="How a text will be encoded and split, before you send it",
+    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+)
+async def segments_preview(
+    body: SegmentsIn, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    forced = encoding.Encoding(body.encoding) if body.encoding else None
+    seg = segments.segment_text(body.text, encoding=forced)
+    out: dict[str, Any] = _preview(seg)
+    if body.rewrite:
+        rewritten = encoding.gsm_rewrite(body.text)
+        alt = segments.segment_text(rewritten, encoding=forced) if rewritten else None
+        out["rewrite"] = (
+            {"text": rewritten, **_preview(alt), "saves_parts": seg.count - alt.count} if alt is not None else None
+        )
+    return json_response(out)
+
+
+def _preview(seg: segments.Segmentation) -> dict[str, Any]:
+    return {
+        "encoding": seg.encoding.value,
+        "parts": seg.count,
+        "units": seg.units,
+        "remaining_in_last_part": seg.remaining_in_last_part,
+        "non_gsm_characters": list(seg.non_gsm_characters),
+        "parts_text": [p.text for p in seg.parts],
+    }

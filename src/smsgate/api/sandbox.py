@@ -1,0 +1,128 @@
+"""The sandbox network's handsets: what a virtual phone received, and replies typed on it.
+
+A handset's inbox is read from the store (messages the sandbox connector took for that number), so it is the
+same after a restart. Each account sees only its own messages on a handset.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from smsgate import errors
+from smsgate.api import auth
+from smsgate.api.messages import json_response
+from smsgate.core import accounts as core_accounts
+from smsgate.core import numbers
+from smsgate.store import tables
+
+router = APIRouter(tags=["Sandbox network"])
+
+
+def _number(raw: str) -> numbers.Number:
+    try:
+        return numbers.parse_international(raw)
+    except errors.InvalidNumber:
+        return numbers.parse_dutch_mobile(raw)
+
+
+def _sandbox(request: Request) -> Any:
+    sbx = request.app.state.runtime.sandbox
+    if sbx is None:
+        raise errors.NotFound("the sandbox network is not configured on this gateway")
+    return sbx
+
+
+@router.get("/sandbox/handsets/{msisdn}/messages", summary="What a virtual handset received, and what it sent")
+async def handset_messages(
+    msisdn: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    sbx = _sandbox(request)
+    number = _number(msisdn)
+    m, p = tables.messages, tables.parts
+    engine = request.app.state.runtime.engine
+    received = sa.and_(
+        m.c.recipient == number.e164,
+        m.c.direction == "outbound",
+        m.c.connector == sbx.name,
+        m.c.status.in_(["submitted", "delivered"]),
+    )
+    sent = sa.and_(m.c.sender == number.e164, m.c.direction == "inbound", m.c.connector == sbx.name)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(m)
+                .where(m.c.account_id == account.id, sa.or_(received, sent))
+                .order_by(m.c.created_at.desc())
+                .limit(200)
+            )
+        ).all()
+        ids = [r.id for r in rows]
+        part_rows = (
+            (await conn.execute(sa.select(p).where(p.c.message_id.in_(ids)).order_by(p.c.idx))).all() if ids else []
+        )
+    parts: dict[str, list[dict[str, Any]]] = {}
+    for pr in part_rows:
+        parts.setdefault(pr.message_id, []).append(
+            {
+                "index": pr.idx,
+                "total": pr.total,
+                "text": pr.text,
+                "udh": pr.udh.hex(),
+                "network_message_id": pr.network_id,
+            }
+        )
+    out = [
+        {
+            "id": r.id,
+            "direction": "received" if r.direction == "outbound" else "sent",
+            "from": r.sender,
+            "to": r.recipient,
+            "text": r.text,
+            "encoding": r.encoding,
+            "status": r.status,
+            "parts": parts.get(r.id, []),
+            "at": r.created_at,
+        }
+        for r in rows
+    ]
+    return json_response({"msisdn": number.e164, "messages": out})
+
+
+class ReplyIn(BaseModel):
+    to: str = Field(..., description="the number the handset replies to (your sender or virtual number)")
+    text: str = Field(..., min_length=1)
+
+
+@router.post("/sandbox/handsets/{msisdn}/reply", status_code=202, summary="Make a virtual handset send an SMS")
+async def handset_reply(
+    msisdn: str, body: ReplyIn, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    sbx = _sandbox(request)
+    source = _number(msisdn)
+    to = body.to.strip()
+    destination = to if not to.lstrip("+").isdigit() else _number(to).e164
+    n = await sbx.reply(source.e164, destination, body.text)
+    return json_response({"status": "sent", "from": source.e164, "to": destination, "parts": n}, 202)
+
+
+class NetworkIn(BaseModel):
+    available: bool
+
+
+@router.post("/sandbox/network", summary="Operator: take the sandbox network down or bring it back")
+async def network_state(body: NetworkIn, request: Request) -> Response:
+    token = auth.bearer_token(request)
+    expected = request.app.state.settings.operator_token
+    if not expected or token is None or not hmac.compare_digest(token, expected):
+        raise errors.AuthError("operator token required")
+    sbx = _sandbox(request)
+    sbx.up = body.available
+    if body.available:
+        request.app.state.runtime.dispatcher.wake()
+    return json_response({"available": sbx.up})

@@ -1,0 +1,297 @@
+"""Claims submit jobs, hands their parts to connectors in batches, records each outcome.
+
+Two ways in: the fast path (``enqueue``: a message just committed by this node, already claimed in the accept
+transaction, so no read is needed) and the poll loop (jobs of dead nodes, retries that came due, jobs that did
+not fit the in-memory queue). Each connector has a feeder that packs parts of many messages into one
+``Connector.submit`` call and keeps several batches in flight, so an SMPP window stays full.
+
+Outcomes are written through the group committer; the job leaves the outbox in the same transaction that
+records its parts as submitted, and a retry puts it back with its ``run_at``. A crash at any point leaves the
+job in the outbox, claimed by a node that stops heart-beating, and another (or the restarted) node takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate.connectors import base
+from smsgate.core import message as core_message
+from smsgate.core import senders
+from smsgate.store import committer as store_committer
+from smsgate.store import messages as store_messages
+from smsgate.store import outbox as store_outbox
+from smsgate.store import tables
+
+log = logging.getLogger(__name__)
+Status = core_message.Status
+
+
+@dataclasses.dataclass(slots=True)
+class Job:
+    message_id: str
+    account_id: str
+    connector: str
+    created_at: float
+    expires_at: float
+    parts: list[base.OutboundPart]
+    part_status: dict[str, Status]
+    attempts: int = 0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        committer: store_committer.GroupCommitter,
+        outbox: store_outbox.Outbox,
+        connectors: Mapping[str, base.Connector],
+        batch_size: int = 500,
+        in_flight_batches: int = 8,
+        poll_interval: float = 0.5,
+        max_queue: int = 50_000,
+    ) -> None:
+        self._engine = engine
+        self._committer = committer
+        self._outbox = outbox
+        self._connectors = dict(connectors)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_queue = max_queue
+        self._queues: dict[str, asyncio.Queue[Job]] = {n: asyncio.Queue() for n in self._connectors}
+        self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
+        self._in_memory: set[str] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._batches: set[asyncio.Task[None]] = set()
+        self.submitted = 0
+
+    # -- entry points -------------------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        """Whether a new message may take the fast path (and be claimed in its accept transaction)."""
+        return len(self._in_memory) < self._max_queue
+
+    def enqueue(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.message_id in self._in_memory:
+                continue
+            q = self._queues.get(job.connector)
+            if q is None:  # route removed from the config: leave it to the poll loop's error path
+                continue
+            self._in_memory.add(job.message_id)
+            q.put_nowait(job)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._poll_loop(), name="dispatcher-poll"))
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="dispatcher-lease"))
+        for name in self._connectors:
+            self._tasks.append(asyncio.create_task(self._feed(name), name=f"dispatcher-feed-{name}"))
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self._batches:
+            await asyncio.wait(self._batches, timeout=10)
+        self._tasks.clear()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._in_memory)
+
+    # -- loops ----------------------------------------------------------------------------------------------
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                room = self._max_queue - len(self._in_memory)
+                if room > 0:
+                    claimed = await self._outbox.claim("submit", min(room, self._batch_size * 4))
+                    claimed = [(ref, att) for ref, att in claimed if ref not in self._in_memory]
+                    if claimed:
+                        self.enqueue(await self.load_jobs(dict(claimed)))
+                        if len(claimed) >= self._batch_size:
+                            continue  # more may be waiting
+            except Exception:
+                log.exception("dispatcher poll failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._outbox.lease / 3, 0.5))
+            with contextlib.suppress(Exception):
+                await self._outbox.extend("submit", list(self._in_memory))
+
+    async def _feed(self, name: str) -> None:
+        q = self._queues[name]
+        slots = self._slots[name]
+        while True:
+            first = await q.get()
+            jobs = [first]
+            n = len(first.parts)
+            while n < self._batch_size and not q.empty():
+                job = q.get_nowait()
+                jobs.append(job)
+                n += len(job.parts)
+            await slots.acquire()
+            task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-batch-{name}")
+            self._batches.add(task)
+            task.add_done_callback(lambda t: (self._batches.discard(t), slots.release()))
+
+    async def _run_batch(self, name: str, jobs: list[Job]) -> None:
+        connector = self._connectors[name]
+        now = time.time()
+        expired = [j for j in jobs if now >= j.expires_at]
+        live = [j for j in jobs if now < j.expires_at]
+        parts = [p for j in live for p in j.parts if j.part_status[p.part_id] is Status.ACCEPTED]
+        outcomes: dict[str, base.SubmitOutcome] = {}
+        if parts:
+            if connector.available:
+                try:
+                    for o in await connector.submit(parts):
+                        outcomes[o.part_id] = o
+                except Exception as exc:  # a connector bug must not lose the jobs: retry them
+                    log.exception("connector %s failed a batch", name)
+                    outcomes = {
+                        p.part_id: base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error=str(exc)) for p in parts
+                    }
+            else:
+                outcomes = {
+                    p.part_id: base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error="route unavailable")
+                    for p in parts
+                }
+        results = [self._result(j, name, outcomes, now) for j in live] + [self._expire(j, name) for j in expired]
+        try:
+            await self._committer.write_many("job_results", results)
+        except Exception:
+            # not recorded: the jobs stay claimed in the outbox and are taken back after the lease
+            log.exception("could not record %d submit results", len(results))
+        finally:
+            for j in jobs:
+                self._in_memory.discard(j.message_id)
+        self.submitted += sum(1 for o in outcomes.values() if o.status is base.SubmitStatus.ACCEPTED)
+        if any(r.retry_at is not None for r in results):
+            self.wake()
+
+    # -- outcome -> result ----------------------------------------------------------------------------------
+    def _result(
+        self, job: Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
+    ) -> store_messages.JobResult:
+        updates: list[store_messages.PartUpdate] = []
+        retry_after: float | None = None
+        reason = None
+        for part in job.parts:
+            if job.part_status[part.part_id] is not Status.ACCEPTED:
+                continue
+            o = outcomes.get(part.part_id)
+            if o is None or o.status is base.SubmitStatus.RETRY:
+                updates.append(store_messages.PartUpdate(part.part_id, Status.ACCEPTED, connector))
+                wait = (o.retry_after if o and o.retry_after else 0.0) or _backoff(job.attempts)
+                retry_after = max(retry_after or 0.0, wait)
+                reason = (o.error if o else None) or "no answer"
+                continue
+            st = Status.SUBMITTED if o.status is base.SubmitStatus.ACCEPTED else Status.REJECTED
+            job.part_status[part.part_id] = st
+            updates.append(store_messages.PartUpdate(part.part_id, st, connector, o.network_id, o.error_code, o.error))
+        new_status = core_message.derive(job.part_status.values())
+        done = retry_after is None
+        return store_messages.JobResult(
+            message_id=job.message_id,
+            account_id=job.account_id,
+            updates=updates,
+            message_status=new_status if new_status is not Status.ACCEPTED else None,
+            done=done,
+            retry_at=None if done else min(now + (retry_after or 1.0), job.expires_at),
+            retry_reason=reason,
+        )
+
+    def _expire(self, job: Job, connector: str) -> store_messages.JobResult:
+        updates = []
+        for pid, st in job.part_status.items():
+            if st is Status.ACCEPTED:
+                job.part_status[pid] = Status.EXPIRED
+                updates.append(
+                    store_messages.PartUpdate(
+                        pid, Status.EXPIRED, connector, error_text="validity period expired before submit"
+                    )
+                )
+        return store_messages.JobResult(
+            job.message_id, job.account_id, updates, core_message.derive(job.part_status.values()), done=True
+        )
+
+    # -- loading ----------------------------------------------------------------------------------------------
+    async def load_jobs(self, refs: Mapping[str, int]) -> list[Job]:
+        m, p = tables.messages, tables.parts
+        async with self._engine.connect() as conn:
+            mrows = (await conn.execute(sa.select(m).where(m.c.id.in_(list(refs))))).all()
+            prows = (await conn.execute(sa.select(p).where(p.c.message_id.in_(list(refs))).order_by(p.c.idx))).all()
+        by_msg: dict[str, list[Any]] = {}
+        for r in prows:
+            by_msg.setdefault(r.message_id, []).append(r)
+        jobs = []
+        for r in mrows:
+            job = job_from_rows(dict(r._mapping), [dict(x._mapping) for x in by_msg.get(r.id, [])])
+            job.attempts = refs[r.id]
+            jobs.append(job)
+        return jobs
+
+
+def job_from_rows(message: Mapping[str, Any], parts: list[Mapping[str, Any]]) -> Job:
+    """Build a job from a message row and its part rows (what the accept transaction wrote)."""
+    meta = message.get("meta") or {}
+    sender = senders.parse_sender(message["sender"])
+    validity = meta.get("ttl_seconds")
+    created = float(message["created_at"])
+    lifetime = float(validity) if validity else float(meta.get("retry_max_seconds", 24 * 3600))
+    outbound = [
+        base.OutboundPart(
+            part_id=p["id"],
+            message_id=message["id"],
+            source=sender.value,
+            source_ton=sender.ton,
+            source_npi=sender.npi,
+            destination=message["recipient"].lstrip("+"),
+            data_coding=p["data_coding"],
+            udh=p["udh"],
+            payload=p["payload"],
+            part_index=p["idx"],
+            part_total=p["total"],
+            concat_ref=p["concat_ref"],
+            registered_delivery=bool(meta.get("status_report", True)),
+            validity_seconds=int(validity) if validity else None,
+            protocol_id=int(meta.get("protocol_id", 0)),
+            message_class=meta.get("message_class"),
+        )
+        for p in parts
+    ]
+    return Job(
+        message_id=message["id"],
+        account_id=message["account_id"],
+        connector=message["connector"],
+        created_at=created,
+        expires_at=created + lifetime,
+        parts=outbound,
+        part_status={p["id"]: Status(p["status"]) for p in parts},
+    )
+
+
+def _backoff(attempts: int) -> float:
+    """1 s, 2 s, 4 s ... capped at 5 minutes, with jitter so retries of many messages spread out."""
+    base_delay: float = min(300.0, 2.0 ** min(attempts, 9))
+    return base_delay * random.uniform(0.8, 1.2)

@@ -1,0 +1,223 @@
+"""Composition root: builds every object from ``Settings`` and runs the background loops.
+
+The only module (with ``cli``) that sees Settings and concrete connector classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate import services
+from smsgate.connectors import base, sandbox
+from smsgate.core import pricing, routing
+from smsgate.dispatch import dispatcher as dispatch
+from smsgate.settings import Settings
+from smsgate.store import accounts as store_accounts
+from smsgate.store import committer as store_committer
+from smsgate.store import engine as store_engine
+from smsgate.store import inbound as store_inbound
+from smsgate.store import messages as store_messages
+from smsgate.store import migrate, tables
+from smsgate.store import outbox as store_outbox
+
+log = logging.getLogger(__name__)
+
+DEMO_BALANCE = Decimal("1000")
+
+
+def build_connectors(settings: Settings) -> dict[str, base.Connector]:
+    """Connectors from the ``[[connectors]]`` tables; the sandbox network when there are none."""
+    out: dict[str, base.Connector] = {}
+    for table in settings.connectors:
+        kind = table.get("type", "smpp")
+        name = str(table.get("name", ""))
+        if not name or name in out:
+            raise ValueError(f"each connector needs a unique name (got {name!r})")
+        if kind == "sandbox":
+            out[name] = sandbox.SandboxNetwork(
+                name,
+                receipt_delay=float(table.get("receipt_delay", settings.sandbox_receipt_delay)),
+                slow_delay=float(table.get("slow_delay", settings.sandbox_slow_receipt_delay)),
+            )
+        elif kind == "smpp":
+            from smsgate.connectors.smpp import connector as smpp_connector
+            from smsgate.connectors.smpp import settings as smpp_settings
+
+            out[name] = smpp_connector.SmppConnector(smpp_settings.SmppSettings.from_mapping(table))
+        else:
+            raise ValueError(f"connector {name!r}: unknown type {kind!r}")
+    if not out:
+        out["sandbox"] = sandbox.SandboxNetwork(
+            "sandbox", receipt_delay=settings.sandbox_receipt_delay, slow_delay=settings.sandbox_slow_receipt_delay
+        )
+    return out
+
+
+class Runtime:
+    """Everything one gateway node runs; ``async with Runtime(settings)`` starts and stops it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node_id = "node_" + secrets.token_hex(6)
+        self.engine: AsyncEngine = store_engine.create(
+            settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+        self.committer = store_committer.GroupCommitter(self.engine)
+        self.hooks = store_messages.Hooks()
+        self.writes = store_messages.MessageWrites(
+            node_id=self.node_id, lease=settings.claim_lease_seconds, hooks=self.hooks
+        )
+        self.inbound_writes = store_inbound.InboundWrites(self.hooks)
+        self.committer.register("accept", self.writes.accept)
+        self.committer.register("job_results", self.writes.job_results)
+        self.committer.register("receipts", self.writes.receipts)
+        self.committer.register("inbound", self.inbound_writes.inbound)
+        self.outbox = store_outbox.Outbox(
+            self.engine,
+            node_id=self.node_id,
+            lease=settings.claim_lease_seconds,
+            dead_after=settings.node_dead_after,
+        )
+        self.connectors = build_connectors(settings)
+        self.router = routing.Router.from_mapping(settings.routing, fallback=next(iter(self.connectors)))
+        missing = self.router.connectors() - set(self.connectors)
+        if missing:
+            raise ValueError(f"routing names unknown connectors: {sorted(missing)}")
+        self.dispatcher = dispatch.Dispatcher(
+            engine=self.engine,
+            committer=self.committer,
+            outbox=self.outbox,
+            connectors=self.connectors,
+            batch_size=settings.batch_size,
+            poll_interval=settings.poll_interval,
+        )
+        self.accounts = store_accounts.AccountStore(self.engine)
+        self.reads = store_messages.MessageReads(self.engine)
+        self.gateway = services.Gateway(
+            accounts=self.accounts,
+            reads=self.reads,
+            committer=self.committer,
+            dispatcher=self.dispatcher,
+            connectors=self.connectors,
+            router=self.router,
+            prices=pricing.PriceTable.from_mapping(settings.prices) if settings.prices else pricing.DEFAULT_PRICES,
+            ported=settings.ported_numbers,
+            token_ttl=settings.token_ttl_seconds,
+            retry_max_seconds=settings.submit_retry_max_seconds,
+            node_id=self.node_id,
+        )
+        self.ingest = services.Ingest(self.committer)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.demo: dict[str, Any] | None = None
+
+    @property
+    def sandbox(self) -> sandbox.SandboxNetwork | None:
+        for c in self.connectors.values():
+            if isinstance(c, sandbox.SandboxNetwork):
+                return c
+        return None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self.settings.is_sqlite:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await migrate.upgrade(self.engine)
+        self.committer.start()
+        await self.outbox.heartbeat({"started": time.time()})
+        for c in self.connectors.values():
+            await c.start(self.ingest)
+        await self._resume_sandbox()
+        self.dispatcher.start()
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self._spawn(self._sweep_loop(), "sweeper")
+        if self.settings.sandbox:
+            self.demo = await self._ensure_demo_account()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.dispatcher.close()
+        for c in self.connectors.values():
+            with contextlib.suppress(Exception):
+                await c.close()
+        await self.committer.close()
+        with contextlib.suppress(Exception):
+            await self.outbox.leave()
+        await self.engine.dispose()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._supervised(coro, name), name=name))
+
+    @staticmethod
+    async def _supervised(coro: Any, name: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a dead side task must be loud
+            log.critical("background task %s died", name, exc_info=True)
+            raise
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node_heartbeat_interval)
+            try:
+                await self.outbox.heartbeat()
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _sweep_loop(self) -> None:
+        """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long."""
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                async with self.engine.begin() as conn:
+                    await self.writes.apply_pending(conn)
+                    await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
+            except Exception as exc:
+                log.warning("sweep failed: %s", exc)
+
+    async def _resume_sandbox(self) -> None:
+        """Receipts the sandbox owed when the process stopped."""
+        for name, c in self.connectors.items():
+            if not isinstance(c, sandbox.SandboxNetwork):
+                continue
+            p, m = tables.parts, tables.messages
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(p.c.network_id, m.c.recipient)
+                        .join(m, m.c.id == p.c.message_id)
+                        .where(p.c.connector == name, p.c.status == "submitted", p.c.network_id.is_not(None))
+                    )
+                ).all()
+            c.resume([(r[0], r[1]) for r in rows])
+
+    async def _ensure_demo_account(self) -> dict[str, Any] | None:
+        """On first start in sandbox mode: one ready account, shown once (its secret is not kept)."""
+        async with self.engine.connect() as conn:
+            n = await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts))
+        if n:
+            return None
+        acc, secret = await self.accounts.create(
+            "demo", level="demo", default_sender="smsgate", balance=pricing.to_units(DEMO_BALANCE)
+        )
+        return {"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}

@@ -1,0 +1,313 @@
+"""Use cases shared by every dialect: authenticate, send, look up; and the sink connectors report to.
+
+A dialect parses its wire format, builds a ``SendRequest`` and maps the result or the ``errors`` class back
+to its own format; everything that must be the same in every dialect happens here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from smsgate import errors, limits
+from smsgate.connectors import base
+from smsgate.core import accounts as core_accounts
+from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
+from smsgate.core import message as core_message
+from smsgate.dispatch import dispatcher as dispatch
+from smsgate.store import accounts as store_accounts
+from smsgate.store import committer as store_committer
+from smsgate.store import messages as store_messages
+
+log = logging.getLogger(__name__)
+_CACHE_SECONDS = 5.0
+
+
+@dataclasses.dataclass(slots=True)
+class SendRequest:
+    account: core_accounts.Account
+    dialect: str
+    recipient: numbers.Number
+    sender: str | None
+    text: str | None = None
+    encoding: encoding.Encoding | None = None
+    body: bytes | None = None  # binary payload (Vonage type=binary)
+    udh: bytes | None = None
+    max_chars: int | None = None
+    client_ref: str | None = None
+    callback_url: str | None = None
+    ttl_seconds: float | None = None
+    status_report: bool = True
+    message_class: int | None = None
+    protocol_id: int = 0
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SentPart:
+    id: str
+    price: Decimal
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SendResult:
+    message_id: str
+    parts: tuple[SentPart, ...]
+    price: Decimal
+    remaining_balance: Decimal
+    network: str | None
+    queued: bool  # accepted, but its route cannot take it now
+    quota: limits.QuotaState
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        accounts: store_accounts.AccountStore,
+        reads: store_messages.MessageReads,
+        committer: store_committer.GroupCommitter,
+        dispatcher: dispatch.Dispatcher,
+        connectors: Mapping[str, base.Connector],
+        router: routing.Router,
+        prices: pricing.PriceTable,
+        ported: Mapping[str, str],
+        token_ttl: float,
+        retry_max_seconds: float,
+        node_id: str,
+    ) -> None:
+        self.accounts = accounts
+        self.reads = reads
+        self._committer = committer
+        self._dispatcher = dispatcher
+        self._connectors = connectors
+        self._router = router
+        self._prices = prices
+        self._ported = dict(ported)
+        self._token_ttl = token_ttl
+        self._retry_max = retry_max_seconds
+        self._node = node_id
+        self.quotas = limits.Quotas(reads.count_since)
+        self.buckets = limits.TokenBuckets()
+        self._basic_cache: dict[tuple[str, str], tuple[core_accounts.Account, float]] = {}
+        self._token_cache: dict[str, tuple[str, float]] = {}
+        self._account_cache: dict[str, tuple[core_accounts.Account, float]] = {}
+        self._ref = secrets.randbelow(256)
+        committer.after_commit("accept", self._after_accept)
+        self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
+
+    # -- credentials ------------------------------------------------------------------------------------------
+    async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
+        """The active account for this key/secret pair; AuthError otherwise (same error whether the key exists)."""
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._basic_cache.get((api_key, digest))
+        if hit and hit[1] > now:
+            acc = hit[0]
+        else:
+            found = await self.accounts.verify(api_key, secret)
+            if found is None:
+                raise errors.AuthError()
+            acc = found
+            if len(self._basic_cache) > 10_000:
+                self._basic_cache.clear()
+            self._basic_cache[(api_key, digest)] = (acc, now + _CACHE_SECONDS)
+        if not acc.active:
+            raise errors.AuthError("account disabled")
+        return acc
+
+    async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
+        """(token, issued_at, ttl)"""
+        token, issued = await self.accounts.issue_token(account.id, self._token_ttl)
+        return token, issued, self._token_ttl
+
+    async def account_for_token(self, token: str) -> core_accounts.Account:
+        key = store_accounts.hash_token(token)
+        hit = self._token_cache.get(key)
+        if hit is None:
+            owner = await self.accounts.token_owner(token)
+            if owner is None:
+                raise errors.TokenError("Invalid access token")
+            hit = owner
+            if len(self._token_cache) > 100_000:
+                self._token_cache.clear()
+            self._token_cache[key] = hit
+        account_id, expires_at = hit
+        if time.time() >= expires_at:
+            raise errors.TokenError("Access Token expired", expired=True)
+        acc = await self.account(account_id)
+        if acc is None or not acc.active:
+            raise errors.TokenError("Invalid access token")
+        return acc
+
+    async def account(self, account_id: str) -> core_accounts.Account | None:
+        now = time.monotonic()
+        hit = self._account_cache.get(account_id)
+        if hit and hit[1] > now:
+            return hit[0]
+        acc = await self.accounts.get(account_id)
+        if acc is not None:
+            self._account_cache[account_id] = (acc, now + _CACHE_SECONDS)
+        return acc
+
+    def forget(self, account_id: str) -> None:
+        """Drop cached credentials of an account whose settings or secret changed."""
+        self._account_cache.pop(account_id, None)
+        self._basic_cache = {k: v for k, v in self._basic_cache.items() if v[0].id != account_id}
+        self._token_cache = {k: v for k, v in self._token_cache.items() if v[0] != account_id}
+
+    # -- sending ----------------------------------------------------------------------------------------------
+    def route_available(self, connector: str) -> bool:
+        c = self._connectors.get(connector)
+        return c is not None and c.available
+
+    def check_destination(self, account: core_accounts.Account, number: numbers.Number) -> None:
+        """Demo allow-list, enabled countries, blocked prefixes: DestinationNotAllowed otherwise."""
+        if account.blocked_prefixes and any(number.digits.startswith(p.lstrip("+")) for p in account.blocked_prefixes):
+            raise errors.DestinationNotAllowed("destination is blocked")
+        numbers.country_allowed(number, account.allowed_countries)
+        if account.level == "demo" and account.demo_allowlist is not None:
+            allowed = {n.lstrip("+") for n in account.demo_allowlist}
+            if number.digits not in allowed:
+                raise errors.DestinationNotAllowed("Non-Whitelisted Destination")
+
+    def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
+        if raw is None or raw == "" or not account.may_choose_sender:
+            if not account.default_sender:
+                raise errors.InvalidSender("no sender given and the account has no default sender")
+            raw = account.default_sender
+        sender = senders.parse_sender(raw)
+        if account.may_choose_sender and raw != account.default_sender:
+            senders.check_allowed(sender, account.allowed_senders)
+        return sender
+
+    def segment(self, req: SendRequest) -> segments.Segmentation:
+        self._ref = (self._ref + 1) & 0xFF
+        if req.body is not None:
+            return segments.segment_binary(req.body, udh=req.udh or b"", reference=self._ref)
+        return segments.segment_text(
+            req.text or "", encoding=req.encoding, reference=self._ref, max_chars=req.max_chars
+        )
+
+    async def send(self, req: SendRequest) -> SendResult:
+        """Validate, price, reserve quota, and commit the message with its parts, event and outbox job."""
+        account = req.account
+        if not account.active:
+            raise errors.AuthError("account disabled")
+        self.check_destination(account, req.recipient)
+        sender = self.resolve_sender(account, req.sender)
+        seg = self.segment(req)
+        if account.rate_limit_tps:
+            self.buckets.take("acct:" + account.id, account.rate_limit_tps)
+        network = networks.network_for(req.recipient, self._ported)
+        part_price = self._prices.part_price(req.recipient.country, network)
+        connector = self._router.route(
+            digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
+        )
+        if connector not in self._connectors:
+            raise errors.RouteUnavailable(f"no connector {connector!r}")
+        quota = await self.quotas.take(account)
+        now = time.time()
+        message_id = str(uuid.uuid4())
+        part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
+        units = pricing.to_units(part_price)
+        meta: dict[str, Any] = {k: v for k, v in req.meta.items() if v is not None}
+        if req.ttl_seconds:
+            meta["ttl_seconds"] = req.ttl_seconds
+        else:
+            meta["retry_max_seconds"] = self._retry_max
+        meta["status_report"] = req.status_report
+        if req.message_class is not None:
+            meta["message_class"] = req.message_class
+        if req.protocol_id:
+            meta["protocol_id"] = req.protocol_id
+        text = req.text if req.body is None else None
+        message_row = {
+            "id": message_id,
+            "account_id": account.id,
+            "direction": core_message.Direction.OUTBOUND.value,
+            "dialect": req.dialect,
+            "sender": sender.value,
+            "recipient": req.recipient.e164,
+            "text": text,
+            "encoding": seg.encoding.value,
+            "parts_count": seg.count,
+            "status": core_message.Status.ACCEPTED.value,
+            "connector": connector,
+            "network": network,
+            "country": req.recipient.country,
+            "price": units * seg.count,
+            "client_ref": req.client_ref,
+            "callback_url": req.callback_url,
+            "meta": meta,
+            "created_at": now,
+            "updated_at": now,
+        }
+        part_rows = [
+            {
+                "id": pid,
+                "message_id": message_id,
+                "idx": p.index,
+                "total": p.total,
+                "concat_ref": self._ref,
+                "status": core_message.Status.ACCEPTED.value,
+                "connector": connector,
+                "data_coding": seg.data_coding,
+                "udh": p.udh,
+                "payload": p.payload,
+                "text": p.text,
+                "price": units,
+                "attempts": 0,
+            }
+            for pid, p in zip(part_ids, seg.parts, strict=True)
+        ]
+        item = store_messages.NewMessage(
+            message_row, part_rows, units * seg.count, {"dialect": req.dialect}, claim=self._dispatcher.has_room()
+        )
+        try:
+            remaining = await self._committer.write("accept", item)
+        except BaseException:
+            self.quotas.give_back(account)
+            raise
+        return SendResult(
+            message_id=message_id,
+            parts=tuple(SentPart(pid, part_price) for pid in part_ids),
+            price=part_price * seg.count,
+            remaining_balance=pricing.from_units(remaining),
+            network=network,
+            queued=not self.route_available(connector),
+            quota=quota,
+        )
+
+    def _after_accept(self, _kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
+        accepted = [i for i, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
+        self._dispatcher.enqueue([dispatch.job_from_rows(i.message, i.parts) for i in accepted if i.claim])
+        for cb in self.on_accepted:
+            cb(accepted)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+    async def message(self, account: core_accounts.Account | None, message_id: str) -> dict[str, Any]:
+        found = await self.reads.get(account.id if account else None, message_id)
+        if found is None:
+            raise errors.NotFound("no such message")
+        return found
+
+
+class Ingest:
+    """The ``InboundSink`` every connector reports to: receipts and inbound parts, persisted before returning."""
+
+    def __init__(self, committer: store_committer.GroupCommitter) -> None:
+        self._committer = committer
+
+    async def receipts(self, receipts: Sequence[base.Receipt]) -> None:
+        await self._committer.write_many("receipts", list(receipts))
+
+    async def inbound(self, parts: Sequence[base.InboundPart]) -> None:
+        await self._committer.write_many("inbound", list(parts))

@@ -1,0 +1,182 @@
+"""Accounts, their hashed secrets and OAuth2 tokens.
+
+Secrets and tokens are random and long (≥ 160 bits), so a salted HMAC-SHA256 is as safe as a slow KDF
+against guessing and keeps per-request Basic auth cheap (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smsgate import errors
+from smsgate.core import accounts as core_accounts
+from smsgate.store import tables
+
+_SETTABLE = {
+    "name",
+    "status",
+    "level",
+    "default_sender",
+    "may_choose_sender",
+    "allowed_senders",
+    "allowed_countries",
+    "demo_allowlist",
+    "blocked_prefixes",
+    "quota_limit",
+    "quota_interval",
+    "quota_unit",
+    "rate_limit_tps",
+    "balance",
+    "signature_secret",
+    "signature_method",
+    "sign_webhooks",
+    "receipt_url",
+    "inbound_url",
+    "webhook_method",
+    "webhook_format",
+}
+
+
+def hash_secret(salt: str, secret: str) -> str:
+    return hmac.new(salt.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def from_row(row: Mapping[str, Any]) -> core_accounts.Account:
+    fields = {f for f in core_accounts.Account.__dataclass_fields__}
+    return core_accounts.Account(**{k: v for k, v in row.items() if k in fields})
+
+
+class AccountStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, name: str, **settings: Any) -> tuple[core_accounts.Account, str]:
+        """A new account and its secret (returned once; only its hash is kept)."""
+        unknown = set(settings) - _SETTABLE
+        if unknown:
+            raise ValueError(f"unknown account settings: {sorted(unknown)}")
+        secret = secrets.token_urlsafe(24)
+        salt = secrets.token_hex(16)
+        async with self._engine.begin() as conn:
+            for _ in range(10):
+                api_key = secrets.token_hex(4)
+                exists = await conn.scalar(sa.select(tables.accounts.c.id).where(tables.accounts.c.api_key == api_key))
+                if exists is None:
+                    break
+            else:  # pragma: no cover - 2**32 keys
+                raise RuntimeError("could not find a free api_key")
+            row = {
+                "id": "acc_" + secrets.token_hex(8),
+                "name": name,
+                "api_key": api_key,
+                "secret_salt": salt,
+                "secret_hash": hash_secret(salt, secret),
+                "created_at": time.time(),
+                **settings,
+            }
+            await conn.execute(tables.accounts.insert().values(**row))
+            created = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.id == row["id"]))).one()
+        return from_row(created._mapping), secret
+
+    async def get(self, account_id: str) -> core_accounts.Account | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.id == account_id))).first()
+        return from_row(row._mapping) if row else None
+
+    async def find(self, id_or_key: str) -> core_accounts.Account | None:
+        c = tables.accounts.c
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(tables.accounts).where(sa.or_(c.id == id_or_key, c.api_key == id_or_key)))
+            ).first()
+        return from_row(row._mapping) if row else None
+
+    async def list(self) -> list[core_accounts.Account]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(tables.accounts).order_by(tables.accounts.c.created_at))).all()
+        return [from_row(r._mapping) for r in rows]
+
+    async def update(self, account_id: str, **settings: Any) -> core_accounts.Account:
+        unknown = set(settings) - _SETTABLE
+        if unknown:
+            raise ValueError(f"unknown account settings: {sorted(unknown)}")
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                tables.accounts.update().where(tables.accounts.c.id == account_id).values(**settings)
+            )
+            if res.rowcount == 0:
+                raise errors.NotFound("no such account")
+        acc = await self.get(account_id)
+        assert acc is not None
+        return acc
+
+    async def rotate_secret(self, account_id: str) -> str:
+        secret = secrets.token_urlsafe(24)
+        salt = secrets.token_hex(16)
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                tables.accounts.update()
+                .where(tables.accounts.c.id == account_id)
+                .values(secret_salt=salt, secret_hash=hash_secret(salt, secret))
+            )
+            if res.rowcount == 0:
+                raise errors.NotFound("no such account")
+            # old tokens were minted with the old secret: revoke them
+            await conn.execute(tables.tokens.delete().where(tables.tokens.c.account_id == account_id))
+        return secret
+
+    async def verify(self, api_key: str, secret: str) -> core_accounts.Account | None:
+        """The account if the pair matches (constant-time compare), else None."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.api_key == api_key))).first()
+        if row is None:
+            hash_secret("x" * 32, secret)  # same work as a real check: no timing oracle for unknown keys
+            return None
+        m = row._mapping
+        if not hmac.compare_digest(hash_secret(m["secret_salt"], secret), m["secret_hash"]):
+            return None
+        return from_row(m)
+
+    async def issue_token(self, account_id: str, ttl: float) -> tuple[str, float]:
+        token = secrets.token_urlsafe(21)
+        now = time.time()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                tables.tokens.insert().values(
+                    token_hash=hash_token(token), account_id=account_id, issued_at=now, expires_at=now + ttl
+                )
+            )
+            # expired tokens are worthless: prune them as we go
+            await conn.execute(tables.tokens.delete().where(tables.tokens.c.expires_at < now - 3600))
+        return token, now
+
+    async def token_owner(self, token: str) -> tuple[str, float] | None:
+        """(account_id, expires_at) of a token, expired or not; None if unknown."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(tables.tokens.c.account_id, tables.tokens.c.expires_at).where(
+                        tables.tokens.c.token_hash == hash_token(token)
+                    )
+                )
+            ).first()
+        return (row[0], row[1]) if row else None
+
+
+async def balances(conn: AsyncConnection, account_ids: Sequence[str], *, lock: bool) -> dict[str, int]:
+    q = sa.select(tables.accounts.c.id, tables.accounts.c.balance).where(tables.accounts.c.id.in_(account_ids))
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return {r[0]: r[1] for r in (await conn.execute(q)).all()}

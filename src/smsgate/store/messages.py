@@ -1,0 +1,486 @@
+"""Writing and reading messages: the accept batch, submit outcomes, receipts, and the read side.
+
+Every write here runs inside a group-commit transaction (``store.committer``) and writes the message change,
+its event and any follow-up outbox job together, so a crash can never leave one without the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smsgate import errors
+from smsgate.connectors import base as connector_base
+from smsgate.core import message as core_message
+from smsgate.store import accounts as store_accounts
+from smsgate.store import tables
+
+Status = core_message.Status
+
+RECEIPT_STATUS = {
+    connector_base.ReceiptState.DELIVERED: Status.DELIVERED,
+    connector_base.ReceiptState.EXPIRED: Status.EXPIRED,
+    connector_base.ReceiptState.DELETED: Status.FAILED,
+    connector_base.ReceiptState.UNDELIVERABLE: Status.FAILED,
+    connector_base.ReceiptState.UNKNOWN: Status.FAILED,
+    connector_base.ReceiptState.REJECTED: Status.REJECTED,
+    connector_base.ReceiptState.ENROUTE: Status.SUBMITTED,
+    connector_base.ReceiptState.ACCEPTED: Status.SUBMITTED,
+}
+
+
+@dataclasses.dataclass(slots=True)
+class NewMessage:
+    """Rows for one accepted message; ``charge`` is debited from the account in the same transaction."""
+
+    message: dict[str, Any]
+    parts: list[dict[str, Any]]
+    charge: int
+    event_data: dict[str, Any] | None = None
+    claim: bool = True  # claimed by this node in the accept transaction (the dispatcher's fast path)
+
+
+@dataclasses.dataclass(slots=True)
+class PartUpdate:
+    part_id: str
+    status: Status
+    connector: str
+    network_id: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class JobResult:
+    """What one dispatch round did to one message."""
+
+    message_id: str
+    account_id: str
+    updates: list[PartUpdate]
+    message_status: Status | None  # new message status, if it changed
+    done: bool  # every part has left "accepted": remove the outbox job
+    retry_at: float | None = None  # otherwise: when to try the remaining parts again
+    retry_reason: str | None = None
+
+
+class Hooks:
+    """Called inside the transaction that records an event, so follow-up jobs (webhooks) commit with it."""
+
+    async def events_recorded(self, conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
+        return None
+
+
+class MessageWrites:
+    """Group-commit handlers (registered with ``GroupCommitter``)."""
+
+    def __init__(self, *, node_id: str, lease: float, hooks: Hooks | None = None) -> None:
+        self.node_id = node_id
+        self.lease = lease
+        self.hooks = hooks or Hooks()
+
+    async def accept(self, conn: AsyncConnection, items: Sequence[NewMessage]) -> list[Any]:
+        now = time.time()
+        account_ids = sorted({i.message["account_id"] for i in items})
+        balance = await store_accounts.balances(conn, account_ids, lock=True)
+        debits: dict[str, int] = {}
+        results: list[Any] = []
+        ok: list[NewMessage] = []
+        for item in items:
+            acc = item.message["account_id"]
+            left = balance.get(acc, 0) - debits.get(acc, 0)
+            if item.charge > left:
+                results.append(errors.InsufficientBalance())
+                continue
+            debits[acc] = debits.get(acc, 0) + item.charge
+            results.append(left - item.charge)
+            ok.append(item)
+        if not ok:
+            return results
+        await conn.execute(tables.messages.insert(), [i.message for i in ok])
+        await conn.execute(tables.parts.insert(), [p for i in ok for p in i.parts])
+        events = [
+            {
+                "message_id": i.message["id"],
+                "part_id": None,
+                "account_id": i.message["account_id"],
+                "type": "accepted",
+                "at": now,
+                "data": i.event_data,
+            }
+            for i in ok
+        ]
+        await conn.execute(tables.events.insert(), events)
+        await conn.execute(
+            tables.outbox.insert(),
+            [
+                {
+                    "kind": "submit",
+                    "ref": i.message["id"],
+                    "run_at": now,
+                    "claimed_by": self.node_id if i.claim else None,
+                    "claimed_until": now + self.lease if i.claim else None,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+                for i in ok
+            ],
+        )
+        charged = [{"acc": k, "amount": v} for k, v in debits.items() if v]
+        if charged:
+            a = tables.accounts
+            await conn.execute(
+                a.update().where(a.c.id == sa.bindparam("acc")).values(balance=a.c.balance - sa.bindparam("amount")),
+                charged,
+            )
+        await self.hooks.events_recorded(conn, events)
+        return results
+
+    async def job_results(self, conn: AsyncConnection, items: Sequence[JobResult]) -> list[None]:
+        now = time.time()
+        p = tables.parts
+        updates = [u for r in items for u in r.updates]
+        final_parts = [u for u in updates if u.status is not Status.ACCEPTED]
+        if final_parts:
+            await conn.execute(
+                p.update()
+                .where(p.c.id == sa.bindparam("pid"))
+                .values(
+                    status=sa.bindparam("st"),
+                    connector=sa.bindparam("conn"),
+                    network_id=sa.bindparam("nid"),
+                    error_code=sa.bindparam("ec"),
+                    error_text=sa.bindparam("et"),
+                    submitted_at=now,
+                    attempts=p.c.attempts + 1,
+                ),
+                [
+                    {
+                        "pid": u.part_id,
+                        "st": u.status.value,
+                        "conn": u.connector,
+                        "nid": u.network_id,
+                        "ec": u.error_code,
+                        "et": u.error_text,
+                    }
+                    for u in final_parts
+                ],
+            )
+        retried = [u for u in updates if u.status is Status.ACCEPTED]
+        if retried:
+            await conn.execute(
+                p.update().where(p.c.id == sa.bindparam("pid")).values(attempts=p.c.attempts + 1),
+                [{"pid": u.part_id} for u in retried],
+            )
+        events: list[dict[str, Any]] = []
+        for r in items:
+            for u in r.updates:
+                if u.status is Status.ACCEPTED:
+                    continue
+                data = {"connector": u.connector, "network_id": u.network_id}
+                if u.error_text:
+                    data.update(error_code=u.error_code, error_text=u.error_text)
+                events.append(_event(r.message_id, u.part_id, r.account_id, u.status.value, now, data))
+            if r.retry_at is not None:
+                events.append(
+                    _event(
+                        r.message_id,
+                        None,
+                        r.account_id,
+                        "retry",
+                        now,
+                        {"reason": r.retry_reason, "at": r.retry_at},
+                    )
+                )
+        await self._set_message_status(conn, [(r.message_id, r.account_id, r.message_status) for r in items], now)
+        if events:
+            await conn.execute(tables.events.insert(), events)
+        o = tables.outbox
+        done = [r.message_id for r in items if r.done]
+        if done:
+            await conn.execute(o.delete().where(o.c.kind == "submit", o.c.ref.in_(done)))
+        later = [r for r in items if not r.done]
+        if later:
+            await conn.execute(
+                o.update()
+                .where(o.c.kind == "submit", o.c.ref == sa.bindparam("ref"))
+                .values(
+                    run_at=sa.bindparam("run_at"),
+                    claimed_by=None,
+                    claimed_until=None,
+                    attempts=o.c.attempts + 1,
+                ),
+                [{"ref": r.message_id, "run_at": r.retry_at or now} for r in later],
+            )
+        await self.hooks.events_recorded(conn, events)
+        # receipts that overtook their submit_sm_resp are waiting for these network ids
+        by_conn: dict[str, list[str]] = {}
+        for u in final_parts:
+            if u.network_id:
+                by_conn.setdefault(u.connector, []).append(u.network_id)
+        if by_conn:
+            await self.apply_pending(conn, by_conn)
+        return [None] * len(items)
+
+    async def receipts(self, conn: AsyncConnection, items: Sequence[connector_base.Receipt]) -> list[None]:
+        await self._apply_receipts(conn, items, hold_unmatched=True)
+        return [None] * len(items)
+
+    async def apply_pending(self, conn: AsyncConnection, by_conn: Mapping[str, Sequence[str]] | None = None) -> int:
+        """Apply held receipts whose part is now known (all of them when ``by_conn`` is None)."""
+        pr = tables.pending_receipts
+        q = sa.select(pr)
+        if by_conn is not None:
+            q = q.where(sa.or_(*(sa.and_(pr.c.connector == c, pr.c.network_id.in_(ids)) for c, ids in by_conn.items())))
+        rows = (await conn.execute(q.order_by(pr.c.id).limit(5000))).all()
+        if not rows:
+            return 0
+        receipts = [
+            connector_base.Receipt(
+                connector=r.connector,
+                network_id=r.network_id,
+                state=connector_base.ReceiptState(r.state),
+                error_code=r.error_code,
+                raw=r.raw or "",
+            )
+            for r in rows
+        ]
+        applied = await self._apply_receipts(conn, receipts, hold_unmatched=False)
+        ids = [r.id for r, ok in zip(rows, applied, strict=True) if ok]
+        if ids:
+            await conn.execute(pr.delete().where(pr.c.id.in_(ids)))
+        return len(ids)
+
+    async def _apply_receipts(
+        self, conn: AsyncConnection, receipts: Sequence[connector_base.Receipt], *, hold_unmatched: bool
+    ) -> list[bool]:
+        now = time.time()
+        p = tables.parts
+        found: dict[tuple[str, str], Any] = {}
+        by_conn: dict[str, set[str]] = {}
+        for r in receipts:
+            by_conn.setdefault(r.connector, set()).add(r.network_id)
+        for c, ids in by_conn.items():
+            rows = (
+                await conn.execute(
+                    sa.select(p.c.id, p.c.message_id, p.c.status, p.c.total, p.c.network_id).where(
+                        p.c.connector == c, p.c.network_id.in_(ids)
+                    )
+                )
+            ).all()
+            for row in rows:
+                found[(c, row.network_id)] = row
+        matched: list[bool] = []
+        held: list[dict[str, Any]] = []
+        part_status: dict[str, Status] = {}
+        part_message: dict[str, str] = {}
+        events_src: list[tuple[str, str, Status, connector_base.Receipt]] = []
+        for r in receipts:
+            row = found.get((r.connector, r.network_id))
+            if row is None:
+                matched.append(False)
+                if hold_unmatched:
+                    held.append(
+                        {
+                            "connector": r.connector,
+                            "network_id": r.network_id,
+                            "state": r.state.value,
+                            "error_code": r.error_code,
+                            "raw": r.raw[:1000],
+                            "received_at": now,
+                        }
+                    )
+                continue
+            matched.append(True)
+            current = part_status.get(row.id, Status(row.status))
+            new = RECEIPT_STATUS[r.state]
+            if core_message.can_move(current, new):
+                part_status[row.id] = new
+                part_message[row.id] = row.message_id
+                events_src.append((row.message_id, row.id, new, r))
+        if held:
+            await conn.execute(tables.pending_receipts.insert(), held)
+        if not part_status:
+            return matched
+        await conn.execute(
+            p.update()
+            .where(p.c.id == sa.bindparam("pid"))
+            .values(status=sa.bindparam("st"), done_at=now, error_code=sa.bindparam("ec")),
+            [
+                {"pid": pid, "st": st.value, "ec": next(e[3].error_code for e in events_src if e[1] == pid)}
+                for pid, st in part_status.items()
+            ],
+        )
+        message_ids = sorted(set(part_message.values()))
+        m = tables.messages
+        rows = (
+            await conn.execute(
+                sa.select(m.c.id, m.c.account_id, m.c.status, m.c.parts_count).where(m.c.id.in_(message_ids))
+            )
+        ).all()
+        msg = {r.id: r for r in rows}
+        siblings: dict[str, list[Status]] = {}
+        multi = [r.id for r in rows if r.parts_count > 1]
+        if multi:
+            for prow in (
+                await conn.execute(sa.select(p.c.message_id, p.c.id, p.c.status).where(p.c.message_id.in_(multi)))
+            ).all():
+                siblings.setdefault(prow.message_id, []).append(part_status.get(prow.id, Status(prow.status)))
+        changes = []
+        for mid in message_ids:
+            mrow = msg.get(mid)
+            if mrow is None:
+                continue
+            statuses = siblings.get(mid) or [s for pid, s in part_status.items() if part_message[pid] == mid]
+            new_status = core_message.derive(statuses)
+            if new_status.value != mrow.status and core_message.can_move(Status(mrow.status), new_status):
+                changes.append((mid, mrow.account_id, new_status))
+        await self._set_message_status(conn, changes, now)
+        events = []
+        for mid, pid, st, r in events_src:
+            mrow = msg.get(mid)
+            if mrow is None:
+                continue
+            data: dict[str, Any] = {"network_id": r.network_id, "error_code": r.error_code}
+            if r.raw:
+                data["receipt"] = r.raw[:500]
+            events.append(_event(mid, pid, mrow.account_id, st.value, now, data))
+        for mid, acc, st in changes:
+            if msg[mid].parts_count > 1:
+                events.append(_event(mid, None, acc, st.value, now, None))
+        if events:
+            await conn.execute(tables.events.insert(), events)
+            await self.hooks.events_recorded(conn, events)
+        return matched
+
+    async def _set_message_status(
+        self, conn: AsyncConnection, changes: Sequence[tuple[str, str, Status | None]], now: float
+    ) -> None:
+        rows = [{"mid": mid, "st": st.value, "now": now} for mid, _acc, st in changes if st is not None]
+        if rows:
+            m = tables.messages
+            await conn.execute(
+                m.update()
+                .where(m.c.id == sa.bindparam("mid"))
+                .values(status=sa.bindparam("st"), updated_at=sa.bindparam("now")),
+                rows,
+            )
+
+
+def _event(
+    message_id: str, part_id: str | None, account_id: str, type_: str, at: float, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "part_id": part_id,
+        "account_id": account_id,
+        "type": type_,
+        "at": at,
+        "data": data,
+    }
+
+
+class MessageReads:
+    """The read side: one account sees only its own messages (``account_id`` None = operator)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, account_id: str | None, message_id: str) -> dict[str, Any] | None:
+        m, p, e = tables.messages, tables.parts, tables.events
+        q = sa.select(m).where(m.c.id == message_id)
+        if account_id is not None:
+            q = q.where(m.c.account_id == account_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+            if row is None:
+                return None
+            part_rows = (
+                await conn.execute(
+                    sa.select(
+                        p.c.id,
+                        p.c.idx,
+                        p.c.total,
+                        p.c.status,
+                        p.c.connector,
+                        p.c.network_id,
+                        p.c.text,
+                        p.c.data_coding,
+                        p.c.price,
+                        p.c.error_code,
+                        p.c.error_text,
+                        p.c.submitted_at,
+                        p.c.done_at,
+                    )
+                    .where(p.c.message_id == message_id)
+                    .order_by(p.c.idx)
+                )
+            ).all()
+            event_rows = (
+                await conn.execute(
+                    sa.select(e.c.type, e.c.part_id, e.c.at, e.c.data)
+                    .where(e.c.message_id == message_id)
+                    .order_by(e.c.id)
+                )
+            ).all()
+        out = dict(row._mapping)
+        out["parts"] = [dict(r._mapping) for r in part_rows]
+        out["events"] = [dict(r._mapping) for r in event_rows]
+        return out
+
+    async def list(
+        self,
+        account_id: str | None,
+        *,
+        direction: str | None = None,
+        status: str | None = None,
+        number: str | None = None,
+        sender: str | None = None,
+        dialect: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        m = tables.messages
+        q = sa.select(m)
+        if account_id is not None:
+            q = q.where(m.c.account_id == account_id)
+        if direction:
+            q = q.where(m.c.direction == direction)
+        if status:
+            q = q.where(m.c.status == status)
+        if number:
+            q = q.where(sa.or_(m.c.recipient == number, m.c.sender == number))
+        if sender:
+            q = q.where(m.c.sender == sender)
+        if dialect:
+            q = q.where(m.c.dialect == dialect)
+        if since is not None:
+            q = q.where(m.c.created_at >= since)
+        if until is not None:
+            q = q.where(m.c.created_at < until)
+        if text:
+            q = q.where(m.c.text.contains(text, autoescape=True))
+        if before is not None:
+            t, mid = before
+            q = q.where(sa.or_(m.c.created_at < t, sa.and_(m.c.created_at == t, m.c.id < mid)))
+        q = q.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def count_since(self, account_id: str, since: float) -> int:
+        m = tables.messages
+        async with self._engine.connect() as conn:
+            n = await conn.scalar(
+                sa.select(sa.func.count()).where(
+                    m.c.account_id == account_id, m.c.direction == "outbound", m.c.created_at >= since
+                )
+            )
+        return int(n or 0)

@@ -1,0 +1,92 @@
+"""The outbox: claiming due jobs as leases, node heartbeats, and taking back the jobs of dead nodes.
+
+A claim is ``claimed_by`` + ``claimed_until``. A job is due when its ``run_at`` has passed and it is not
+claimed, or its lease ran out, or its node stopped heart-beating. PostgreSQL claims with
+``FOR UPDATE SKIP LOCKED`` so several nodes never take the same job; SQLite has one writer anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate.store import tables
+
+
+class Outbox:
+    def __init__(self, engine: AsyncEngine, *, node_id: str, lease: float, dead_after: float) -> None:
+        self._engine = engine
+        self.node_id = node_id
+        self.lease = lease
+        self.dead_after = dead_after
+
+    async def heartbeat(self, info: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        n = tables.nodes
+        async with self._engine.begin() as conn:
+            res = await conn.execute(n.update().where(n.c.id == self.node_id).values(heartbeat_at=now))
+            if res.rowcount == 0:
+                await conn.execute(n.insert().values(id=self.node_id, started_at=now, heartbeat_at=now, info=info))
+            # forget nodes that have been silent for a day
+            await conn.execute(n.delete().where(n.c.heartbeat_at < now - 86400))
+
+    async def leave(self) -> None:
+        """Give back this node's claims on a clean shutdown, so others need not wait for the lease."""
+        o = tables.outbox
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                o.update().where(o.c.claimed_by == self.node_id).values(claimed_by=None, claimed_until=None)
+            )
+            await conn.execute(tables.nodes.delete().where(tables.nodes.c.id == self.node_id))
+
+    async def claim(self, kind: str, limit: int) -> list[tuple[str, int]]:
+        """Claim up to ``limit`` due jobs of ``kind``; returns (ref, attempts)."""
+        now = time.time()
+        o, n = tables.outbox, tables.nodes
+        alive = sa.select(n.c.id).where(n.c.heartbeat_at >= now - self.dead_after, n.c.id != self.node_id)
+        due = sa.and_(
+            o.c.kind == kind,
+            o.c.run_at <= now,
+            sa.or_(
+                o.c.claimed_by.is_(None),
+                o.c.claimed_until < now,
+                o.c.claimed_by.not_in(alive) & (o.c.claimed_by != self.node_id),
+            ),
+        )
+        async with self._engine.begin() as conn:
+            pick = sa.select(o.c.id).where(due).order_by(o.c.run_at).limit(limit)
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            ids = [r[0] for r in (await conn.execute(pick)).all()]
+            if not ids:
+                return []
+            rows = (
+                await conn.execute(
+                    o.update()
+                    .where(o.c.id.in_(ids))
+                    .values(claimed_by=self.node_id, claimed_until=now + self.lease)
+                    .returning(o.c.ref, o.c.attempts)
+                )
+            ).all()
+        return [(r[0], r[1]) for r in rows]
+
+    async def extend(self, kind: str, refs: list[str]) -> None:
+        """Renew the lease on jobs this node is still working on."""
+        if not refs:
+            return
+        o = tables.outbox
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                o.update()
+                .where(o.c.kind == kind, o.c.ref.in_(refs), o.c.claimed_by == self.node_id)
+                .values(claimed_until=time.time() + self.lease)
+            )
+
+    async def next_due(self, kind: str) -> float | None:
+        o = tables.outbox
+        async with self._engine.connect() as conn:
+            v = await conn.scalar(sa.select(sa.func.min(o.c.run_at)).where(o.c.kind == kind))
+        return float(v) if v is not None else None
