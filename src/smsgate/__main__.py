@@ -1,0 +1,5 @@
+"""``python -m smsgate`` runs the CLI."""
+
+from smsgate.cli import app
+
+app()
