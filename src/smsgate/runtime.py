@@ -27,11 +27,13 @@ from smsgate.store import engine as store_engine
 from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
 from smsgate.store import migrate, tables
+from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
 DEMO_BALANCE = Decimal("1000")
+DEMO_KEY, DEMO_SECRET = "sandbox1", "sandbox-secret"
 
 
 def build_connectors(settings: Settings) -> dict[str, base.Connector]:
@@ -114,6 +116,7 @@ class Runtime:
             token_ttl=settings.token_ttl_seconds,
             retry_max_seconds=settings.submit_retry_max_seconds,
             node_id=self.node_id,
+            numbers=store_numbers.NumberStore(self.engine),
         )
         self.ingest = services.Ingest(self.committer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -217,7 +220,14 @@ class Runtime:
             n = await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts))
         if n:
             return None
+        # On loopback the demo account has well-known credentials, so the README's curl lines work as pasted.
+        loopback = self.settings.host in ("127.0.0.1", "localhost", "::1")
         acc, secret = await self.accounts.create(
-            "demo", level="demo", default_sender="smsgate", balance=pricing.to_units(DEMO_BALANCE)
+            "demo",
+            api_key=DEMO_KEY if loopback else None,
+            secret=DEMO_SECRET if loopback else None,
+            level="demo",
+            default_sender="smsgate",
+            balance=pricing.to_units(DEMO_BALANCE),
         )
         return {"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}

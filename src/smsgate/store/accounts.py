@@ -62,16 +62,22 @@ class AccountStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, name: str, **settings: Any) -> tuple[core_accounts.Account, str]:
-        """A new account and its secret (returned once; only its hash is kept)."""
+    async def create(
+        self, name: str, *, api_key: str | None = None, secret: str | None = None, **settings: Any
+    ) -> tuple[core_accounts.Account, str]:
+        """A new account and its secret (returned once; only its hash is kept).
+
+        ``api_key``/``secret`` are only given for the sandbox's well-known demo account.
+        """
         unknown = set(settings) - _SETTABLE
         if unknown:
             raise ValueError(f"unknown account settings: {sorted(unknown)}")
-        secret = secrets.token_urlsafe(24)
+        secret = secret or secrets.token_urlsafe(24)
         salt = secrets.token_hex(16)
+        fixed_key = api_key
         async with self._engine.begin() as conn:
             for _ in range(10):
-                api_key = secrets.token_hex(4)
+                api_key = fixed_key or secrets.token_hex(4)
                 exists = await conn.scalar(sa.select(tables.accounts.c.id).where(tables.accounts.c.api_key == api_key))
                 if exists is None:
                     break

@@ -371,6 +371,11 @@ class MessageWrites:
             )
 
 
+def as_dict(row: Any) -> dict[str, Any]:
+    """A row as a plain dict with plain ``str`` keys (SQLAlchemy may hand back ``quoted_name`` keys)."""
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 def _event(
     message_id: str, part_id: str | None, account_id: str, type_: str, at: float, data: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -427,9 +432,9 @@ class MessageReads:
                     .order_by(e.c.id)
                 )
             ).all()
-        out = dict(row._mapping)
-        out["parts"] = [dict(r._mapping) for r in part_rows]
-        out["events"] = [dict(r._mapping) for r in event_rows]
+        out = as_dict(row)
+        out["parts"] = [as_dict(r) for r in part_rows]
+        out["events"] = [as_dict(r) for r in event_rows]
         return out
 
     async def list(
@@ -473,7 +478,7 @@ class MessageReads:
         q = q.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(limit)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        return [dict(r._mapping) for r in rows]
+        return [as_dict(r) for r in rows]
 
     async def count_since(self, account_id: str, since: float) -> int:
         m = tables.messages
