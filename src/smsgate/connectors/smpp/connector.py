@@ -1,0 +1,341 @@
+"""The SMPP ``Connector``: supervised sessions, pipelined submits, receipts and MO to the sink.
+
+Outcome rules: 0 → ACCEPTED (normalised network id); a status in ``retry_statuses`` (0x58 throttled,
+0x14 queue full) → RETRY and the whole connector pauses for ``throttle_backoff``; no response (lost
+connection, response timeout) → RETRY; any other status or a generic_nack → FAILED with its name.
+A part is never ACCEPTED without a submit_sm_resp carrying ESME_ROK.
+
+Concatenation (``concat``): "udh" puts the UDH in short_message with esm_class 0x40; "sar" drops the
+UDH and sends sar_msg_ref_num / sar_total_segments / sar_segment_seqnum; "payload" sends each part on
+its own in the message_payload TLV (UDH included, with esm_class 0x40, so handsets still reassemble):
+the connector only ever sees parts, and re-joining them here would break per-part outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import struct
+import time
+from collections.abc import Sequence
+
+from smsgate.connectors.base import InboundPart, InboundSink, OutboundPart, Receipt, SubmitOutcome, SubmitStatus
+from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt
+from smsgate.connectors.smpp.session import LOST, SessionError, SmppSession, SubmitBatch, SubmitResult
+from smsgate.connectors.smpp.settings import SmppSettings
+
+log = logging.getLogger(__name__)
+_U16 = struct.Struct(">H")
+# ShortMessage's fields in order, without building the (frozen, slower to construct) object
+_SubmitFields = tuple[int, int, str, str, bytes, int, int, int, int, int, int, int, int, int, str, str, str, int, int,
+                      p.Tlvs]  # fmt: skip
+
+
+class TokenBucket:
+    """max_tps limiter: ``take(n)`` grants what the bucket holds now; ``delay()`` until the next token."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate / 10)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self, n: int, now: float) -> int:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        k = min(n, int(self.tokens))
+        self.tokens -= k
+        return k
+
+    def delay(self) -> float:
+        return max(0.001, (1.0 - self.tokens) / self.rate)
+
+
+def relative_validity(seconds: int) -> str:
+    """SMPP relative time "YYMMDDhhmmss000R" (months counted as 30 days)."""
+    s = max(1, seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    months, days = divmod(days, 30)
+    years, months = divmod(months, 12)
+    return f"{min(years, 99):02d}{months:02d}{days:02d}{hours:02d}{minutes:02d}{s:02d}000R"
+
+
+def data_coding_for(part: OutboundPart) -> int:
+    """The part's data_coding, with the message class folded in (general data coding group 00x1)."""
+    dc = part.data_coding
+    if part.message_class is None or dc not in (0, 4, 8):
+        return dc
+    return 0x10 | (dc & 0x0C) | (part.message_class & 0x03)
+
+
+class SmppConnector:
+    """SMPP v3.4 connector: one transceiver, or a transmitter plus a receiver, kept bound until close."""
+
+    def __init__(self, settings: SmppSettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._sink: InboundSink | None = None
+        self._tx: SmppSession | None = None
+        self._rx: SmppSession | None = None
+        self._stop = asyncio.Event()
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._paused_until = 0.0
+        self._bucket: TokenBucket | None = None
+        self.binds = 0  # successful binds so far (tests and metrics)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def available(self) -> bool:
+        tx = self._tx
+        if tx is None or not tx.bound or tx.closing:
+            return False
+        return time.monotonic() >= self._paused_until
+
+    async def start(self, sink: InboundSink) -> None:
+        """Start the supervisors; returns at once (binding happens in the background)."""
+        self._sink = sink
+        self._stop.clear()
+        if self.settings.max_tps > 0:
+            self._bucket = TokenBucket(self.settings.max_tps)
+        if self.settings.bind == "transceiver":
+            self._spawn("trx", p.BIND_TRANSCEIVER)
+        else:
+            self._spawn("tx", p.BIND_TRANSMITTER)
+            self._spawn("rx", p.BIND_RECEIVER)
+
+    def _spawn(self, role: str, command: int) -> None:
+        task = asyncio.create_task(self._supervise(role, command), name=f"smpp:{self.name}:supervisor:{role}")
+        self._supervisors.append(task)
+
+    async def close(self) -> None:
+        """Unbind every session gracefully and stop the supervisors."""
+        self._stop.set()
+        if self._supervisors:
+            _, late = await asyncio.wait(self._supervisors, timeout=self.settings.close_timeout * 2 + 1)
+            for t in late:
+                t.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
+        self._supervisors.clear()
+
+    async def _supervise(self, role: str, command: int) -> None:
+        """Bind, wait for the session to end, reconnect with exponential backoff + jitter, until close."""
+        s = self.settings
+        delay = s.reconnect_delay_min
+        while not self._stop.is_set():
+            try:
+                lived = await self._session_cycle(role, command)
+            except Exception as exc:  # bind refused, connection refused, timeout, garbage, our own bug
+                log.warning("smpp %s:%s: bind failed (%r); retrying in %.1fs", self.name, role, exc, delay)
+                lived = None
+            if self._stop.is_set():
+                break
+            # a session that lived long resets the backoff; one that dies at once (or never bound) escalates
+            if lived is not None and lived >= s.reconnect_delay_max:
+                delay = s.reconnect_delay_min
+            await self._sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, s.reconnect_delay_max)
+
+    async def _session_cycle(self, role: str, command: int) -> float:
+        """One session from bind to its end; returns how long it was bound."""
+        session = SmppSession(
+            self.settings, command,
+            on_deliver=self._on_deliver if command != p.BIND_TRANSMITTER else None,
+            on_throttle=self._throttled, label=f"{self.name}:{role}",
+        )  # fmt: skip
+        await session.open()
+        bound_at = time.monotonic()
+        self.binds += 1
+        if command != p.BIND_RECEIVER:
+            self._tx = session
+        if command != p.BIND_TRANSMITTER:
+            self._rx = session
+        waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(session.closed.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            if self._tx is session:
+                self._tx = None
+            if self._rx is session:
+                self._rx = None
+            await session.close()
+        return time.monotonic() - bound_at
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+
+    def _throttled(self, status: int) -> None:
+        until = time.monotonic() + self.settings.throttle_backoff
+        if until > self._paused_until:
+            self._paused_until = until
+            log.info("smpp %s: %s, pausing %.2fs", self.name, p.status_name(status), self.settings.throttle_backoff)
+
+    # ------------------------------------------------------------ submit
+
+    async def submit(self, parts: Sequence[OutboundPart]) -> list[SubmitOutcome]:
+        """Pipeline the batch through the window; one outcome per part, never raises per part."""
+        s = self.settings
+        clock = time.monotonic
+        n = len(parts)
+        outcomes: list[SubmitOutcome | None] = [None] * n
+        session = self._tx
+        if session is None or not session.bound or not self.available:
+            pause = self._paused_until - clock()
+            why, wait = ("paused", pause) if pause > 0 else ("not bound", s.reconnect_delay_min)
+            return [self._retry(pt, why, wait) for pt in parts]
+        batch = SubmitBatch(n)
+        bucket = self._bucket
+        i = 0
+        while i < n:
+            if clock() < self._paused_until or not session.bound:
+                break
+            free = session.free_slots()
+            if free <= 0:
+                try:
+                    await session.wait_for_slot(s.response_timeout)
+                except (SessionError, TimeoutError):
+                    break
+                continue
+            k = min(free, n - i)
+            if bucket is not None:
+                k = bucket.take(k, clock())
+                if k == 0:
+                    await asyncio.sleep(bucket.delay())
+                    continue
+            entries: list[tuple[int, int, bytes]] = []
+            for idx in range(i, i + k):
+                seq = session.next_sequence()
+                try:
+                    entries.append((idx, seq, p.encode_sm(*self._submit_fields(parts[idx], seq))))
+                except (p.PduError, UnicodeEncodeError, ValueError) as exc:
+                    outcomes[idx] = SubmitOutcome(parts[idx].part_id, SubmitStatus.FAILED, error=str(exc))
+            i += k
+            try:
+                session.send_submits(batch, entries)
+                await session.flush()
+            except SessionError:
+                break  # the entries already registered were failed by the session (RETRY)
+        await batch.wait(s.response_timeout + 1.0)
+        retry_wait = max(self._paused_until - clock(), 0.0)
+        for idx in range(n):
+            if outcomes[idx] is not None:
+                continue
+            result = batch.results[idx]
+            if result is None:  # never sent (pause, lost session) or still unanswered
+                outcomes[idx] = self._retry(parts[idx], "not sent", retry_wait or s.reconnect_delay_min)
+            else:
+                outcomes[idx] = self._outcome(parts[idx], result)
+        return [o for o in outcomes if o is not None]
+
+    def _retry(self, part: OutboundPart, why: str, after: float, code: int | None = None) -> SubmitOutcome:
+        return SubmitOutcome(part.part_id, SubmitStatus.RETRY, error=why, error_code=code, retry_after=after)
+
+    def _outcome(self, part: OutboundPart, r: SubmitResult) -> SubmitOutcome:
+        s = self.settings
+        if r.status == LOST:
+            return self._retry(part, r.error, s.reconnect_delay_min)
+        if r.status == p.ESME_ROK and not r.nack:
+            nid = normalise_id(r.message_id, s.id_format)
+            return SubmitOutcome(part.part_id, SubmitStatus.ACCEPTED, network_id=nid or None)
+        name = p.status_name(r.status)
+        if r.status in s.retry_statuses:
+            return self._retry(part, name, s.throttle_backoff, r.status)
+        if r.status in s.transient_statuses:
+            return self._retry(part, name, s.reconnect_delay_min, r.status)
+        error = f"generic_nack {name}" if r.nack else name
+        return SubmitOutcome(part.part_id, SubmitStatus.FAILED, error=error, error_code=r.status)
+
+    def build_submit(self, part: OutboundPart, sequence: int) -> p.ShortMessage:
+        """The submit_sm for one part (concat mode, TON/NPI, validity, data coding)."""
+        return p.ShortMessage(*self._submit_fields(part, sequence))
+
+    def _submit_fields(self, part: OutboundPart, sequence: int) -> _SubmitFields:
+        s = self.settings
+        esm = 0
+        tlvs: p.Tlvs = ()
+        sm = part.payload
+        if s.concat == "udh":
+            if part.udh:
+                esm, sm = p.ESM_UDHI, part.udh + part.payload
+        elif s.concat == "sar":
+            if part.part_total > 1:
+                tlvs = (
+                    (p.TAG_SAR_MSG_REF_NUM, _U16.pack(part.concat_ref & 0xFFFF)),
+                    (p.TAG_SAR_TOTAL_SEGMENTS, bytes((part.part_total & 0xFF,))),
+                    (p.TAG_SAR_SEGMENT_SEQNUM, bytes((part.part_index & 0xFF,))),
+                )
+        else:
+            if part.udh:
+                esm = p.ESM_UDHI
+            tlvs, sm = ((p.TAG_MESSAGE_PAYLOAD, part.udh + part.payload),), b""
+        if len(sm) > 254:  # too long for short_message whatever the mode: carry it in message_payload
+            tlvs, sm = (*tlvs, (p.TAG_MESSAGE_PAYLOAD, sm)), b""
+        return (
+            p.SUBMIT_SM, sequence, part.source, part.destination, sm,
+            s.source_ton if s.source_ton is not None else part.source_ton,
+            s.source_npi if s.source_npi is not None else part.source_npi,
+            s.dest_ton, s.dest_npi, esm, part.protocol_id, s.priority_flag,
+            1 if part.registered_delivery else 0, data_coding_for(part), s.service_type, "",
+            relative_validity(part.validity_seconds) if part.validity_seconds else "", 0, 0, tlvs,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ inbound
+
+    async def _on_deliver(self, pdus: Sequence[p.ShortMessage]) -> list[int]:
+        """Split receipts from MO, hand each group to the sink; a sink error NAKs its group (0x64)."""
+        sink = self._sink
+        statuses = [p.ESME_ROK] * len(pdus)
+        if sink is None:
+            return [p.ESME_RX_T_APPN] * len(pdus)
+        receipts: list[Receipt] = []
+        r_idx: list[int] = []
+        inbound: list[InboundPart] = []
+        i_idx: list[int] = []
+        now = dt.datetime.now(dt.UTC)
+        for i, sm in enumerate(pdus):
+            if is_receipt(sm):
+                receipt = parse_receipt(sm, self.name, self.settings.receipt_ids)
+                if receipt is None:
+                    log.warning("smpp %s: receipt without a message id dropped: %r", self.name, sm)
+                    continue
+                receipts.append(receipt)
+                r_idx.append(i)
+            else:
+                inbound.append(self.inbound_part(sm, now))
+                i_idx.append(i)
+        for group, idx, call in ((receipts, r_idx, sink.receipts), (inbound, i_idx, sink.inbound)):
+            if not group:
+                continue
+            try:
+                await call(group)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("smpp %s: sink refused %d deliver_sm; answering ESME_RX_T_APPN", self.name, len(idx))
+                for j in idx:
+                    statuses[j] = p.ESME_RX_T_APPN
+        return statuses
+
+    def inbound_part(self, sm: p.ShortMessage, now: dt.datetime) -> InboundPart:
+        """An MO deliver_sm as an InboundPart: UDH split off, SAR passed through, message_payload used."""
+        data = sm.short_message or p.tlv_get(sm.tlvs, p.TAG_MESSAGE_PAYLOAD) or b""
+        udh = b""
+        if sm.esm_class & p.ESM_UDHI and data:
+            cut = data[0] + 1
+            udh, data = data[:cut], data[cut:]
+        return InboundPart(
+            connector=self.name, source=sm.source_addr, destination=sm.destination_addr,
+            data_coding=sm.data_coding, payload=data, udh=udh,
+            sar_ref=p.tlv_int(sm.tlvs, p.TAG_SAR_MSG_REF_NUM),
+            sar_total=p.tlv_int(sm.tlvs, p.TAG_SAR_TOTAL_SEGMENTS),
+            sar_seq=p.tlv_int(sm.tlvs, p.TAG_SAR_SEGMENT_SEQNUM), received_at=now,
+        )  # fmt: skip

@@ -1,0 +1,163 @@
+"""Delivery receipts: recognise them in a deliver_sm and turn them into ``Receipt`` values.
+
+TLVs win (receipted_message_id, message_state, network_error_code); the SMPP 3.4 Appendix B text
+(``id:… sub:… dlvrd:… submit date:… done date:… stat:… err:…``) fills whatever they leave out.
+
+Message-id normalisation (``id_format``), so that the id of submit_sm_resp and the id of the receipt
+compare equal as strings:
+
+* ``"str"`` — kept as sent, only NULs and surrounding blanks removed.
+* ``"hex"`` / ``"dec"`` — the id is a number written in base 16 / base 10. Its canonical form is that
+  number in *lower-case hexadecimal without leading zeros* (``"000A1F"``, ``"a1f"`` and the decimal
+  ``"2591"`` all become ``"a1f"``). Each side is read in its own declared base: the submit_sm_resp id
+  in ``id_format``, the receipt id in ``receipt_id_format`` (default: the same). A SMSC that answers
+  submit_sm in hex and writes receipts in decimal (Kannel's msg-id-type 1) is configured as
+  ``id_format="hex"``, ``receipt_id_format="dec"``. An id that does not parse in its base is kept
+  as a lower-cased string, so a misconfiguration shows up as unmatched receipts, never as an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from smsgate.connectors.base import Receipt, ReceiptState
+from smsgate.connectors.smpp import pdu as p
+
+STAT_STATES: dict[str, ReceiptState] = {
+    "DELIVRD": ReceiptState.DELIVERED,
+    "DELIVERED": ReceiptState.DELIVERED,
+    "EXPIRED": ReceiptState.EXPIRED,
+    "DELETED": ReceiptState.DELETED,
+    "UNDELIV": ReceiptState.UNDELIVERABLE,
+    "UNDELIVERABLE": ReceiptState.UNDELIVERABLE,
+    "ACCEPTD": ReceiptState.ACCEPTED,
+    "ACCEPTED": ReceiptState.ACCEPTED,
+    "UNKNOWN": ReceiptState.UNKNOWN,
+    "REJECTD": ReceiptState.REJECTED,
+    "REJECTED": ReceiptState.REJECTED,
+    "ENROUTE": ReceiptState.ENROUTE,
+}
+# message_state TLV values (SMPP 3.4 §5.2.28)
+MESSAGE_STATES: dict[int, ReceiptState] = {
+    1: ReceiptState.ENROUTE,
+    2: ReceiptState.DELIVERED,
+    3: ReceiptState.EXPIRED,
+    4: ReceiptState.DELETED,
+    5: ReceiptState.UNDELIVERABLE,
+    6: ReceiptState.ACCEPTED,
+    7: ReceiptState.UNKNOWN,
+    8: ReceiptState.REJECTED,
+}
+STATE_STATS: dict[ReceiptState, str] = {
+    ReceiptState.DELIVERED: "DELIVRD",
+    ReceiptState.EXPIRED: "EXPIRED",
+    ReceiptState.DELETED: "DELETED",
+    ReceiptState.UNDELIVERABLE: "UNDELIV",
+    ReceiptState.ACCEPTED: "ACCEPTD",
+    ReceiptState.UNKNOWN: "UNKNOWN",
+    ReceiptState.REJECTED: "REJECTD",
+    ReceiptState.ENROUTE: "ENROUTE",
+}
+STATE_CODES: dict[ReceiptState, int] = {v: k for k, v in MESSAGE_STATES.items()}
+
+# key:value pairs; "submit date" and "done date" contain a blank; "text:" runs to the end
+_FIELD = re.compile(r"(?:^|\s)(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err):\s*(\S*)", re.IGNORECASE)
+_TEXT = re.compile(r"(?:^|\s)text:", re.IGNORECASE)
+
+
+def normalise_id(raw: str, fmt: str) -> str:
+    """Canonical form of a network message id (see the module docstring for the rule)."""
+    s = raw.replace("\x00", "").strip()
+    if fmt == "str" or not s:
+        return s
+    try:
+        return format(int(s, 16 if fmt == "hex" else 10), "x")
+    except ValueError:
+        return s.lower()
+
+
+def is_receipt(sm: p.ShortMessage) -> bool:
+    """A deliver_sm is a receipt when esm_class says so or it carries receipted_message_id."""
+    if sm.esm_class & 0x3C == p.ESM_RECEIPT:
+        return True
+    return any(tag == p.TAG_RECEIPTED_MESSAGE_ID for tag, _ in sm.tlvs)
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """The key:value fields of a text receipt, keys lower-cased with ``_`` for the blank."""
+    m = _TEXT.search(text)
+    head = text[: m.start()] if m else text
+    out: dict[str, str] = {}
+    for key, value in _FIELD.findall(head):
+        out.setdefault(key.lower().replace(" ", "_"), value)
+    if m:
+        out["text"] = text[m.end() :].strip()
+    return out
+
+
+def parse_date(value: str | None) -> dt.datetime | None:
+    """YYMMDDhhmm or YYMMDDhhmmss (UTC assumed: the SMSC's zone is unknown); anything else → None."""
+    if not value or not value.isdigit() or len(value) not in (10, 12):
+        return None
+    try:
+        return dt.datetime(
+            2000 + int(value[0:2]), int(value[2:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]),
+            int(value[10:12]) if len(value) == 12 else 0, tzinfo=dt.UTC,
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
+def _err_code(value: str | None, tlv: bytes | None) -> int:
+    if tlv is not None and len(tlv) == 3:  # network_error_code: type(1) + code(2)
+        return int.from_bytes(tlv[1:], "big")
+    if value:
+        digits = value.strip()
+        if digits.isdigit():
+            return int(digits)
+        try:
+            return int(digits, 16)
+        except ValueError:
+            return 0
+    return 0
+
+
+def parse_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") -> Receipt | None:
+    """The Receipt in a deliver_sm, or None when it carries no message id at all."""
+    text = sm.short_message
+    if not text:
+        payload = p.tlv_get(sm.tlvs, p.TAG_MESSAGE_PAYLOAD)
+        text = payload or b""
+    raw = text.decode("latin-1")
+    fields = parse_fields(raw)
+    tlv_id = p.tlv_get(sm.tlvs, p.TAG_RECEIPTED_MESSAGE_ID)
+    raw_id = tlv_id.decode("latin-1") if tlv_id else fields.get("id", "")
+    network_id = normalise_id(raw_id, id_format)
+    if not network_id:
+        return None
+    state_code = p.tlv_int(sm.tlvs, p.TAG_MESSAGE_STATE)
+    state = MESSAGE_STATES.get(state_code) if state_code is not None else None
+    if state is None:
+        state = STAT_STATES.get(fields.get("stat", "").upper(), ReceiptState.UNKNOWN)
+    return Receipt(
+        connector=connector,
+        network_id=network_id,
+        state=state,
+        error_code=_err_code(fields.get("err"), p.tlv_get(sm.tlvs, p.TAG_NETWORK_ERROR_CODE)),
+        done_at=parse_date(fields.get("done_date")),
+        submitted_at=parse_date(fields.get("submit_date")),
+        raw=raw,
+    )
+
+
+def receipt_text(
+    message_id: str, stat: str, err: int = 0, submitted: dt.datetime | None = None,
+    done: dt.datetime | None = None, text: bytes = b"",
+) -> bytes:  # fmt: skip
+    """The Appendix B text form (used by the simulator; kept here so both sides agree)."""
+    sub = (submitted or dt.datetime.now(dt.UTC)).strftime("%y%m%d%H%M%S")
+    dn = (done or dt.datetime.now(dt.UTC)).strftime("%y%m%d%H%M%S")
+    head = f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
+    head += f"submit date:{sub} done date:{dn} stat:{stat} err:{err:03d} text:"
+    return head.encode("latin-1") + text[:20]

@@ -1,0 +1,3 @@
+"""Simulators of the network side (an SMSC) for tests, demos and benchmarks."""
+
+from __future__ import annotations
