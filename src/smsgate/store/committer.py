@@ -7,16 +7,23 @@ can use one ``executemany`` per table instead of a round trip per message.
 
 If a batch fails, its items are retried one by one so that one bad item cannot sink the others; an item
 that fails on its own gets the error (``StoreUnavailable`` for a database that refuses writes).
+
+On SQLite the whole batch runs in one dedicated writer thread on a plain ``sqlite3`` connection: through the
+async driver every statement costs several thread hops (~300 µs), here a batch costs one. Handlers keep their
+``async def`` form and are driven to completion in that thread over ``ImmediateConnection``, whose awaits
+never suspend; so a handler may await only its connection. On PostgreSQL they run on asyncpg as written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,9 +35,40 @@ Handler = Callable[[AsyncConnection, Sequence[Any]], Awaitable[Sequence[Any]]]
 AfterCommit = Callable[[str, Sequence[Any], Sequence[Any]], None]
 
 
+class ImmediateConnection:
+    """The part of ``AsyncConnection`` write handlers use, over a sync connection: each await is immediate."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        return self._conn.exec_driver_sql(statement, parameters)
+
+
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends to its end, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a write handler awaited something other than its connection")
+
+
 class GroupCommitter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 2000) -> None:
+    def __init__(self, engine: AsyncEngine, *, sync_engine: sa.Engine | None = None, max_batch: int = 2000) -> None:
         self._engine = engine
+        self._sync_engine = sync_engine
+        self._writer = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer") if sync_engine else None
+        )
         self._max_batch = max_batch
         self._handlers: dict[str, Handler] = {}
         self._after: dict[str, list[AfterCommit]] = {}
@@ -69,6 +107,8 @@ class GroupCommitter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
 
     async def _run(self) -> None:
         while True:
@@ -109,11 +149,24 @@ class GroupCommitter:
         self, groups: dict[str, list[tuple[Any, asyncio.Future[Any]]]]
     ) -> list[tuple[str, list[Any], Sequence[Any], list[asyncio.Future[Any]]]]:
         out = []
-        async with self._engine.begin() as conn:
-            for kind, entries in groups.items():
-                items = [e[0] for e in entries]
-                res = await self._handlers[kind](conn, items)
-                out.append((kind, items, res, [e[1] for e in entries]))
+        if self._sync_engine is not None and self._writer is not None:
+            sync_engine = self._sync_engine
+
+            def run() -> None:
+                with sync_engine.begin() as sync_conn:
+                    conn = ImmediateConnection(sync_conn)
+                    for kind, entries in groups.items():
+                        items = [e[0] for e in entries]
+                        res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
+                        out.append((kind, items, res, [e[1] for e in entries]))
+
+            await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        else:
+            async with self._engine.begin() as aconn:
+                for kind, entries in groups.items():
+                    items = [e[0] for e in entries]
+                    res = await self._handlers[kind](aconn, items)
+                    out.append((kind, items, res, [e[1] for e in entries]))
         self.batches += 1
         return out
 
