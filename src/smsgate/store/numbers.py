@@ -30,7 +30,7 @@ def _pattern_filter(pattern: str | None, how: int) -> list[sa.ColumnElement[bool
     return [n.msisdn.like(like, escape="\\")]
 
 
-def _row(m: Mapping[str, Any]) -> dict[str, Any]:
+def _row(m: Any) -> dict[str, Any]:
     return dict(m)
 
 

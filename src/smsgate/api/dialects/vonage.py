@@ -1,0 +1,264 @@
+"""Native Vonage (Nexmo) REST: ``/sms/json``, ``/sms/xml``, Phone Numbers and the account balance, on the paths
+Vonage uses, so the official SDKs work by pointing their ``rest_host`` here.
+
+Credentials come from wherever real clients put them (reference notes §0.4): a Basic header (Python SDK v4),
+the form body (legacy SDK), a JSON body (Node SDK) or the query string. A ``sig`` + ``timestamp`` pair is checked
+against the account's ``signature_secret``/``signature_method`` within ±5 minutes; ``sig`` with ``api_secret``
+is status 32. SMS errors are HTTP 200 with a Vonage status (table in ``api.vonage_wire``); Numbers and Account
+errors use Vonage's ``error-code`` shape with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from smsgate import errors
+from smsgate.api import auth, vonage_wire
+from smsgate.core import accounts as core_accounts
+from smsgate.core import signing
+
+PREFIXES = ("/sms/", "/number/", "/account/")
+SIGNATURE_WINDOW = 300.0
+
+router = APIRouter(tags=["Vonage SMS, Numbers and Account API"])
+
+_FORM = "application/x-www-form-urlencoded"
+_SMS_FIELDS: dict[str, Any] = {
+    "api_key": {"type": "string"},
+    "api_secret": {"type": "string"},
+    "sig": {"type": "string", "description": "request signature (with timestamp), instead of api_secret"},
+    "timestamp": {"type": "string"},
+    "from": {"type": "string", "example": "smsgate"},
+    "to": {"type": "string", "example": "31612345678"},
+    "text": {"type": "string", "example": "Hello from smsgate"},
+    "type": {"type": "string", "enum": ["text", "unicode", "binary"]},
+    "body": {"type": "string", "description": "hex, type=binary"},
+    "udh": {"type": "string", "description": "hex, type=binary"},
+    "ttl": {"type": "integer", "minimum": 20000, "maximum": 604800000},
+    "status-report-req": {"type": "boolean"},
+    "callback": {"type": "string", "description": "delivery receipt URL for this message"},
+    "message-class": {"type": "integer", "minimum": 0, "maximum": 3},
+    "protocol-id": {"type": "integer", "minimum": 0, "maximum": 255},
+    "client-ref": {"type": "string", "maxLength": 100},
+    "account-ref": {"type": "string"},
+}
+_SMS_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            _FORM: {"schema": {"type": "object", "required": ["from", "to"], "properties": _SMS_FIELDS}},
+            "application/json": {"schema": {"type": "object", "properties": _SMS_FIELDS}},
+        }
+    },
+    "security": [{"basicAuth": []}],
+}
+_SMS_EXAMPLE = {
+    "message-count": "1",
+    "messages": [
+        {
+            "to": "31612345678",
+            "message-id": "0A0000000123ABCD",
+            "status": "0",
+            "remaining-balance": "999.93000000",
+            "message-price": "0.07000000",
+            "network": "20408",
+        }
+    ],
+}
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _is_sms(request: Request) -> bool:
+    return request.url.path.startswith("/sms/")
+
+
+def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
+    """SMS: HTTP 200 with a Vonage status (XML under /sms/xml); Numbers/Account: ``error-code`` with a 4xx."""
+    if _is_sms(request) and status_hint not in (404, 405):
+        body = vonage_wire.error_body(exc)
+        if request.url.path.startswith("/sms/xml"):
+            return Response(vonage_wire.to_xml(body), media_type="application/xml")
+        return _json(body)
+    status, body = vonage_wire.numbers_error(exc, status_hint)
+    return _json(body, status)
+
+
+# -- credentials ----------------------------------------------------------------------------------------------
+async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Account:
+    """The account of a signed request: ``sig`` over every parameter with the account's signature secret."""
+    gw = auth.gateway(request)
+    if params.get("api_secret"):
+        raise vonage_wire.SignatureAndSecret()
+    api_key = params.get("api_key", "")
+    if not api_key:
+        raise vonage_wire.MissingParam("Missing api_key param")
+    acc = await gw.accounts.find(api_key)
+    if acc is None or acc.api_key != api_key or not acc.signature_secret:
+        raise vonage_wire.InvalidSignature()
+    try:
+        ts = float(params.get("timestamp", ""))
+    except ValueError:
+        raise vonage_wire.InvalidSignature() from None
+    if abs(time.time() - ts) > SIGNATURE_WINDOW:
+        raise vonage_wire.InvalidSignature()
+    method = acc.signature_method if acc.signature_method in signing.METHODS else "md5hash"
+    if not signing.vonage_verify(params, acc.signature_secret, method):
+        raise vonage_wire.InvalidSignature()
+    if not acc.active:
+        raise vonage_wire.AccountBarred()
+    return acc
+
+
+async def credentials(request: Request, params: dict[str, str]) -> core_accounts.Account:
+    """Signature, Basic header, or api_key/api_secret in the body or query; failures count per client address."""
+    gw = auth.gateway(request)
+    limiter: auth.FailureLimiter = request.app.state.auth_failures
+    addr = auth.client_address(request)
+    limiter.check(addr)
+    try:
+        if params.get("sig"):
+            return await _signed(request, params)
+        creds = auth.basic_credentials(request)
+        if creds is None:
+            key, secret = params.get("api_key", ""), params.get("api_secret", "")
+            if not key:
+                raise vonage_wire.MissingParam("Missing api_key param")
+            if not secret:
+                raise vonage_wire.MissingParam("Missing api_secret param")
+            creds = (key, secret)
+        try:
+            return await gw.authenticate(*creds)
+        except errors.AuthError as exc:
+            if exc.message == "account disabled":  # services.Gateway.authenticate's wording for a disabled account
+                raise vonage_wire.AccountBarred() from None
+            raise
+    except errors.AuthError:
+        limiter.failed(addr)
+        raise
+
+
+async def _params(request: Request) -> dict[str, str]:
+    return vonage_wire.parse_params(await request.body(), request.query_params)
+
+
+# -- SMS ------------------------------------------------------------------------------------------------------
+async def _send(request: Request) -> dict[str, Any]:
+    params = await _params(request)
+    account = await credentials(request, params)
+    gw = auth.gateway(request)
+    allow_private = bool(request.app.state.settings.webhooks_allow_private)
+    req = vonage_wire.send_request(account, params, dialect="vonage", allow_private=allow_private)
+    return vonage_wire.sent_body(req, await gw.send(req))
+
+
+@router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string
+@router.post(
+    "/sms/json",
+    summary="Send an SMS (Vonage SMS API, JSON response)",
+    openapi_extra=_SMS_DOC,
+    responses={
+        200: {
+            "description": "Per-part result, or an error status",
+            "content": {"application/json": {"example": _SMS_EXAMPLE}},
+        }
+    },
+)
+async def sms_json(request: Request) -> Response:
+    return _json(await _send(request))
+
+
+@router.get("/sms/xml", include_in_schema=False)  # Vonage also takes the parameters as a query string
+@router.post(
+    "/sms/xml",
+    summary="Send an SMS (Vonage SMS API, XML response)",
+    openapi_extra=_SMS_DOC,
+    responses={200: {"description": "<mt-submission-response>", "content": {"application/xml": {}}}},
+)
+async def sms_xml(request: Request) -> Response:
+    return Response(vonage_wire.to_xml(await _send(request)), media_type="application/xml")
+
+
+# -- Numbers and Account --------------------------------------------------------------------------------------
+_NUMBER_DOC: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            _FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["country", "msisdn"],
+                    "properties": {
+                        "country": {"type": "string", "example": "NL"},
+                        "msisdn": {"type": "string", "example": "3197010240299"},
+                        "moHttpUrl": {"type": "string", "description": "inbound SMS webhook; empty clears it"},
+                    },
+                }
+            }
+        }
+    },
+    "security": [{"basicAuth": []}],
+}
+_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Done", "content": {"application/json": {"example": vonage_wire.NUMBERS_OK}}}
+}
+
+
+@router.post(
+    "/number/update", summary="Set a number's inbound webhook (moHttpUrl)", openapi_extra=_NUMBER_DOC, responses=_OK
+)
+async def number_update(request: Request) -> Response:
+    params = await _params(request)
+    account = await credentials(request, params)
+    allow_private = bool(request.app.state.settings.webhooks_allow_private)
+    return _json(await vonage_wire.update(auth.gateway(request), account, params, allow_private=allow_private))
+
+
+@router.post("/number/buy", summary="Buy an available number", openapi_extra=_NUMBER_DOC, responses=_OK)
+async def number_buy(request: Request) -> Response:
+    params = await _params(request)
+    account = await credentials(request, params)
+    return _json(await vonage_wire.buy(auth.gateway(request), account, params))
+
+
+@router.post("/number/cancel", summary="Give a number back", openapi_extra=_NUMBER_DOC, responses=_OK)
+async def number_cancel(request: Request) -> Response:
+    params = await _params(request)
+    account = await credentials(request, params)
+    return _json(await vonage_wire.cancel(auth.gateway(request), account, params))
+
+
+@router.get("/number/search", summary="Available numbers in a country", openapi_extra={"security": [{"basicAuth": []}]})
+async def number_search(request: Request) -> Response:
+    params = await _params(request)
+    await credentials(request, params)
+    return _json(await vonage_wire.search_available(auth.gateway(request), params))
+
+
+@router.get("/account/numbers", summary="Numbers this account owns", openapi_extra={"security": [{"basicAuth": []}]})
+async def account_numbers(request: Request) -> Response:
+    params = await _params(request)
+    account = await credentials(request, params)
+    return _json(await vonage_wire.list_owned(auth.gateway(request), account, params))
+
+
+@router.get(
+    "/account/get-balance",
+    summary="Account balance",
+    openapi_extra={"security": [{"basicAuth": []}]},
+    responses={
+        200: {
+            "description": "Balance",
+            "content": {"application/json": {"example": {"value": 10.17127500, "autoReload": False}}},
+        }
+    },
+)
+async def get_balance(request: Request) -> Response:
+    params = await _params(request)
+    account = await credentials(request, params)
+    return _json(await vonage_wire.balance(auth.gateway(request), account))

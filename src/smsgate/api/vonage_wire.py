@@ -1,0 +1,434 @@
+"""Vonage (Nexmo) wire logic shared by the native dialect (``vonage``) and the KPN-proxied one (``nexmo``).
+
+Not a dialect: it turns Vonage parameters into a ``SendRequest``, results into Vonage bodies (every SMS value a
+JSON string, one ``messages[]`` entry per part), errors into Vonage status codes, and runs the Phone Numbers
+and balance operations both dialects expose. Each dialect keeps its own authentication and error rendering.
+
+SMS status codes (``messages[].status``, always HTTP 200):
+
+    ======  ====================================================  ======================================
+    status  smsgate error                                         why this code
+    ======  ====================================================  ======================================
+    1       RateLimited, QuotaExceeded                            "Throttled" (account TPS / quota)
+    2       MissingParam, EmptyText                               a required parameter is absent/empty
+    3       ValidationError (other), InvalidEncoding, NotFound,   "Invalid Parameters" (bad ttl, hex, …)
+            InvalidNumber(reason not_a_number/empty)              a ``to`` that is not digits
+    4       AuthError                                             "Bad Credentials"
+    5       StoreUnavailable, RouteUnavailable, anything else     "Internal Error"
+    6       InvalidNumber (any other reason)                      "Invalid Message" (unrecognised prefix)
+    7       DestinationNotAllowed (country off / blocked prefix)  "Number Barred"
+    8       AccountBarred (disabled account)                      "Partner Account Barred"
+    9       InsufficientBalance                                   "Partner Quota Violation" (no credit)
+    12      TextTooLong (> 3200 characters or > 255 parts)        "Message Too Long"
+    14      InvalidSignature                                      bad ``sig`` / timestamp out of window
+    15      InvalidSender, SenderNotAllowed                       "Invalid Sender Address"
+    23      InvalidUrl (``callback``)                             "Invalid Callback Url"
+    29      DestinationNotAllowed("Non-Whitelisted Destination")  demo allow-list
+    32      SignatureAndSecret                                    ``sig`` together with ``api_secret``
+    ======  ====================================================  ======================================
+
+Codes 7 and 29 both come from ``DestinationNotAllowed``; the demo allow-list refusal is told apart by its
+message ("Non-Whitelisted Destination", raised in ``services.Gateway.check_destination``). ``type=text`` with
+characters outside GSM-7 is sent as UCS-2 rather than mangled. Phone Numbers / Account errors: 401
+authentication failed, 420 (Vonage's "method failed") for bad parameters or a number the account does not own
+or cannot buy, 429 throttled, 404/405 unknown path or method, 5xx store trouble.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from xml.etree import ElementTree
+
+import orjson
+
+from smsgate import errors, services
+from smsgate.core import accounts as core_accounts
+from smsgate.core import encoding, numbers, pricing
+
+MAX_BODY = 64 * 1024
+MAX_CHARS = 3200  # Vonage accepts up to 3200 characters (concatenation guide)
+TTL_RANGE = (20_000, 604_800_000)
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_DIGITS_RE = re.compile(r"\+?[0-9]+")
+_HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+class MissingParam(errors.ValidationError):
+    """A required parameter is missing."""
+
+
+class AccountBarred(errors.AuthError):
+    """The account is disabled."""
+
+
+class InvalidSignature(errors.AuthError):
+    """Invalid Signature"""
+
+
+class SignatureAndSecret(errors.ValidationError):
+    """Signature And API Secret Disallowed"""
+
+
+_STATUS: list[tuple[type[BaseException], str, str]] = [
+    (errors.RateLimited, "1", "Throttled"),
+    (errors.QuotaExceeded, "1", "Throttled"),
+    (MissingParam, "2", "Missing Parameters"),
+    (errors.EmptyText, "2", "Missing Parameters"),
+    (SignatureAndSecret, "32", "Signature And API Secret Disallowed"),
+    (errors.TextTooLong, "12", "Message Too Long"),
+    (errors.InvalidSender, "15", "Invalid Sender Address"),
+    (errors.SenderNotAllowed, "15", "Invalid Sender Address"),
+    (errors.InvalidUrl, "23", "Invalid Callback Url"),
+    (errors.ValidationError, "3", "Invalid Parameters"),
+    (InvalidSignature, "14", "Invalid Signature"),
+    (AccountBarred, "8", "Partner Account Barred"),
+    (errors.AuthError, "4", "Bad Credentials"),
+    (errors.InsufficientBalance, "9", "Partner Quota Violation"),
+    (errors.NotFound, "3", "Invalid Parameters"),
+    (errors.PolicyError, "7", "Number Barred"),
+]
+
+
+def status_for(exc: BaseException) -> tuple[str, str]:
+    """(status, error-text) for any error; the text keeps our specific reason after Vonage's label."""
+    if isinstance(exc, errors.InvalidNumber):
+        code, label = (
+            ("3", "Invalid Parameters") if exc.reason in ("not_a_number", "empty") else ("6", "Invalid Message")
+        )
+        return code, f"{label}: {exc.message}"
+    if isinstance(exc, errors.DestinationNotAllowed) and "whitelist" in exc.message.lower():
+        return "29", "Non-Whitelisted Destination"
+    for cls, code, label in _STATUS:
+        if isinstance(exc, cls):
+            detail = exc.message if isinstance(exc, errors.SmsgateError) else ""
+            generic = detail == (type(exc).__doc__ or "").strip()  # no specific reason was given
+            if isinstance(exc, errors.AuthError) or generic or not detail or detail == label:
+                return code, label  # never say which part of the credentials was wrong
+            if isinstance(exc, MissingParam):
+                return code, detail  # Vonage's own wording: "Missing to param"
+            return code, f"{label}: {detail}"
+    return "5", "Internal Error"
+
+
+# -- parameters -----------------------------------------------------------------------------------------------
+def _flatten(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def parse_params(body: bytes, query: Any = ()) -> dict[str, str]:
+    """Query string, then the body on top; the body is JSON if it parses as an object, else a form.
+
+    Whatever the Content-Type says: the official SDK may label a form body ``application/json`` (notes §0.5).
+    """
+    if len(body) > MAX_BODY:
+        raise errors.ValidationError(f"request body too large (limit {MAX_BODY} bytes)")
+    params = {str(k): str(v) for k, v in (query.items() if hasattr(query, "items") else query)}
+    if not body.strip():
+        return params
+    if body.lstrip()[:1] == b"{":
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            params.update({str(k): _flatten(v) for k, v in data.items() if v is not None})
+            return params
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.ValidationError("the body is neither a JSON object nor UTF-8 form data") from None
+    params.update(parse_qsl(text, keep_blank_values=True))
+    return params
+
+
+def _required(params: dict[str, str], key: str) -> str:
+    value = params.get(key, "")
+    if not value.strip():
+        raise MissingParam(f"Missing {key} param")
+    return value
+
+
+def _int(params: dict[str, str], key: str, low: int, high: int) -> int | None:
+    raw = params.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise errors.ValidationError(f"Invalid {key} param: not a whole number") from None
+    if not low <= value <= high:
+        raise errors.ValidationError(f"Invalid {key} param: must be between {low} and {high}")
+    return value
+
+
+def _bool(params: dict[str, str], key: str, default: bool) -> bool:
+    raw = params.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise errors.ValidationError(f"Invalid {key} param: use true or false")
+
+
+def _hex(params: dict[str, str], key: str) -> bytes | None:
+    raw = params.get(key, "").strip()
+    if not raw:
+        return None
+    if not _HEX_RE.fullmatch(raw):
+        raise errors.ValidationError(f"Invalid {key} param: not hex octets")
+    return bytes.fromhex(raw)
+
+
+def parse_recipient(raw: str) -> numbers.Number:
+    """Vonage ``to``: E.164 digits without "+" (a "+" or spaces are tolerated); not digits → status 3."""
+    compact = re.sub(r"[\s\-.()]+", "", raw)
+    if not _DIGITS_RE.fullmatch(compact):
+        raise errors.InvalidNumber(f"Invalid to param: {raw.strip()!r} is not a number", reason="not_a_number")
+    return numbers.parse_international(compact)
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """A webhook URL we are willing to call: http(s), a host, and no private address unless allowed."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
+        raise errors.InvalidUrl(f"{url!r} is not an http(s) URL")
+    if not allow_private:
+        host = parts.hostname
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host == "localhost" or (ip is not None and not ip.is_global):
+            raise errors.InvalidUrl(f"{url!r} points at a private or loopback address")
+    return url
+
+
+def send_request(
+    account: core_accounts.Account, params: dict[str, str], *, dialect: str, allow_private: bool
+) -> services.SendRequest:
+    """Vonage SMS parameters (``from``, ``to``, ``text`` and the advanced keys) as a SendRequest."""
+    sender = _required(params, "from")
+    recipient = parse_recipient(_required(params, "to"))
+    kind = params.get("type", "").strip().lower() or "text"
+    if kind not in ("text", "unicode", "binary"):
+        raise errors.ValidationError(f"Invalid type param: {kind!r} is not supported (use text, unicode or binary)")
+    req = services.SendRequest(
+        account=account, dialect=dialect, recipient=recipient, sender=sender, max_chars=MAX_CHARS
+    )
+    if kind == "binary":
+        body = _hex(params, "body")
+        if body is None:
+            raise MissingParam("Missing body param")
+        req.body, req.udh = body, _hex(params, "udh")
+    else:
+        if params.get("body") or params.get("udh"):
+            raise errors.ValidationError("Invalid Parameters: body and udh need type=binary")
+        req.text = _required(params, "text")
+        req.encoding = encoding.Encoding.UCS2 if kind == "unicode" else None
+    ttl = _int(params, "ttl", *TTL_RANGE)
+    req.ttl_seconds = ttl / 1000 if ttl is not None else None
+    req.status_report = _bool(params, "status-report-req", True)
+    req.message_class = _int(params, "message-class", 0, 3)
+    req.protocol_id = _int(params, "protocol-id", 0, 255) or 0
+    client_ref = params.get("client-ref") or None
+    if client_ref is not None and len(client_ref) > 100:
+        raise errors.ValidationError("Invalid client-ref param: at most 100 characters")
+    req.client_ref = client_ref
+    if params.get("callback"):
+        req.callback_url = check_url(params["callback"], allow_private=allow_private)
+    for key in ("account-ref", "entity-id", "content-id"):
+        if params.get(key):
+            req.meta[key.replace("-", "_")] = params[key][:100]
+    if "trusted-number" in params:
+        req.meta["trusted_number"] = _bool(params, "trusted-number", False)
+    return req
+
+
+# -- SMS responses --------------------------------------------------------------------------------------------
+def sent_body(req: services.SendRequest, result: services.SendResult) -> dict[str, Any]:
+    """``message-count`` = parts; one entry per part, each with its own id and price; all values strings."""
+    entries = []
+    for part in result.parts:
+        entry = {
+            "to": req.recipient.digits,
+            "message-id": part.id,
+            "status": "0",
+            "remaining-balance": pricing.format_amount(result.remaining_balance),
+            "message-price": pricing.format_amount(part.price),
+        }
+        if result.network:
+            entry["network"] = result.network
+        if req.client_ref is not None:
+            entry["client-ref"] = req.client_ref
+        if req.meta.get("account_ref"):
+            entry["account-ref"] = str(req.meta["account_ref"])
+        entries.append(entry)
+    return {"message-count": str(len(entries)), "messages": entries}
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    code, text = status_for(exc)
+    return {"message-count": "1", "messages": [{"status": code, "error-text": text}]}
+
+
+_XML_NAMES = {
+    "message-id": "messageId",
+    "remaining-balance": "remainingBalance",
+    "message-price": "messagePrice",
+    "client-ref": "clientRef",
+    "account-ref": "accountRef",
+    "error-text": "errorText",
+}
+
+
+def to_xml(body: dict[str, Any]) -> bytes:
+    """The ``/sms/xml`` form of an SMS body: ``<mt-submission-response><messages count=…>``."""
+    root = ElementTree.Element("mt-submission-response")
+    msgs = ElementTree.SubElement(root, "messages", count=str(body["message-count"]))
+    for entry in body["messages"]:
+        el = ElementTree.SubElement(msgs, "message")
+        for key, value in entry.items():
+            ElementTree.SubElement(el, _XML_NAMES.get(key, key)).text = str(value)
+    xml: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml
+
+
+# -- Phone Numbers and Account --------------------------------------------------------------------------------
+def numbers_status(code: str, label: str) -> dict[str, str]:
+    return {"error-code": code, "error-code-label": label}
+
+
+NUMBERS_OK = numbers_status("200", "success")
+
+
+def numbers_error(exc: BaseException, status_hint: int | None = None) -> tuple[int, dict[str, str]]:
+    """(HTTP status, body) of a Phone Numbers / Account API error, as Vonage's ``error-code`` shape."""
+    if isinstance(exc, errors.AuthError):
+        return 401, numbers_status("401", "authentication failed")
+    if isinstance(exc, errors.RateLimited | errors.QuotaExceeded):
+        return 429, numbers_status("429", "too many requests")
+    if isinstance(exc, errors.SmsgateError) and isinstance(exc, errors.ValidationError | errors.PolicyError):
+        return 420, numbers_status("420", exc.message)
+    if status_hint in (404, 405):
+        label = "not found" if status_hint == 404 else "method not allowed"
+        return status_hint, numbers_status(str(status_hint), label)
+    if isinstance(exc, errors.StoreUnavailable):
+        return 503, numbers_status("503", "service unavailable")
+    return 500, numbers_status("500", "internal error")
+
+
+def _store(gw: services.Gateway) -> Any:
+    if gw.numbers is None:
+        raise errors.StoreUnavailable("the numbers store is not configured")
+    return gw.numbers
+
+
+def _country(params: dict[str, str], required: bool = True) -> str | None:
+    raw = params.get("country", "").strip().upper()
+    if not raw:
+        if required:
+            raise MissingParam("Missing country param")
+        return None
+    if not re.fullmatch(r"[A-Z]{2}", raw):
+        raise errors.ValidationError("Invalid country param: use an ISO 3166-1 alpha-2 code")
+    return raw
+
+
+def _msisdn(params: dict[str, str], key: str = "msisdn") -> str:
+    raw = re.sub(r"[\s+]", "", _required(params, key))
+    if not raw.isdigit() or not 5 <= len(raw) <= 15:
+        raise errors.ValidationError(f"Invalid {key} param: E.164 digits without '+'")
+    return raw
+
+
+def _paging(params: dict[str, str]) -> dict[str, Any]:
+    return {
+        "pattern": params.get("pattern") or None,
+        "search_pattern": _int(params, "search_pattern", 0, 2) or 0,
+        "index": _int(params, "index", 1, 1_000_000) or 1,
+        "size": _int(params, "size", 1, 100) or 10,
+    }
+
+
+async def list_owned(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, Any]:
+    count, rows = await _store(gw).owned(account.id, country=_country(params, False), **_paging(params))
+    out = []
+    for r in rows:
+        item: dict[str, Any] = {"country": r["country"], "msisdn": r["msisdn"], "type": r["type"]}
+        item["features"] = list(r["features"] or [])
+        if r["mo_http_url"]:
+            item["moHttpUrl"] = r["mo_http_url"]
+        for key, value in (r["settings"] or {}).items():
+            item.setdefault(key, value)
+        out.append(item)
+    return {"count": count, "numbers": out}
+
+
+async def search_available(gw: services.Gateway, params: dict[str, str]) -> dict[str, Any]:
+    country = _country(params)
+    assert country is not None
+    features = [f for f in params.get("features", "").replace(" ", "").split(",") if f]
+    count, rows = await _store(gw).available(
+        country=country, type=params.get("type") or None, features=features, **_paging(params)
+    )
+    out = [
+        {
+            "country": r["country"],
+            "msisdn": r["msisdn"],
+            "type": r["type"],
+            "cost": f"{pricing.from_units(r['cost']).quantize(Decimal('0.01')):f}",  # Vonage shows "0.50"
+            "features": list(r["features"] or []),
+        }
+        for r in rows
+    ]
+    return {"count": count, "numbers": out}
+
+
+async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
+    country = _country(params)
+    assert country is not None
+    await _store(gw).buy(account.id, country, _msisdn(params))
+    gw.forget(account.id)  # the balance changed
+    return NUMBERS_OK
+
+
+async def cancel(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
+    country = _country(params)
+    assert country is not None
+    await _store(gw).cancel(account.id, country, _msisdn(params))
+    return NUMBERS_OK
+
+
+_UPDATE_SETTINGS = ("app_id", "moSmppSysType", "voiceCallbackType", "voiceCallbackValue", "voiceStatusCallback")
+
+
+async def update(
+    gw: services.Gateway, account: core_accounts.Account, params: dict[str, str], *, allow_private: bool
+) -> dict[str, str]:
+    """``moHttpUrl`` sets where inbound SMS to the number go (empty string clears it)."""
+    country = _country(params)
+    assert country is not None
+    msisdn = _msisdn(params)
+    mo = params.get("moHttpUrl")
+    if mo:
+        mo = check_url(mo, allow_private=allow_private)
+    settings = {k: params[k] for k in _UPDATE_SETTINGS if params.get(k)}
+    await _store(gw).update(account.id, country, msisdn, mo_http_url=mo, settings=settings)
+    return NUMBERS_OK
+
+
+async def balance(gw: services.Gateway, account: core_accounts.Account) -> dict[str, Any]:
+    """``value`` is a JSON number (unlike the SMS API's strings); read fresh, not from the credential cache."""
+    fresh = await gw.accounts.get(account.id) or account
+    value = pricing.from_units(fresh.balance).quantize(Decimal("0.00000001"))
+    return {"value": float(value), "autoReload": False}

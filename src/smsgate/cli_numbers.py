@@ -1,0 +1,178 @@
+"""``smsgate numbers``: the operator's pool of virtual numbers that accounts search, buy and point at a webhook.
+
+A number added here is available to every account (Vonage ``/number/search`` and ``/number/buy``) until it is
+assigned; ``assign`` gives it to an account directly, ``release`` takes it back (and clears its webhook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import re
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smsgate import errors
+from smsgate import settings as settings_mod
+from smsgate.core import pricing
+from smsgate.store import accounts as store_accounts
+from smsgate.store import engine as store_engine
+from smsgate.store import migrate as store_migrate
+from smsgate.store import numbers as store_numbers
+
+numbers_app = typer.Typer(help="Manage the pool of virtual numbers (Vonage Phone Numbers API)", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", exists=True, dir_okay=False
+)
+JsonOpt = typer.Option(False, "--json", help="print JSON")
+Stores = tuple[store_numbers.NumberStore, store_accounts.AccountStore]
+
+
+def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]]) -> T:
+    s = settings_mod.load(config)
+
+    async def run() -> T:
+        if s.is_sqlite:
+            s.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
+        try:
+            await store_migrate.upgrade(engine)
+            return await fn((store_numbers.NumberStore(engine), store_accounts.AccountStore(engine)))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except errors.SmsgateError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _msisdn(raw: str) -> str:
+    digits = re.sub(r"[\s\-+]", "", raw)
+    if not digits.isdigit() or not 5 <= len(digits) <= 15:
+        raise typer.BadParameter(f"{raw!r} is not an E.164 number (digits, with the country code)")
+    return digits
+
+
+def _out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "msisdn": row["msisdn"],
+        "country": row["country"],
+        "type": row["type"],
+        "features": list(row["features"] or []),
+        "cost": pricing.format_amount(pricing.from_units(row["cost"])),
+        "account_id": row["account_id"],
+        "moHttpUrl": row["mo_http_url"],
+    }
+
+
+async def _account_id(accounts: store_accounts.AccountStore, ref: str) -> str:
+    acc = await accounts.find(ref)
+    if acc is None:
+        raise errors.NotFound(f"no account {ref}")
+    return acc.id
+
+
+@numbers_app.command("add")
+def numbers_add(
+    msisdn: str = typer.Argument(..., help="E.164 digits, e.g. 3197010240299"),
+    country: str = typer.Option(..., "--country", help="ISO 3166-1 alpha-2, e.g. NL"),
+    type: str = typer.Option("mobile-lvn", "--type", help="landline, mobile-lvn or landline-toll-free"),
+    features: str = typer.Option("SMS", "--features", help="comma-separated: SMS,VOICE,MMS"),
+    cost: str = typer.Option("0", "--cost", help="price an account pays to buy it, e.g. 0.50"),
+    account: str | None = typer.Option(None, "--account", help="assign it to this account (id or api_key) now"),
+    as_json: bool = JsonOpt,
+    config: pathlib.Path | None = ConfigOpt,
+) -> None:
+    """Add a number to the pool."""
+    digits = _msisdn(msisdn)
+    if not re.fullmatch(r"[A-Za-z]{2}", country):
+        raise typer.BadParameter("country must be a two-letter ISO code")
+    try:
+        units = pricing.to_units(Decimal(cost))
+    except InvalidOperation:
+        raise typer.BadParameter(f"not an amount: {cost}") from None
+    feats = [f.strip().upper() for f in features.split(",") if f.strip()]
+
+    async def run(stores: Stores) -> dict[str, Any]:
+        nums, accounts = stores
+        owner = await _account_id(accounts, account) if account else None
+        await nums.add(digits, country, type=type, features=feats, cost=units)
+        if owner:
+            await nums.assign(digits, owner)
+        row = await nums.get(digits)
+        assert row is not None
+        return row
+
+    row = _run(config, run)
+    if as_json:
+        typer.echo(json.dumps(_out(row)))
+    else:
+        console.print(f"number {digits} added" + (f" and assigned to {row['account_id']}" if row["account_id"] else ""))
+
+
+@numbers_app.command("list")
+def numbers_list(as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt) -> None:
+    """Every number in the pool, with its owner and webhook."""
+
+    async def run(stores: Stores) -> list[dict[str, Any]]:
+        return await stores[0].all()
+
+    rows = [_out(r) for r in _run(config, run)]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("msisdn", "country", "type", "features", "cost", "account", "moHttpUrl")
+    for r in rows:
+        table.add_row(
+            r["msisdn"],
+            r["country"],
+            r["type"],
+            ",".join(r["features"]),
+            r["cost"],
+            r["account_id"] or "-",
+            r["moHttpUrl"] or "",
+        )
+    console.print(table)
+
+
+@numbers_app.command("assign")
+def numbers_assign(
+    msisdn: str = typer.Argument(..., help="a number in the pool"),
+    account: str = typer.Argument(..., help="account id or api_key"),
+    config: pathlib.Path | None = ConfigOpt,
+) -> None:
+    """Give a number to an account (no charge)."""
+    digits = _msisdn(msisdn)
+
+    async def run(stores: Stores) -> str:
+        nums, accounts = stores
+        owner = await _account_id(accounts, account)
+        await nums.assign(digits, owner)
+        return owner
+
+    console.print(f"number {digits} assigned to {_run(config, run)}")
+
+
+@numbers_app.command("release")
+def numbers_release(
+    msisdn: str = typer.Argument(..., help="a number in the pool"), config: pathlib.Path | None = ConfigOpt
+) -> None:
+    """Take a number back into the pool; its webhook is cleared."""
+    digits = _msisdn(msisdn)
+
+    async def run(stores: Stores) -> None:
+        await stores[0].assign(digits, None)
+
+    _run(config, run)
+    console.print(f"number {digits} released")
