@@ -1,0 +1,108 @@
+"""Our own account API (``/v1/account``): who am I, quota and balance, secret rotation, traffic per minute.
+
+Used by the console's Account page, and plain JSON for anyone else. Any of the account's credentials work
+(Bearer token or Basic api_key:api_secret); errors use the ``/v1`` shape ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from smsgate import errors
+from smsgate.api import auth
+from smsgate.api.console import routes
+from smsgate.api.messages import json_response
+from smsgate.core import accounts as core_accounts
+from smsgate.core import pricing
+from smsgate.store import tables
+
+router = APIRouter(tags=["Account"])
+_SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
+
+
+async def _fresh(request: Request, account: core_accounts.Account) -> core_accounts.Account:
+    """The balance moves with every send: read it from the store, not the 5-second credential cache."""
+    acc = await auth.gateway(request).accounts.get(account.id)
+    if acc is None:
+        raise errors.NotFound("no such account")
+    return acc
+
+
+@router.get("/v1/account", summary="The calling account: key, level, quota use and balance", openapi_extra=_SECURITY)
+async def get_account(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
+    gw = auth.gateway(request)
+    acc = await _fresh(request, account)
+    quota = await gw.quotas.state(acc)
+    body: dict[str, Any] = {
+        "id": acc.id,
+        "name": acc.name,
+        "api_key": acc.api_key,
+        "level": acc.level,
+        "status": acc.status,
+        "default_sender": acc.default_sender,
+        "quota": {
+            "limit": quota.limit,
+            "used": quota.used,
+            "interval": quota.interval,
+            "unit": quota.unit,
+            "reset": core_accounts.format_reset(quota.reset_at),
+            "reset_at": quota.reset_at,
+        },
+        "balance": pricing.format_amount(pricing.from_units(acc.balance)),
+        "receipt_url": acc.receipt_url,
+        "inbound_url": acc.inbound_url,
+    }
+    return json_response(body, headers={"cache-control": "no-store"})
+
+
+@router.post(
+    "/v1/account/rotate-secret",
+    summary="Replace the api_secret; the new one is shown only in this response",
+    openapi_extra=_SECURITY,
+)
+async def rotate_secret(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
+    gw = auth.gateway(request)
+    secret = await gw.accounts.rotate_secret(account.id)
+    gw.forget(account.id)  # the old secret and its tokens must stop working now, not in 5 seconds
+    return json_response({"api_key": account.api_key, "api_secret": secret}, headers={"cache-control": "no-store"})
+
+
+@router.get(
+    "/v1/account/stats",
+    summary="Messages per minute (outbound and inbound) over the last N minutes",
+    openapi_extra=_SECURITY,
+)
+async def stats(
+    request: Request,
+    account: core_accounts.Account = Depends(auth.any_credentials),
+    minutes: int = Query(60, ge=1, le=1440),
+) -> Response:
+    now = time.time()
+    end = float(int(now // 60) * 60 + 60)  # the current minute is the last bucket
+    start = end - minutes * 60
+    m = tables.messages
+    offset = m.c.created_at - start
+    engine = routes.engine_of(request)
+    # whole minutes since ``start``: CAST truncates on SQLite but rounds on PostgreSQL, hence floor() there
+    bucket = (
+        sa.func.floor(offset / 60) if engine.dialect.name == "postgresql" else sa.cast(offset / 60, sa.Integer)
+    ).label("b")
+    q = (
+        sa.select(bucket, m.c.direction, sa.func.count().label("n"))
+        .where(m.c.account_id == account.id, m.c.created_at >= start, m.c.created_at < end)
+        .group_by(bucket, m.c.direction)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+    series = [{"at": start + i * 60, "outbound": 0, "inbound": 0} for i in range(minutes)]
+    for b, direction, n in rows:
+        i = int(b)
+        if 0 <= i < minutes and direction in ("outbound", "inbound"):
+            series[i][direction] = int(n)
+    totals = {d: sum(int(s[d]) for s in series) for d in ("outbound", "inbound")}
+    return json_response({"minutes": minutes, "start": start, "end": end, "per_minute": series, "totals": totals})

@@ -1,0 +1,307 @@
+"""The web console: its HTML shell and static files, and the operator-aware JSON it reads (``/console/api``).
+
+Auth: the browser keeps the credentials in ``sessionStorage`` and sends them on every call, as HTTP Basic
+``api_key:api_secret`` or ``Bearer <operator token>`` (``settings.operator_token``), which sees every account.
+The live list is a ``text/event-stream`` read with ``fetch`` (not ``EventSource``), so it sends the same
+``Authorization`` header and no credential ever lands in a URL or a server log.
+
+The stream follows the ``events`` table by its primary key: every status change writes an event in the same
+transaction, ids are durable, and the client resumes from the last id it saw (``?after=`` or
+``Last-Event-ID``), so it is right across gateway restarts and costs the send path nothing. A small lookback
+over recent ids catches rows that committed out of id order (PostgreSQL sequences).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import pathlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate import errors
+from smsgate.api import auth
+from smsgate.api.messages import json_response
+from smsgate.core import accounts as core_accounts
+from smsgate.core import pricing
+from smsgate.store import messages as store_messages
+from smsgate.store import tables
+
+router = APIRouter(include_in_schema=False)
+
+STATIC = pathlib.Path(__file__).parent / "static"
+_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+# Everything comes from this origin: the console works offline and a stray CDN link would fail loudly.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+POLL_SECONDS = 0.5
+PING_SECONDS = 15.0
+STREAM_SECONDS = 300.0  # then the client reconnects from its cursor; bounds what a forgotten tab holds
+_LOOKBACK = 256
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking: an account, or the operator (``account`` None) who sees all accounts."""
+
+    account: core_accounts.Account | None
+
+    @property
+    def account_id(self) -> str | None:
+        return self.account.id if self.account else None
+
+
+async def viewer(request: Request) -> Viewer:
+    token = auth.bearer_token(request)
+    expected: str | None = request.app.state.settings.operator_token
+    if token is not None and expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return Viewer(None)
+    return Viewer(await auth.any_credentials(request))
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.runtime.engine
+    return engine
+
+
+# -- shell and static files -----------------------------------------------------------------------------------
+def _file(name: str) -> Response:
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise errors.NotFound("no such file")
+    headers = {"cache-control": "no-cache", "x-content-type-options": "nosniff", "content-security-policy": _CSP}
+    media = _TYPES.get(path.suffix, "application/octet-stream")
+    return Response(path.read_bytes(), media_type=media, headers=headers)
+
+
+@router.get("/console")
+@router.get("/console/")
+async def shell() -> Response:
+    return _file("index.html")
+
+
+@router.get("/console/static/{name}")
+async def static(name: str) -> Response:
+    return _file(name)
+
+
+# -- messages -------------------------------------------------------------------------------------------------
+def summary(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": m["id"],
+        "account_id": m["account_id"],
+        "direction": m["direction"],
+        "dialect": m["dialect"],
+        "status": m["status"],
+        "from": m["sender"],
+        "to": m["recipient"],
+        "text": m["text"],
+        "encoding": m["encoding"],
+        "parts_count": m["parts_count"],
+        "network": m["network"],
+        "price": pricing.format_amount(pricing.from_units(m["price"] or 0)),
+        "error": {"code": m["error_code"], "text": m["error_text"]} if m.get("error_text") else None,
+        "created_at": m["created_at"],
+        "updated_at": m["updated_at"],
+    }
+
+
+async def last_event_id(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.max(tables.events.c.id))) or 0)
+
+
+@router.get("/console/api/whoami")
+async def whoami(request: Request, who: Viewer = Depends(viewer)) -> Response:
+    acc = who.account
+    account = None if acc is None else {"id": acc.id, "name": acc.name, "api_key": acc.api_key, "level": acc.level}
+    return json_response({"operator": acc is None, "account": account})
+
+
+@router.get("/console/api/messages")
+async def list_messages(
+    request: Request,
+    who: Viewer = Depends(viewer),
+    direction: Literal["outbound", "inbound"] | None = None,
+    status: str | None = Query(None, max_length=16),
+    number: str | None = Query(None, max_length=40),
+    sender: str | None = Query(None, max_length=40),
+    dialect: str | None = Query(None, max_length=16),
+    since: float | None = None,
+    until: float | None = None,
+    q: str | None = Query(None, max_length=200),
+    before: str | None = Query(None, max_length=200, description="created_at|id of the last row seen"),
+    limit: int = Query(50, ge=1, le=200),
+) -> Response:
+    """Newest first; ``stream_after`` is the event id to start the live stream from (read before the list)."""
+    cursor = await last_event_id(engine_of(request))
+    rows = await auth.gateway(request).reads.list(
+        who.account_id,
+        direction=direction,
+        status=status or None,
+        number=_e164ish(number),
+        sender=sender or None,
+        dialect=dialect or None,
+        since=since,
+        until=until,
+        text=q or None,
+        before=_before(before),
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = f"{rows[-1]['created_at']!r}|{rows[-1]['id']}" if more and rows else None
+    return json_response({"messages": [summary(r) for r in rows], "next": nxt, "stream_after": cursor})
+
+
+def _e164ish(number: str | None) -> str | None:
+    """Numbers are stored as E.164; let people type ``31612345678`` or ``+31 6 1234 5678``."""
+    if not number:
+        return None
+    compact = number.replace(" ", "")
+    return "+" + compact.lstrip("+") if compact.lstrip("+").isdigit() else compact
+
+
+def _before(raw: str | None) -> tuple[float, str] | None:
+    if not raw:
+        return None
+    t, sep, mid = raw.partition("|")
+    try:
+        if not sep:
+            raise ValueError(raw)
+        return float(t), mid
+    except ValueError:
+        raise errors.ValidationError("bad 'before' cursor") from None
+
+
+@router.get("/console/api/messages/{message_id}")
+async def message_detail(message_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+    m = await auth.gateway(request).message(who.account, message_id)
+    out = summary(m)
+    out["meta"] = m["meta"]
+    out["client_ref"] = m["client_ref"]
+    out["connector"] = m["connector"]
+    out["country"] = m["country"]
+    out["parts"] = [
+        {
+            "id": p["id"],
+            "index": p["idx"],
+            "total": p["total"],
+            "status": p["status"],
+            "network_message_id": p["network_id"],
+            "text": p["text"],
+            "data_coding": p["data_coding"],
+            "price": pricing.format_amount(pricing.from_units(p["price"] or 0)),
+            "error": {"code": p["error_code"], "text": p["error_text"]} if p.get("error_text") else None,
+            "submitted_at": p["submitted_at"],
+            "done_at": p["done_at"],
+        }
+        for p in m["parts"]
+    ]
+    out["events"] = m["events"]
+    out["webhooks"] = await _webhooks_of(engine_of(request), message_id)
+    return json_response(out)
+
+
+async def _webhooks_of(engine: AsyncEngine, message_id: str) -> list[dict[str, Any]]:
+    """Deliveries planned for this message, each with its attempts (read straight from the webhook tables)."""
+    d, a = tables.webhook_deliveries, tables.webhook_attempts
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(
+                    d.c.id,
+                    d.c.event,
+                    d.c.url,
+                    d.c.method,
+                    d.c.status,
+                    d.c.attempts,
+                    d.c.last_status_code,
+                    d.c.last_error,
+                    d.c.created_at,
+                    d.c.updated_at,
+                )
+                .where(d.c.message_id == message_id)
+                .order_by(d.c.created_at)
+            )
+        ).all()
+        ids = [r.id for r in rows]
+        tries = (await conn.execute(sa.select(a).where(a.c.delivery_id.in_(ids)).order_by(a.c.id))).all() if ids else []
+    by_delivery: dict[str, list[dict[str, Any]]] = {}
+    for t in tries:
+        by_delivery.setdefault(t.delivery_id, []).append(
+            {"at": t.at, "status_code": t.status_code, "latency_ms": t.latency_ms, "error": t.error}
+        )
+    return [{**store_messages.as_dict(r), "attempt_log": by_delivery.get(r.id, [])} for r in rows]
+
+
+# -- the live stream ------------------------------------------------------------------------------------------
+async def changes(
+    engine: AsyncEngine, account_id: str | None, cursor: int, seen: set[int]
+) -> tuple[list[dict[str, Any]], int]:
+    """Messages touched by events after ``cursor`` (plus unseen ones in the lookback), and the new cursor."""
+    e, m = tables.events, tables.messages
+    q = sa.select(e.c.id, e.c.message_id).where(e.c.id > max(0, cursor - _LOOKBACK))
+    if account_id is not None:
+        q = q.where(e.c.account_id == account_id)
+    async with engine.connect() as conn:
+        rows = [r for r in (await conn.execute(q.order_by(e.c.id).limit(2000))).all() if r.id not in seen]
+        if not rows:
+            return [], cursor
+        ids = sorted({r.message_id for r in rows})
+        msgs = (await conn.execute(sa.select(m).where(m.c.id.in_(ids)))).all()
+    seen.update(r.id for r in rows)
+    top = max(cursor, max(r.id for r in rows))
+    for old in [i for i in seen if i <= top - _LOOKBACK]:
+        seen.discard(old)
+    found = sorted((store_messages.as_dict(r) for r in msgs), key=lambda x: (x["created_at"], x["id"]))
+    return [summary(x) for x in found], top
+
+
+def _frame(event: str, data: Any, event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+@router.get("/console/api/stream")
+async def stream(request: Request, who: Viewer = Depends(viewer), after: int | None = Query(None, ge=0)) -> Response:
+    """``text/event-stream`` of ``messages`` events: ``{"messages": [...]}`` with the event id as SSE ``id``."""
+    engine = engine_of(request)
+    header = request.headers.get("last-event-id", "")
+    start = int(header) if header.isdigit() else after
+    if start is None:
+        start = await last_event_id(engine)
+
+    async def frames() -> AsyncIterator[bytes]:
+        cursor = start
+        seen: set[int] = set()
+        if cursor > 0:  # what is already below the cursor was seen by the caller's list
+            async with engine.connect() as conn:
+                e = tables.events
+                q = sa.select(e.c.id).where(e.c.id > max(0, cursor - _LOOKBACK), e.c.id <= cursor)
+                seen.update(int(i) for i in (await conn.scalars(q)).all())
+        yield b"retry: 1000\n" + _frame("hello", {"after": cursor}, cursor)
+        ends = time.monotonic() + STREAM_SECONDS
+        quiet_since = time.monotonic()
+        while time.monotonic() < ends and not await request.is_disconnected():
+            found, cursor = await changes(engine, who.account_id, cursor, seen)
+            if found:
+                yield _frame("messages", {"messages": found}, cursor)
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > PING_SECONDS:
+                yield b": ping\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(POLL_SECONDS)
+
+    headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
