@@ -22,6 +22,8 @@ from smsgate.store import engine as store_engine
 from smsgate.store import migrate
 
 SMSGATE = [sys.executable, "-m", "smsgate"]
+PG_ADMIN_URL = os.environ.get("SMSGATE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SMSGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -33,7 +35,9 @@ def free_port() -> int:
 class GatewayProcess:
     """``smsgate serve`` as a subprocess (so tests can SIGKILL it), on a free loopback port."""
 
-    def __init__(self, data_dir: pathlib.Path, *, env: dict[str, str] | None = None, config: pathlib.Path | None = None) -> None:
+    def __init__(
+        self, data_dir: pathlib.Path, *, env: dict[str, str] | None = None, config: pathlib.Path | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -134,7 +138,9 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SMSGATE, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check, timeout=60)
+    return subprocess.run(
+        [*SMSGATE, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check, timeout=60
+    )
 
 
 def cli_json(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -148,3 +154,46 @@ def gateway_process(data_dir: pathlib.Path, **kw: Any) -> Iterator[GatewayProces
         yield gw
     finally:
         gw.stop()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database (``smsgate_test_<random>``), dropped afterwards; fails loudly without a server."""
+    import asyncpg  # a test dependency only where PostgreSQL tests run
+
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = "smsgate_test_" + os.urandom(5).hex()
+
+    async def admin_exec(sql: str) -> None:
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        import pytest
+
+        pytest.fail(f"PostgreSQL is needed at {admin} (start it, or set SMSGATE_TEST_POSTGRES): {exc}", pytrace=False)
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def require_redis() -> str:
+    """The Redis URL for tests, after checking the server answers; fails loudly (never skips) when it does not."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        import pytest
+
+        pytest.fail(f"Redis is needed at {REDIS_URL} (start it, or set SMSGATE_TEST_REDIS): {exc}", pytrace=False)
+    finally:
+        client.close()
+    return REDIS_URL

@@ -59,13 +59,30 @@ def serve(
     port: int = typer.Option(None, help="listen port (default 8080)"),
     config: pathlib.Path | None = ConfigOpt,
     log_level: str = typer.Option("info", help="debug, info, warning, error"),
+    workers: int = typer.Option(1, help="node processes sharing the port (needs PostgreSQL and Redis)"),
 ) -> None:
     """Run the gateway: HTTP APIs, dispatcher, connectors."""
     from smsgate import server
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = _settings(config, host=host, port=port)
+    problem = server.workers_problem(s, workers)
+    if problem is not None:
+        typer.echo(f"Error: {problem}", err=True)
+        raise typer.Exit(2)
+    if workers > 1:
+        raise typer.Exit(server.serve_workers(s, workers, log_level=log_level.upper()))
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(server.serve(s, banner=typer.echo))
+
+
+@app.command(
+    "smsc-sim", add_help_option=False, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def smsc_sim(ctx: typer.Context) -> None:
+    """Run the SMSC simulator (SMPP v3.4 server for tests and demos); --help for its options."""
+    from smsgate.sim import smsc
+
+    smsc.main(list(ctx.args))
 
 
 @app.command()
@@ -276,3 +293,8 @@ def accounts_set(
 
     acc = _with_store(config, run)
     console.print_json(json.dumps(_account_json(acc)))
+
+
+from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
+
+app.add_typer(numbers_app, name="numbers")

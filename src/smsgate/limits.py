@@ -1,17 +1,27 @@
 """Quotas and rate limits, in one place, so each dialect only translates the refusal.
 
-In-process counters serve one node. The quota count is seeded from the store the first time an account is
-seen in a window, so a restart does not hand out a fresh quota.
+Two twins with one (async) interface: in-process counters for a single node, and Redis (atomic Lua scripts)
+when several nodes share the limits (``SMSGATE_REDIS_URL``); ``runtime`` picks one. The quota count is
+seeded from the store the first time a window is seen, so a restart (or a flushed Redis) does not hand out
+a fresh quota.
+
+    Quotas        per account, over the account's interval (what the KPN ``quota-*`` headers report)
+    TokenBuckets  throughput: per account, per sender, per destination (at accept) and per connector
+                  (``dispatch.throttle``, before submit); the bucket size is the burst allowance
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from smsgate import errors
 from smsgate.core import accounts as core_accounts
+
+CountSince = Callable[[str, float], Awaitable[int]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,6 +35,60 @@ class QuotaState:
     reset_at: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rate:
+    """One throughput limit: ``rate`` tokens per second from a bucket of ``burst`` tokens."""
+
+    key: str
+    rate: float
+    burst: float
+
+    @classmethod
+    def of(cls, key: str, rate: float, burst: float | None = None) -> Rate:
+        return cls(key, rate, burst if burst is not None else max(1.0, rate))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """Operator-wide throughput limits at accept time (the account's own TPS is on the account)."""
+
+    sender_tps: float | None = None
+    destination_tps: float | None = None
+    burst_seconds: float = 1.0  # a bucket holds this many seconds of its rate (at least one token)
+
+    def burst(self, rate: float) -> float:
+        return max(1.0, rate * self.burst_seconds)
+
+    def rates(self, account: core_accounts.Account, sender: str, destination: str) -> list[Rate]:
+        out = []
+        if account.rate_limit_tps:
+            out.append(Rate("acct:" + account.id, account.rate_limit_tps, self.burst(account.rate_limit_tps)))
+        if self.sender_tps:
+            out.append(Rate("sender:" + sender, self.sender_tps, self.burst(self.sender_tps)))
+        if self.destination_tps:
+            out.append(Rate("dest:" + destination, self.destination_tps, self.burst(self.destination_tps)))
+        return out
+
+
+class QuotaLimiter(Protocol):
+    async def state(self, account: core_accounts.Account) -> QuotaState: ...
+    async def take(self, account: core_accounts.Account) -> QuotaState: ...
+    async def give_back(self, account: core_accounts.Account) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def take_all(self, rates: Sequence[Rate]) -> None: ...
+    async def reserve(self, rate: Rate, n: int) -> float: ...
+
+
+def _exceeded(account: core_accounts.Account, retry_after: float) -> errors.QuotaExceeded:
+    return errors.QuotaExceeded(
+        f"Rate limit quota violation. Quota limit exceeded. Identifier : {account.api_key}",
+        retry_after=max(1.0, retry_after),
+    )
+
+
+# -- in-process ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass(slots=True)
 class _Window:
     start: float
@@ -33,7 +97,7 @@ class _Window:
 
 
 class Quotas:
-    def __init__(self, count_since: Callable[[str, float], Awaitable[int]]) -> None:
+    def __init__(self, count_since: CountSince) -> None:
         self._count_since = count_since
         self._windows: dict[str, _Window] = {}
 
@@ -55,14 +119,11 @@ class Quotas:
         now = time.time()
         w = await self._window(account, now)
         if account.quota_limit is not None and w.used >= account.quota_limit:
-            raise errors.QuotaExceeded(
-                f"Rate limit quota violation. Quota limit exceeded. Identifier : {account.api_key}",
-                retry_after=max(1.0, w.end - now),
-            )
+            raise _exceeded(account, w.end - now)
         w.used += 1
         return QuotaState(account.quota_limit, w.used, account.quota_interval, account.quota_unit, w.end)
 
-    def give_back(self, account: core_accounts.Account) -> None:
+    async def give_back(self, account: core_accounts.Account) -> None:
         """Undo a reservation whose send was not accepted."""
         w = self._windows.get(account.id)
         if w is not None and w.used > 0:
@@ -75,12 +136,160 @@ class TokenBuckets:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
 
-    def take(self, key: str, rate: float, burst: float | None = None) -> None:
-        cap = burst if burst is not None else max(1.0, rate)
+    def _level(self, r: Rate, now: float) -> float:
+        tokens, last = self._buckets.get(r.key, (r.burst, now))
+        return min(r.burst, tokens + (now - last) * r.rate)
+
+    async def take(self, key: str, rate: float, burst: float | None = None) -> None:
+        await self.take_all([Rate.of(key, rate, burst)])
+
+    async def take_all(self, rates: Sequence[Rate]) -> None:
+        """One token from every bucket, or none at all and RateLimited with the longest wait."""
         now = time.monotonic()
-        tokens, last = self._buckets.get(key, (cap, now))
-        tokens = min(cap, tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            raise errors.RateLimited(retry_after=(1.0 - tokens) / rate)
-        self._buckets[key] = (tokens - 1.0, now)
+        levels = [self._level(r, now) for r in rates]
+        wait = max([(1.0 - t) / r.rate for r, t in zip(rates, levels, strict=True) if t < 1.0], default=0.0)
+        if wait > 0:
+            raise errors.RateLimited(retry_after=wait)
+        for r, t in zip(rates, levels, strict=True):
+            self._buckets[r.key] = (t - 1.0, now)
+
+    async def reserve(self, rate: Rate, n: int) -> float:
+        """Take ``n`` tokens now, going into debt; returns the seconds to wait before using them."""
+        now = time.monotonic()
+        tokens = self._level(rate, now) - n
+        self._buckets[rate.key] = (tokens, now)
+        return max(0.0, -tokens / rate.rate)
+
+
+# -- Redis -------------------------------------------------------------------------------------------------------
+# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give).
+# Returns {status, used}: status 1 taken/ok, 0 refused, -1 the counter is missing and no seed was given.
+_QUOTA_LUA = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  if tonumber(ARGV[2]) < 0 then return {-1, 0} end
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
+  v = redis.call('GET', KEYS[1])
+end
+v = tonumber(v)
+if ARGV[4] == 'state' then return {1, v} end
+if ARGV[4] == 'give' then
+  if v > 0 then v = redis.call('DECR', KEYS[1]) end
+  return {1, v}
+end
+local limit = tonumber(ARGV[1])
+if limit >= 0 and v >= limit then return {0, v} end
+return {1, redis.call('INCR', KEYS[1])}
+"""
+
+# KEYS: buckets. ARGV: n, then rate and burst per key; mode 'all' (all-or-nothing, n each) or 'debt' (KEYS[1]
+# only, may go negative). Server time, so every node refills by the same clock. Floats go back as strings.
+_BUCKET_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local n = tonumber(ARGV[1])
+local mode = ARGV[2]
+local levels = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[1 + 2 * i])
+  local burst = tonumber(ARGV[2 + 2 * i])
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  levels[i] = tokens
+  if mode == 'all' and tokens < n then wait = math.max(wait, (n - tokens) / rate) end
+end
+if mode == 'all' and wait > 0 then return {0, tostring(wait)} end
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[1 + 2 * i])
+  local burst = tonumber(ARGV[2 + 2 * i])
+  local left = levels[i] - n
+  if left < 0 then wait = math.max(wait, -left / rate) end
+  redis.call('HSET', key, 'tokens', tostring(left), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((burst - left) / rate * 1000) + 1000)
+end
+return {1, tostring(wait)}
+"""
+
+
+class RedisQuotas:
+    """The quota counters in Redis: one key per account and window, counted atomically by every node."""
+
+    def __init__(self, client: Any, count_since: CountSince, *, prefix: str = "smsgate:") -> None:
+        self._client = client
+        self._count_since = count_since
+        self._prefix = prefix
+        self._script = client.register_script(_QUOTA_LUA)
+
+    async def _call(self, account: core_accounts.Account, op: str, now: float) -> tuple[int, int, float]:
+        w = core_accounts.quota_window(now, account.quota_interval, account.quota_unit)
+        key = f"{self._prefix}quota:{account.id}:{int(w.start)}"
+        ttl_ms = max(1000, math.ceil((w.end - now) * 1000) + 60_000)
+        limit = -1 if account.quota_limit is None else account.quota_limit
+        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op]))
+        if status == -1:  # first sight of this window (or Redis lost it): seed from the store
+            seed = await self._count_since(account.id, w.start) if account.quota_limit is not None else 0
+            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op]))
+        return int(status), int(used), w.end
+
+    async def state(self, account: core_accounts.Account) -> QuotaState:
+        _status, used, end = await self._call(account, "state", time.time())
+        return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
+
+    async def take(self, account: core_accounts.Account) -> QuotaState:
+        now = time.time()
+        status, used, end = await self._call(account, "take", now)
+        if status == 0:
+            raise _exceeded(account, end - now)
+        return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
+
+    async def give_back(self, account: core_accounts.Account) -> None:
+        await self._call(account, "give", time.time())
+
+
+class RedisTokenBuckets:
+    """Token buckets shared by every node: a hash per key (tokens, last refill), refilled by Redis's clock."""
+
+    def __init__(self, client: Any, *, prefix: str = "smsgate:") -> None:
+        self._prefix = prefix
+        self._script = client.register_script(_BUCKET_LUA)
+
+    async def _run(self, rates: Sequence[Rate], n: int, mode: str) -> tuple[int, float]:
+        args: list[Any] = [n, mode]
+        for r in rates:
+            args += [repr(float(r.rate)), repr(float(r.burst))]
+        ok, wait = await _redis(self._script(keys=[f"{self._prefix}bucket:{r.key}" for r in rates], args=args))
+        return int(ok), float(wait)
+
+    async def take(self, key: str, rate: float, burst: float | None = None) -> None:
+        await self.take_all([Rate.of(key, rate, burst)])
+
+    async def take_all(self, rates: Sequence[Rate]) -> None:
+        if not rates:
+            return
+        ok, wait = await self._run(rates, 1, "all")
+        if not ok:
+            raise errors.RateLimited(retry_after=wait)
+
+    async def reserve(self, rate: Rate, n: int) -> float:
+        _ok, wait = await self._run([rate], n, "debt")
+        return wait
+
+
+async def _redis(call: Awaitable[Any]) -> Any:
+    """Redis errors become StoreUnavailable, so every dialect answers with its own 'try again later'."""
+    import redis
+
+    try:
+        return await call
+    except redis.RedisError as exc:
+        raise errors.StoreUnavailable(f"the limits store (Redis) is unavailable: {exc}") from exc
+
+
+def redis_client(url: str) -> Any:
+    """An asyncio Redis client with bounded waits (every network await has a timeout)."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)

@@ -16,19 +16,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import services
+from smsgate import limits, services
 from smsgate.connectors import base, sandbox
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
+from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import engine as store_engine
 from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, tables
+from smsgate.store import migrate, notify, tables
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
+from smsgate.webhooks import planner as webhook_planner
+from smsgate.webhooks import sender as webhook_sender
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +76,13 @@ class Runtime:
         self.engine: AsyncEngine = store_engine.create(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
-        self.committer = store_committer.GroupCommitter(self.engine)
-        self.hooks = store_messages.Hooks()
+        self.committer = store_committer.GroupCommitter(
+            self.engine,
+            sync_engine=store_engine.create_sync_writer(
+                settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+            ),
+        )
+        self.hooks = webhook_planner.Planner()
         self.writes = store_messages.MessageWrites(
             node_id=self.node_id, lease=settings.claim_lease_seconds, hooks=self.hooks
         )
@@ -89,12 +97,41 @@ class Runtime:
             lease=settings.claim_lease_seconds,
             dead_after=settings.node_dead_after,
         )
+        self.webhooks = webhook_sender.Sender(
+            engine=self.engine,
+            committer=self.committer,
+            outbox=self.outbox,
+            settings=webhook_sender.SenderSettings(
+                timeout=settings.webhook_timeout,
+                retry_base=settings.webhook_retry_base,
+                retry_max_delay=settings.webhook_retry_max_delay,
+                retry_window=settings.webhook_retry_hours * 3600.0,
+                concurrency=settings.webhook_concurrency,
+                per_target=settings.webhook_per_target_concurrency,
+                allow_private=settings.webhooks_allow_private,
+                poll_interval=max(settings.poll_interval, 0.1),
+            ),
+        )
+        self.webhooks.watch(self.hooks, ["accept", "job_results", "receipts", "inbound"])
         self.connectors = build_connectors(settings)
         self.router = routing.Router.from_mapping(settings.routing, fallback=next(iter(self.connectors)))
         missing = self.router.connectors() - set(self.connectors)
         if missing:
             raise ValueError(f"routing names unknown connectors: {sorted(missing)}")
+        self.reads = store_messages.MessageReads(self.engine)
+        # one node: limits in this process; several nodes: shared through Redis (atomic Lua scripts)
+        self.redis: Any = limits.redis_client(settings.redis_url) if settings.redis_url else None
+        quotas: limits.QuotaLimiter
+        buckets: limits.RateLimiter
+        if self.redis is not None:
+            quotas = limits.RedisQuotas(self.redis, self.reads.count_since, prefix=settings.redis_prefix)
+            buckets = limits.RedisTokenBuckets(self.redis, prefix=settings.redis_prefix)
+        else:
+            quotas, buckets = limits.Quotas(self.reads.count_since), limits.TokenBuckets()
+        caps = dispatch_throttle.caps_from_tables(settings.connectors)
+        throttle = dispatch_throttle.SharedThrottle(buckets, caps) if self.redis is not None and caps else None
         self.dispatcher = dispatch.Dispatcher(
+            throttle=throttle,
             engine=self.engine,
             committer=self.committer,
             outbox=self.outbox,
@@ -103,7 +140,6 @@ class Runtime:
             poll_interval=settings.poll_interval,
         )
         self.accounts = store_accounts.AccountStore(self.engine)
-        self.reads = store_messages.MessageReads(self.engine)
         self.gateway = services.Gateway(
             accounts=self.accounts,
             reads=self.reads,
@@ -117,6 +153,18 @@ class Runtime:
             retry_max_seconds=settings.submit_retry_max_seconds,
             node_id=self.node_id,
             numbers=store_numbers.NumberStore(self.engine),
+            quotas=quotas,
+            buckets=buckets,
+            policy=limits.Policy(
+                sender_tps=settings.sender_tps,
+                destination_tps=settings.destination_tps,
+                burst_seconds=settings.burst_seconds,
+            ),
+        )
+        self.listener = (
+            notify.OutboxListener(settings.effective_database_url, self.dispatcher.wake)
+            if self.engine.dialect.name == "postgresql"
+            else None
         )
         self.ingest = services.Ingest(self.committer)
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,6 +194,7 @@ class Runtime:
             await c.start(self.ingest)
         await self._resume_sandbox()
         self.dispatcher.start()
+        self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweeper")
         if self.settings.sandbox:
@@ -158,6 +207,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.dispatcher.close()
+        await self.webhooks.close()
         for c in self.connectors.values():
             with contextlib.suppress(Exception):
                 await c.close()
@@ -165,6 +215,9 @@ class Runtime:
         with contextlib.suppress(Exception):
             await self.outbox.leave()
         await self.engine.dispose()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(self._supervised(coro, name), name=name))
@@ -195,6 +248,9 @@ class Runtime:
                 async with self.engine.begin() as conn:
                     await self.writes.apply_pending(conn)
                     await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
+                if self.hooks.dirty:  # deliveries planned outside the group committer
+                    self.hooks.dirty = False
+                    self.webhooks.wake()
             except Exception as exc:
                 log.warning("sweep failed: %s", exc)
 

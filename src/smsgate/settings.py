@@ -17,7 +17,8 @@ class Settings(BaseSettings):
 
     data_dir: pathlib.Path = pathlib.Path("data")
     database_url: str | None = None  # default: sqlite file in data_dir
-    redis_url: str | None = None
+    redis_url: str | None = None  # set: quotas and rate limits are shared by every node through Redis
+    redis_prefix: str = "smsgate:"  # key prefix, so several gateways (or test runs) can share one Redis
     config: pathlib.Path | None = None
 
     host: str = "127.0.0.1"
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     sandbox_receipt_delay: float = 0.2
     sandbox_slow_receipt_delay: float = 30.0
 
+    # throughput limits at accept (the account's own TPS is an account setting); burst = rate * burst_seconds
+    sender_tps: float | None = None
+    destination_tps: float | None = None
+    burst_seconds: float = 1.0
+
     # KPN dialect
     kpn_max_chars: int = 1000
 
@@ -49,6 +55,10 @@ class Settings(BaseSettings):
     webhooks_allow_private: bool = False
     webhook_timeout: float = 10.0
     webhook_retry_hours: float = 24.0
+    webhook_retry_base: float = 10.0  # seconds before the first retry; doubles each time (with jitter)
+    webhook_retry_max_delay: float = 3600.0
+    webhook_concurrency: int = 64  # deliveries in flight per node
+    webhook_per_target_concurrency: int = 4  # per receiver (host:port), so a slow one cannot starve the rest
 
     # operator credentials (console "sees all accounts")
     operator_token: str | None = None

@@ -16,8 +16,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors
-from smsgate.api import auth, messages, sandbox
-from smsgate.api.dialects import kpn
+from smsgate.api import auth, console, messages, sandbox, webhooks
+from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
 from smsgate.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,11 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 
 * **KPN SMS API v1** — get a token at `/oauth/client_credential/accesstoken` (client credentials), then
   `POST /messaging/sms-kpn/v1/send`.
+* **Vonage SMS API** — `POST /sms/json` (or `/sms/xml`), `/number/update`, `/account/numbers`,
+  `/account/get-balance`, with api_key/api_secret (Basic, form, JSON or query) or a signature.
+* **Vonage via KPN** — `POST /communication/nexmo/sms/send` and `/register`, and
+  `/communication/nexmo/phone-numbers/...`, with the KPN Bearer token.
+* **Kaarai Send Single SMS** — `POST /v1/send-sms` with HTTP Basic `api_key:api_secret`.
 * **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
   HTTP Basic `api_key:api_secret`.
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`.
@@ -53,11 +58,24 @@ def create_app(runtime: Runtime) -> FastAPI:
     renderers: dict[str, Renderer] = {}
     for prefix in kpn.PREFIXES:
         renderers[prefix] = kpn.render_error
+    for prefix in nexmo.PREFIXES:
+        renderers[prefix] = nexmo.render_error
+    for prefix in vonage.PREFIXES:
+        renderers[prefix] = vonage.render_error
+    renderers.update(dict.fromkeys(kaarai.PREFIXES, kaarai.render_error))
+    renderers.update(
+        dict.fromkeys(("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account"), messages.render_error)
+    )  # ours, under /v1/
     app.state.renderers = renderers
 
     app.include_router(kpn.router)
+    app.include_router(nexmo.router)
+    app.include_router(vonage.router)
+    app.include_router(kaarai.router)
     app.include_router(messages.router)
     app.include_router(sandbox.router)
+    app.include_router(webhooks.router)
+    app.include_router(console.router)
 
     def renderer_for(path: str) -> Renderer:
         best = ""

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smsgate.connectors import base
 from smsgate.core import message as core_message
 from smsgate.core import senders
+from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
 from smsgate.store import outbox as store_outbox
@@ -60,6 +61,7 @@ class Dispatcher:
         in_flight_batches: int = 8,
         poll_interval: float = 0.5,
         max_queue: int = 50_000,
+        throttle: dispatch_throttle.SharedThrottle | None = None,
     ) -> None:
         self._engine = engine
         self._committer = committer
@@ -68,6 +70,9 @@ class Dispatcher:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_queue = max_queue
+        self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
+        # several nodes (PostgreSQL): confirm the claims just before submitting, see _still_held
+        self._fence = engine.dialect.name == "postgresql"
         self._queues: dict[str, asyncio.Queue[Job]] = {n: asyncio.Queue() for n in self._connectors}
         self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
         self._in_memory: set[str] = set()
@@ -158,13 +163,13 @@ class Dispatcher:
         connector = self._connectors[name]
         now = time.time()
         expired = [j for j in jobs if now >= j.expires_at]
-        live = [j for j in jobs if now < j.expires_at]
+        live = await self._still_held([j for j in jobs if now < j.expires_at])
         parts = [p for j in live for p in j.parts if j.part_status[p.part_id] is Status.ACCEPTED]
         outcomes: dict[str, base.SubmitOutcome] = {}
         if parts:
             if connector.available:
                 try:
-                    for o in await connector.submit(parts):
+                    for o in await self._submit(name, connector, parts):
                         outcomes[o.part_id] = o
                 except Exception as exc:  # a connector bug must not lose the jobs: retry them
                     log.exception("connector %s failed a batch", name)
@@ -188,6 +193,44 @@ class Dispatcher:
         self.submitted += sum(1 for o in outcomes.values() if o.status is base.SubmitStatus.ACCEPTED)
         if any(r.retry_at is not None for r in results):
             self.wake()
+
+    async def _still_held(self, jobs: list[Job]) -> list[Job]:
+        """The jobs this node still holds, their leases renewed. A node that was too slow to heart-beat is
+        taken for dead and its jobs are claimed by another node; without this check both would submit them."""
+        if not self._fence or not jobs:
+            return jobs
+        try:
+            held = await self._outbox.extend("submit", [j.message_id for j in jobs])
+        except Exception as exc:  # the store is unreachable: the results cannot be written either; try anyway
+            log.warning("could not confirm %d claims before submitting: %s", len(jobs), exc)
+            return jobs
+        if len(held) < len(jobs):
+            log.warning("%d jobs were taken over by another node; not submitting them here", len(jobs) - len(held))
+        return [j for j in jobs if j.message_id in held]
+
+    async def _submit(
+        self, name: str, connector: base.Connector, parts: list[base.OutboundPart]
+    ) -> list[base.SubmitOutcome]:
+        if self._throttle is None or not self._throttle.limits(name):
+            return list(await connector.submit(parts))
+        out: list[base.SubmitOutcome] = []
+        for chunk in self._throttle.chunks(name, parts):
+            await self._throttle.acquire(name, len(chunk))
+            try:
+                out += await connector.submit(list(chunk))
+            except Exception as exc:
+                if not out:
+                    raise
+                # keep what the earlier chunks submitted: only the rest is retried
+                log.exception("connector %s failed a chunk", name)
+                done = {o.part_id for o in out}
+                out += [
+                    base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error=str(exc))
+                    for p in parts
+                    if p.part_id not in done
+                ]
+                break
+        return out
 
     # -- outcome -> result ----------------------------------------------------------------------------------
     def _result(

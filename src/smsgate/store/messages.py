@@ -18,7 +18,7 @@ from smsgate import errors
 from smsgate.connectors import base as connector_base
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
-from smsgate.store import tables
+from smsgate.store import fastsql, notify, tables
 
 Status = core_message.Status
 
@@ -101,8 +101,8 @@ class MessageWrites:
             ok.append(item)
         if not ok:
             return results
-        await conn.execute(tables.messages.insert(), [i.message for i in ok])
-        await conn.execute(tables.parts.insert(), [p for i in ok for p in i.parts])
+        await fastsql.insert_many(conn, tables.messages, [i.message for i in ok])
+        await fastsql.insert_many(conn, tables.parts, [p for i in ok for p in i.parts])
         events = [
             {
                 "message_id": i.message["id"],
@@ -114,9 +114,10 @@ class MessageWrites:
             }
             for i in ok
         ]
-        await conn.execute(tables.events.insert(), events)
-        await conn.execute(
-            tables.outbox.insert(),
+        await fastsql.insert_many(conn, tables.events, events)
+        await fastsql.insert_many(
+            conn,
+            tables.outbox,
             [
                 {
                     "kind": "submit",
@@ -130,6 +131,8 @@ class MessageWrites:
                 for i in ok
             ],
         )
+        if any(not i.claim for i in ok):  # jobs no node holds yet: wake the other nodes (PostgreSQL)
+            await notify.notify_outbox(conn)
         charged = [{"acc": k, "amount": v} for k, v in debits.items() if v]
         if charged:
             a = tables.accounts
@@ -198,7 +201,7 @@ class MessageWrites:
                 )
         await self._set_message_status(conn, [(r.message_id, r.account_id, r.message_status) for r in items], now)
         if events:
-            await conn.execute(tables.events.insert(), events)
+            await fastsql.insert_many(conn, tables.events, events)
         o = tables.outbox
         done = [r.message_id for r in items if r.done]
         if done:
@@ -207,15 +210,16 @@ class MessageWrites:
         if later:
             await conn.execute(
                 o.update()
-                .where(o.c.kind == "submit", o.c.ref == sa.bindparam("ref"))
+                .where(o.c.kind == "submit", o.c.ref == sa.bindparam("b_ref"))
                 .values(
-                    run_at=sa.bindparam("run_at"),
+                    run_at=sa.bindparam("b_run_at"),  # not a column's name: SQLAlchemy reserves those
                     claimed_by=None,
                     claimed_until=None,
                     attempts=o.c.attempts + 1,
                 ),
-                [{"ref": r.message_id, "run_at": r.retry_at or now} for r in later],
+                [{"b_ref": r.message_id, "b_run_at": r.retry_at or now} for r in later],
             )
+            await notify.notify_outbox(conn)
         await self.hooks.events_recorded(conn, events)
         # receipts that overtook their submit_sm_resp are waiting for these network ids
         by_conn: dict[str, list[str]] = {}
@@ -230,11 +234,19 @@ class MessageWrites:
         await self._apply_receipts(conn, items, hold_unmatched=True)
         return [None] * len(items)
 
-    async def apply_pending(self, conn: AsyncConnection, by_conn: Mapping[str, Sequence[str]] | None = None) -> int:
-        """Apply held receipts whose part is now known (all of them when ``by_conn`` is None)."""
+    async def apply_pending(
+        self, conn: AsyncConnection, by_conn: Mapping[str, Sequence[str]] | None = None, *, max_age: float = 86400.0
+    ) -> int:
+        """Apply held receipts whose part is now known (all of them when ``by_conn`` is None).
+
+        The full sweep also drops receipts held longer than ``max_age``: their part never appeared (another
+        system's ids), and keeping them would make every sweep re-read them.
+        """
         pr = tables.pending_receipts
         q = sa.select(pr)
-        if by_conn is not None:
+        if by_conn is None:
+            await conn.execute(pr.delete().where(pr.c.received_at < time.time() - max_age))
+        else:
             q = q.where(sa.or_(*(sa.and_(pr.c.connector == c, pr.c.network_id.in_(ids)) for c, ids in by_conn.items())))
         rows = (await conn.execute(q.order_by(pr.c.id).limit(5000))).all()
         if not rows:
@@ -306,14 +318,13 @@ class MessageWrites:
             await conn.execute(tables.pending_receipts.insert(), held)
         if not part_status:
             return matched
+        # the error code of the receipt that set each part's final status (not of an earlier intermediate one)
+        last_code = {pid: r.error_code for _mid, pid, _st, r in events_src}
         await conn.execute(
             p.update()
             .where(p.c.id == sa.bindparam("pid"))
             .values(status=sa.bindparam("st"), done_at=now, error_code=sa.bindparam("ec")),
-            [
-                {"pid": pid, "st": st.value, "ec": next(e[3].error_code for e in events_src if e[1] == pid)}
-                for pid, st in part_status.items()
-            ],
+            [{"pid": pid, "st": st.value, "ec": last_code[pid]} for pid, st in part_status.items()],
         )
         message_ids = sorted(set(part_message.values()))
         m = tables.messages
@@ -353,7 +364,7 @@ class MessageWrites:
             if msg[mid].parts_count > 1:
                 events.append(_event(mid, None, acc, st.value, now, None))
         if events:
-            await conn.execute(tables.events.insert(), events)
+            await fastsql.insert_many(conn, tables.events, events)
             await self.hooks.events_recorded(conn, events)
         return matched
 

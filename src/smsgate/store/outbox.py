@@ -73,17 +73,20 @@ class Outbox:
             ).all()
         return [(r[0], r[1]) for r in rows]
 
-    async def extend(self, kind: str, refs: list[str]) -> None:
-        """Renew the lease on jobs this node is still working on."""
+    async def extend(self, kind: str, refs: list[str]) -> set[str]:
+        """Renew the lease on jobs this node is still working on; returns the refs it still holds (another
+        node may have taken a job over while this one was too slow to heart-beat)."""
         if not refs:
-            return
+            return set()
         o = tables.outbox
         async with self._engine.begin() as conn:
-            await conn.execute(
+            rows = await conn.execute(
                 o.update()
                 .where(o.c.kind == kind, o.c.ref.in_(refs), o.c.claimed_by == self.node_id)
                 .values(claimed_until=time.time() + self.lease)
+                .returning(o.c.ref)
             )
+            return {r[0] for r in rows}
 
     async def next_due(self, kind: str) -> float | None:
         o = tables.outbox

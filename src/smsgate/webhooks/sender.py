@@ -1,0 +1,354 @@
+"""The delivery loop: claims ``webhook`` outbox jobs, sends them, and records every attempt.
+
+* Durable: a job is a row in ``outbox``; it is claimed as a lease (``store.outbox``), so the jobs of a node that
+  was SIGKILLed are taken back by the next one (or by itself after a restart).
+* 2xx is done; any other answer, a timeout, a refused or dropped connection is retried with exponential backoff
+  and jitter until ``retry_window`` seconds after the job was queued, with a last try at the deadline; after
+  that the delivery is ``dead`` (shown by ``GET /v1/webhooks/deliveries``, replayable).
+* One slow receiver cannot starve the others: at most ``per_target`` deliveries run per host:port, and a claimed
+  job whose target is full is put back for a moment instead of holding a slot.
+* The target is resolved and every address checked at each try (``targets.resolve``); the connection goes to
+  the checked address, with ``Host`` and TLS SNI set to the name, and redirects are never followed.
+
+Outcomes are written through the group committer (kind ``webhook_results``), as the dispatcher does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smsgate import errors
+from smsgate.core import signing
+from smsgate.store import committer as store_committer
+from smsgate.store import outbox as store_outbox
+from smsgate.store import tables
+from smsgate.webhooks import planner as webhook_planner
+from smsgate.webhooks import targets
+
+log = logging.getLogger(__name__)
+USER_AGENT = "smsgate-webhooks/0.1"
+MAX_CLIENTS = 256
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SenderSettings:
+    timeout: float = 10.0  # one attempt, connect to last byte of the response head
+    retry_base: float = 10.0  # first retry after about this many seconds, doubling each time
+    retry_max_delay: float = 3600.0
+    retry_window: float = 24 * 3600.0  # give up this long after the job was queued
+    concurrency: int = 64
+    per_target: int = 4
+    allow_private: bool = False
+    poll_interval: float = 1.0
+    defer_delay: float = 0.25  # a job whose target is busy waits this long before it is claimed again
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    delivery_id: str
+    at: float
+    status: str  # delivered | retrying | dead | pending (deferred: not tried)
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+    @property
+    def tried(self) -> bool:
+        return self.status != "pending"
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Delay before try ``attempt + 1``: exponential, capped, with "equal jitter" (half fixed, half random)."""
+    d = min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(d / 2 + random.uniform(0, d / 2))
+
+
+async def record(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> list[None]:
+    """Group-commit handler: attempts, delivery state and the outbox job, in one transaction."""
+    tried = [o for o in outcomes if o.tried]
+    if tried:
+        await conn.execute(
+            tables.webhook_attempts.insert(),
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "at": o.at,
+                    "status_code": o.status_code,
+                    "latency_ms": o.latency_ms,
+                    "error": (o.error or "")[:500] or None,
+                }
+                for o in tried
+            ],
+        )
+        w = tables.webhook_deliveries
+        await conn.execute(
+            w.update()
+            .where(w.c.id == sa.bindparam("did"))
+            .values(
+                status=sa.bindparam("st"),
+                attempts=w.c.attempts + 1,
+                last_status_code=sa.bindparam("code"),
+                last_error=sa.bindparam("err"),
+                updated_at=sa.bindparam("b_at"),
+            ),
+            [
+                {"did": o.delivery_id, "st": o.status, "code": o.status_code, "err": o.error, "b_at": o.at}
+                for o in tried
+            ],
+        )
+    o_ = tables.outbox
+    finished = [o.delivery_id for o in outcomes if o.retry_at is None]
+    if finished:
+        await conn.execute(o_.delete().where(o_.c.kind == "webhook", o_.c.ref.in_(finished)))
+    later = [o for o in outcomes if o.retry_at is not None]
+    if later:
+        await conn.execute(
+            o_.update()
+            .where(o_.c.kind == "webhook", o_.c.ref == sa.bindparam("b_ref"))
+            .values(
+                run_at=sa.bindparam("b_run_at"),
+                claimed_by=None,
+                claimed_until=None,
+                attempts=o_.c.attempts + sa.bindparam("b_inc"),
+            ),
+            [{"b_ref": o.delivery_id, "b_run_at": o.retry_at, "b_inc": 1 if o.tried else 0} for o in later],
+        )
+    return [None] * len(outcomes)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        committer: store_committer.GroupCommitter,
+        outbox: store_outbox.Outbox,
+        settings: SenderSettings,
+    ) -> None:
+        self._engine = engine
+        self._committer = committer
+        self._outbox = outbox
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._per_target: collections.Counter[str] = collections.Counter()
+        self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.delivered = 0
+        committer.register("webhook_results", record)
+
+    def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
+        """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""
+
+        def after(_kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+            if planner.dirty:
+                planner.dirty = False
+                self.wake()
+
+        for kind in kinds:
+            self._committer.after_commit(kind, after)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._loop(), name="webhooks-claim"))
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="webhooks-lease"))
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop claiming; give running deliveries ``grace`` seconds, then cancel them (their jobs stay queued)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        running = list(self._inflight.values())
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        self._clients.clear()
+
+    # -- loops ------------------------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            try:
+                free = self.settings.concurrency - len(self._inflight)
+                if free > 0:
+                    claimed = [c for c in await self._outbox.claim("webhook", free) if c[0] not in self._inflight]
+                    if claimed:
+                        await self._start(claimed)
+            except Exception:
+                log.exception("webhook claim failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._outbox.lease / 3, 0.5))
+            with contextlib.suppress(Exception):
+                await self._outbox.extend("webhook", list(self._inflight))
+
+    async def _start(self, claimed: list[tuple[str, int]]) -> None:
+        rows = await self._load([ref for ref, _ in claimed])
+        now = time.time()
+        put_back: list[Outcome] = []
+        for ref, attempts in claimed:
+            row = rows.get(ref)
+            if row is None or row["status"] in ("delivered", "dead"):
+                put_back.append(Outcome(ref, now, "pending"))  # nothing to do: drop the job
+                continue
+            try:
+                key = targets.parse(row["url"]).key
+            except errors.InvalidUrl as exc:
+                put_back.append(Outcome(ref, now, "dead", error=str(exc)))
+                continue
+            if self._per_target[key] >= self.settings.per_target:
+                delay = self.settings.defer_delay * (1 + random.random())
+                put_back.append(Outcome(ref, now, "pending", retry_at=now + delay))
+                continue
+            self._per_target[key] += 1
+            task = asyncio.create_task(self._deliver(row, attempts, key), name=f"webhook-{ref}")
+            self._inflight[ref] = task
+        if put_back:
+            await self._committer.write_many("webhook_results", put_back)
+
+    async def _load(self, refs: list[str]) -> dict[str, dict[str, Any]]:
+        w, o, a = tables.webhook_deliveries, tables.outbox, tables.accounts
+        q = (
+            sa.select(w, o.c.created_at.label("queued_at"), a.c.signature_secret)
+            .join(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
+            .outerjoin(a, a.c.id == w.c.account_id)
+            .where(w.c.id.in_(refs))
+        )
+        async with self._engine.connect() as conn:
+            return {r.id: dict(r._mapping) for r in (await conn.execute(q)).all()}
+
+    # -- one delivery -----------------------------------------------------------------------------------------
+    async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:
+        try:
+            outcome = await self._attempt(row, attempts + 1)
+            # shielded: a shutdown in the middle still records what the receiver saw
+            await asyncio.shield(self._committer.write("webhook_results", outcome))
+            if outcome.status == "delivered":
+                self.delivered += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook %s: could not record the attempt", row["id"])
+        finally:
+            self._per_target[key] -= 1
+            if self._per_target[key] <= 0:
+                del self._per_target[key]
+            self._inflight.pop(row["id"], None)
+            self.wake()
+
+    async def _attempt(self, row: dict[str, Any], attempt: int) -> Outcome:
+        s = self.settings
+        started = time.time()
+        t0 = time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        try:
+            target = targets.parse(row["url"])
+            addresses = await targets.resolve(target, allow_private=s.allow_private, dns_timeout=s.timeout)
+            code = await self._send(row, target, addresses)
+        except targets.TargetRefused as exc:
+            return Outcome(row["id"], started, "dead", error=str(exc))
+        except errors.InvalidUrl as exc:
+            return Outcome(row["id"], started, "dead", error=str(exc))
+        except (httpx.TimeoutException, TimeoutError):
+            error = f"timed out after {s.timeout:g}s"
+        except httpx.ConnectError as exc:
+            error = f"connection failed: {exc}" if str(exc) else "connection failed"
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            error = f"connection closed: {exc}" if str(exc) else "connection closed by the receiver"
+        except (httpx.HTTPError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        latency = round((time.monotonic() - t0) * 1000, 1)
+        now = time.time()
+        if code is not None and 200 <= code < 300:
+            return Outcome(row["id"], started, "delivered", code, latency)
+        if code is not None:
+            error = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
+        deadline = float(row["queued_at"]) + s.retry_window
+        if now >= deadline:
+            return Outcome(row["id"], started, "dead", code, latency, error)
+        retry_at = min(now + backoff(attempt, s.retry_base, s.retry_max_delay), deadline)
+        return Outcome(row["id"], started, "retrying", code, latency, error, retry_at)
+
+    async def _send(self, row: dict[str, Any], target: targets.Target, addresses: list[str]) -> int:
+        body = str(row["body"]).encode()
+        headers = {"user-agent": USER_AGENT, "host": target.host_header, "x-smsgate-delivery": row["id"]}
+        path = target.path
+        content: bytes | None = None
+        if row["method"] == "GET":
+            path += ("&" if "?" in path else "?") + row["body"]
+        else:
+            content = body
+            headers["content-type"] = row["content_type"]
+            if str(row["event"]).startswith("message.") and row["content_type"] == "application/json":
+                secret = row.get("signature_secret")
+                if secret:
+                    headers["x-smsgate-signature"] = signing.event_signature(secret, int(time.time()), body)
+        client = self._client(target.key)
+        last: Exception | None = None
+        for addr in addresses:
+            host = f"[{addr}]" if ":" in addr else addr
+            request = client.build_request(
+                row["method"],
+                f"{target.scheme}://{host}:{target.port}{path}",
+                headers=headers,
+                content=content,
+                extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+            )
+            try:
+                response = await asyncio.wait_for(client.send(request, stream=True), self.settings.timeout + 1)
+            except httpx.ConnectError as exc:  # try the next checked address
+                last = exc
+                continue
+            await response.aclose()  # the receiver's body is not needed
+            return response.status_code
+        assert last is not None
+        raise last
+
+    def _client(self, key: str) -> httpx.AsyncClient:
+        """One pool per target, so a TLS connection made for one name is never reused for another."""
+        client = self._clients.get(key)
+        if client is not None:
+            self._clients.move_to_end(key)
+            return client
+        if len(self._clients) >= MAX_CLIENTS:
+            _old_key, old = self._clients.popitem(last=False)
+            task = asyncio.create_task(old.aclose(), name="webhooks-close-client")
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.settings.timeout),
+            limits=httpx.Limits(
+                max_connections=self.settings.per_target, max_keepalive_connections=self.settings.per_target
+            ),
+            follow_redirects=False,
+            trust_env=False,  # never through an environment proxy: the address check would be moot
+        )
+        self._clients[key] = client
+        return client

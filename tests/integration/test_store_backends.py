@@ -1,0 +1,382 @@
+"""The store on both backends: the same SQLAlchemy Core code and Alembic migrations on SQLite and PostgreSQL.
+
+Every test takes the ``backend`` fixture (parametrised, as procrastinate's acceptance tests are), so a
+difference between the two databases shows up as one failing parameter rather than a copied test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate import errors
+from smsgate.connectors import base
+from smsgate.store import accounts as store_accounts
+from smsgate.store import committer as store_committer
+from smsgate.store import engine as store_engine
+from smsgate.store import messages as store_messages
+from smsgate.store import migrate, tables
+from smsgate.store import outbox as store_outbox
+from tests import support
+
+Status = store_messages.Status
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with support.postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+def backend_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def engine(backend_url: str) -> AsyncIterator[AsyncEngine]:
+    eng = store_engine.create(backend_url)
+    await migrate.upgrade(eng)
+    async with eng.begin() as conn:  # the PostgreSQL database is shared by the module's tests
+        for t in reversed(tables.metadata.sorted_tables):
+            await conn.execute(t.delete())
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+class Node:
+    """What one gateway node holds of the store: its writes (through group commit) and its outbox."""
+
+    def __init__(self, engine: AsyncEngine, node_id: str, *, lease: float = 30.0, dead_after: float = 5.0) -> None:
+        self.id = node_id
+        self.writes = store_messages.MessageWrites(node_id=node_id, lease=lease)
+        self.committer = store_committer.GroupCommitter(engine)
+        self.committer.register("accept", self.writes.accept)
+        self.committer.register("job_results", self.writes.job_results)
+        self.committer.register("receipts", self.writes.receipts)
+        self.outbox = store_outbox.Outbox(engine, node_id=node_id, lease=lease, dead_after=dead_after)
+
+
+@pytest.fixture
+async def node(engine: AsyncEngine) -> AsyncIterator[Node]:
+    n = Node(engine, "node_a")
+    n.committer.start()
+    try:
+        yield n
+    finally:
+        await n.committer.close()
+
+
+def new_message(account_id: str, *, parts: int = 1, unit_price: int = 100, claim: bool = False) -> Any:
+    now = time.time()
+    mid = str(uuid.uuid4())
+    message = {
+        "id": mid,
+        "account_id": account_id,
+        "direction": "outbound",
+        "dialect": "kpn",
+        "sender": "smsgate",
+        "recipient": "+31612345678",
+        "text": "hello",
+        "encoding": "gsm7",
+        "parts_count": parts,
+        "status": Status.ACCEPTED.value,
+        "connector": "sandbox",
+        "network": "kpn",
+        "country": "NL",
+        "price": unit_price * parts,
+        "meta": {"status_report": True},
+        "created_at": now,
+        "updated_at": now,
+    }
+    part_rows = [
+        {
+            "id": secrets.token_hex(8).upper(),
+            "message_id": mid,
+            "idx": i + 1,
+            "total": parts,
+            "concat_ref": 7,
+            "status": Status.ACCEPTED.value,
+            "connector": "sandbox",
+            "data_coding": 0,
+            "udh": b"",
+            "payload": b"hello",
+            "text": "hello",
+            "price": unit_price,
+            "attempts": 0,
+        }
+        for i in range(parts)
+    ]
+    return store_messages.NewMessage(message, part_rows, unit_price * parts, {"dialect": "kpn"}, claim=claim)
+
+
+async def make_account(engine: AsyncEngine, balance: int = 10_000) -> str:
+    acc, _secret = await store_accounts.AccountStore(engine).create("t", balance=balance, default_sender="smsgate")
+    return acc.id
+
+
+async def scalar(engine: AsyncEngine, q: Any) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(q)
+
+
+async def test_accounts_roundtrip(engine: AsyncEngine) -> None:
+    store = store_accounts.AccountStore(engine)
+    acc, secret = await store.create("shop", default_sender="Shop", quota_limit=5, allowed_countries=["NL"])
+    assert (await store.verify(acc.api_key, secret)) == acc
+    assert await store.verify(acc.api_key, secret + "x") is None
+    assert await store.verify("nokey", secret) is None
+    updated = await store.update(acc.id, quota_limit=9, blocked_prefixes=["+3197"])
+    assert (updated.quota_limit, updated.blocked_prefixes, updated.allowed_countries) == (9, ["+3197"], ["NL"])
+    assert await store.find(acc.api_key) == updated
+    token, _issued = await store.issue_token(acc.id, 60)
+    owner = await store.token_owner(token)
+    assert owner is not None and owner[0] == acc.id and owner[1] > time.time()
+    new_secret = await store.rotate_secret(acc.id)
+    assert await store.token_owner(token) is None  # rotating the secret revokes tokens
+    assert await store.verify(acc.api_key, new_secret) is not None
+    with pytest.raises(errors.NotFound):
+        await store.update("acc_missing", quota_limit=1)
+
+
+async def test_accept_debits_balance_and_refuses_overdraft(engine: AsyncEngine, node: Node) -> None:
+    acc = await make_account(engine, balance=1000)
+    # one batch: 3 parts (300) + 5 parts (500) fit, the next 3 parts (300) would overdraw
+    items = [new_message(acc, parts=3), new_message(acc, parts=5), new_message(acc, parts=3)]
+    results = await asyncio.gather(*(node.committer.write("accept", i) for i in items), return_exceptions=True)
+    assert results[0] == 700 and results[1] == 200
+    assert isinstance(results[2], errors.InsufficientBalance)
+    assert await scalar(engine, sa.select(tables.accounts.c.balance).where(tables.accounts.c.id == acc)) == 200
+    m, p, e, o = tables.messages, tables.parts, tables.events, tables.outbox
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(m)) == 2
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(p)) == 8
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(e).where(e.c.type == "accepted")) == 2
+    refused = items[2].message["id"]
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(o).where(o.c.ref == refused)) == 0
+    assert await store_messages.MessageReads(engine).count_since(acc, time.time() - 60) == 2
+
+
+async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node) -> None:
+    acc = await make_account(engine)
+    ok, later = new_message(acc, parts=2), new_message(acc)
+    for item in (ok, later):
+        await node.committer.write("accept", item)
+    claimed = dict(await node.outbox.claim("submit", 10))
+    assert set(claimed) == {ok.message["id"], later.message["id"]}
+    retry_at = time.time() + 30
+    await node.committer.write_many(
+        "job_results",
+        [
+            store_messages.JobResult(
+                ok.message["id"],
+                acc,
+                [
+                    store_messages.PartUpdate(pt["id"], Status.SUBMITTED, "sandbox", f"nid-{pt['idx']}")
+                    for pt in ok.parts
+                ],
+                Status.SUBMITTED,
+                done=True,
+            ),
+            store_messages.JobResult(
+                later.message["id"],
+                acc,
+                [store_messages.PartUpdate(later.parts[0]["id"], Status.ACCEPTED, "sandbox")],
+                None,
+                done=False,
+                retry_at=retry_at,
+                retry_reason="throttled",
+            ),
+        ],
+    )
+    o, p = tables.outbox, tables.parts
+    async with engine.connect() as conn:
+        jobs = {r.ref: r for r in (await conn.execute(sa.select(o))).all()}
+        parts = {r.id: r for r in (await conn.execute(sa.select(p))).all()}
+    assert set(jobs) == {later.message["id"]}  # the finished job left the outbox
+    job = jobs[later.message["id"]]
+    assert (job.claimed_by, job.attempts) == (None, 1) and job.run_at == pytest.approx(retry_at)
+    assert [parts[pt["id"]].status for pt in ok.parts] == ["submitted", "submitted"]
+    assert (parts[later.parts[0]["id"]].status, parts[later.parts[0]["id"]].attempts) == ("accepted", 1)
+    got = await store_messages.MessageReads(engine).get(acc, ok.message["id"])
+    assert got is not None and got["status"] == "submitted"
+    assert [ev["type"] for ev in got["events"]] == ["accepted", "submitted", "submitted"]
+    assert await node.outbox.claim("submit", 10) == []  # the retry is not due yet
+    assert await node.outbox.next_due("submit") == pytest.approx(retry_at)
+
+
+async def test_receipts_and_pending_receipts(engine: AsyncEngine, node: Node) -> None:
+    acc = await make_account(engine)
+    item = new_message(acc, parts=2)
+    await node.committer.write("accept", item)
+    pid1, pid2 = (pt["id"] for pt in item.parts)
+    # the receipt for part 2 overtakes its submit result: it is held, not lost
+    await node.committer.write("receipts", base.Receipt("sandbox", "nid-2", base.ReceiptState.DELIVERED, raw="r2"))
+    pr = tables.pending_receipts
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(pr)) == 1
+    await node.committer.write(
+        "job_results",
+        store_messages.JobResult(
+            item.message["id"],
+            acc,
+            [
+                store_messages.PartUpdate(pid1, Status.SUBMITTED, "sandbox", "nid-1"),
+                store_messages.PartUpdate(pid2, Status.SUBMITTED, "sandbox", "nid-2"),
+            ],
+            Status.SUBMITTED,
+            done=True,
+        ),
+    )
+    assert await scalar(engine, sa.select(sa.func.count()).select_from(pr)) == 0
+    await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.DELIVERED, raw="r1"))
+    got = await store_messages.MessageReads(engine).get(acc, item.message["id"])
+    assert got is not None
+    assert [pt["status"] for pt in got["parts"]] == ["delivered", "delivered"]
+    assert got["status"] == "delivered"
+    # a late duplicate receipt does not move a final part back
+    await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.UNDELIVERABLE))
+    again = await store_messages.MessageReads(engine).get(acc, item.message["id"])
+    assert again is not None and again["status"] == "delivered"
+
+
+async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Node) -> None:
+    acc = await make_account(engine)
+    a = store_outbox.Outbox(engine, node_id="node_a", lease=30.0, dead_after=1.0)
+    b = store_outbox.Outbox(engine, node_id="node_b", lease=0.3, dead_after=1.0)
+    await a.heartbeat()
+    await b.heartbeat()
+    first = new_message(acc)
+    await node.committer.write("accept", first)
+    assert [r for r, _ in await b.claim("submit", 10)] == [first.message["id"]]
+    assert await a.claim("submit", 10) == []  # b holds the lease
+    await asyncio.sleep(0.4)
+    await b.heartbeat()  # alive, but its lease ran out: the job is due again
+    assert [r for r, _ in await a.claim("submit", 10)] == [first.message["id"]]
+    # a job claimed in the accept transaction by node_a (the fast path), then node_a stops heart-beating
+    second = new_message(acc, claim=True)
+    await a.heartbeat()
+    await node.committer.write("accept", second)
+    assert await b.claim("submit", 10) == []
+    await asyncio.sleep(1.1)
+    await b.heartbeat()
+    got = {r for r, _ in await b.claim("submit", 10)}
+    assert got == {first.message["id"], second.message["id"]}  # node_a is dead: b takes its jobs
+    # node_a comes back (it was only slow): it learns the jobs are no longer its own before submitting them
+    assert await a.extend("submit", [first.message["id"], second.message["id"]]) == set()
+    assert await b.extend("submit", [second.message["id"]]) == {second.message["id"]}
+    await b.leave()  # a clean shutdown hands the claims back at once
+    assert (
+        await scalar(engine, sa.select(sa.func.count()).select_from(tables.nodes).where(tables.nodes.c.id == "node_b"))
+        == 0
+    )
+    assert {r for r, _ in await a.claim("submit", 10)} == got
+
+
+@pytest.mark.postgres
+async def test_concurrent_claims_never_share_a_job(pg_url: str) -> None:
+    """Two nodes (each its own engine) claim the same backlog at once: every job is claimed exactly once."""
+    engines = [store_engine.create(pg_url) for _ in range(2)]
+    try:
+        await migrate.upgrade(engines[0])
+        async with engines[0].begin() as conn:
+            for t in reversed(tables.metadata.sorted_tables):
+                await conn.execute(t.delete())
+            now = time.time()
+            await conn.execute(
+                tables.outbox.insert(),
+                [
+                    {"kind": "submit", "ref": f"m{i}", "run_at": now, "attempts": 0, "created_at": now}
+                    for i in range(2000)
+                ],
+            )
+        outboxes = [
+            store_outbox.Outbox(eng, node_id=f"node_{i}_{k}", lease=60, dead_after=60)
+            for i, eng in enumerate(engines)
+            for k in range(3)
+        ]
+        for ob in outboxes:
+            await ob.heartbeat()
+
+        async def drain(ob: store_outbox.Outbox) -> list[str]:
+            got: list[str] = []
+            while batch := await ob.claim("submit", 25):
+                got += [r for r, _ in batch]
+            return got
+
+        results = await asyncio.wait_for(asyncio.gather(*(drain(ob) for ob in outboxes)), 30)
+        everything = [r for got in results for r in got]
+        assert len(everything) == 2000 and len(set(everything)) == 2000
+        assert all(results), "every claimer got some of the work (SKIP LOCKED, not one-after-the-other)"
+    finally:
+        for eng in engines:
+            await eng.dispose()
+
+
+@pytest.mark.postgres
+async def test_listen_notify_wakes_other_nodes(pg_url: str) -> None:
+    """Accepting a job nobody holds, or putting a retry back, notifies every listening node on commit."""
+    from smsgate.store import notify
+
+    engine = store_engine.create(pg_url)
+    woken = asyncio.Event()
+    listener = notify.OutboxListener(pg_url, woken.set, reconnect_delay=0.1)
+    task = asyncio.create_task(listener.run())
+    writer = Node(engine, "node_w")
+    writer.committer.start()
+    try:
+        await migrate.upgrade(engine)
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        await asyncio.sleep(0.05)
+        woken.clear()  # the listener wakes once on connect, for what it may have missed
+        acc = await make_account(engine)
+        await writer.committer.write("accept", new_message(acc, claim=True))
+        await asyncio.sleep(0.3)
+        assert not woken.is_set()  # claimed by the accepting node itself: nobody else needs waking
+        item = new_message(acc, claim=False)
+        await writer.committer.write("accept", item)
+        await asyncio.wait_for(woken.wait(), 5)
+        woken.clear()
+        retry = store_messages.JobResult(
+            item.message["id"],
+            acc,
+            [store_messages.PartUpdate(item.parts[0]["id"], Status.ACCEPTED, "sandbox")],
+            None,
+            done=False,
+            retry_at=time.time(),
+            retry_reason="throttled",
+        )
+        await writer.committer.write("job_results", retry)
+        await asyncio.wait_for(woken.wait(), 5)
+        assert listener.received >= 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await writer.committer.close()
+        await engine.dispose()
+
+
+async def test_notify_is_a_no_op_on_sqlite(tmp_path: pathlib.Path) -> None:
+    from smsgate.store import notify
+
+    engine = store_engine.create(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}")
+    try:
+        async with engine.begin() as conn:
+            await notify.notify_outbox(conn)
+    finally:
+        await engine.dispose()
