@@ -36,11 +36,10 @@ or cannot buy, 429 throttled, 404/405 unknown path or method, 5xx store trouble.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import orjson
@@ -48,6 +47,7 @@ import orjson
 from smsgate import errors, services
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
+from smsgate.webhooks import targets
 
 MAX_BODY = 64 * 1024
 MAX_CHARS = 3200  # Vonage accepts up to 3200 characters (concatenation guide)
@@ -197,20 +197,10 @@ def parse_recipient(raw: str) -> numbers.Number:
 
 
 def check_url(url: str, *, allow_private: bool) -> str:
-    """A webhook URL we are willing to call: http(s), a host, and no private address unless allowed."""
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000:
-        raise errors.InvalidUrl(f"{url!r} is not an http(s) URL")
-    if not allow_private:
-        host = parts.hostname
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ip = None
-        if host == "localhost" or (ip is not None and not ip.is_global):
-            raise errors.InvalidUrl(f"{url!r} points at a private or loopback address")
-    return url
+    """A webhook URL we are willing to call: the gateway's one target policy (``webhooks.targets``)."""
+    if len(url) > 2000:
+        raise errors.InvalidUrl("the URL is longer than 2000 characters")
+    return targets.check_url(url, allow_private)
 
 
 def send_request(
