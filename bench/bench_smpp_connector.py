@@ -113,7 +113,7 @@ async def main_async(args: argparse.Namespace) -> None:
         port = sim.port
     else:
         port = free_port()
-        code = f"from smsgate.sim.smsc import main; main(['--port', '{port}', '--control-port', '{free_port()}'])"
+        code = f"from smsgate.sim.control import main; main(['--port', '{port}', '--control-port', '{free_port()}'])"
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.DEVNULL)
         await asyncio.sleep(0.8)
     where = "in-process" if args.inproc else "subprocess"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import http.server
+import itertools
 import json
 import os
 import pathlib
@@ -11,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -197,3 +201,301 @@ def require_redis() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+# -- SMPP route, webhook receiver and a stream of sends: shared by the crash and fault tests ----------------------
+
+
+class SmscThread:
+    """The SMSC simulator (with its HTTP control port) on its own event loop in a thread of the test process.
+
+    In-process so a test can read the decoded submit records (texts, ids) directly; on its own loop so the
+    gateway's SMPP traffic never waits for the test's blocking calls. The simulator outlives gateway restarts.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        from smsgate.sim import smsc
+
+        options.setdefault("record_cap", 100_000)
+        self.sim = smsc.SmscSimulator(**options)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="smsc-sim", daemon=True)
+        self._control: asyncio.Server | None = None
+        self.control_url = ""
+
+    def start(self) -> SmscThread:
+        from smsgate.sim import control
+
+        self._thread.start()
+
+        async def up() -> asyncio.Server:
+            await self.sim.start()
+            return await control.start_control(self.sim)
+
+        self._control = asyncio.run_coroutine_threadsafe(up(), self.loop).result(10)
+        self.control_url = f"http://127.0.0.1:{self._control.sockets[0].getsockname()[1]}"
+        return self
+
+    def stop(self) -> None:
+        async def down() -> None:
+            if self._control is not None:
+                self._control.close()
+            await self.sim.stop()
+
+        asyncio.run_coroutine_threadsafe(down(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the simulator's loop (its state is not shared across threads) and return the result."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def records(self) -> list[Any]:
+        """A copy of every decoded submit_sm (``SubmitRecord``: message_id, short_message...), in arrival order."""
+        return list(self.call(lambda: list(self.sim.records)))
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /stats`` on the control port."""
+        r = httpx.get(self.control_url + "/stats", timeout=5)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def set_mode(self, spec: str) -> None:
+        """``POST /mode`` on the control port (``""`` = a happy SMSC)."""
+        r = httpx.post(self.control_url + "/mode", json={"mode": spec}, timeout=5)
+        assert r.status_code == 200, r.text
+
+    def copies_by_text(self) -> dict[str, list[Any]]:
+        """Submit records grouped by their text (tests send unique ASCII texts, GSM-7 unpacked = ASCII)."""
+        out: dict[str, list[Any]] = {}
+        for rec in self.records():
+            out.setdefault(rec.short_message.decode("latin-1"), []).append(rec)
+        return out
+
+
+def smpp_config(path: pathlib.Path, port: int, name: str = "smsc", **connector: str | int | float) -> pathlib.Path:
+    """A gateway config with one SMPP connector (short timers, so a test sees recovery in seconds) as the route."""
+    table: dict[str, str | int | float] = {
+        "name": name, "type": "smpp", "host": "127.0.0.1", "port": port, "system_id": "smsgate", "password": "secret",
+        "window": 20, "reconnect_delay_min": 0.1, "reconnect_delay_max": 0.5, "response_timeout": 2.0,
+        "bind_timeout": 2.0, "connect_timeout": 1.0, "throttle_backoff": 0.2, "enquire_link_interval": 5.0,
+        "close_timeout": 1.0, **connector,
+    }  # fmt: skip
+    lines = ["[[connectors]]", *(f"{k} = {json.dumps(v)}" for k, v in table.items()), "", "[routing]"]
+    path.write_text("\n".join([*lines, f"default = {json.dumps(name)}", ""]))
+    return path
+
+
+class WebhookSink:
+    """A webhook receiver on a fixed loopback port that can be taken down and brought back.
+
+    Deliveries are at least once, so events are kept once by their id and repeats are counted.
+    ``delay`` makes each answer slow, so deliveries pile up (a receiver under load).
+    """
+
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        self.delay = delay
+        self.events: dict[str, dict[str, Any]] = {}
+        self.repeats = 0
+        self.lock = threading.Lock()
+        self._server: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> WebhookSink:
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                event = json.loads(body)
+                with sink.lock:
+                    if event["id"] in sink.events:
+                        sink.repeats += 1
+                    sink.events[event["id"]] = event
+                if sink.delay:
+                    time.sleep(sink.delay)
+                with contextlib.suppress(OSError):
+                    self.send_response(200)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 128  # the gateway opens many connections at once
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name=f"webhooks-{self.port}").start()
+        return self
+
+    def stop(self) -> None:
+        """Down: connections to the port are refused until ``start``."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def types_by_message(self) -> dict[str, set[str]]:
+        with self.lock:
+            events = list(self.events.values())
+        out: dict[str, set[str]] = {}
+        for e in events:
+            out.setdefault(e["data"]["id"], set()).add(e["type"])
+        return out
+
+
+class KpnStream:
+    """Threads sending KPN messages with unique texts until stopped; remembers which texts got a 200.
+
+    A request whose connection broke (the gateway was killed under it) has an unknown outcome and promises
+    nothing; any other answer than 200 is counted by status, so a test can check no 5xx but the retryable one.
+    """
+
+    def __init__(self, gw: GatewayProcess, account: dict[str, str], tag: str, *, number: str = "0612345678") -> None:
+        self.gw, self.account, self.tag, self.number = gw, account, tag, number
+        self.accepted: dict[str, str] = {}  # text -> message id
+        self.refused: collections.Counter[int] = collections.Counter()
+        self.refusals: list[tuple[int, str, dict[str, str]]] = []  # (status, body, headers), the first few
+        self.broken = 0
+        self.lock = threading.Lock()
+        self._count = itertools.count()
+        self._limit: int | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, threads: int = 2, *, limit: int | None = None) -> KpnStream:
+        """Start sending; ``limit`` stops after that many requests in all (bounded in count as well as time)."""
+        self._stop.clear()
+        self._limit = limit
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in self._threads), "a sender did not stop"
+
+    def join(self, timeout: float = 30.0) -> None:
+        """Wait for a ``limit``-bounded stream to finish."""
+        for t in self._threads:
+            t.join(timeout)
+        self.stop()
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.gw.url, timeout=15) as c:
+            try:
+                token = c.post(
+                    "/oauth/client_credential/accesstoken?grant_type=client_credentials",
+                    data={"client_id": self.account["api_key"], "client_secret": self.account["api_secret"]},
+                ).json()["access_token"]
+            except httpx.HTTPError:
+                with self.lock:
+                    self.broken += 1
+                return
+            headers = {"Authorization": f"Bearer {token}"}
+            while not self._stop.is_set():
+                i = next(self._count)
+                if self._limit is not None and i >= self._limit:
+                    return
+                text = f"{self.tag} {i}"
+                body = {"sender": "Shop", "messages": [{"mobile_number": self.number, "content": text}]}
+                try:
+                    r = c.post("/messaging/sms-kpn/v1/send", json=body, headers=headers)
+                except httpx.HTTPError:
+                    with self.lock:
+                        self.broken += 1
+                    return  # the server died under us: that request's outcome is unknown
+                with self.lock:
+                    if r.status_code == 200:
+                        self.accepted[text] = r.json()["document_id"]
+                    else:
+                        self.refused[r.status_code] += 1
+                        if len(self.refusals) < 20:
+                            self.refusals.append((r.status_code, r.text, dict(r.headers)))
+
+
+def message_statuses(gw: GatewayProcess, account: dict[str, str]) -> dict[str, str]:
+    """Every outbound message of the account and its status, through ``GET /v1/messages`` (paged, bounded)."""
+    out: dict[str, str] = {}
+    cursor: str | None = None
+    with gw.client(auth=(account["api_key"], account["api_secret"])) as c:
+        for _ in range(1000):
+            params: dict[str, str | int] = {"direction": "outbound", "limit": 500}
+            if cursor:
+                params["cursor"] = cursor
+            r = c.get("/v1/messages", params=params)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            out.update({m["id"]: m["status"] for m in page["messages"]})
+            cursor = page["next_cursor"]
+            if not cursor:
+                return out
+    raise AssertionError("more than 500,000 messages?")
+
+
+def assert_all_completed(
+    gw: GatewayProcess,
+    account: dict[str, str],
+    smsc: SmscThread,
+    accepted: dict[str, str],
+    *,
+    sink: WebhookSink | None = None,
+    timeout: float = 30.0,
+    check_ids: int = 200,
+) -> dict[str, list[Any]]:
+    """Nothing accepted was lost: every ``accepted`` (text -> id) message is delivered per ``GET /v1/messages``,
+    its text reached the SMSC, and with ``sink`` both its status webhooks arrived and the account's delivery log
+    has nothing left to send. For the first ``check_ids`` messages the part's network id must also be one the
+    SMSC gave that text (the gateway recorded a real submit, not a guess). Returns the SMSC's copies by text.
+    """
+    ids = set(accepted.values())
+    auth = (account["api_key"], account["api_secret"])
+
+    def unsent_webhooks() -> dict[str, Any]:
+        with gw.client(auth=auth) as c:
+            out = {}
+            for status in ("pending", "retrying", "dead"):
+                r = c.get("/v1/webhooks/deliveries", params={"status": status, "limit": 5})
+                assert r.status_code == 200, r.text
+                out[status] = [(d["event"], d["last_error"]) for d in r.json()["deliveries"]]
+            return {k: v for k, v in out.items() if v}
+
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = message_statuses(gw, account)
+        left = {i: statuses.get(i) for i in ids if statuses.get(i) != "delivered"}
+        hooks_left: dict[str, Any] = {}
+        if sink is not None and not left:
+            got = sink.types_by_message()
+            want = {"message.submitted", "message.delivered"}
+            hooks_left = {i: got.get(i, set()) for i in ids if not want <= got.get(i, set())}
+            hooks_left = hooks_left or unsent_webhooks()
+        if not left and not hooks_left:
+            break
+        assert time.monotonic() < deadline, (
+            f"{len(left)} of {len(ids)} accepted messages not delivered after {timeout}s, e.g. "
+            f"{sorted(left.items())[:5]}; webhooks not done: {list(hooks_left.items())[:5]}"
+        )
+        time.sleep(0.25)
+    copies = smsc.copies_by_text()
+    missing = sorted(t for t in accepted if t not in copies)
+    assert not missing, f"{len(missing)} accepted messages never reached the SMSC, e.g. {missing[:5]}"
+    with gw.client(auth=auth) as c:
+        for text, mid in sorted(accepted.items())[:check_ids]:
+            [part] = c.get(f"/v1/messages/{mid}").json()["parts"]
+            assert part["network_message_id"] in {r.message_id for r in copies[text]}, (text, part)
+    return copies

@@ -6,55 +6,28 @@ assigned; ``assign`` gives it to an account directly, ``release`` takes it back 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pathlib
 import re
 from collections.abc import Awaitable, Callable
-from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from smsgate import errors
-from smsgate import settings as settings_mod
+from smsgate.cli_common import AccountArg, ConfigOpt, JsonOpt, T, console, find_account, money, run_store
 from smsgate.core import pricing
 from smsgate.store import accounts as store_accounts
-from smsgate.store import engine as store_engine
-from smsgate.store import migrate as store_migrate
 from smsgate.store import numbers as store_numbers
 
 numbers_app = typer.Typer(help="Manage the pool of virtual numbers (Vonage Phone Numbers API)", no_args_is_help=True)
-console = Console()
-T = TypeVar("T")
-
-ConfigOpt = typer.Option(
-    None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", exists=True, dir_okay=False
-)
-JsonOpt = typer.Option(False, "--json", help="print JSON")
 Stores = tuple[store_numbers.NumberStore, store_accounts.AccountStore]
 
 
 def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]]) -> T:
-    s = settings_mod.load(config)
-
-    async def run() -> T:
-        if s.is_sqlite:
-            s.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
-        try:
-            await store_migrate.upgrade(engine)
-            return await fn((store_numbers.NumberStore(engine), store_accounts.AccountStore(engine)))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except errors.SmsgateError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    return run_store(
+        config, lambda engine: fn((store_numbers.NumberStore(engine), store_accounts.AccountStore(engine)))
+    )
 
 
 def _msisdn(raw: str) -> str:
@@ -76,13 +49,6 @@ def _out(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _account_id(accounts: store_accounts.AccountStore, ref: str) -> str:
-    acc = await accounts.find(ref)
-    if acc is None:
-        raise errors.NotFound(f"no account {ref}")
-    return acc.id
-
-
 @numbers_app.command("add")
 def numbers_add(
     msisdn: str = typer.Argument(..., help="E.164 digits, e.g. 3197010240299"),
@@ -98,15 +64,12 @@ def numbers_add(
     digits = _msisdn(msisdn)
     if not re.fullmatch(r"[A-Za-z]{2}", country):
         raise typer.BadParameter("country must be a two-letter ISO code")
-    try:
-        units = pricing.to_units(Decimal(cost))
-    except InvalidOperation:
-        raise typer.BadParameter(f"not an amount: {cost}") from None
+    units = money(cost)
     feats = [f.strip().upper() for f in features.split(",") if f.strip()]
 
     async def run(stores: Stores) -> dict[str, Any]:
         nums, accounts = stores
-        owner = await _account_id(accounts, account) if account else None
+        owner = (await find_account(accounts, account)).id if account else None
         await nums.add(digits, country, type=type, features=feats, cost=units)
         if owner:
             await nums.assign(digits, owner)
@@ -149,7 +112,7 @@ def numbers_list(as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOp
 @numbers_app.command("assign")
 def numbers_assign(
     msisdn: str = typer.Argument(..., help="a number in the pool"),
-    account: str = typer.Argument(..., help="account id or api_key"),
+    account: str = AccountArg,
     config: pathlib.Path | None = ConfigOpt,
 ) -> None:
     """Give a number to an account (no charge)."""
@@ -157,7 +120,7 @@ def numbers_assign(
 
     async def run(stores: Stores) -> str:
         nums, accounts = stores
-        owner = await _account_id(accounts, account)
+        owner = (await find_account(accounts, account)).id
         await nums.assign(digits, owner)
         return owner
 

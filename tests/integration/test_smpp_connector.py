@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from smsgate.connectors.base import InboundPart, OutboundPart, Receipt, ReceiptState, SubmitOutcome, SubmitStatus
-from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.connector import SmppConnector, relative_validity
 from smsgate.connectors.smpp.settings import SmppSettings
-from smsgate.sim.smsc import ReceiptRule, SmscSimulator, start_control
+from smsgate.sim.control import start_control
+from smsgate.sim.smsc import ReceiptRule, SmscSimulator
 
 
 class RecordingSink:
@@ -136,7 +137,7 @@ async def test_transmitter_receiver_pair(sim: SmscSimulator, sink: RecordingSink
         conn = await started(sim, sink, bind="transmitter_receiver")
         await wait_until(lambda: sim.stats.counters["binds"] == 2)
         binds = sorted(c.bound for c in sim.conns)
-        assert binds == [p.BIND_RECEIVER, p.BIND_TRANSMITTER]
+        assert binds == [wire.BIND_RECEIVER, wire.BIND_TRANSMITTER]
         outcomes = await conn.submit(parts(20))
         assert all(o.status is SubmitStatus.ACCEPTED for o in outcomes)
         await wait_until(lambda: len(sink.receipt_list) == 20)
@@ -170,10 +171,10 @@ async def test_mo_single_concatenated_sar_and_payload(sim: SmscSimulator, sink: 
         assert sim.inject_mo("31611111111", "4567", "short") == 1
         assert sim.inject_mo("31611111111", "4567", "x" * 200) == 2
         assert sim.inject_mo("31611111111", "4567", "€" * 10 + "ж" * 100) == 2  # UCS-2, 2 parts
-        sar = ((p.TAG_SAR_MSG_REF_NUM, b"\x01\x02"), (p.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
-               (p.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))  # fmt: skip
+        sar = ((wire.TAG_SAR_MSG_REF_NUM, b"\x01\x02"), (wire.TAG_SAR_TOTAL_SEGMENTS, b"\x02"),
+               (wire.TAG_SAR_SEGMENT_SEQNUM, b"\x01"))  # fmt: skip
         sim.inject_raw("31622222222", "4567", b"sar part", tlvs=sar)
-        sim.inject_raw("31633333333", "4567", b"", tlvs=((p.TAG_MESSAGE_PAYLOAD, b"P" * 300),))
+        sim.inject_raw("31633333333", "4567", b"", tlvs=((wire.TAG_MESSAGE_PAYLOAD, b"P" * 300),))
         await wait_until(lambda: len(sink.inbound_list) == 7)
         single, c1, c2, u1, u2, s, pl = sink.inbound_list
         assert single.payload == b"short" and single.udh == b"" and single.source == "31611111111"
@@ -346,7 +347,7 @@ async def test_sink_error_answers_0x64_and_smsc_redelivers(sink: RecordingSink) 
         sink.fail_next = 2
         await conn.submit(parts(1))
         await wait_until(lambda: len(sink.receipt_list) == 1)
-        assert sim.stats.deliver_resp_status[p.ESME_RX_T_APPN] == 2
+        assert sim.stats.deliver_resp_status[wire.ESME_RX_T_APPN] == 2
         assert sim.stats.counters["redeliveries"] == 2 and sim.stats.counters["receipts_acked"] == 1
         await conn.close()
     await sim.stop()
@@ -455,12 +456,12 @@ async def test_max_tps_limits_rate(sim: SmscSimulator, sink: RecordingSink) -> N
 async def test_smsc_requests_are_answered(sim: SmscSimulator, sink: RecordingSink) -> None:
     async with asyncio.timeout(10):
         conn = await started(sim, sink)
-        assert sim.send_to_all(p.ENQUIRE_LINK) == 1
+        assert sim.send_to_all(wire.ENQUIRE_LINK) == 1
         await wait_until(lambda: sim.stats.counters["enquire_link_resps"] == 1)
         sim.send_to_all(0x00000103, b"\x00")  # data_sm: not supported by us → generic_nack
         await wait_until(lambda: sim.stats.counters["generic_nacks_received"] == 1)
         assert conn.available
-        sim.send_to_all(p.UNBIND)  # SMSC-initiated unbind: answered, then a new bind
+        sim.send_to_all(wire.UNBIND)  # SMSC-initiated unbind: answered, then a new bind
         await wait_until(lambda: sim.stats.counters["unbind_resps"] == 1)
         await wait_until(lambda: sim.stats.counters["binds"] == 2 and conn.available)
         assert all(o.status is SubmitStatus.ACCEPTED for o in await conn.submit(parts(5)))
@@ -475,7 +476,7 @@ async def test_full_inbound_queue_answers_queue_full_and_mt_keeps_flowing(
         sink.gate = asyncio.Event()  # the store hangs
         for i in range(6):
             sim.inject_mo("31611111111", "4567", f"mo {i}")
-        await wait_until(lambda: sim.stats.deliver_resp_status[p.ESME_RMSGQFUL] >= 3)
+        await wait_until(lambda: sim.stats.deliver_resp_status[wire.ESME_RMSGQFUL] >= 3)
         assert all(o.status is SubmitStatus.ACCEPTED for o in await conn.submit(parts(20)))
         sink.gate.set()
         await wait_until(lambda: len(sink.inbound_list) == 6, 5)  # the SMSC redelivered the refused ones

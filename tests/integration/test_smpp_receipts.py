@@ -8,12 +8,13 @@ import pytest
 
 from smsgate.connectors.base import ReceiptState
 from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_fields, parse_receipt, receipt_text
 
 TEXT = b"id:0123456789 sub:001 dlvrd:001 submit date:2611221010 done date:2611221011 stat:DELIVRD err:000 text:Hello"
 
 
-def dlr(text: bytes, tlvs: p.Tlvs = (), esm: int = p.ESM_RECEIPT) -> p.ShortMessage:
+def dlr(text: bytes, tlvs: wire.Tlvs = (), esm: int = wire.ESM_RECEIPT) -> p.ShortMessage:
     return p.deliver_sm(1, "31612345678", "smsgate", text, esm_class=esm, tlvs=tlvs)
 
 
@@ -54,23 +55,23 @@ def test_missing_fields_tolerated() -> None:
 
 
 def test_tlvs_win_over_text() -> None:
-    tlvs = ((p.TAG_RECEIPTED_MESSAGE_ID, b"tlv-id\x00"), (p.TAG_MESSAGE_STATE, b"\x05"),
-            (p.TAG_NETWORK_ERROR_CODE, b"\x03\x00\x22"))  # fmt: skip
+    tlvs = ((wire.TAG_RECEIPTED_MESSAGE_ID, b"tlv-id\x00"), (wire.TAG_MESSAGE_STATE, b"\x05"),
+            (wire.TAG_NETWORK_ERROR_CODE, b"\x03\x00\x22"))  # fmt: skip
     r = parse_receipt(dlr(TEXT, tlvs), "c")
     assert r is not None and r.network_id == "tlv-id" and r.state is ReceiptState.UNDELIVERABLE
     assert r.error_code == 0x22 and r.done_at is not None
 
 
 def test_tlv_only_and_message_payload() -> None:
-    r = parse_receipt(dlr(b"", ((p.TAG_RECEIPTED_MESSAGE_ID, b"9\x00"), (p.TAG_MESSAGE_STATE, b"\x02"))), "c")
+    r = parse_receipt(dlr(b"", ((wire.TAG_RECEIPTED_MESSAGE_ID, b"9\x00"), (wire.TAG_MESSAGE_STATE, b"\x02"))), "c")
     assert r is not None and r.network_id == "9" and r.state is ReceiptState.DELIVERED
-    r = parse_receipt(dlr(b"", ((p.TAG_MESSAGE_PAYLOAD, TEXT),)), "c")
+    r = parse_receipt(dlr(b"", ((wire.TAG_MESSAGE_PAYLOAD, TEXT),)), "c")
     assert r is not None and r.network_id == "0123456789"
 
 
 def test_is_receipt() -> None:
     assert is_receipt(dlr(TEXT))
-    assert is_receipt(dlr(b"", ((p.TAG_RECEIPTED_MESSAGE_ID, b"1\x00"),), esm=0))
+    assert is_receipt(dlr(b"", ((wire.TAG_RECEIPTED_MESSAGE_ID, b"1\x00"),), esm=0))
     assert not is_receipt(dlr(b"hello", esm=0))
     assert not is_receipt(dlr(b"\x05\x00\x03\x01\x02\x01hi", esm=0x40))
 

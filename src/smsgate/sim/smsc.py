@@ -8,21 +8,17 @@ catch shared codec bugs). Misbehaviour is picked by name, several at once with c
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
 import dataclasses
-import json
-import logging
 import struct
 from collections.abc import Sequence
 from typing import Any
 
 from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.receipts import STAT_STATES, STATE_CODES, receipt_text
-
-log = logging.getLogger(__name__)
 
 GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -129,7 +125,7 @@ class SubmitRecord:
     data_coding: int
     registered_delivery: int
     short_message: bytes
-    tlvs: p.Tlvs
+    tlvs: wire.Tlvs
 
 
 class Stats:
@@ -146,8 +142,8 @@ class Stats:
                 "deliver_resp_status": {f"0x{k:02X}": v for k, v in self.deliver_resp_status.items()}}  # fmt: skip
 
 
-_RESP_NAMES = {p.GENERIC_NACK: "generic_nacks_received", p.ENQUIRE_LINK_RESP: "enquire_link_resps",
-               p.UNBIND_RESP: "unbind_resps"}  # fmt: skip
+_RESP_NAMES = {wire.GENERIC_NACK: "generic_nacks_received", wire.ENQUIRE_LINK_RESP: "enquire_link_resps",
+               wire.UNBIND_RESP: "unbind_resps"}  # fmt: skip
 _Pending = tuple[str, bytes, int]  # kind ("receipt"/"mo"), frame, attempts
 
 
@@ -157,7 +153,7 @@ class _Conn(asyncio.Protocol):
     def __init__(self, sim: SmscSimulator) -> None:
         self.sim = sim
         self.transport: asyncio.Transport | None = None
-        self.framer = p.Framer()
+        self.framer = wire.Framer()
         self.bound = 0
         self.system_id = ""
         self.out = bytearray()
@@ -167,7 +163,7 @@ class _Conn(asyncio.Protocol):
 
     @property
     def can_receive(self) -> bool:
-        return self.bound in (p.BIND_RECEIVER, p.BIND_TRANSCEIVER)
+        return self.bound in (wire.BIND_RECEIVER, wire.BIND_TRANSCEIVER)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -202,8 +198,8 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             frames = self.framer.feed(data)
-        except p.PduError as exc:
-            self.write(p.encode_header(p.GENERIC_NACK, exc.status, 0))
+        except wire.PduError as exc:
+            self.write(wire.encode_header(wire.GENERIC_NACK, exc.status, 0))
             self.flush()
             self.close()
             return
@@ -218,27 +214,27 @@ class _Conn(asyncio.Protocol):
 
     def handle(self, frame: bytes) -> None:
         sim = self.sim
-        _, cid, status, seq = p.HEADER.unpack_from(frame, 0)
-        if cid == p.SUBMIT_SM:
+        _, cid, status, seq = wire.HEADER.unpack_from(frame, 0)
+        if cid == wire.SUBMIT_SM:
             sim.on_submit(self, frame, seq)
-        elif cid == p.DELIVER_SM_RESP:
+        elif cid == wire.DELIVER_SM_RESP:
             sim.on_deliver_resp(self, seq, status)
-        elif cid == p.ENQUIRE_LINK:
+        elif cid == wire.ENQUIRE_LINK:
             sim.stats.counters["enquire_links"] += 1
-            self.write(p.encode_header(p.ENQUIRE_LINK_RESP, 0, seq))
-        elif cid in p.BIND_COMMANDS:
+            self.write(wire.encode_header(wire.ENQUIRE_LINK_RESP, 0, seq))
+        elif cid in wire.BIND_COMMANDS:
             sim.on_bind(self, frame, cid, seq)
-        elif cid == p.UNBIND:
+        elif cid == wire.UNBIND:
             sim.stats.counters["unbinds"] += 1
-            self.write(p.encode_header(p.UNBIND_RESP, 0, seq))
+            self.write(wire.encode_header(wire.UNBIND_RESP, 0, seq))
             self.flush()
             self.close()
-        elif cid & p.RESP:  # enquire_link_resp, unbind_resp, generic_nack: count them
+        elif cid & wire.RESP:  # enquire_link_resp, unbind_resp, generic_nack: count them
             sim.stats.counters[_RESP_NAMES.get(cid, "other_resps")] += 1
-            if cid == p.UNBIND_RESP:
+            if cid == wire.UNBIND_RESP:
                 self.close()
         else:
-            self.write(p.encode_header(p.GENERIC_NACK, p.ESME_RINVCMDID, seq))
+            self.write(wire.encode_header(wire.GENERIC_NACK, wire.ESME_RINVCMDID, seq))
 
 
 class SmscSimulator:
@@ -317,27 +313,27 @@ class SmscSimulator:
     def on_bind(self, conn: _Conn, frame: bytes, cid: int, seq: int) -> None:
         try:
             bind = p.decode(frame)
-        except p.PduError as exc:
-            conn.write(p.encode(p.BindResp(p.RESP | cid, exc.status, seq)))
+        except wire.PduError as exc:
+            conn.write(p.encode(p.BindResp(wire.RESP | cid, exc.status, seq)))
             return
         assert isinstance(bind, p.Bind)
-        status = p.ESME_ROK
+        status = wire.ESME_ROK
         if conn.bound:
             status = 0x05  # ESME_RALYBND
         elif self.mode.refuse_bind:
-            status = p.ESME_RBINDFAIL
+            status = wire.ESME_RBINDFAIL
         elif self.credentials is not None:
             if bind.system_id not in self.credentials:
-                status = p.ESME_RINVSYSID
+                status = wire.ESME_RINVSYSID
             elif self.credentials[bind.system_id] != bind.password:
-                status = p.ESME_RINVPASWD
+                status = wire.ESME_RINVPASWD
         if status:
             self.stats.counters["binds_refused"] += 1
-            conn.write(p.encode(p.BindResp(p.RESP | cid, status, seq)))
+            conn.write(p.encode(p.BindResp(wire.RESP | cid, status, seq)))
             return
         conn.bound, conn.system_id = cid, bind.system_id
         self.stats.counters["binds"] += 1
-        conn.write(p.encode(p.BindResp(p.RESP | cid, 0, seq, self.system_id)))
+        conn.write(p.encode(p.BindResp(wire.RESP | cid, 0, seq, self.system_id)))
         while conn.can_receive and self.pending_out:
             kind, out, attempts = self.pending_out.popleft()
             conn.send_deliver(kind, out, attempts)
@@ -345,8 +341,8 @@ class SmscSimulator:
     def on_submit(self, conn: _Conn, frame: bytes, seq: int) -> None:
         c = self.stats.counters
         c["submit_sm_received"] += 1
-        if not conn.bound or conn.bound == p.BIND_RECEIVER:
-            conn.write(p.encode_header(p.SUBMIT_SM_RESP, p.ESME_RINVBNDSTS, seq))
+        if not conn.bound or conn.bound == wire.BIND_RECEIVER:
+            conn.write(wire.encode_header(wire.SUBMIT_SM_RESP, wire.ESME_RINVBNDSTS, seq))
             return
         m = self.mode
         self._mode_count += 1
@@ -363,16 +359,16 @@ class SmscSimulator:
             return
         if m.generic_nack:
             c["nacked"] += 1
-            return self._answer(conn, p.encode_header(p.GENERIC_NACK, p.ESME_RSYSERR, seq))
-        for every, st, key in ((m.throttle_every, p.ESME_RTHROTTLED, "throttled"),
-                               (m.queue_full_every, p.ESME_RMSGQFUL, "queue_full"),
-                               (m.fail_every, p.ESME_RINVDSTADR, "failed")):  # fmt: skip
+            return self._answer(conn, wire.encode_header(wire.GENERIC_NACK, wire.ESME_RSYSERR, seq))
+        for every, st, key in ((m.throttle_every, wire.ESME_RTHROTTLED, "throttled"),
+                               (m.queue_full_every, wire.ESME_RMSGQFUL, "queue_full"),
+                               (m.fail_every, wire.ESME_RINVDSTADR, "failed")):  # fmt: skip
             if every and n % every == 0:
                 c[key] += 1
-                return self._answer(conn, p.encode_header(p.SUBMIT_SM_RESP, st, seq))
+                return self._answer(conn, wire.encode_header(wire.SUBMIT_SM_RESP, st, seq))
         peek = _peek_submit(frame)
         if peek is None:
-            return self._answer(conn, p.encode_header(p.SUBMIT_SM_RESP, p.ESME_RINVCMDLEN, seq))
+            return self._answer(conn, wire.encode_header(wire.SUBMIT_SM_RESP, wire.ESME_RINVCMDLEN, seq))
         destination, registered = peek
         self._next_id += 1
         msg_id = format(self._next_id, "x") if self.message_id_format == "hex" else str(self._next_id)
@@ -385,9 +381,9 @@ class SmscSimulator:
             c["unique_parts"] += 1
             if len(self.stats.seen) < self.dedup_cap:
                 self.stats.seen.add(fp)
-        self._answer(conn, p.encode(p.SmResp(p.SUBMIT_SM_RESP, 0, seq, msg_id)))
+        self._answer(conn, p.encode(p.SmResp(wire.SUBMIT_SM_RESP, 0, seq, msg_id)))
         if len(self.records) < self.record_cap or registered & 0x03:  # full decode only when needed
-            with contextlib.suppress(p.PduError):
+            with contextlib.suppress(wire.PduError):
                 sm = p.decode(frame)
                 assert isinstance(sm, p.ShortMessage)
                 if len(self.records) < self.record_cap:
@@ -410,11 +406,14 @@ class SmscSimulator:
             self.stats.counters["receipts_withheld"] += 1
             return
         state = STATE_CODES[STAT_STATES[stat]]
-        tlvs: p.Tlvs = ((p.TAG_RECEIPTED_MESSAGE_ID, msg_id.encode() + b"\x00"), (p.TAG_MESSAGE_STATE, bytes((state,))))
+        tlvs: wire.Tlvs = (
+            (wire.TAG_RECEIPTED_MESSAGE_ID, msg_id.encode() + b"\x00"),
+            (wire.TAG_MESSAGE_STATE, bytes((state,))),
+        )
         if err:
-            tlvs += ((p.TAG_NETWORK_ERROR_CODE, b"\x03" + struct.pack(">H", err & 0xFFFF)),)
+            tlvs += ((wire.TAG_NETWORK_ERROR_CODE, b"\x03" + struct.pack(">H", err & 0xFFFF)),)
         text = receipt_text(msg_id, stat, err, text=sm.short_message[-20:])
-        frame = p.encode(p.deliver_sm(0, sm.destination_addr, sm.source_addr, text, esm_class=p.ESM_RECEIPT,
+        frame = p.encode(p.deliver_sm(0, sm.destination_addr, sm.source_addr, text, esm_class=wire.ESM_RECEIPT,
                                       source_addr_ton=sm.dest_addr_ton, source_addr_npi=sm.dest_addr_npi,
                                       tlvs=tlvs))  # fmt: skip
         copies = 2 if self.mode.duplicate_receipts else 1
@@ -445,7 +444,7 @@ class SmscSimulator:
             return
         kind, frame, attempts = entry
         self.stats.deliver_resp_status[status] += 1
-        if status == p.ESME_ROK:
+        if status == wire.ESME_ROK:
             self.stats.counters[f"{kind}s_acked"] += 1
             return
         self.stats.counters[f"{kind}s_nacked"] += 1
@@ -472,85 +471,10 @@ class SmscSimulator:
         return len(parts)
 
     def inject_raw(self, source: str, destination: str, short_message: bytes, *, data_coding: int = 0,
-                   esm_class: int = 0, tlvs: p.Tlvs = ()) -> bool:  # fmt: skip
+                   esm_class: int = 0, tlvs: wire.Tlvs = ()) -> bool:  # fmt: skip
         """Send any deliver_sm (binary MO, SAR TLVs, a hand-made receipt...)."""
         frame = p.encode(p.deliver_sm(0, source, destination, short_message, esm_class=esm_class,
                                       data_coding=data_coding, source_addr_ton=1, source_addr_npi=1,
                                       tlvs=tlvs))  # fmt: skip
         self.stats.counters["mo_injected"] += 1
         return self.route("mo", frame, 0)
-
-
-# ---------------------------------------------------------------- HTTP control and entry points
-
-
-async def _control(sim: SmscSimulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    code, body = 200, {}
-    try:
-        async with asyncio.timeout(5):
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path = [*lines[0].split(), "", ""][:2]
-            length = next((int(v) for k, _, v in (x.partition(":") for x in lines[1:])
-                           if k.strip().lower() == "content-length"), 0)  # fmt: skip
-            data = json.loads(await reader.readexactly(length)) if length else {}
-        if method == "GET" and path == "/stats":
-            body = sim.stats.as_dict() | {"bound_sessions": sum(1 for c in sim.conns if c.bound),
-                                           "mode": dataclasses.asdict(sim.mode)}  # fmt: skip
-        elif method == "POST" and path == "/mo":
-            body = {"parts": sim.inject_mo(str(data["from"]), str(data["to"]), str(data["text"]))}
-        elif method == "POST" and path == "/mode":
-            sim.set_mode(str(data.get("mode", "")))
-            body = {"mode": dataclasses.asdict(sim.mode)}
-        elif method == "POST" and path == "/reset":
-            sim.reset()
-            body = {"reset": True}
-        else:
-            code, body = 404, {"error": f"no {method} {path}"}
-    except (ValueError, KeyError, TypeError) as exc:
-        code, body = 400, {"error": str(exc)}
-    except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-        code, body = 408, {"error": "incomplete request"}
-    out = json.dumps(body).encode()
-    writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                 b"Connection: close\r\n\r\n%s" % (code, len(out), out))  # fmt: skip
-    with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(5):
-            await writer.drain()
-    writer.close()
-
-
-async def start_control(sim: SmscSimulator, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-    """The HTTP control endpoint of ``sim`` (port 0 = ephemeral: read ``server.sockets``)."""
-    return await asyncio.start_server(lambda r, w: _control(sim, r, w), host, port)
-
-
-async def serve(host: str = "127.0.0.1", port: int = 2775, control_port: int = 2776, receipt_delay_ms: float = 0.0,
-                mode: str = "", **options: Any) -> None:  # fmt: skip
-    """Run a simulator and its control endpoint until cancelled."""
-    sim = SmscSimulator(host, port, receipt_delay_ms=receipt_delay_ms, mode=mode, **options)
-    await sim.start()
-    control = await start_control(sim, host, control_port)
-    log.info("smsc-sim: SMPP on %s:%d, control on %s:%d", host, sim.port, host, control_port)
-    print(f"smsc-sim: SMPP {host}:{sim.port} control http://{host}:{control_port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        control.close()
-        await sim.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``smsgate smsc-sim [--port 2775] [--control-port 2776] [--receipt-delay-ms N] [--mode SPEC]``."""
-    ap = argparse.ArgumentParser(prog="smsgate smsc-sim", description=__doc__)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=2775)
-    ap.add_argument("--control-port", type=int, default=2776)
-    ap.add_argument("--receipt-delay-ms", type=float, default=0.0)
-    ap.add_argument("--mode", default="", help="e.g. throttle_every:10,slow:5 (see Mode.parse)")
-    ap.add_argument("--system-id", default="SMSCSIM")
-    args = ap.parse_args(argv)
-    Mode.parse(args.mode)  # fail fast on a typo
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.control_port, args.receipt_delay_ms, args.mode,
-                          system_id=args.system_id))  # fmt: skip

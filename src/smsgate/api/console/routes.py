@@ -29,9 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import errors
 from smsgate.api import auth
-from smsgate.api.messages import json_response
+from smsgate.api.messages import json_response, message_json
 from smsgate.core import accounts as core_accounts
-from smsgate.core import pricing
 from smsgate.store import messages as store_messages
 from smsgate.store import tables
 
@@ -97,23 +96,8 @@ async def static(name: str) -> Response:
 
 # -- messages -------------------------------------------------------------------------------------------------
 def summary(m: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": m["id"],
-        "account_id": m["account_id"],
-        "direction": m["direction"],
-        "dialect": m["dialect"],
-        "status": m["status"],
-        "from": m["sender"],
-        "to": m["recipient"],
-        "text": m["text"],
-        "encoding": m["encoding"],
-        "parts_count": m["parts_count"],
-        "network": m["network"],
-        "price": pricing.format_amount(pricing.from_units(m["price"] or 0)),
-        "error": {"code": m["error_code"], "text": m["error_text"]} if m.get("error_text") else None,
-        "created_at": m["created_at"],
-        "updated_at": m["updated_at"],
-    }
+    """A row of the live list: the short form of ``/v1/messages``, with the owner (the operator sees all)."""
+    return {"account_id": m["account_id"], **message_json(m, brief=True)}
 
 
 async def last_event_id(engine: AsyncEngine) -> int:
@@ -187,28 +171,7 @@ def _before(raw: str | None) -> tuple[float, str] | None:
 @router.get("/console/api/messages/{message_id}")
 async def message_detail(message_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
     m = await auth.gateway(request).message(who.account, message_id)
-    out = summary(m)
-    out["meta"] = m["meta"]
-    out["client_ref"] = m["client_ref"]
-    out["connector"] = m["connector"]
-    out["country"] = m["country"]
-    out["parts"] = [
-        {
-            "id": p["id"],
-            "index": p["idx"],
-            "total": p["total"],
-            "status": p["status"],
-            "network_message_id": p["network_id"],
-            "text": p["text"],
-            "data_coding": p["data_coding"],
-            "price": pricing.format_amount(pricing.from_units(p["price"] or 0)),
-            "error": {"code": p["error_code"], "text": p["error_text"]} if p.get("error_text") else None,
-            "submitted_at": p["submitted_at"],
-            "done_at": p["done_at"],
-        }
-        for p in m["parts"]
-    ]
-    out["events"] = m["events"]
+    out = {"account_id": m["account_id"], **message_json(m, part_columns=("data_coding",))}
     out["webhooks"] = await _webhooks_of(engine_of(request), message_id)
     return json_response(out)
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from smsgate.connectors.base import InboundPart, InboundSink, OutboundPart, Receipt, SubmitOutcome, SubmitStatus
 from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt
 from smsgate.connectors.smpp.session import LOST, SessionError, SmppSession, SubmitBatch, SubmitResult
 from smsgate.connectors.smpp.settings import SmppSettings
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 _U16 = struct.Struct(">H")
 # ShortMessage's fields in order, without building the (frozen, slower to construct) object
 _SubmitFields = tuple[int, int, str, str, bytes, int, int, int, int, int, int, int, int, int, str, str, str, int, int,
-                      p.Tlvs]  # fmt: skip
+                      wire.Tlvs]  # fmt: skip
 
 
 class TokenBucket:
@@ -105,10 +106,10 @@ class SmppConnector:
         if self.settings.max_tps > 0:
             self._bucket = TokenBucket(self.settings.max_tps)
         if self.settings.bind == "transceiver":
-            self._spawn("trx", p.BIND_TRANSCEIVER)
+            self._spawn("trx", wire.BIND_TRANSCEIVER)
         else:
-            self._spawn("tx", p.BIND_TRANSMITTER)
-            self._spawn("rx", p.BIND_RECEIVER)
+            self._spawn("tx", wire.BIND_TRANSMITTER)
+            self._spawn("rx", wire.BIND_RECEIVER)
 
     def _spawn(self, role: str, command: int) -> None:
         task = asyncio.create_task(self._supervise(role, command), name=f"smpp:{self.name}:supervisor:{role}")
@@ -147,15 +148,15 @@ class SmppConnector:
         """One session from bind to its end; returns how long it was bound."""
         session = SmppSession(
             self.settings, command,
-            on_deliver=self._on_deliver if command != p.BIND_TRANSMITTER else None,
+            on_deliver=self._on_deliver if command != wire.BIND_TRANSMITTER else None,
             on_throttle=self._throttled, label=f"{self.name}:{role}",
         )  # fmt: skip
         await session.open()
         bound_at = time.monotonic()
         self.binds += 1
-        if command != p.BIND_RECEIVER:
+        if command != wire.BIND_RECEIVER:
             self._tx = session
-        if command != p.BIND_TRANSMITTER:
+        if command != wire.BIND_TRANSMITTER:
             self._rx = session
         waits = [asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(session.closed.wait())]
         try:
@@ -179,7 +180,7 @@ class SmppConnector:
         until = time.monotonic() + self.settings.throttle_backoff
         if until > self._paused_until:
             self._paused_until = until
-            log.info("smpp %s: %s, pausing %.2fs", self.name, p.status_name(status), self.settings.throttle_backoff)
+            log.info("smpp %s: %s, pausing %.2fs", self.name, wire.status_name(status), self.settings.throttle_backoff)
 
     # ------------------------------------------------------------ submit
 
@@ -218,7 +219,7 @@ class SmppConnector:
                 seq = session.next_sequence()
                 try:
                     entries.append((idx, seq, p.encode_sm(*self._submit_fields(parts[idx], seq))))
-                except (p.PduError, UnicodeEncodeError, ValueError) as exc:
+                except (wire.PduError, UnicodeEncodeError, ValueError) as exc:
                     outcomes[idx] = SubmitOutcome(parts[idx].part_id, SubmitStatus.FAILED, error=str(exc))
             i += k
             try:
@@ -245,10 +246,10 @@ class SmppConnector:
         s = self.settings
         if r.status == LOST:
             return self._retry(part, r.error, s.reconnect_delay_min)
-        if r.status == p.ESME_ROK and not r.nack:
+        if r.status == wire.ESME_ROK and not r.nack:
             nid = normalise_id(r.message_id, s.id_format)
             return SubmitOutcome(part.part_id, SubmitStatus.ACCEPTED, network_id=nid or None)
-        name = p.status_name(r.status)
+        name = wire.status_name(r.status)
         if r.status in s.retry_statuses:
             return self._retry(part, name, s.throttle_backoff, r.status)
         if r.status in s.transient_statuses:
@@ -263,26 +264,26 @@ class SmppConnector:
     def _submit_fields(self, part: OutboundPart, sequence: int) -> _SubmitFields:
         s = self.settings
         esm = 0
-        tlvs: p.Tlvs = ()
+        tlvs: wire.Tlvs = ()
         sm = part.payload
         if s.concat == "udh":
             if part.udh:
-                esm, sm = p.ESM_UDHI, part.udh + part.payload
+                esm, sm = wire.ESM_UDHI, part.udh + part.payload
         elif s.concat == "sar":
             if part.part_total > 1:
                 tlvs = (
-                    (p.TAG_SAR_MSG_REF_NUM, _U16.pack(part.concat_ref & 0xFFFF)),
-                    (p.TAG_SAR_TOTAL_SEGMENTS, bytes((part.part_total & 0xFF,))),
-                    (p.TAG_SAR_SEGMENT_SEQNUM, bytes((part.part_index & 0xFF,))),
+                    (wire.TAG_SAR_MSG_REF_NUM, _U16.pack(part.concat_ref & 0xFFFF)),
+                    (wire.TAG_SAR_TOTAL_SEGMENTS, bytes((part.part_total & 0xFF,))),
+                    (wire.TAG_SAR_SEGMENT_SEQNUM, bytes((part.part_index & 0xFF,))),
                 )
         else:
             if part.udh:
-                esm = p.ESM_UDHI
-            tlvs, sm = ((p.TAG_MESSAGE_PAYLOAD, part.udh + part.payload),), b""
+                esm = wire.ESM_UDHI
+            tlvs, sm = ((wire.TAG_MESSAGE_PAYLOAD, part.udh + part.payload),), b""
         if len(sm) > 254:  # too long for short_message whatever the mode: carry it in message_payload
-            tlvs, sm = (*tlvs, (p.TAG_MESSAGE_PAYLOAD, sm)), b""
+            tlvs, sm = (*tlvs, (wire.TAG_MESSAGE_PAYLOAD, sm)), b""
         return (
-            p.SUBMIT_SM, sequence, part.source, part.destination, sm,
+            wire.SUBMIT_SM, sequence, part.source, part.destination, sm,
             s.source_ton if s.source_ton is not None else part.source_ton,
             s.source_npi if s.source_npi is not None else part.source_npi,
             s.dest_ton, s.dest_npi, esm, part.protocol_id, s.priority_flag,
@@ -295,9 +296,9 @@ class SmppConnector:
     async def _on_deliver(self, pdus: Sequence[p.ShortMessage]) -> list[int]:
         """Split receipts from MO, hand each group to the sink; a sink error NAKs its group (0x64)."""
         sink = self._sink
-        statuses = [p.ESME_ROK] * len(pdus)
+        statuses = [wire.ESME_ROK] * len(pdus)
         if sink is None:
-            return [p.ESME_RX_T_APPN] * len(pdus)
+            return [wire.ESME_RX_T_APPN] * len(pdus)
         receipts: list[Receipt] = []
         r_idx: list[int] = []
         inbound: list[InboundPart] = []
@@ -322,20 +323,20 @@ class SmppConnector:
             except Exception:
                 log.exception("smpp %s: sink refused %d deliver_sm; answering ESME_RX_T_APPN", self.name, len(idx))
                 for j in idx:
-                    statuses[j] = p.ESME_RX_T_APPN
+                    statuses[j] = wire.ESME_RX_T_APPN
         return statuses
 
     def inbound_part(self, sm: p.ShortMessage, now: dt.datetime) -> InboundPart:
         """An MO deliver_sm as an InboundPart: UDH split off, SAR passed through, message_payload used."""
-        data = sm.short_message or p.tlv_get(sm.tlvs, p.TAG_MESSAGE_PAYLOAD) or b""
+        data = sm.short_message or wire.tlv_get(sm.tlvs, wire.TAG_MESSAGE_PAYLOAD) or b""
         udh = b""
-        if sm.esm_class & p.ESM_UDHI and data:
+        if sm.esm_class & wire.ESM_UDHI and data:
             cut = data[0] + 1
             udh, data = data[:cut], data[cut:]
         return InboundPart(
             connector=self.name, source=sm.source_addr, destination=sm.destination_addr,
             data_coding=sm.data_coding, payload=data, udh=udh,
-            sar_ref=p.tlv_int(sm.tlvs, p.TAG_SAR_MSG_REF_NUM),
-            sar_total=p.tlv_int(sm.tlvs, p.TAG_SAR_TOTAL_SEGMENTS),
-            sar_seq=p.tlv_int(sm.tlvs, p.TAG_SAR_SEGMENT_SEQNUM), received_at=now,
+            sar_ref=wire.tlv_int(sm.tlvs, wire.TAG_SAR_MSG_REF_NUM),
+            sar_total=wire.tlv_int(sm.tlvs, wire.TAG_SAR_TOTAL_SEGMENTS),
+            sar_seq=wire.tlv_int(sm.tlvs, wire.TAG_SAR_SEGMENT_SEQNUM), received_at=now,
         )  # fmt: skip

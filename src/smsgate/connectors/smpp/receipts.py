@@ -23,6 +23,7 @@ import re
 
 from smsgate.connectors.base import Receipt, ReceiptState
 from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 
 STAT_STATES: dict[str, ReceiptState] = {
     "DELIVRD": ReceiptState.DELIVERED,
@@ -79,9 +80,9 @@ def normalise_id(raw: str, fmt: str) -> str:
 
 def is_receipt(sm: p.ShortMessage) -> bool:
     """A deliver_sm is a receipt when esm_class says so or it carries receipted_message_id."""
-    if sm.esm_class & 0x3C == p.ESM_RECEIPT:
+    if sm.esm_class & 0x3C == wire.ESM_RECEIPT:
         return True
-    return any(tag == p.TAG_RECEIPTED_MESSAGE_ID for tag, _ in sm.tlvs)
+    return any(tag == wire.TAG_RECEIPTED_MESSAGE_ID for tag, _ in sm.tlvs)
 
 
 def parse_fields(text: str) -> dict[str, str]:
@@ -127,16 +128,16 @@ def parse_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") ->
     """The Receipt in a deliver_sm, or None when it carries no message id at all."""
     text = sm.short_message
     if not text:
-        payload = p.tlv_get(sm.tlvs, p.TAG_MESSAGE_PAYLOAD)
+        payload = wire.tlv_get(sm.tlvs, wire.TAG_MESSAGE_PAYLOAD)
         text = payload or b""
     raw = text.decode("latin-1")
     fields = parse_fields(raw)
-    tlv_id = p.tlv_get(sm.tlvs, p.TAG_RECEIPTED_MESSAGE_ID)
+    tlv_id = wire.tlv_get(sm.tlvs, wire.TAG_RECEIPTED_MESSAGE_ID)
     raw_id = tlv_id.decode("latin-1") if tlv_id else fields.get("id", "")
     network_id = normalise_id(raw_id, id_format)
     if not network_id:
         return None
-    state_code = p.tlv_int(sm.tlvs, p.TAG_MESSAGE_STATE)
+    state_code = wire.tlv_int(sm.tlvs, wire.TAG_MESSAGE_STATE)
     state = MESSAGE_STATES.get(state_code) if state_code is not None else None
     if state is None:
         state = STAT_STATES.get(fields.get("stat", "").upper(), ReceiptState.UNKNOWN)
@@ -144,7 +145,7 @@ def parse_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") ->
         connector=connector,
         network_id=network_id,
         state=state,
-        error_code=_err_code(fields.get("err"), p.tlv_get(sm.tlvs, p.TAG_NETWORK_ERROR_CODE)),
+        error_code=_err_code(fields.get("err"), wire.tlv_get(sm.tlvs, wire.TAG_NETWORK_ERROR_CODE)),
         done_at=parse_date(fields.get("done_date")),
         submitted_at=parse_date(fields.get("submit_date")),
         raw=raw,

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from smsgate.connectors.smpp import pdu as p
+from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.settings import SmppSettings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class BindError(SessionError):
     """The SMSC answered the bind with a non-zero status."""
 
     def __init__(self, status: int) -> None:
-        super().__init__(f"bind refused: {p.status_name(status)} (0x{status:02X})")
+        super().__init__(f"bind refused: {wire.status_name(status)} (0x{status:02X})")
         self.status = status
 
 
@@ -97,7 +98,7 @@ class SmppSession:
         self._throttle = frozenset(settings.retry_statuses)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._framer = p.Framer()
+        self._framer = wire.Framer()
         self._seq = 0
         self._pending: dict[int, tuple[SubmitBatch, int, float]] = {}
         self._requests: dict[int, asyncio.Future[p.Pdu]] = {}
@@ -127,8 +128,8 @@ class SmppSession:
                           s.interface_version, 0, 0, s.address_range)  # fmt: skip
             self._writer.write(p.encode(bind))
             async with asyncio.timeout(s.bind_timeout):
-                resp = await self._await_bind_resp(seq)
-            if resp.status != p.ESME_ROK:
+                resp, early = await self._await_bind_resp(seq)
+            if resp.status != wire.ESME_ROK:
                 raise BindError(resp.status)
         except BaseException:
             self._writer.close()
@@ -137,26 +138,31 @@ class SmppSession:
         self.peer_system_id = resp.system_id
         self.bound = True
         self._last_rx = loop.time()
+        for frame in early:  # an SMSC sends held receipts right behind its bind_resp, often in the same read
+            if (sm := self._dispatch(frame)) is not None:
+                self._queue_inbound(sm)
         self._spawn(self._read_loop(), "reader")
         self._spawn(self._keep_loop(), "keeper")
         if self._on_deliver is not None:
             self._spawn(self._inbound_loop(), "inbound")
         log.info("smpp %s: bound to %s", self.label, self.peer_system_id)
 
-    async def _await_bind_resp(self, seq: int) -> p.BindResp:
+    async def _await_bind_resp(self, seq: int) -> tuple[p.BindResp, list[bytes]]:
+        """The bind_resp, and the frames that followed it in the same read (they belong to the bound session)."""
         assert self._reader is not None and self._writer is not None
         while True:
             data = await self._reader.read(65536)
             if not data:
                 raise SessionError("connection closed during bind")
-            for frame in self._framer.feed(data):
+            frames = self._framer.feed(data)
+            for i, frame in enumerate(frames):
                 pdu = p.decode(frame)
                 if isinstance(pdu, p.BindResp) and pdu.sequence == seq:
-                    return pdu
-                if isinstance(pdu, p.HeaderOnly) and pdu.command_id == p.GENERIC_NACK:
-                    raise BindError(pdu.status or p.ESME_RSYSERR)
-                if isinstance(pdu, p.HeaderOnly) and pdu.command_id == p.ENQUIRE_LINK:
-                    self._writer.write(p.encode_header(p.ENQUIRE_LINK_RESP, 0, pdu.sequence))
+                    return pdu, frames[i + 1 :]
+                if isinstance(pdu, p.HeaderOnly) and pdu.command_id == wire.GENERIC_NACK:
+                    raise BindError(pdu.status or wire.ESME_RSYSERR)
+                if isinstance(pdu, p.HeaderOnly) and pdu.command_id == wire.ENQUIRE_LINK:
+                    self._writer.write(wire.encode_header(wire.ENQUIRE_LINK_RESP, 0, pdu.sequence))
 
     def _spawn(self, coro: Awaitable[None], role: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -208,7 +214,7 @@ class SmppSession:
                     while self._pending and not self.closed.is_set():
                         await self._slot_wait()
             with contextlib.suppress(SessionError, TimeoutError):
-                await self.request(p.UNBIND, min(s.response_timeout, s.close_timeout))
+                await self.request(wire.UNBIND, min(s.response_timeout, s.close_timeout))
             self.bound = False
         self.closing = True
         self._lost("closed by us")
@@ -291,7 +297,7 @@ class SmppSession:
         seq = self.next_sequence()
         fut: asyncio.Future[p.Pdu] = asyncio.get_running_loop().create_future()
         self._requests[seq] = fut
-        self._writer.write(p.encode_header(command_id, 0, seq))
+        self._writer.write(wire.encode_header(command_id, 0, seq))
         try:
             async with asyncio.timeout(within):
                 return await fut
@@ -304,7 +310,7 @@ class SmppSession:
         reader = self._reader
         assert reader is not None
         loop = asyncio.get_running_loop()
-        feed, dispatch, queue = self._framer.feed, self._dispatch, self._inbound
+        feed, dispatch = self._framer.feed, self._dispatch
         timeout = self.settings.inactivity_timeout
         while True:
             async with asyncio.timeout(timeout):
@@ -315,12 +321,15 @@ class SmppSession:
             for frame in feed(data):
                 sm = dispatch(frame)
                 if sm is not None:
-                    try:
-                        queue.put_nowait(sm)
-                    except asyncio.QueueFull:  # never stop reading (MT responses share the socket)
-                        self._writer_write(p.encode_header(p.DELIVER_SM_RESP, p.ESME_RMSGQFUL, sm.sequence))
+                    self._queue_inbound(sm)
                 if self.closed.is_set():
                     return
+
+    def _queue_inbound(self, sm: p.ShortMessage) -> None:
+        try:
+            self._inbound.put_nowait(sm)
+        except asyncio.QueueFull:  # never stop reading (MT responses share the socket)
+            self._writer_write(wire.encode_header(wire.DELIVER_SM_RESP, wire.ESME_RMSGQFUL, sm.sequence))
 
     def _writer_write(self, data: bytes) -> None:
         if self._writer is not None:
@@ -328,8 +337,8 @@ class SmppSession:
 
     def _dispatch(self, frame: bytes) -> p.ShortMessage | None:
         """Handle one frame; returns a deliver_sm for the inbound task."""
-        _, cid, status, seq = p.HEADER.unpack_from(frame, 0)
-        if cid == p.SUBMIT_SM_RESP:
+        _, cid, status, seq = wire.HEADER.unpack_from(frame, 0)
+        if cid == wire.SUBMIT_SM_RESP:
             entry = self._pending.pop(seq, None)
             if entry is None:
                 return None  # late response after a timeout: the part was already reported RETRY
@@ -343,36 +352,36 @@ class SmppSession:
             return None
         w = self._writer
         assert w is not None
-        if cid == p.DELIVER_SM:
+        if cid == wire.DELIVER_SM:
             try:
                 pdu = p.decode(frame)
-            except p.PduError as exc:
-                w.write(p.encode_header(p.DELIVER_SM_RESP, exc.status, seq))
+            except wire.PduError as exc:
+                w.write(wire.encode_header(wire.DELIVER_SM_RESP, exc.status, seq))
                 return None
             if self._on_deliver is None:  # a transmitter should not get these
-                w.write(p.encode_header(p.DELIVER_SM_RESP, p.ESME_RX_T_APPN, seq))
+                w.write(wire.encode_header(wire.DELIVER_SM_RESP, wire.ESME_RX_T_APPN, seq))
                 return None
             assert isinstance(pdu, p.ShortMessage)
             return pdu
-        if cid == p.ENQUIRE_LINK:
-            w.write(p.encode_header(p.ENQUIRE_LINK_RESP, 0, seq))
-        elif cid == p.GENERIC_NACK:
+        if cid == wire.ENQUIRE_LINK:
+            w.write(wire.encode_header(wire.ENQUIRE_LINK_RESP, 0, seq))
+        elif cid == wire.GENERIC_NACK:
             entry = self._pending.pop(seq, None)
             if entry is not None:
                 self._inflight -= 1
                 self._wake(1)
                 entry[0].resolve(entry[1], SubmitResult(status, "", "generic_nack", nack=True))
             elif (fut := self._requests.get(seq)) is not None and not fut.done():
-                fut.set_exception(SessionError(f"generic_nack {p.status_name(status)}"))
-        elif cid & p.RESP:
+                fut.set_exception(SessionError(f"generic_nack {wire.status_name(status)}"))
+        elif cid & wire.RESP:
             fut = self._requests.get(seq)
             if fut is not None and not fut.done():
                 fut.set_result(p.HeaderOnly(cid, status, seq))
-        elif cid == p.UNBIND:
-            w.write(p.encode_header(p.UNBIND_RESP, 0, seq))
+        elif cid == wire.UNBIND:
+            w.write(wire.encode_header(wire.UNBIND_RESP, 0, seq))
             self._lost("unbind by the SMSC")
         else:
-            w.write(p.encode_header(p.GENERIC_NACK, p.ESME_RINVCMDID, seq))
+            w.write(wire.encode_header(wire.GENERIC_NACK, wire.ESME_RINVCMDID, seq))
         return None
 
     async def _keep_loop(self) -> None:
@@ -397,7 +406,7 @@ class SmppSession:
                 self._requests[seq] = loop.create_future()
                 self._requests[seq].add_done_callback(_ignore_result)
                 self._ping = (seq, now)
-                self._writer.write(p.encode_header(p.ENQUIRE_LINK, 0, seq))
+                self._writer.write(wire.encode_header(wire.ENQUIRE_LINK, 0, seq))
 
     def _expire(self, now: float) -> None:
         expired = []
@@ -426,12 +435,12 @@ class SmppSession:
                 statuses: Sequence[int] = await self._on_deliver(batch)
             except Exception:
                 log.exception("smpp %s: deliver_sm handler failed; answering ESME_RX_T_APPN", self.label)
-                statuses = [p.ESME_RX_T_APPN] * len(batch)
+                statuses = [wire.ESME_RX_T_APPN] * len(batch)
             if self._writer is None or self.closed.is_set():
                 return
             self._writer.write(
                 b"".join(
-                    p.encode(p.SmResp(p.DELIVER_SM_RESP, st, sm.sequence))
+                    p.encode(p.SmResp(wire.DELIVER_SM_RESP, st, sm.sequence))
                     for sm, st in zip(batch, statuses, strict=True)
                 )
             )
