@@ -195,8 +195,15 @@ class NumberStore:
 
     # -- KPN demo callbacks -----------------------------------------------------------------------------------
     async def register_callback(self, account_id: str, msisdn: str, url: str) -> None:
+        """NotFound when another account registered the number first: inbound routing takes any one row per
+        number, so a second account's row could otherwise receive the first account's replies."""
         cb = tables.callbacks
         async with self._engine.begin() as conn:
+            taken = await conn.scalar(
+                sa.select(cb.c.account_id).where(cb.c.msisdn == msisdn, cb.c.account_id != account_id).limit(1)
+            )
+            if taken is not None:
+                raise errors.NotFound("This number is registered by another account")
             res = await conn.execute(
                 cb.update()
                 .where(cb.c.account_id == account_id, cb.c.msisdn == msisdn)
