@@ -66,7 +66,25 @@ def render_error(request: Request, exc: Exception, status_hint: int | None) -> R
     return json_response({"error": {"code": "internal_error", "message": "unexpected error"}}, 500)
 
 
-def _message_out(m: dict[str, Any]) -> dict[str, Any]:
+def _amount(units: int | None) -> str:
+    return pricing.format_amount(pricing.from_units(units or 0))
+
+
+def _error(row: dict[str, Any]) -> dict[str, Any] | None:
+    return {"code": row["error_code"], "text": row["error_text"]} if row.get("error_text") else None
+
+
+_DETAIL_ONLY = ("connector", "country", "client_ref", "meta")
+
+
+def message_json(
+    m: dict[str, Any], *, brief: bool = False, part_columns: tuple[str, ...] = ("connector",)
+) -> dict[str, Any]:
+    """A message as our APIs show it, with its parts and events when ``m`` has them (the one-message reads).
+
+    ``brief`` leaves out what only a detail view needs (the console's list); ``part_columns`` are the part
+    columns shown as stored besides the common ones (the console shows ``data_coding``, ``/v1`` the connector).
+    """
     out = {
         "id": m["id"],
         "direction": m["direction"],
@@ -80,13 +98,16 @@ def _message_out(m: dict[str, Any]) -> dict[str, Any]:
         "connector": m["connector"],
         "network": m["network"],
         "country": m["country"],
-        "price": pricing.format_amount(pricing.from_units(m["price"] or 0)),
+        "price": _amount(m["price"]),
         "client_ref": m["client_ref"],
-        "error": {"code": m["error_code"], "text": m["error_text"]} if m.get("error_text") else None,
+        "error": _error(m),
         "meta": m["meta"],
         "created_at": m["created_at"],
         "updated_at": m["updated_at"],
     }
+    if brief:
+        for key in _DETAIL_ONLY:
+            del out[key]
     if "parts" in m:
         out["parts"] = [
             {
@@ -94,11 +115,11 @@ def _message_out(m: dict[str, Any]) -> dict[str, Any]:
                 "index": p["idx"],
                 "total": p["total"],
                 "status": p["status"],
-                "connector": p["connector"],
+                **{c: p[c] for c in part_columns},
                 "network_message_id": p["network_id"],
                 "text": p["text"],
-                "price": pricing.format_amount(pricing.from_units(p["price"] or 0)),
-                "error": {"code": p["error_code"], "text": p["error_text"]} if p.get("error_text") else None,
+                "price": _amount(p["price"]),
+                "error": _error(p),
                 "submitted_at": p["submitted_at"],
                 "done_at": p["done_at"],
             }
@@ -108,16 +129,93 @@ def _message_out(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# -- response bodies, for the OpenAPI document ---------------------------------------------------------------
+class ErrorOut(BaseModel):
+    code: int | None
+    text: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    direction: Literal["outbound", "inbound"]
+    dialect: str
+    status: str
+    from_: str = Field(alias="from")
+    to: str
+    text: str | None
+    encoding: str
+    parts_count: int
+    connector: str | None
+    network: str | None
+    country: str | None
+    price: str
+    client_ref: str | None
+    error: ErrorOut | None
+    meta: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+
+
+class PartOut(BaseModel):
+    id: str
+    index: int
+    total: int
+    status: str
+    connector: str | None
+    network_message_id: str | None
+    text: str | None
+    price: str
+    error: ErrorOut | None
+    submitted_at: float | None
+    done_at: float | None
+
+
+class EventOut(BaseModel):
+    type: str
+    part_id: str | None
+    at: float
+    data: Any
+
+
+class MessageDetailOut(MessageOut):
+    parts: list[PartOut]
+    events: list[EventOut]
+
+
+class MessagesOut(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: str | None
+
+
+class PreviewOut(BaseModel):
+    encoding: Literal["gsm7", "ucs2"]
+    parts: int
+    units: int
+    remaining_in_last_part: int
+    non_gsm_characters: list[str]
+    parts_text: list[str]
+
+
+class RewriteOut(PreviewOut):
+    text: str
+    saves_parts: int
+
+
+class SegmentsOut(PreviewOut):
+    rewrite: RewriteOut | None = Field(None, description="only when asked for (rewrite: true)")
+
+
 @router.get(
     "/v1/messages/{message_id}",
     summary="A message with its parts and events",
     openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+    responses={200: {"model": MessageDetailOut}},
 )
 async def get_message(
     message_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
     m = await auth.gateway(request).message(account, message_id)
-    return json_response(_message_out(m))
+    return json_response(message_json(m))
 
 
 def _cursor(raw: str | None) -> tuple[float, str] | None:
@@ -134,6 +232,7 @@ def _cursor(raw: str | None) -> tuple[float, str] | None:
     "/v1/messages",
     summary="Messages, newest first, with filters and cursor paging",
     openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+    responses={200: {"model": MessagesOut}},
 )
 async def list_messages(
     request: Request,
@@ -168,7 +267,7 @@ async def list_messages(
     if more and rows:
         last = rows[-1]
         nxt = base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode()).decode().rstrip("=")
-    return json_response({"messages": [_message_out(r) for r in rows], "next_cursor": nxt})
+    return json_response({"messages": [message_json(r) for r in rows], "next_cursor": nxt})
 
 
 class SegmentsIn(BaseModel):
@@ -181,6 +280,7 @@ class SegmentsIn(BaseModel):
     "/v1/segments",
     summary="How a text will be encoded and split, before you send it",
     openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+    responses={200: {"model": SegmentsOut}},
 )
 async def segments_preview(
     body: SegmentsIn, account: core_accounts.Account = Depends(auth.any_credentials)

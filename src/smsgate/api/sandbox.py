@@ -7,10 +7,10 @@ same after a restart. Each account sees only its own messages on a handset.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -22,6 +22,45 @@ from smsgate.core import numbers
 from smsgate.store import tables
 
 router = APIRouter(tags=["Sandbox network"])
+_SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
+HANDSET = Path(description="the handset's number, international or Dutch mobile", examples=["31612345678"])
+
+
+# -- response bodies, for the OpenAPI document ---------------------------------------------------------------
+class HandsetPartOut(BaseModel):
+    index: int
+    total: int
+    text: str | None
+    udh: str = Field(description="hex")
+    network_message_id: str | None
+
+
+class HandsetMessageOut(BaseModel):
+    id: str
+    direction: Literal["received", "sent"]
+    from_: str = Field(alias="from")
+    to: str
+    text: str | None
+    encoding: str
+    status: str
+    parts: list[HandsetPartOut]
+    at: float
+
+
+class HandsetOut(BaseModel):
+    msisdn: str
+    messages: list[HandsetMessageOut]
+
+
+class ReplyOut(BaseModel):
+    status: Literal["sent"]
+    from_: str = Field(alias="from")
+    to: str
+    parts: int
+
+
+class NetworkOut(BaseModel):
+    available: bool
 
 
 def _number(raw: str) -> numbers.Number:
@@ -38,9 +77,16 @@ def _sandbox(request: Request) -> Any:
     return sbx
 
 
-@router.get("/sandbox/handsets/{msisdn}/messages", summary="What a virtual handset received, and what it sent")
+@router.get(
+    "/sandbox/handsets/{msisdn}/messages",
+    summary="What a virtual handset received, and what it sent",
+    openapi_extra=_SECURITY,
+    responses={200: {"model": HandsetOut}},
+)
 async def handset_messages(
-    msisdn: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+    request: Request,
+    msisdn: str = HANDSET,
+    account: core_accounts.Account = Depends(auth.any_credentials),
 ) -> Response:
     sbx = _sandbox(request)
     number = _number(msisdn)
@@ -95,13 +141,24 @@ async def handset_messages(
 
 
 class ReplyIn(BaseModel):
-    to: str = Field(..., description="the number the handset replies to (your sender or virtual number)")
-    text: str = Field(..., min_length=1)
+    to: str = Field(
+        ..., description="the number the handset replies to (your sender or virtual number)", examples=["smsgate"]
+    )
+    text: str = Field(..., min_length=1, examples=["STOP"])
 
 
-@router.post("/sandbox/handsets/{msisdn}/reply", status_code=202, summary="Make a virtual handset send an SMS")
+@router.post(
+    "/sandbox/handsets/{msisdn}/reply",
+    status_code=202,
+    summary="Make a virtual handset send an SMS",
+    openapi_extra=_SECURITY,
+    responses={202: {"model": ReplyOut}},
+)
 async def handset_reply(
-    msisdn: str, body: ReplyIn, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+    body: ReplyIn,
+    request: Request,
+    msisdn: str = HANDSET,
+    account: core_accounts.Account = Depends(auth.any_credentials),
 ) -> Response:
     sbx = _sandbox(request)
     source = _number(msisdn)
@@ -115,7 +172,12 @@ class NetworkIn(BaseModel):
     available: bool
 
 
-@router.post("/sandbox/network", summary="Operator: take the sandbox network down or bring it back")
+@router.post(
+    "/sandbox/network",
+    summary="Operator: take the sandbox network down or bring it back",
+    openapi_extra={"security": [{"operatorToken": []}]},
+    responses={200: {"model": NetworkOut}},
+)
 async def network_state(body: NetworkIn, request: Request) -> Response:
     token = auth.bearer_token(request)
     expected = request.app.state.settings.operator_token

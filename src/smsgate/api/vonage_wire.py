@@ -2,7 +2,8 @@
 
 Not a dialect: it turns Vonage parameters into a ``SendRequest``, results into Vonage bodies (every SMS value a
 JSON string, one ``messages[]`` entry per part), errors into Vonage status codes, and runs the Phone Numbers
-and balance operations both dialects expose. Each dialect keeps its own authentication and error rendering.
+and balance operations both dialects expose, including the Phone Numbers routes themselves
+(``add_number_routes``). Each dialect keeps its own authentication and error rendering.
 
 SMS status codes (``messages[].status``, always HTTP 200):
 
@@ -37,14 +38,18 @@ or cannot buy, 429 throttled, 404/405 unknown path or method, 5xx store trouble.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from smsgate import errors, services
+from smsgate.api import auth
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.webhooks import targets
@@ -300,6 +305,46 @@ def numbers_status(code: str, label: str) -> dict[str, str]:
 
 NUMBERS_OK = numbers_status("200", "success")
 
+# -- bodies, for the OpenAPI document
+SMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["message-count", "messages"],
+    "properties": {
+        "message-count": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "items": {"type": "object", "required": ["status"], "additionalProperties": {"type": "string"}},
+        },
+    },
+}
+NUMBERS_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error-code", "error-code-label"],
+    "properties": {"error-code": {"type": "string"}, "error-code-label": {"type": "string"}},
+}
+_NUMBER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["country", "msisdn", "type", "features"],
+    "properties": {
+        "country": {"type": "string"},
+        "msisdn": {"type": "string"},
+        "type": {"type": "string"},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "cost": {"type": "string"},
+        "moHttpUrl": {"type": "string"},
+    },
+}
+NUMBERS_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["count", "numbers"],
+    "properties": {"count": {"type": "integer"}, "numbers": {"type": "array", "items": _NUMBER_SCHEMA}},
+}
+BALANCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["value", "autoReload"],
+    "properties": {"value": {"type": "number"}, "autoReload": {"type": "boolean"}},
+}
+
 
 def numbers_error(exc: BaseException, status_hint: int | None = None) -> tuple[int, dict[str, str]]:
     """(HTTP status, body) of a Phone Numbers / Account API error, as Vonage's ``error-code`` shape."""
@@ -422,3 +467,118 @@ async def balance(gw: services.Gateway, account: core_accounts.Account) -> dict[
     fresh = await gw.accounts.get(account.id) or account
     value = pricing.from_units(fresh.balance).quantize(Decimal("0.00000001"))
     return {"value": float(value), "autoReload": False}
+
+
+# -- HTTP: what both dialects' routes share -------------------------------------------------------------------
+FORM = "application/x-www-form-urlencoded"
+# (account, parameters) of a request, authenticated the dialect's way
+Caller = Callable[[Request], Awaitable[tuple[core_accounts.Account, dict[str, str]]]]
+
+
+def json_response(body: Any, status: int = 200, **headers: str) -> Response:
+    # KPN clients parse JSON only for exactly "application/json" (reference notes §0.1)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers or None)
+
+
+def form_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` content of a form with these fields."""
+    return {"content": {FORM: {"schema": {"type": "object", "required": required, "properties": properties}}}}
+
+
+async def request_params(request: Request) -> dict[str, str]:
+    return parse_params(await request.body(), request.query_params)
+
+
+def allow_private(request: Request) -> bool:
+    """Whether webhook URLs may point at private addresses (``settings.webhooks_allow_private``)."""
+    return bool(request.app.state.settings.webhooks_allow_private)
+
+
+async def send(
+    request: Request, account: core_accounts.Account, params: dict[str, str], *, dialect: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Send an SMS from Vonage parameters (``meta`` added to the request's); the Vonage SMS body."""
+    req = send_request(account, params, dialect=dialect, allow_private=allow_private(request))
+    req.meta.update(meta)
+    return sent_body(req, await auth.gateway(request).send(req))
+
+
+def add_number_routes(router: APIRouter, prefix: str, caller: Caller, security: list[dict[str, list[str]]]) -> None:
+    """The Phone Numbers routes (``prefix`` + ``/number/...``, ``/account/numbers``) on a dialect's router."""
+    doc: dict[str, Any] = {
+        "requestBody": form_body(
+            ["country", "msisdn"],
+            {
+                "country": {"type": "string", "example": "NL"},
+                "msisdn": {"type": "string", "example": "3197010240299"},
+                "moHttpUrl": {"type": "string", "description": "inbound SMS webhook; empty clears it"},
+                "moSmppSysType": {"type": "string"},
+                "voiceCallbackType": {"type": "string", "enum": ["sip", "tel", "app"]},
+                "voiceCallbackValue": {"type": "string"},
+                "voiceStatusCallback": {"type": "string"},
+            },
+        ),
+        "security": security,
+    }
+    ok: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "Done",
+            "content": {"application/json": {"schema": NUMBERS_STATUS_SCHEMA, "example": NUMBERS_OK}},
+        }
+    }
+    listed: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Numbers", "content": {"application/json": {"schema": NUMBERS_LIST_SCHEMA}}}
+    }
+
+    @router.post(
+        prefix + "/number/update", summary="Set a number's inbound webhook (moHttpUrl)", openapi_extra=doc, responses=ok
+    )
+    async def number_update(request: Request) -> Response:
+        account, params = await caller(request)
+        body = await update(auth.gateway(request), account, params, allow_private=allow_private(request))
+        return json_response(body)
+
+    @router.post(prefix + "/number/buy", summary="Buy an available number", openapi_extra=doc, responses=ok)
+    async def number_buy(request: Request) -> Response:
+        account, params = await caller(request)
+        return json_response(await buy(auth.gateway(request), account, params))
+
+    @router.post(prefix + "/number/cancel", summary="Give a number back", openapi_extra=doc, responses=ok)
+    async def number_cancel(request: Request) -> Response:
+        account, params = await caller(request)
+        return json_response(await cancel(auth.gateway(request), account, params))
+
+    @router.get(
+        prefix + "/number/search",
+        summary="Available numbers in a country",
+        openapi_extra={"security": security, "parameters": _query(country_required=True, search=True)},
+        responses=listed,
+    )
+    async def number_search(request: Request) -> Response:
+        _, params = await caller(request)
+        return json_response(await search_available(auth.gateway(request), params))
+
+    @router.get(
+        prefix + "/account/numbers",
+        summary="Numbers this account owns",
+        openapi_extra={"security": security, "parameters": _query(country_required=False, search=False)},
+        responses=listed,
+    )
+    async def account_numbers(request: Request) -> Response:
+        account, params = await caller(request)
+        return json_response(await list_owned(auth.gateway(request), account, params))
+
+
+def _query(*, country_required: bool, search: bool) -> list[dict[str, Any]]:
+    """The query parameters of the two number listings (``_paging``, ``_country``; ``type``/``features``: search)."""
+    params: list[dict[str, Any]] = [
+        {"name": "country", "in": "query", "required": country_required, "schema": {"type": "string", "example": "NL"}},
+        {"name": "pattern", "in": "query", "schema": {"type": "string"}},
+        {"name": "search_pattern", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 2}},
+        {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+        {"name": "index", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    ]
+    if search:
+        params.append({"name": "type", "in": "query", "schema": {"type": "string", "example": "mobile-lvn"}})
+        params.append({"name": "features", "in": "query", "schema": {"type": "string", "example": "SMS"}})
+    return params

@@ -27,6 +27,47 @@ SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
 DeliveryStatus = Literal["pending", "retrying", "delivered", "dead"]
 
 
+# -- response bodies, for the OpenAPI document ---------------------------------------------------------------
+class AttemptOut(BaseModel):
+    at: float
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event: str
+    message_id: str | None
+    url: str
+    method: str
+    content_type: str
+    body: str
+    status: DeliveryStatus
+    attempt_count: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: float | None
+    created_at: float
+    updated_at: float
+    attempts: list[AttemptOut]
+
+
+class DeliveriesOut(BaseModel):
+    deliveries: list[DeliveryOut]
+    next_cursor: str | None
+
+
+class WebhookSettingsOut(BaseModel):
+    receipt_url: str | None
+    inbound_url: str | None
+    method: str
+    format: str
+    sign_webhooks: bool
+    signature_method: str
+    has_signature_secret: bool
+
+
 def _engine(request: Request) -> Any:
     return request.app.state.runtime.engine
 
@@ -86,7 +127,10 @@ def _out(r: dict[str, Any], tries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.get(
-    "/v1/webhooks/deliveries", summary="Webhook deliveries, newest first, with their attempts", openapi_extra=SECURITY
+    "/v1/webhooks/deliveries",
+    summary="Webhook deliveries, newest first, with their attempts",
+    openapi_extra=SECURITY,
+    responses={200: {"model": DeliveriesOut}},
 )
 async def list_deliveries(
     request: Request,
@@ -129,7 +173,12 @@ async def _one(request: Request, account: core_accounts.Account, delivery_id: st
     return rows[0]
 
 
-@router.get("/v1/webhooks/deliveries/{delivery_id}", summary="One webhook delivery", openapi_extra=SECURITY)
+@router.get(
+    "/v1/webhooks/deliveries/{delivery_id}",
+    summary="One webhook delivery",
+    openapi_extra=SECURITY,
+    responses={200: {"model": DeliveryOut}},
+)
 async def get_delivery(
     delivery_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
@@ -141,6 +190,7 @@ async def get_delivery(
     status_code=202,
     summary="Send a delivered or dead webhook again (a waiting one is tried now)",
     openapi_extra=SECURITY,
+    responses={202: {"model": DeliveryOut}},
 )
 async def replay(
     delivery_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
@@ -174,19 +224,35 @@ def _settings_out(acc: core_accounts.Account) -> dict[str, Any]:
 
 
 class WebhookSettingsIn(BaseModel):
-    receipt_url: str | None = Field(None, description="delivery receipts / status events; empty or null clears it")
-    inbound_url: str | None = Field(None, description="inbound messages without a number-specific URL")
+    receipt_url: str | None = Field(
+        None,
+        description="delivery receipts / status events; empty or null clears it",
+        examples=["https://example.com/receipts"],
+    )
+    inbound_url: str | None = Field(
+        None, description="inbound messages without a number-specific URL", examples=["https://example.com/inbound"]
+    )
     method: Literal["GET", "POST"] | None = Field(None, description="for Vonage-format webhooks")
     format: Literal["json", "form"] | None = Field(None, description="body of Vonage-format POST webhooks")
     sign_webhooks: bool | None = Field(None, description="add sig/timestamp/nonce (needs a signature secret)")
 
 
-@router.get("/v1/account/webhooks", summary="The account's webhook settings", openapi_extra=SECURITY)
+@router.get(
+    "/v1/account/webhooks",
+    summary="The account's webhook settings",
+    openapi_extra=SECURITY,
+    responses={200: {"model": WebhookSettingsOut}},
+)
 async def get_settings(account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
     return json_response(_settings_out(account))
 
 
-@router.put("/v1/account/webhooks", summary="Change the account's webhook settings", openapi_extra=SECURITY)
+@router.put(
+    "/v1/account/webhooks",
+    summary="Change the account's webhook settings",
+    openapi_extra=SECURITY,
+    responses={200: {"model": WebhookSettingsOut}},
+)
 async def put_settings(
     body: WebhookSettingsIn, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:

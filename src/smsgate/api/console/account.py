@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from smsgate import errors
 from smsgate.api import auth
@@ -25,6 +26,53 @@ router = APIRouter(tags=["Account"])
 _SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
 
 
+# -- response bodies, for the OpenAPI document ---------------------------------------------------------------
+class QuotaOut(BaseModel):
+    limit: int | None  # None: unlimited
+    used: int
+    interval: int
+    unit: str
+    reset: str
+    reset_at: float
+
+
+class AccountOut(BaseModel):
+    id: str
+    name: str
+    api_key: str
+    level: str
+    status: str
+    default_sender: str | None
+    quota: QuotaOut
+    balance: str
+    receipt_url: str | None
+    inbound_url: str | None
+
+
+class SecretOut(BaseModel):
+    api_key: str
+    api_secret: str
+
+
+class MinuteOut(BaseModel):
+    at: float
+    outbound: int
+    inbound: int
+
+
+class TotalsOut(BaseModel):
+    outbound: int
+    inbound: int
+
+
+class StatsOut(BaseModel):
+    minutes: int
+    start: float
+    end: float
+    per_minute: list[MinuteOut]
+    totals: TotalsOut
+
+
 async def _fresh(request: Request, account: core_accounts.Account) -> core_accounts.Account:
     """The balance moves with every send: read it from the store, not the 5-second credential cache."""
     acc = await auth.gateway(request).accounts.get(account.id)
@@ -33,7 +81,12 @@ async def _fresh(request: Request, account: core_accounts.Account) -> core_accou
     return acc
 
 
-@router.get("/v1/account", summary="The calling account: key, level, quota use and balance", openapi_extra=_SECURITY)
+@router.get(
+    "/v1/account",
+    summary="The calling account: key, level, quota use and balance",
+    openapi_extra=_SECURITY,
+    responses={200: {"model": AccountOut}},
+)
 async def get_account(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
     gw = auth.gateway(request)
     acc = await _fresh(request, account)
@@ -64,6 +117,7 @@ async def get_account(request: Request, account: core_accounts.Account = Depends
     "/v1/account/rotate-secret",
     summary="Replace the api_secret; the new one is shown only in this response",
     openapi_extra=_SECURITY,
+    responses={200: {"model": SecretOut}},
 )
 async def rotate_secret(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
     gw = auth.gateway(request)
@@ -76,6 +130,7 @@ async def rotate_secret(request: Request, account: core_accounts.Account = Depen
     "/v1/account/stats",
     summary="Messages per minute (outbound and inbound) over the last N minutes",
     openapi_extra=_SECURITY,
+    responses={200: {"model": StatsOut}},
 )
 async def stats(
     request: Request,
