@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import load  # noqa: E402
+import load
 
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -86,6 +86,33 @@ def _requests(base: str, dialect: str, acc: dict[str, str]) -> tuple[str, bytes,
     raise SystemExit(f"unknown dialect {dialect}")
 
 
+def _submits(ctl_port: int) -> int:
+    return int(_get(f"http://127.0.0.1:{ctl_port}/stats").get("submits", 0))  # type: ignore[call-overload]
+
+
+def _soak(args: argparse.Namespace, base: str, acc: dict[str, str], pid: int, ctl_port: int) -> list[dict[str, float]]:
+    """Keep sending in steps and record the gateway's RSS after each (is memory flat over a long run?)."""
+    url, body, headers = _requests(base, "kpn", acc)
+    out: list[dict[str, float]] = []
+    sent = 0
+    while sent < args.soak:
+        step = min(args.soak_step, args.soak - sent)
+        before = _submits(ctl_port)
+        t0 = time.time()
+        res = asyncio.run(load.run(url, n=step, concurrency=args.concurrency, body=body, headers=headers,
+                                   time_limit=args.time_limit))  # fmt: skip
+        deadline = time.time() + args.time_limit
+        while _submits(ctl_port) - before < res.ok and time.time() < deadline:
+            time.sleep(0.05)
+        sent += res.sent
+        row = {"sent": sent, "rate": res.ok / (time.time() - t0), "rss_mb": _rss_mb(pid, "VmRSS"), "peak_rss_mb": _rss_mb(pid)}
+        out.append(row)
+        print(f"soak: {row}", flush=True)
+        if res.sent < step:  # the time limit cut the step short
+            break
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="requests per dialect")
@@ -93,6 +120,8 @@ def main() -> None:
     ap.add_argument("--dialects", default="kpn,kaarai,vonage")
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--time-limit", type=float, default=600.0)
+    ap.add_argument("--soak", type=int, default=0, help="then send this many more (KPN) and print RSS every --soak-step")
+    ap.add_argument("--soak-step", type=int, default=100_000)
     args = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-e2e-"))
     sim_port, ctl_port, gw_port = 27750, 27760, 18280
@@ -104,9 +133,9 @@ def main() -> None:
     env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_SANDBOX": "false"}
     py = sys.executable
     sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port)],
-                           stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # fmt: skip
+                           stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
     gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg), "--log-level", "warning"],
-                          env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # fmt: skip
+                          env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
     base = f"http://127.0.0.1:{gw_port}"
     rows = []
     try:
@@ -139,6 +168,7 @@ def main() -> None:
                 "gateway_cpu_pct": cpu["gateway"] / e2e * 100, "simulator_cpu_pct": cpu["simulator"] / e2e * 100,
                 "gateway_peak_rss_mb": _rss_mb(gw.pid), "gateway_rss_mb": _rss_mb(gw.pid, "VmRSS"),
             })  # fmt: skip
+        soak = _soak(args, base, acc, gw.pid, ctl_port) if args.soak else []
     finally:
         gw.terminate()
         sim.terminate()
@@ -151,7 +181,11 @@ def main() -> None:
         print(f"| {r['dialect']} | {r['n']} | {r['c']} | {r['accepted']} | {r['accept_rate']:,.0f} | {r['e2e_rate']:,.0f} | "
               f"{r['p50_ms']:.1f}/{r['p99_ms']:.1f} | {r['gateway_cpu_us_per_msg']:,.0f} | {r['gateway_cpu_pct']:.0f} | "
               f"{r['simulator_cpu_pct']:.0f} | {r['gateway_peak_rss_mb']:.0f} |")  # fmt: skip
-    print(f"\nraw: {json.dumps(rows)}\nlogs: {tmp}")
+    if soak:
+        print("\n| messages sent | msg/s over the step | gateway RSS MB | peak RSS MB |\n|---|---|---|---|")
+        for r in soak:
+            print(f"| {r['sent']:,} | {r['rate']:,.0f} | {r['rss_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+    print(f"\nraw: {json.dumps({'rows': rows, 'soak': soak})}\nlogs: {tmp}")
 
 
 if __name__ == "__main__":

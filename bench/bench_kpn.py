@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import load  # noqa: E402
+import load
 
 
 def _post(url: str, data: bytes, headers: dict[str, str]) -> dict[str, str]:
@@ -41,7 +41,7 @@ def main() -> None:
     env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_DEFAULT_BALANCE": "100000000"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "smsgate", "serve", "--port", str(args.port), "--log-level", "warning"],
-        env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT, text=True,  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{args.port}"
     try:

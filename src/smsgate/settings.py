@@ -27,7 +27,12 @@ class Settings(BaseSettings):
 
     sandbox: bool = True  # sandbox mode: demo account on first start, sandbox network as default route
     token_ttl_seconds: int = 3600
+    # failed logins from one client address within the window before that address is refused for a while
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 60.0
     sqlite_synchronous: str = "FULL"  # FULL: every commit is fsync'd (group commit amortises it)
+    gil_switch_interval: float = 0.0005  # seconds; see server.serve
+    gc_threshold: int = 20_000  # allocations between young-generation collections; see server.serve
 
     # dispatcher
     batch_size: int = 500

@@ -150,6 +150,9 @@ def test_md5hash_signature_and_timestamp_window(gateway: GatewayProcess) -> None
         assert c.post("/sms/json", data=form).json()["messages"][0]["status"] == "0"
         old = _signed_form(acc["api_key"], "plain", "md5hash", timestamp=str(int(time.time()) - 600))
         assert c.post("/sms/json", data=old).json()["messages"][0]["status"] == "14"
+        for odd in ("nan", "inf", "-inf"):  # correctly signed, but no time at all: refused like a stale one
+            weird = _signed_form(acc["api_key"], "plain", "md5hash", timestamp=odd)
+            assert c.post("/sms/json", data=weird).json()["messages"][0]["status"] == "14"
         both = _signed_form(acc["api_key"], "plain", "md5hash", api_secret=acc["api_secret"])
         assert c.post("/sms/json", data=both).json()["messages"][0]["status"] == "32"
 

@@ -6,6 +6,7 @@ path or a wrong method comes out as that API's own body and status, and never as
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 
@@ -15,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smsgate import errors
-from smsgate.api import auth, console, messages, sandbox, webhooks
+from smsgate import errors, metrics
+from smsgate.api import auth, console, fastpath, messages, sandbox, webhooks
+from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
 from smsgate.runtime import Runtime
 
@@ -54,7 +56,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.gateway = runtime.gateway
     app.state.settings = runtime.settings
-    app.state.auth_failures = auth.FailureLimiter()
+    app.state.auth_failures = auth.FailureLimiter(
+        runtime.settings.auth_failure_limit, runtime.settings.auth_failure_window
+    )
     renderers: dict[str, Renderer] = {}
     for prefix in kpn.PREFIXES:
         renderers[prefix] = kpn.render_error
@@ -84,25 +88,35 @@ def create_app(runtime: Runtime) -> FastAPI:
                 best = prefix
         return renderers.get(best, messages.render_error)
 
-    @app.exception_handler(errors.SmsgateError)
-    async def _smsgate_error(request: Request, exc: errors.SmsgateError) -> Response:
-        return renderer_for(request.url.path)(request, exc, None)
+    async def on_error(request: Request, exc: Exception) -> Response:
+        """Every error, in the dialect of the URL (also the direct route's handler, see ``fastpath``)."""
+        render = renderer_for(request.url.path)
+        if isinstance(exc, errors.SmsgateError):
+            return render(request, exc, None)
+        if isinstance(exc, StarletteHTTPException):
+            return render(request, exc, exc.status_code)
+        if isinstance(exc, RequestValidationError):
+            first = exc.errors()[0] if exc.errors() else {}
+            where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+            msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
+            return render(request, errors.ValidationError(msg), 400)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return render(request, exc, 500)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return renderer_for(request.url.path)(request, exc, exc.status_code)
+    for kind in (errors.SmsgateError, StarletteHTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(kind, on_error)
+    app.state.on_error = on_error
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
-        return renderer_for(request.url.path)(request, errors.ValidationError(msg), 400)
+    metrics_registry = metrics.registry(runtime)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return renderer_for(request.url.path)(request, exc, 500)
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        """Aggregate counters for Prometheus; behind the operator token when one is configured."""
+        expected = runtime.settings.operator_token
+        token = auth.bearer_token(request)
+        if expected and (token is None or not hmac.compare_digest(token.encode(), expected.encode())):
+            raise errors.AuthError("operator token required")
+        return Response(metrics.render(metrics_registry), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -110,6 +124,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     _add_security_scheme(app)
     return app
+
+
+def create_asgi(runtime: Runtime) -> fastpath.FastPath:
+    """The app ``smsgate serve`` runs: the FastAPI app behind the direct route for sends."""
+    app = create_app(runtime)
+    return fastpath.FastPath(app, app.state.on_error)
 
 
 def _add_security_scheme(app: FastAPI) -> None:
@@ -133,9 +153,10 @@ def _add_security_scheme(app: FastAPI) -> None:
                     },
                 },
                 "basicAuth": {"type": "http", "scheme": "basic"},
+                "operatorToken": {"type": "http", "scheme": "bearer", "description": "SMSGATE_OPERATOR_TOKEN"},
             }
         )
-        app.openapi_schema = schema
+        app.openapi_schema = api_openapi.finish(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import time
@@ -62,6 +63,7 @@ class Dispatcher:
         poll_interval: float = 0.5,
         max_queue: int = 50_000,
         throttle: dispatch_throttle.SharedThrottle | None = None,
+        fence: bool = False,
     ) -> None:
         self._engine = engine
         self._committer = committer
@@ -71,8 +73,8 @@ class Dispatcher:
         self._poll_interval = poll_interval
         self._max_queue = max_queue
         self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
-        # several nodes (PostgreSQL): confirm the claims just before submitting, see _still_held
-        self._fence = engine.dialect.name == "postgresql"
+        # several nodes: confirm the claims just before submitting, see _still_held
+        self._fence = fence
         self._queues: dict[str, asyncio.Queue[Job]] = {n: asyncio.Queue() for n in self._connectors}
         self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
         self._in_memory: set[str] = set()
@@ -157,7 +159,11 @@ class Dispatcher:
             await slots.acquire()
             task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-batch-{name}")
             self._batches.add(task)
-            task.add_done_callback(lambda t: (self._batches.discard(t), slots.release()))
+            task.add_done_callback(functools.partial(self._batch_done, slots))
+
+    def _batch_done(self, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        slots.release()
 
     async def _run_batch(self, name: str, jobs: list[Job]) -> None:
         connector = self._connectors[name]

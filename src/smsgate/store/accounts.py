@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate import errors
 from smsgate.core import accounts as core_accounts
-from smsgate.store import tables
+from smsgate.store import fastsql, tables
 
 _SETTABLE = {
     "name",
@@ -53,7 +53,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def from_row(row: Mapping[str, Any]) -> core_accounts.Account:
+def from_row(row: Mapping[Any, Any]) -> core_accounts.Account:  # a RowMapping's keys may be columns too
     fields = {f for f in core_accounts.Account.__dataclass_fields__}
     return core_accounts.Account(**{k: v for k, v in row.items() if k in fields})
 
@@ -182,7 +182,12 @@ class AccountStore:
 
 
 async def balances(conn: AsyncConnection, account_ids: Sequence[str], *, lock: bool) -> dict[str, int]:
-    q = sa.select(tables.accounts.c.id, tables.accounts.c.balance).where(tables.accounts.c.id.in_(account_ids))
-    if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    return {r[0]: r[1] for r in (await conn.execute(q)).all()}
+    a = tables.accounts
+    pg_lock = lock and conn.dialect.name == "postgresql"
+
+    def build(binds: list[sa.BindParameter[Any]]) -> Any:
+        q = sa.select(a.c.id, a.c.balance).where(a.c.id.in_(binds))
+        return q.with_for_update() if pg_lock else q
+
+    rows = await fastsql.fetch_in(conn, f"balances:{pg_lock}", build, account_ids)
+    return {r["id"]: r["balance"] for r in rows}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,13 +39,26 @@ def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engi
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # transactions are begun explicitly, below
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA busy_timeout=0")  # the committer waits for the lock itself, see committer._write_lock
         cur.close()
 
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        raw: Any = conn.connection.driver_connection
+        if not raw.in_transaction:  # the group committer takes the lock itself, without blocking its loop
+            raw.execute("BEGIN IMMEDIATE")
+
     return engine
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the lock (worth waiting for)."""
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def sync_url(url: str) -> str:

@@ -32,8 +32,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsgate.store import fastsql, tables
 from smsgate.store import messages as store_messages
-from smsgate.store import tables
 from smsgate.webhooks import formats
 
 VONAGE_DIALECTS = frozenset({"nexmo", "vonage"})
@@ -55,11 +55,13 @@ class Planner(store_messages.Hooks):
             return
         m, a = tables.messages, tables.accounts
         message_ids = sorted({e["message_id"] for e in relevant})
-        msgs = {r.id: dict(r._mapping) for r in (await conn.execute(sa.select(m).where(m.c.id.in_(message_ids)))).all()}
+        rows = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
+        msgs = {r["id"]: r for r in rows}
         account_ids = sorted({r["account_id"] for r in msgs.values() if r["account_id"]})
         if not account_ids:
             return
-        accs = {r.id: dict(r._mapping) for r in (await conn.execute(sa.select(a).where(a.c.id.in_(account_ids)))).all()}
+        rows = await fastsql.fetch_in(conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids)
+        accs = {r["id"]: r for r in rows}
         now = self._clock()
         planned: list[dict[str, Any]] = []
         inbound = [msgs[mid] for mid in message_ids if mid in msgs and msgs[mid]["direction"] == "inbound"]

@@ -148,7 +148,7 @@ class Sender:
         self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
-        committer.register("webhook_results", record)
+        committer.register("webhook_results", record, lazy=True)
 
     def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
         """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""

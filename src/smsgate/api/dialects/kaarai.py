@@ -33,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, services
-from smsgate.api import auth
+from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 
@@ -195,6 +195,7 @@ SEND_SCHEMA: dict[str, Any] = {
     },
     responses=_responses(),
 )
+@fastpath.hot
 async def send_sms(request: Request) -> Response:
     gw = auth.gateway(request)
     account = await _authenticate(request, gw)

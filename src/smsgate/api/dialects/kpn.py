@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits, services
-from smsgate.api import auth
+from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 
@@ -55,6 +55,33 @@ ERROR_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "info": {"type": "string"}},
         }
+    },
+}
+
+
+_TOKEN_STRINGS = (
+    "refresh_token_expires_in",
+    "api_product_list",
+    "organization_name",
+    "developer_email",
+    "token_type",
+    "issued_at",
+    "client_id",
+    "access_token",
+    "application_name",
+    "scope",
+    "expires_in",
+    "refresh_token",
+    "refresh_count",
+    "status",
+    "level",
+)
+TOKEN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [*_TOKEN_STRINGS, "api_product_list_json"],
+    "properties": {
+        **{name: {"type": "string"} for name in _TOKEN_STRINGS},
+        "api_product_list_json": {"type": "array", "items": {"type": "string"}},
     },
 }
 
@@ -101,10 +128,15 @@ def standard_headers(request: Request, quota: limits.QuotaState | None) -> dict[
 
 
 def kpn_json(
-    request: Request, status: int, body: Any, quota: limits.QuotaState | None = None, **extra: str
+    request: Request,
+    status: int,
+    body: Any,
+    quota: limits.QuotaState | None = None,
+    *,
+    extra: dict[str, str] | None = None,
 ) -> Response:
     headers = standard_headers(request, quota)
-    headers.update(extra)
+    headers.update(extra or {})
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
@@ -134,12 +166,12 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         return kpn_json(request, 401, _FAULT_INVALID, quota)
     if isinstance(exc, errors.QuotaExceeded):
         body = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return kpn_json(request, 429, body, quota, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        return kpn_json(request, 429, body, quota, extra={"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
     if isinstance(exc, errors.RateLimited):
         body = {
             "fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"}}
         }
-        return kpn_json(request, 429, body, quota, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        return kpn_json(request, 429, body, quota, extra={"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
     if isinstance(exc, errors.InsufficientBalance):
         return kpn_json(request, 403, error_body(403, "Forbidden", "Insufficient balance"), quota)
     if isinstance(exc, errors.PolicyError):
@@ -148,7 +180,7 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         return kpn_json(request, 400, error_body(400, "Bad Request", exc.message), quota)
     if isinstance(exc, errors.StoreUnavailable | errors.RouteUnavailable):
         return kpn_json(
-            request, 503, error_body(503, "Service Unavailable", exc.message), quota, **{"retry-after": "1"}
+            request, 503, error_body(503, "Service Unavailable", exc.message), quota, extra={"retry-after": "1"}
         )
     if status_hint == 404:
         return kpn_json(request, 404, error_body(404, "Not Found", f"No resource at {request.url.path}"), quota)
@@ -158,7 +190,7 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
             405,
             error_body(405, "Method Not Allowed", f"{request.method} is not allowed here"),
             quota,
-            allow="POST, OPTIONS",
+            extra={"allow": "POST, OPTIONS"},
         )
     return kpn_json(request, 500, error_body(500, "Internal Server Error", "Unexpected error"), quota)
 
@@ -198,6 +230,7 @@ class _BadRequest(errors.ValidationError):
             "description": "Token (every value a string)",
             "content": {
                 "application/json": {
+                    "schema": TOKEN_SCHEMA,
                     "example": {
                         "refresh_token_expires_in": "0",
                         "api_product_list": "[sms-kpn]",
@@ -215,7 +248,7 @@ class _BadRequest(errors.ValidationError):
                         "refresh_count": "0",
                         "status": "approved",
                         "level": "demo",
-                    }
+                    },
                 }
             },
         },
@@ -275,7 +308,7 @@ async def access_token(request: Request) -> Response:
         "status": "approved",
         "level": account.level,
     }
-    return kpn_json(request, 200, payload, **{"cache-control": "no-store"})
+    return kpn_json(request, 200, payload, extra={"cache-control": "no-store"})
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
@@ -299,7 +332,14 @@ async def preflight(request: Request) -> Response:
         200: {
             "description": "Accepted and stored",
             "content": {
-                "application/json": {"example": {"document_id": "b4e905d4-774c-4c83-8360-01427e17a33a", "status": "OK"}}
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["document_id", "status"],
+                        "properties": {"document_id": {"type": "string"}, "status": {"type": "string"}},
+                    },
+                    "example": {"document_id": "b4e905d4-774c-4c83-8360-01427e17a33a", "status": "OK"},
+                }
             },
         },
         400: {
@@ -318,6 +358,7 @@ async def preflight(request: Request) -> Response:
         },
     },
 )
+@fastpath.hot
 async def send(request: Request) -> Response:
     gw = auth.gateway(request)
     token = auth.bearer_token(request)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, vonage_wire
+from smsgate.api import auth, fastpath, vonage_wire
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -40,13 +39,8 @@ _FAULT_EXPIRED = {
         "detail": {"errorcode": "keymanagement.service.access_token_expired"},
     }
 }
-_FORM = "application/x-www-form-urlencoded"
 _SECURITY: list[dict[str, list[str]]] = [{"kpnOAuth2": []}]
-
-
-def _json(body: Any, status: int = 200, **headers: str) -> Response:
-    # KPN clients parse JSON only for exactly "application/json" (reference notes §0.1)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers or None)
+_json = vonage_wire.json_response
 
 
 def _kpn_error(status: int, name: str, message: str, info: str = "") -> Response:
@@ -75,6 +69,8 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
             return _kpn_error(400, "Invalid Callback Url", "Invalid Callback Url (status 23)", exc.message)
         if isinstance(exc, errors.ValidationError | errors.PolicyError):
             return _kpn_error(400, "Bad Request", exc.message)
+        if isinstance(exc, errors.StoreUnavailable):
+            return _kpn_error(503, "Service Unavailable", "The store is unavailable; try again")
         return _kpn_error(500, "Internal Server Error", "Unexpected error")
     status, body = vonage_wire.numbers_error(exc, status_hint)
     return _json(body, status)
@@ -87,8 +83,9 @@ async def _account(request: Request) -> core_accounts.Account:
     return await auth.gateway(request).account_for_token(token)
 
 
-async def _params(request: Request) -> dict[str, str]:
-    return vonage_wire.parse_params(await request.body(), request.query_params)
+async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
+    account = await _account(request)  # the token first: a bad one is a 401 whatever the body
+    return account, await vonage_wire.request_params(request)
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
@@ -104,29 +101,24 @@ _SEND_DOC: dict[str, Any] = {
     ],
     "requestBody": {
         "required": True,
-        "content": {
-            _FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["from", "to"],
-                    "properties": {
-                        "from": {"type": "string", "example": "31612345678"},
-                        "to": {"type": "string", "example": "31687654321"},
-                        "text": {"type": "string", "example": "Hello"},
-                        "type": {"type": "string", "enum": ["text", "unicode", "binary"]},
-                        "body": {"type": "string"},
-                        "udh": {"type": "string"},
-                        "ttl": {"type": "integer"},
-                        "status-report-req": {"type": "boolean"},
-                        "callback": {"type": "string"},
-                        "message-class": {"type": "integer"},
-                        "protocol-id": {"type": "integer"},
-                        "client-ref": {"type": "string"},
-                        "account-ref": {"type": "string"},
-                    },
-                }
-            }
-        },
+        **vonage_wire.form_body(
+            ["from", "to"],
+            {
+                "from": {"type": "string", "example": "31612345678"},
+                "to": {"type": "string", "example": "31687654321"},
+                "text": {"type": "string", "example": "Hello"},
+                "type": {"type": "string", "enum": ["text", "unicode", "binary"]},
+                "body": {"type": "string"},
+                "udh": {"type": "string"},
+                "ttl": {"type": "integer"},
+                "status-report-req": {"type": "boolean"},
+                "callback": {"type": "string"},
+                "message-class": {"type": "integer"},
+                "protocol-id": {"type": "integer"},
+                "client-ref": {"type": "string"},
+                "account-ref": {"type": "string"},
+            },
+        ),
     },
     "security": _SECURITY,
 }
@@ -137,19 +129,18 @@ _SEND_DOC: dict[str, Any] = {
     summary="Send an SMS (Vonage format)",
     openapi_extra=_SEND_DOC,
     responses={
-        200: {"description": "One entry per part, or a Vonage error status"},
+        200: {
+            "description": "One entry per part, or a Vonage error status",
+            "content": {"application/json": {"schema": vonage_wire.SMS_SCHEMA}},
+        },
         401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
     },
 )
+@fastpath.hot
 async def send(request: Request) -> Response:
-    account = await _account(request)
-    params = await _params(request)
-    allow_private = bool(request.app.state.settings.webhooks_allow_private)
-    req = vonage_wire.send_request(account, params, dialect="nexmo", allow_private=allow_private)
-    if request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1"):
-        req.meta["inbound"] = True
-    result = await auth.gateway(request).send(req)
-    return _json(vonage_wire.sent_body(req, result))
+    account, params = await _caller(request)
+    meta = {"inbound": True} if request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1") else {}
+    return _json(await vonage_wire.send(request, account, params, dialect="nexmo", meta=meta))
 
 
 @router.post(
@@ -158,23 +149,34 @@ async def send(request: Request) -> Response:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                _FORM: {
-                    "schema": {
-                        "type": "object",
-                        "required": ["to", "callback_url"],
-                        "properties": {"to": {"type": "string"}, "callback_url": {"type": "string"}},
-                    }
-                }
-            },
+            **vonage_wire.form_body(
+                ["to", "callback_url"],
+                {
+                    "to": {"type": "string", "example": "31612345678"},
+                    "callback_url": {"type": "string", "example": "https://example.com/inbound"},
+                },
+            ),
         },
         "security": _SECURITY,
     },
-    responses={200: {"content": {"application/json": {"example": {"message": "Your callback url is registered."}}}}},
+    responses={
+        200: {
+            "description": "Registered",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["message"],
+                        "properties": {"message": {"type": "string"}},
+                    },
+                    "example": {"message": "Your callback url is registered."},
+                }
+            },
+        }
+    },
 )
 async def register(request: Request) -> Response:
-    account = await _account(request)
-    params = await _params(request)
+    account, params = await _caller(request)
     gw = auth.gateway(request)
     raw_to = params.get("to", "").strip()
     if not raw_to:
@@ -182,9 +184,7 @@ async def register(request: Request) -> Response:
     number = vonage_wire.parse_recipient(raw_to)
     if not params.get("callback_url", "").strip():
         raise errors.InvalidUrl("Missing callback_url param")
-    url = vonage_wire.check_url(
-        params["callback_url"], allow_private=bool(request.app.state.settings.webhooks_allow_private)
-    )
+    url = vonage_wire.check_url(params["callback_url"], allow_private=vonage_wire.allow_private(request))
     store = gw.numbers
     if store is None:
         raise errors.StoreUnavailable()
@@ -195,61 +195,5 @@ async def register(request: Request) -> Response:
     return _json({"message": "Your callback url is registered."})
 
 
-# -- Phone Numbers --------------------------------------------------------------------------------------------
-_NUMBER_DOC: dict[str, Any] = {
-    "requestBody": {
-        "content": {
-            _FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["country", "msisdn"],
-                    "properties": {
-                        "country": {"type": "string", "example": "NL"},
-                        "msisdn": {"type": "string"},
-                        "moHttpUrl": {"type": "string"},
-                        "moSmppSysType": {"type": "string"},
-                        "voiceCallbackType": {"type": "string", "enum": ["sip", "tel", "app"]},
-                        "voiceCallbackValue": {"type": "string"},
-                        "voiceStatusCallback": {"type": "string"},
-                    },
-                }
-            }
-        }
-    },
-    "security": _SECURITY,
-}
-_OK: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"example": vonage_wire.NUMBERS_OK}}}}
-
-
-@router.post(
-    NUMBERS + "/number/update", summary="Update a number (moHttpUrl)", openapi_extra=_NUMBER_DOC, responses=_OK
-)
-async def number_update(request: Request) -> Response:
-    account = await _account(request)
-    allow_private = bool(request.app.state.settings.webhooks_allow_private)
-    body = await vonage_wire.update(auth.gateway(request), account, await _params(request), allow_private=allow_private)
-    return _json(body)
-
-
-@router.post(NUMBERS + "/number/buy", summary="Buy a number", openapi_extra=_NUMBER_DOC, responses=_OK)
-async def number_buy(request: Request) -> Response:
-    account = await _account(request)
-    return _json(await vonage_wire.buy(auth.gateway(request), account, await _params(request)))
-
-
-@router.post(NUMBERS + "/number/cancel", summary="Cancel a number", openapi_extra=_NUMBER_DOC, responses=_OK)
-async def number_cancel(request: Request) -> Response:
-    account = await _account(request)
-    return _json(await vonage_wire.cancel(auth.gateway(request), account, await _params(request)))
-
-
-@router.get(NUMBERS + "/number/search", summary="Search available numbers", openapi_extra={"security": _SECURITY})
-async def number_search(request: Request) -> Response:
-    await _account(request)
-    return _json(await vonage_wire.search_available(auth.gateway(request), await _params(request)))
-
-
-@router.get(NUMBERS + "/account/numbers", summary="Your numbers", openapi_extra={"security": _SECURITY})
-async def account_numbers(request: Request) -> Response:
-    account = await _account(request)
-    return _json(await vonage_wire.list_owned(auth.gateway(request), account, await _params(request)))
+# -- Phone Numbers ------------------------------------------------------------------------------------------------
+vonage_wire.add_number_routes(router, NUMBERS, _caller, _SECURITY)

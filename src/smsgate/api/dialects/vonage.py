@@ -13,12 +13,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, vonage_wire
+from smsgate.api import auth, fastpath, vonage_wire
 from smsgate.core import accounts as core_accounts
 from smsgate.core import signing
 
@@ -27,7 +26,7 @@ SIGNATURE_WINDOW = 300.0
 
 router = APIRouter(tags=["Vonage SMS, Numbers and Account API"])
 
-_FORM = "application/x-www-form-urlencoded"
+_SECURITY: list[dict[str, list[str]]] = [{"basicAuth": []}]
 _SMS_FIELDS: dict[str, Any] = {
     "api_key": {"type": "string"},
     "api_secret": {"type": "string"},
@@ -50,11 +49,11 @@ _SMS_FIELDS: dict[str, Any] = {
 _SMS_DOC: dict[str, Any] = {
     "requestBody": {
         "content": {
-            _FORM: {"schema": {"type": "object", "required": ["from", "to"], "properties": _SMS_FIELDS}},
+            vonage_wire.FORM: {"schema": {"type": "object", "required": ["from", "to"], "properties": _SMS_FIELDS}},
             "application/json": {"schema": {"type": "object", "properties": _SMS_FIELDS}},
         }
     },
-    "security": [{"basicAuth": []}],
+    "security": _SECURITY,
 }
 _SMS_EXAMPLE = {
     "message-count": "1",
@@ -71,8 +70,7 @@ _SMS_EXAMPLE = {
 }
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+_json = vonage_wire.json_response
 
 
 def _is_sms(request: Request) -> bool:
@@ -106,7 +104,7 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
         ts = float(params.get("timestamp", ""))
     except ValueError:
         raise vonage_wire.InvalidSignature() from None
-    if abs(time.time() - ts) > SIGNATURE_WINDOW:
+    if not abs(time.time() - ts) <= SIGNATURE_WINDOW:  # written so that a NaN timestamp fails too
         raise vonage_wire.InvalidSignature()
     method = acc.signature_method if acc.signature_method in signing.METHODS else "md5hash"
     if not signing.vonage_verify(params, acc.signature_secret, method):
@@ -144,18 +142,15 @@ async def credentials(request: Request, params: dict[str, str]) -> core_accounts
         raise
 
 
-async def _params(request: Request) -> dict[str, str]:
-    return vonage_wire.parse_params(await request.body(), request.query_params)
+async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
+    params = await vonage_wire.request_params(request)  # the credentials may be among them
+    return await credentials(request, params), params
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
 async def _send(request: Request) -> dict[str, Any]:
-    params = await _params(request)
-    account = await credentials(request, params)
-    gw = auth.gateway(request)
-    allow_private = bool(request.app.state.settings.webhooks_allow_private)
-    req = vonage_wire.send_request(account, params, dialect="vonage", allow_private=allow_private)
-    return vonage_wire.sent_body(req, await gw.send(req))
+    account, params = await _caller(request)
+    return await vonage_wire.send(request, account, params, dialect="vonage", meta={})
 
 
 @router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -166,10 +161,11 @@ async def _send(request: Request) -> dict[str, Any]:
     responses={
         200: {
             "description": "Per-part result, or an error status",
-            "content": {"application/json": {"example": _SMS_EXAMPLE}},
+            "content": {"application/json": {"schema": vonage_wire.SMS_SCHEMA, "example": _SMS_EXAMPLE}},
         }
     },
 )
+@fastpath.hot
 async def sms_json(request: Request) -> Response:
     return _json(await _send(request))
 
@@ -181,84 +177,31 @@ async def sms_json(request: Request) -> Response:
     openapi_extra=_SMS_DOC,
     responses={200: {"description": "<mt-submission-response>", "content": {"application/xml": {}}}},
 )
+@fastpath.hot
 async def sms_xml(request: Request) -> Response:
     return Response(vonage_wire.to_xml(await _send(request)), media_type="application/xml")
 
 
 # -- Numbers and Account --------------------------------------------------------------------------------------
-_NUMBER_DOC: dict[str, Any] = {
-    "requestBody": {
-        "content": {
-            _FORM: {
-                "schema": {
-                    "type": "object",
-                    "required": ["country", "msisdn"],
-                    "properties": {
-                        "country": {"type": "string", "example": "NL"},
-                        "msisdn": {"type": "string", "example": "3197010240299"},
-                        "moHttpUrl": {"type": "string", "description": "inbound SMS webhook; empty clears it"},
-                    },
-                }
-            }
-        }
-    },
-    "security": [{"basicAuth": []}],
-}
-_OK: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Done", "content": {"application/json": {"example": vonage_wire.NUMBERS_OK}}}
-}
-
-
-@router.post(
-    "/number/update", summary="Set a number's inbound webhook (moHttpUrl)", openapi_extra=_NUMBER_DOC, responses=_OK
-)
-async def number_update(request: Request) -> Response:
-    params = await _params(request)
-    account = await credentials(request, params)
-    allow_private = bool(request.app.state.settings.webhooks_allow_private)
-    return _json(await vonage_wire.update(auth.gateway(request), account, params, allow_private=allow_private))
-
-
-@router.post("/number/buy", summary="Buy an available number", openapi_extra=_NUMBER_DOC, responses=_OK)
-async def number_buy(request: Request) -> Response:
-    params = await _params(request)
-    account = await credentials(request, params)
-    return _json(await vonage_wire.buy(auth.gateway(request), account, params))
-
-
-@router.post("/number/cancel", summary="Give a number back", openapi_extra=_NUMBER_DOC, responses=_OK)
-async def number_cancel(request: Request) -> Response:
-    params = await _params(request)
-    account = await credentials(request, params)
-    return _json(await vonage_wire.cancel(auth.gateway(request), account, params))
-
-
-@router.get("/number/search", summary="Available numbers in a country", openapi_extra={"security": [{"basicAuth": []}]})
-async def number_search(request: Request) -> Response:
-    params = await _params(request)
-    await credentials(request, params)
-    return _json(await vonage_wire.search_available(auth.gateway(request), params))
-
-
-@router.get("/account/numbers", summary="Numbers this account owns", openapi_extra={"security": [{"basicAuth": []}]})
-async def account_numbers(request: Request) -> Response:
-    params = await _params(request)
-    account = await credentials(request, params)
-    return _json(await vonage_wire.list_owned(auth.gateway(request), account, params))
+vonage_wire.add_number_routes(router, "", _caller, _SECURITY)
 
 
 @router.get(
     "/account/get-balance",
     summary="Account balance",
-    openapi_extra={"security": [{"basicAuth": []}]},
+    openapi_extra={"security": _SECURITY},
     responses={
         200: {
             "description": "Balance",
-            "content": {"application/json": {"example": {"value": 10.17127500, "autoReload": False}}},
+            "content": {
+                "application/json": {
+                    "schema": vonage_wire.BALANCE_SCHEMA,
+                    "example": {"value": 10.17127500, "autoReload": False},
+                }
+            },
         }
     },
 )
 async def get_balance(request: Request) -> Response:
-    params = await _params(request)
-    account = await credentials(request, params)
+    account, _ = await _caller(request)
     return _json(await vonage_wire.balance(auth.gateway(request), account))

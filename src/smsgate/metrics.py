@@ -1,0 +1,65 @@
+"""Prometheus metrics, read from the runtime's own counters when scraped.
+
+Nothing is counted on the hot path for this: the group committer, dispatcher, gateway and webhook sender
+already keep plain integer counters, and a scrape turns them into Prometheus families. So a scrape costs a few
+microseconds and a send costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from smsgate.runtime import Runtime
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self._rt
+        accepted = CounterMetricFamily(
+            "smsgate_messages_accepted", "Messages accepted (2xx), by dialect", labels=["dialect"]
+        )
+        for dialect, n in sorted(rt.gateway.accepted.items()):
+            accepted.add_metric([dialect], n)
+        yield accepted
+        yield CounterMetricFamily(
+            "smsgate_parts_submitted", "Parts the network accepted", value=rt.dispatcher.submitted
+        )
+        yield CounterMetricFamily("smsgate_receipts", "Delivery receipts persisted", value=rt.ingest.receipt_count)
+        yield CounterMetricFamily("smsgate_inbound_parts", "Inbound parts persisted", value=rt.ingest.inbound_count)
+        yield GaugeMetricFamily(
+            "smsgate_dispatch_backlog", "Messages held in memory for submission", value=rt.dispatcher.backlog
+        )
+        yield CounterMetricFamily("smsgate_commits", "Group-commit transactions", value=rt.committer.batches)
+        yield CounterMetricFamily(
+            "smsgate_commit_items", "Writes committed by the group committer", value=rt.committer.items
+        )
+        yield CounterMetricFamily(
+            "smsgate_webhooks_delivered", "Webhook deliveries answered 2xx", value=rt.webhooks.delivered
+        )
+        up = GaugeMetricFamily(
+            "smsgate_connector_available", "1 when the connector can take messages", labels=["connector"]
+        )
+        for name, c in sorted(rt.connectors.items()):
+            up.add_metric([name], 1.0 if c.available else 0.0)
+        yield up
+
+
+def registry(runtime: Runtime) -> CollectorRegistry:
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(RuntimeCollector(runtime))
+    return reg
+
+
+def render(reg: CollectorRegistry) -> bytes:
+    return generate_latest(reg)
