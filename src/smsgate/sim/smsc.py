@@ -451,6 +451,8 @@ class SmscSimulator:
         if attempts < self.max_redeliveries:
             self.stats.counters["redeliveries"] += 1
             asyncio.get_running_loop().call_later(self.redeliver_delay, self.route, kind, frame, attempts + 1)
+        else:  # refused too often: the SMSC gives up on it (a test can see that it was lost, and why)
+            self.stats.counters[f"{kind}s_given_up"] += 1
 
     def send_to_all(self, command_id: int, body: bytes = b"") -> int:
         """Send a request (unbind, enquire_link, an unknown command...) to every bound session."""
