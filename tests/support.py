@@ -447,6 +447,19 @@ def message_statuses(gw: GatewayProcess, account: dict[str, str]) -> dict[str, s
     raise AssertionError("more than 500,000 messages?")
 
 
+def diagnosis(gw: GatewayProcess, smsc: SmscThread) -> str:
+    """What the simulator did with receipts, and the gateway's distinct warnings and errors, for a failure message."""
+    stats = smsc.stats()
+    receipts = {k: v for k, v in stats.items() if k.startswith(("receipts_", "redeliveries", "deliver_resp"))}
+    receipts["waiting_for_a_receiver"] = smsc.call(lambda: len(smsc.sim.pending_out))
+    lines: collections.Counter[str] = collections.Counter()
+    for log in gw.data_dir.glob("gateway-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if " WARNING " in line or " ERROR " in line or " CRITICAL " in line:
+                lines[line.split(" ", 2)[-1][:160]] += 1
+    return f"SMSC receipts: {receipts}\ngateway log: {lines.most_common(8)}"
+
+
 def assert_all_completed(
     gw: GatewayProcess,
     account: dict[str, str],
@@ -488,7 +501,7 @@ def assert_all_completed(
             break
         assert time.monotonic() < deadline, (
             f"{len(left)} of {len(ids)} accepted messages not delivered after {timeout}s, e.g. "
-            f"{sorted(left.items())[:5]}; webhooks not done: {list(hooks_left.items())[:5]}"
+            f"{sorted(left.items())[:5]}; webhooks not done: {list(hooks_left.items())[:5]}\n{diagnosis(gw, smsc)}"
         )
         time.sleep(0.25)
     copies = smsc.copies_by_text()

@@ -189,10 +189,10 @@ class Dispatcher:
                 }
         results = [self._result(j, name, outcomes, now) for j in live] + [self._expire(j, name) for j in expired]
         try:
-            await self._committer.write_many("job_results", results)
-        except Exception:
-            # not recorded: the jobs stay claimed in the outbox and are taken back after the lease
-            log.exception("could not record %d submit results", len(results))
+            # The parts went to the network already: a lost outcome would leave the job claimed until its lease ran
+            # out and then submit it again. Meanwhile the jobs stay in memory, so the lease loop keeps their claims.
+            if not await self._committer.write_until_stored("job_results", results):
+                log.error("%d submit results not recorded; the jobs are taken back after the lease", len(results))
         finally:
             for j in jobs:
                 self._in_memory.discard(j.message_id)

@@ -135,6 +135,26 @@ class GroupCommitter:
     async def write_many(self, kind: str, items: Sequence[Any]) -> list[Any]:
         return list(await asyncio.gather(*(self.write(kind, i) for i in items)))
 
+    async def write_until_stored(self, kind: str, items: Sequence[Any], *, patience: float = 600.0) -> bool:
+        """Write ``items``, retrying those the store refused (backing off to 5 s) until it takes them or
+        ``patience`` runs out (False). For outcomes of work already done outside (a submit, a webhook call):
+        dropping them would leave the job claimed until its lease ran out and then do the work again."""
+        pending, delay = list(items), 0.2
+        give_up = time.monotonic() + patience
+        while True:
+            outs = await asyncio.gather(*(self.write(kind, i) for i in pending), return_exceptions=True)
+            failed = [i for i, o in zip(pending, outs, strict=True) if isinstance(o, BaseException)]
+            if not failed:
+                return True
+            errs = ", ".join(sorted({type(o).__name__ for o in outs if isinstance(o, BaseException)}))
+            if time.monotonic() > give_up:
+                log.error("gave up writing %d %s (%s)", len(failed), kind, errs)
+                return False
+            log.warning("could not write %d %s (%s); retrying in %.1f s", len(failed), kind, errs, delay)
+            pending = failed
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-committer")
 

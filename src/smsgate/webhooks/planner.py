@@ -55,12 +55,16 @@ class Planner(store_messages.Hooks):
             return
         m, a = tables.messages, tables.accounts
         message_ids = sorted({e["message_id"] for e in relevant})
-        rows = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
+        rows = await fastsql.fetch_in(
+            conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids
+        )
         msgs = {r["id"]: r for r in rows}
         account_ids = sorted({r["account_id"] for r in msgs.values() if r["account_id"]})
         if not account_ids:
             return
-        rows = await fastsql.fetch_in(conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids)
+        rows = await fastsql.fetch_in(
+            conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids
+        )
         accs = {r["id"]: r for r in rows}
         now = self._clock()
         planned: list[dict[str, Any]] = []

@@ -144,6 +144,7 @@ class Sender:
         self.settings = settings
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._unstarted: list[tuple[str, int]] = []  # claimed, but loading them failed (the store was away)
         self._per_target: collections.Counter[str] = collections.Counter()
         self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
@@ -194,9 +195,17 @@ class Sender:
             try:
                 free = self.settings.concurrency - len(self._inflight)
                 if free > 0:
-                    claimed = [c for c in await self._outbox.claim("webhook", free) if c[0] not in self._inflight]
+                    claimed = self._unstarted + [
+                        c for c in await self._outbox.claim("webhook", free) if c[0] not in self._inflight
+                    ]
+                    self._unstarted = []
                     if claimed:
-                        await self._start(claimed)
+                        try:
+                            await self._start(claimed)
+                        except Exception:
+                            # claimed but not started: try them again rather than wait out the lease
+                            self._unstarted = [c for c in claimed if c[0] not in self._inflight]
+                            raise
             except Exception:
                 log.exception("webhook claim failed; retrying")
             self._wake.clear()
@@ -207,7 +216,7 @@ class Sender:
         while True:
             await asyncio.sleep(max(self._outbox.lease / 3, 0.5))
             with contextlib.suppress(Exception):
-                await self._outbox.extend("webhook", list(self._inflight))
+                await self._outbox.extend("webhook", [*self._inflight, *(ref for ref, _ in self._unstarted)])
 
     async def _start(self, claimed: list[tuple[str, int]]) -> None:
         rows = await self._load([ref for ref, _ in claimed])
@@ -231,7 +240,7 @@ class Sender:
             task = asyncio.create_task(self._deliver(row, attempts, key), name=f"webhook-{ref}")
             self._inflight[ref] = task
         if put_back:
-            await self._committer.write_many("webhook_results", put_back)
+            await self._committer.write_until_stored("webhook_results", put_back)
 
     async def _load(self, refs: list[str]) -> dict[str, dict[str, Any]]:
         w, o, a = tables.webhook_deliveries, tables.outbox, tables.accounts
@@ -248,8 +257,9 @@ class Sender:
     async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:
         try:
             outcome = await self._attempt(row, attempts + 1)
-            # shielded: a shutdown in the middle still records what the receiver saw
-            await asyncio.shield(self._committer.write("webhook_results", outcome))
+            # shielded: a shutdown in the middle still records what the receiver saw; retried while the store is
+            # away (the job stays in flight, so its lease is renewed), or the receiver would get it again
+            await asyncio.shield(self._committer.write_until_stored("webhook_results", [outcome]))
             if outcome.status == "delivered":
                 self.delivered += 1
         except asyncio.CancelledError:
