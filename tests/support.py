@@ -290,6 +290,28 @@ def smpp_config(path: pathlib.Path, port: int, name: str = "smsc", **connector: 
     return path
 
 
+class QuietHTTPServer(http.server.ThreadingHTTPServer):
+    """A receiver on loopback for the gateway's outbound calls: threads per request, no error noise."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # the gateway opens many connections at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+def serve_http(port: int, handler: type[http.server.BaseHTTPRequestHandler], name: str) -> QuietHTTPServer:
+    server = QuietHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    return server
+
+
+def stop_http(server: QuietHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 class WebhookSink:
     """A webhook receiver on a fixed loopback port that can be taken down and brought back.
 
@@ -304,7 +326,7 @@ class WebhookSink:
         self.events: dict[str, dict[str, Any]] = {}
         self.repeats = 0
         self.lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: QuietHTTPServer | None = None
 
     def start(self) -> WebhookSink:
         sink = self
@@ -327,23 +349,13 @@ class WebhookSink:
                     self.send_header("content-length", "0")
                     self.end_headers()
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 128  # the gateway opens many connections at once
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self._server = Server(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True, name=f"webhooks-{self.port}").start()
+        self._server = serve_http(self.port, Handler, f"webhooks-{self.port}")
         return self
 
     def stop(self) -> None:
         """Down: connections to the port are refused until ``start``."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            stop_http(self._server)
             self._server = None
 
     def types_by_message(self) -> dict[str, set[str]]:

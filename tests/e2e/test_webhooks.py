@@ -26,6 +26,7 @@ import pytest
 from vonage_http_client import auth as vonage_auth  # type: ignore[import-untyped]
 
 from smsgate.core import signing
+from tests import support
 from tests.support import GatewayProcess, free_port, wait_for
 
 SEND = "/messaging/sms-kpn/v1/send"
@@ -50,7 +51,7 @@ class Receiver:
         self.delay = delay
         self.seen: list[dict[str, Any]] = []  # every request, with what was done to it
         self.lock = threading.Lock()
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: support.QuietHTTPServer | None = None
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -95,21 +96,12 @@ class Receiver:
 
             do_GET = do_POST = _handle
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self._server = Server(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True, name=f"receiver-{self.port}").start()
+        self._server = support.serve_http(self.port, Handler, f"receiver-{self.port}")
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            support.stop_http(self._server)
             self._server = None
 
 

@@ -15,7 +15,7 @@ const OPERATOR = env('OPERATOR_TOKEN');
 const account = { key: env('API_KEY'), secret: env('API_SECRET') };
 const RUN = Date.now().toString(36);
 // ends in 9: never one of the sandbox's magic endings (…0001 to …0004)
-const MSISDN = `+316${String(Date.now() % 10_000_000).padStart(7, '0')}9`;
+const MSISDN = `+3161${String(Date.now() % 1_000_000).padStart(6, '0')}9`; // 061…: a valid mobile range at any time
 const TEXT = `Console check ${RUN}`;
 const REPLY = `Reply from handset ${RUN}`;
 
