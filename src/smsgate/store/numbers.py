@@ -210,9 +210,12 @@ class NumberStore:
                 .values(callback_url=url, created_at=time.time())
             )
             if res.rowcount == 0:
-                await conn.execute(
-                    cb.insert().values(account_id=account_id, msisdn=msisdn, callback_url=url, created_at=time.time())
-                )
+                try:
+                    await conn.execute(
+                        cb.insert().values(account_id=account_id, msisdn=msisdn, callback_url=url, created_at=time.time())
+                    )
+                except sa.exc.IntegrityError:  # another account registered it between the check and the insert
+                    raise errors.NotFound("This number is registered by another account") from None
 
     async def callbacks(self, account_id: str) -> list[dict[str, Any]]:
         cb = tables.callbacks

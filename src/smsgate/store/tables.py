@@ -185,7 +185,7 @@ callbacks = sa.Table(
     sa.Column("msisdn", sa.String(20), primary_key=True),
     sa.Column("callback_url", sa.String(2000), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Index("ix_callbacks_msisdn", "msisdn"),
+    sa.Index("ix_callbacks_msisdn", "msisdn", unique=True),  # one account per number (migration 0002)
 )
 
 # Parts of concatenated inbound messages waiting for their siblings.
