@@ -212,7 +212,9 @@ class NumberStore:
             if res.rowcount == 0:
                 try:
                     await conn.execute(
-                        cb.insert().values(account_id=account_id, msisdn=msisdn, callback_url=url, created_at=time.time())
+                        cb.insert().values(
+                            account_id=account_id, msisdn=msisdn, callback_url=url, created_at=time.time()
+                        )
                     )
                 except sa.exc.IntegrityError:  # another account registered it between the check and the insert
                     raise errors.NotFound("This number is registered by another account") from None
