@@ -253,7 +253,13 @@ class MessageWrites:
                 lambda: pr.delete().where(pr.c.received_at < sa.bindparam("before")),
                 {"before": time.time() - max_age},
             )
-            rows = await fastsql.fetch(conn, "pending:all", lambda: sa.select(*cols).order_by(pr.c.id).limit(5000))
+            # only those whose part exists by now: receipts for ids no part carries (another system's, or the
+            # first copy of a message sent again after a crash) would otherwise be re-read on every sweep
+            p = tables.parts
+            known = sa.exists().where(p.c.connector == pr.c.connector, p.c.network_id == pr.c.network_id)
+            rows = await fastsql.fetch(
+                conn, "pending:known", lambda: sa.select(*cols).where(known).order_by(pr.c.id).limit(5000)
+            )
         else:
             rows = []
             for c, ids in by_conn.items():
