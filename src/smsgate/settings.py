@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     sqlite_synchronous: str = "FULL"  # FULL: every commit is fsync'd (group commit amortises it)
     gil_switch_interval: float = 0.0005  # seconds; see server.serve
     gc_threshold: int = 20_000  # allocations between young-generation collections; see server.serve
+    max_request_bytes: int = 1 << 20  # any request body larger is refused before it is read (api.fastpath)
 
     # dispatcher
     batch_size: int = 500

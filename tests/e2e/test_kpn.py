@@ -220,6 +220,10 @@ def test_malformed_json_wrong_type_and_oversized(kpn: httpx.Client) -> None:
     r = kpn.post(SEND, content=b'{"a": "' + b"x" * 70000 + b'"}', headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "too large" in r.json()["errorResponse"]["info"].lower()
     assert_kpn_headers(r)
+    # past the server-wide cap the body is refused before it is read, still in KPN's format
+    r = kpn.post(SEND, content=b"x" * (3 << 20), headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "too large" in r.json()["errorResponse"]["info"].lower()
+    assert_kpn_headers(r)
 
 
 def test_unknown_path_and_wrong_method(kpn: httpx.Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
@@ -25,6 +27,7 @@ async def hot_endpoint(request: Request) -> Response:
 
 @router.post("/cold")
 async def cold_endpoint(request: Request) -> Response:
+    await request.body()
     return JSONResponse({"cold": True})
 
 
@@ -58,3 +61,20 @@ def test_hot_endpoints_take_only_the_request() -> None:
 
     with pytest.raises(TypeError):
         fastpath.hot(two)  # type: ignore[arg-type]
+
+
+async def test_bodies_over_the_cap_are_refused_in_the_apps_error_format() -> None:
+    fp = _app()
+    fp.max_body = 1000
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fp), base_url="http://t") as c:
+        for path in ("/hot", "/cold"):
+            declared = await c.post(path, content=b"x" * 1001)  # refused on Content-Length, body unread
+            assert declared.status_code == 400 and "too large" in declared.json()["error"], path
+
+            async def chunks() -> Any:
+                for _ in range(3):
+                    yield b"y" * 400
+
+            streamed = await c.post(path, content=chunks())  # no length: refused once 1,000 bytes went past
+            assert streamed.status_code == 400 and "too large" in streamed.json()["error"], path
+        assert (await c.post("/hot", content=b"x" * 1000)).json() == {"ok": True}

@@ -127,9 +127,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 
 def create_asgi(runtime: Runtime) -> fastpath.FastPath:
-    """The app ``smsgate serve`` runs: the FastAPI app behind the direct route for sends."""
+    """The app ``smsgate serve`` runs: the FastAPI app behind the direct route for sends and the body cap."""
     app = create_app(runtime)
-    return fastpath.FastPath(app, app.state.on_error)
+    return fastpath.FastPath(app, app.state.on_error, max_body=runtime.settings.max_request_bytes)
 
 
 def _add_security_scheme(app: FastAPI) -> None:

@@ -4,7 +4,8 @@ A send is the one request that arrives thousands of times a second. Its endpoint
 and answers a ``Response``, so FastAPI adds nothing to it but ~150 µs of routing (a regex per route), middleware
 layers and dependency resolution. ``FastPath`` wraps the app: a request whose method and exact path belong to
 an endpoint marked with ``@hot`` is handed to that endpoint directly, with the app's own error handlers; every
-other request goes to FastAPI unchanged. The route stays registered with FastAPI, which documents it in the
+other request goes to FastAPI unchanged. Every request's body is capped on the way in (``max_body``): endpoints
+read bodies whole before their own, smaller limits apply, so a huge body must not get that far. The route stays registered with FastAPI, which documents it in the
 OpenAPI schema and serves it when the app runs without this wrapper.
 """
 
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+
+from smsgate import errors
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -36,9 +39,10 @@ def hot(endpoint: F) -> F:
 class FastPath:
     """The ASGI app to serve: hot endpoints directly, the rest through ``app``."""
 
-    def __init__(self, app: FastAPI, on_error: ErrorHandler) -> None:
+    def __init__(self, app: FastAPI, on_error: ErrorHandler, *, max_body: int = 1 << 20) -> None:
         self.app = app
         self._on_error = on_error
+        self.max_body = max_body  # for every route: endpoints read bodies whole, so cap them before they do
         self.routes: dict[tuple[str, str], Endpoint] = {}
         self._collect(app.routes, "")
 
@@ -57,16 +61,52 @@ class FastPath:
                     self.routes[(method, prefix + route.path)] = route.endpoint
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        endpoint = (
-            self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
-        )
-        if endpoint is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         scope["app"] = self.app  # what Request.app and the endpoints' app.state lookups read
+        if _declared_length(scope) > self.max_body:
+            response = await self._on_error(Request(scope, receive), _too_large(self.max_body))
+            await response(scope, receive, send)
+            return
+        receive = _capped(receive, self.max_body)
+        endpoint = self.routes.get((scope["method"], scope["path"]))
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
         except Exception as exc:  # the app's handlers answer in the dialect's format, as through FastAPI
             response = await self._on_error(request, exc)
         await response(scope, receive, send)
+
+
+def _declared_length(scope: dict[str, Any]) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0  # the server refuses a malformed length itself
+    return 0
+
+
+def _too_large(limit: int) -> errors.ValidationError:
+    return errors.ValidationError(f"Request body too large (limit {limit} bytes)")
+
+
+def _capped(receive: Any, limit: int) -> Any:
+    """``receive`` that raises (the dialect's 400, through the error handler) once a body passes ``limit``."""
+    seen = 0
+
+    async def wrapped() -> Any:
+        nonlocal seen
+        message = await receive()
+        if message.get("type") == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+        return message
+
+    return wrapped
