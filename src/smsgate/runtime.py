@@ -114,7 +114,7 @@ class Runtime:
                 poll_interval=max(settings.poll_interval, 0.1),
             ),
         )
-        self.webhooks.watch(self.hooks, ["accept", "job_results", "receipts", "inbound"])
+        self.webhooks.watch(self.hooks, ["accept", "job_results", "receipts", "inbound", "sweep"])
         self.connectors = build_connectors(settings)
         self.router = routing.Router.from_mapping(settings.routing, fallback=next(iter(self.connectors)))
         missing = self.router.connectors() - set(self.connectors)
@@ -249,14 +249,12 @@ class Runtime:
             await asyncio.sleep(2.0)
             try:
                 await self.committer.write("sweep", None)
-                if self.hooks.dirty:  # deliveries planned outside the group committer
-                    self.hooks.dirty = False
-                    self.webhooks.wake()
             except Exception as exc:
                 log.warning("sweep failed: %s", exc)
 
     async def _sweep(self, conn: Any, items: Sequence[None]) -> list[None]:
-        """A group-commit kind, so that on SQLite the sweep writes in the one writer thread like everything else."""
+        """A group-commit kind: on SQLite the sweep then writes through the one writer connection like everything
+        else, and deliveries it plans wake the webhook sender after the commit, as for any other kind."""
         await self.writes.apply_pending(conn)
         await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
         return [None] * len(items)

@@ -35,9 +35,9 @@ def test_sigkill_after_200_before_dispatch(data_dir: pathlib.Path) -> None:
         _network(gw, False)  # the route is down: accepted messages wait in the outbox
         c = gw.client(headers={"Authorization": f"Bearer {token}"})
         ids = [
-            c.post(SEND, json={"sender": "KPN", "messages": [{"mobile_number": "0612345678", "content": f"m{i}"}]}).json()[
-                "document_id"
-            ]
+            c.post(
+                SEND, json={"sender": "KPN", "messages": [{"mobile_number": "0612345678", "content": f"m{i}"}]}
+            ).json()["document_id"]
             for i in range(20)
         ]
         assert set(_statuses(gw.client(auth=auth), ids).values()) == {"accepted"}

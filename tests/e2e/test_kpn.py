@@ -53,7 +53,9 @@ def assert_kpn_headers(r: httpx.Response) -> None:
 
 # -- token ------------------------------------------------------------------------------------------------------
 def test_token_has_the_apigee_shape(gateway: GatewayProcess, account: dict[str, str]) -> None:
-    r = httpx.post(gateway.url + TOKEN_URL, data={"client_id": account["api_key"], "client_secret": account["api_secret"]})
+    r = httpx.post(
+        gateway.url + TOKEN_URL, data={"client_id": account["api_key"], "client_secret": account["api_secret"]}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"  # exactly: a public client compares the string
     data = r.json()
@@ -64,8 +66,17 @@ def test_token_has_the_apigee_shape(gateway: GatewayProcess, account: dict[str, 
     assert data["level"] in ("demo", "prod")
     assert data["client_id"] == account["api_key"]
     assert abs(int(data["issued_at"]) / 1000 - time.time()) < 60
-    for key in ("refresh_token_expires_in", "api_product_list", "organization_name", "developer_email",
-                "application_name", "scope", "refresh_token", "refresh_count", "access_token"):
+    for key in (
+        "refresh_token_expires_in",
+        "api_product_list",
+        "organization_name",
+        "developer_email",
+        "application_name",
+        "scope",
+        "refresh_token",
+        "refresh_count",
+        "access_token",
+    ):
         assert key in data
 
 
@@ -104,7 +115,9 @@ def test_missing_or_bad_token_is_apigee_fault(gateway: GatewayProcess, header: s
     headers = {"Authorization": header} if header else {}
     r = httpx.post(gateway.url + SEND, json=body(), headers=headers)
     assert r.status_code == 401
-    assert r.json() == {"fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}}
+    assert r.json() == {
+        "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
+    }
     assert_kpn_headers(r)
 
 
@@ -131,7 +144,9 @@ def test_expired_token(gateway: GatewayProcess, account: dict[str, str]) -> None
 
 
 # -- send ------------------------------------------------------------------------------------------------------
-def test_send_is_stored_delivered_and_readable(gateway: GatewayProcess, account: dict[str, str], kpn: httpx.Client) -> None:
+def test_send_is_stored_delivered_and_readable(
+    gateway: GatewayProcess, account: dict[str, str], kpn: httpx.Client
+) -> None:
     r = kpn.post(SEND, json=body("+31612345678", "Hello handset"))
     assert r.status_code == 200
     assert_kpn_headers(r)
@@ -160,7 +175,9 @@ def test_long_content_is_split_into_parts(kpn: httpx.Client) -> None:
     assert "".join(p["text"] for p in m["parts"]) == text
 
 
-@pytest.mark.parametrize("number", ["0612345678", "+31612345678", "0031612345678", "0031 6 12345678", "06-12 34 56 78", "+3197012345678"])
+@pytest.mark.parametrize(
+    "number", ["0612345678", "+31612345678", "0031612345678", "0031 6 12345678", "06-12 34 56 78", "+3197012345678"]
+)
 def test_accepted_number_formats(kpn: httpx.Client, number: str) -> None:
     r = kpn.post(SEND, json=body(number))
     assert r.status_code == 200, r.text
@@ -238,7 +255,11 @@ def test_unknown_path_and_wrong_method(kpn: httpx.Client) -> None:
 def test_cors_preflight(gateway: GatewayProcess) -> None:
     r = httpx.options(
         gateway.url + SEND,
-        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://app.example"
@@ -305,10 +326,16 @@ def test_store_rows_are_written_in_one_transaction(gateway: GatewayProcess, kpn:
     async def counts() -> tuple[int, int, int]:
         engine = store_engine.create(gateway.database_url)
         async with engine.connect() as conn:
-            m = await conn.scalar(sa.select(sa.func.count()).select_from(tables.messages).where(tables.messages.c.id == doc))
-            p = await conn.scalar(sa.select(sa.func.count()).select_from(tables.parts).where(tables.parts.c.message_id == doc))
+            m = await conn.scalar(
+                sa.select(sa.func.count()).select_from(tables.messages).where(tables.messages.c.id == doc)
+            )
+            p = await conn.scalar(
+                sa.select(sa.func.count()).select_from(tables.parts).where(tables.parts.c.message_id == doc)
+            )
             e = await conn.scalar(
-                sa.select(sa.func.count()).select_from(tables.events).where(tables.events.c.message_id == doc, tables.events.c.type == "accepted")
+                sa.select(sa.func.count())
+                .select_from(tables.events)
+                .where(tables.events.c.message_id == doc, tables.events.c.type == "accepted")
             )
         await engine.dispose()
         return int(m or 0), int(p or 0), int(e or 0)

@@ -91,6 +91,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def on_error(request: Request, exc: Exception) -> Response:
         """Every error, in the dialect of the URL (also the direct route's handler, see ``fastpath``)."""
         render = renderer_for(request.url.path)
+        if isinstance(exc, StarletteHTTPException) and isinstance(exc.__cause__, errors.SmsgateError):
+            exc = exc.__cause__  # FastAPI's body parsing wraps what our body cap raised (fastpath._capped)
         if isinstance(exc, errors.SmsgateError):
             return render(request, exc, None)
         if isinstance(exc, StarletteHTTPException):

@@ -1,12 +1,15 @@
-"""A direct route to the send endpoints, past FastAPI's routing, middleware and dependency machinery.
+"""A direct route to the send endpoints, past FastAPI's routing, middleware and dependency machinery; and a
+cap on every request body.
 
 A send is the one request that arrives thousands of times a second. Its endpoint takes the bare ``Request``
-and answers a ``Response``, so FastAPI adds nothing to it but ~150 µs of routing (a regex per route), middleware
-layers and dependency resolution. ``FastPath`` wraps the app: a request whose method and exact path belong to
-an endpoint marked with ``@hot`` is handed to that endpoint directly, with the app's own error handlers; every
-other request goes to FastAPI unchanged. Every request's body is capped on the way in (``max_body``): endpoints
-read bodies whole before their own, smaller limits apply, so a huge body must not get that far. The route stays registered with FastAPI, which documents it in the
-OpenAPI schema and serves it when the app runs without this wrapper.
+and answers a ``Response``, so FastAPI adds nothing to it but routing (a regex per route), middleware layers and
+dependency resolution: ~400 µs of CPU for a bare GET on the 2-core bench machine. ``FastPath`` wraps the app: a
+request whose method and exact path belong to an endpoint marked with ``@hot`` is handed to that endpoint
+directly, with the app's own error handler; every other request goes to FastAPI unchanged. The route stays
+registered with FastAPI, which documents it in the OpenAPI schema and serves it when the app runs unwrapped.
+
+Every request's body is capped on the way in (``max_body``): endpoints read bodies whole before their own,
+smaller limits apply, so a huge body must not get that far.
 """
 
 from __future__ import annotations

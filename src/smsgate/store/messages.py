@@ -34,6 +34,11 @@ RECEIPT_STATUS = {
 }
 
 
+# After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
+# ones, and other nodes' on SQLite, are applied by the periodic sweep.
+HELD_RECENTLY = 600.0
+
+
 @dataclasses.dataclass(slots=True)
 class NewMessage:
     """Rows for one accepted message; ``charge`` is debited from the account in the same transaction."""
@@ -223,7 +228,7 @@ class MessageWrites:
             await notify.notify_outbox(conn)
         await self.hooks.events_recorded(conn, events)
         # receipts that overtook their submit_sm_resp are waiting for these network ids
-        if conn.dialect.name == "postgresql" or time.monotonic() - self._held_at < 600:
+        if conn.dialect.name == "postgresql" or time.monotonic() - self._held_at < HELD_RECENTLY:
             by_conn: dict[str, list[str]] = {}
             for u in final_parts:
                 if u.network_id:
