@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from smsgate.connectors import base
+
 if TYPE_CHECKING:
     from smsgate.runtime import Runtime
 
@@ -50,9 +52,18 @@ class RuntimeCollector(Collector):
         up = GaugeMetricFamily(
             "smsgate_connector_available", "1 when the connector can take messages", labels=["connector"]
         )
+        state = GaugeMetricFamily(
+            "smsgate_connector_state",
+            "1 for the connector's current state (up/down/degraded/paused)",
+            labels=["connector", "state"],
+        )
         for name, c in sorted(rt.connectors.items()):
             up.add_metric([name], 1.0 if c.available else 0.0)
+            current = c.health().state
+            for s in base.ConnectorState:
+                state.add_metric([name, s.value], 1.0 if s is current else 0.0)
         yield up
+        yield state
 
 
 def registry(runtime: Runtime) -> CollectorRegistry:

@@ -39,6 +39,8 @@ def test_counts_follow_sends(gateway: GatewayProcess, account: dict[str, str]) -
     assert after["smsgate_parts_submitted_total"] >= before.get("smsgate_parts_submitted_total", 0) + 3
     assert after["smsgate_commits_total"] > before["smsgate_commits_total"]
     assert after['smsgate_connector_available{connector="sandbox"}'] == 1.0
+    assert after['smsgate_connector_state{connector="sandbox",state="up"}'] == 1.0
+    assert after['smsgate_connector_state{connector="sandbox",state="down"}'] == 0.0
 
 
 def test_needs_the_operator_token(gateway: GatewayProcess, account: dict[str, str]) -> None:

@@ -16,6 +16,25 @@ from collections.abc import Sequence
 from typing import Protocol
 
 
+class ConnectorState(enum.Enum):
+    """What an operator (``/readyz``, ``/metrics``, the console) is told about a connector."""
+
+    UP = "up"  # can submit now (SMPP: bound; HTTP: circuit closed)
+    DOWN = "down"  # cannot submit now (SMPP: not bound; HTTP: circuit open); messages wait in the outbox
+    DEGRADED = "degraded"  # submits, but not at full capacity (throttled by the network, circuit half-open...)
+    PAUSED = "paused"  # taken out of routing by the operator or by configuration
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectorHealth:
+    """A connector's state with one line of detail for a human ("bound to 10.0.0.5:2775", "circuit open: ...").
+
+    The detail never holds credentials: it is shown on ``/readyz`` and in logs."""
+
+    state: ConnectorState
+    detail: str = ""
+
+
 class SubmitStatus(enum.Enum):
     """Outcome of one part's submit."""
 
@@ -116,6 +135,10 @@ class Connector(Protocol):
     @property
     def available(self) -> bool:
         """True when the connector can submit now (bound, not backing off)."""
+        ...
+
+    def health(self) -> ConnectorHealth:
+        """The state shown to the operator; cheap (no I/O), called on every ``/readyz`` and metrics scrape."""
         ...
 
     async def start(self, sink: InboundSink) -> None:

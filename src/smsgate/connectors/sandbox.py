@@ -49,6 +49,11 @@ class SandboxNetwork:
     def available(self) -> bool:
         return self.up
 
+    def health(self) -> base.ConnectorHealth:
+        if self.up:
+            return base.ConnectorHealth(base.ConnectorState.UP, "sandbox network: no SMS leaves this machine")
+        return base.ConnectorHealth(base.ConnectorState.DOWN, "sandbox network switched off by the operator")
+
     async def start(self, sink: base.InboundSink) -> None:
         self._sink = sink
         self._task = asyncio.create_task(self._receipts_loop(), name=f"sandbox-{self.name}-receipts")

@@ -22,7 +22,16 @@ import struct
 import time
 from collections.abc import Sequence
 
-from smsgate.connectors.base import InboundPart, InboundSink, OutboundPart, Receipt, SubmitOutcome, SubmitStatus
+from smsgate.connectors.base import (
+    ConnectorHealth,
+    ConnectorState,
+    InboundPart,
+    InboundSink,
+    OutboundPart,
+    Receipt,
+    SubmitOutcome,
+    SubmitStatus,
+)
 from smsgate.connectors.smpp import pdu as p
 from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt
@@ -98,6 +107,16 @@ class SmppConnector:
         if tx is None or not tx.bound or tx.closing:
             return False
         return time.monotonic() >= self._paused_until
+
+    def health(self) -> ConnectorHealth:
+        s = self.settings
+        where = f"{s.host}:{s.port}"
+        tx = self._tx
+        if tx is None or not tx.bound or tx.closing:
+            return ConnectorHealth(ConnectorState.DOWN, f"not bound to {where}")
+        if time.monotonic() < self._paused_until:
+            return ConnectorHealth(ConnectorState.DEGRADED, f"bound to {where}, throttled by the SMSC")
+        return ConnectorHealth(ConnectorState.UP, f"bound to {where}")
 
     async def start(self, sink: InboundSink) -> None:
         """Start the supervisors; returns at once (binding happens in the background)."""
