@@ -1,3 +1,5 @@
 """smsgate: a self-hostable SMS API gateway."""
 
-__version__ = "0.1.0"
+from smsgate.version import VERSION as __version__
+
+__all__ = ["__version__"]
