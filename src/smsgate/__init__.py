@@ -1,5 +1,12 @@
 """smsgate: a self-hostable SMS API gateway."""
 
-from smsgate.version import VERSION as __version__
+from typing import Any
 
-__all__ = ["__version__"]
+
+def __getattr__(name: str) -> Any:
+    """``smsgate.__version__``, read from the installed metadata only when asked (importing the core stays light)."""
+    if name == "__version__":
+        from smsgate.version import VERSION
+
+        return VERSION
+    raise AttributeError(name)

@@ -28,7 +28,6 @@ from smsgate.store import engine as store_engine
 from smsgate.store import migrate as store_migrate
 
 console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 
 ConfigOpt = typer.Option(
@@ -98,14 +97,14 @@ def run_store(
         finally:
             await engine.dispose()
 
-    try:
-        with startup_errors(False):
+    with startup_errors(False):
+        try:
             result = asyncio.run(run())
-    except errors.SmsgateError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+        except errors.SmsgateError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(1) from None
     if writes:
-        err_console.print(f"[dim]database: {s.masked_database_url}[/dim]", highlight=False)
+        typer.echo(f"database: {s.masked_database_url}", err=True)
     return result
 
 
