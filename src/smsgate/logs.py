@@ -70,7 +70,13 @@ ACCESS_FIELDS = ("client", "method", "path", "status", "duration_ms", "account")
 def access(client: str, method: str, path: str, status: int, started: float) -> None:
     """One access line (already checked: ``access_log.isEnabledFor(INFO)``)."""
     access_log.info(
-        ACCESS_FORMAT, client, method, path, status, (time.perf_counter() - started) * 1000.0, current_account.get() or "-"
+        ACCESS_FORMAT,
+        client,
+        method,
+        path,
+        status,
+        (time.perf_counter() - started) * 1000.0,
+        current_account.get() or "-",
     )
 
 
