@@ -12,6 +12,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -49,13 +50,13 @@ class GatewayProcess:
         log_level: str = "warning",
         tls: bool = False,
     ) -> None:
-        """``tls``: serve HTTPS with ``--tls-self-signed``; ``self.verify`` is then the certificate to trust."""
+        """``tls``: serve HTTPS with ``--tls-self-signed``; ``ca_file`` is then the certificate to trust."""
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.args = (*args, "--tls-self-signed") if tls else args
         self.log_level = log_level
-        self.verify: str | bool = str(data_dir / "tls" / "selfsigned-cert.pem") if tls else True
+        self.ca_file: pathlib.Path | None = data_dir / "tls" / "selfsigned-cert.pem" if tls else None
         self.operator_token = "op-" + os.urandom(8).hex()
         self.env = {
             **os.environ,
@@ -72,6 +73,11 @@ class GatewayProcess:
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"gateway-{self.port}.log"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should verify the gateway's certificate with (the system's CAs for plain HTTP)."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
 
     @property
     def database_url(self) -> str:
