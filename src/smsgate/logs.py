@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import re
 import sys
 import threading
 import time
@@ -63,12 +64,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+_CHATTY = ("aiosqlite", "asyncio", "httpcore", "httpx", "multipart", "python_multipart", "hpack")
 ACCESS_FORMAT = '%s "%s %s" %d %.1fms account=%s'
 ACCESS_FIELDS = ("client", "method", "path", "status", "duration_ms", "account")
 
 
+# a phone number as a whole path segment (``/sandbox/handsets/31612345678/messages``), not digits inside an id
+_NUMBER_IN_PATH = re.compile(r"(?<![A-Za-z0-9_-])\+?\d{7,15}(?![A-Za-z0-9_-])")
+
+
 def access(client: str, method: str, path: str, status: int, started: float) -> None:
-    """One access line (already checked: ``access_log.isEnabledFor(INFO)``)."""
+    """One access line (already checked: ``access_log.isEnabledFor(INFO)``); numbers in the path masked."""
+    if _NUMBER_IN_PATH.search(path):
+        path = _NUMBER_IN_PATH.sub(lambda m: mask_number(m.group(0)), path)
     access_log.info(
         ACCESS_FORMAT,
         client,
@@ -138,6 +146,8 @@ def configure(level: str = "INFO", fmt: str = "text", *, access: bool = True, pr
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))  # "Context impl SQLiteImpl." is noise
+    for chatty in _CHATTY:  # --log-level debug is for smsgate's own lines, not every driver call
+        logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
     for h in list(access_log.handlers):
         access_log.removeHandler(h)
         h.close()
