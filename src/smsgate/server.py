@@ -117,6 +117,7 @@ class _Server(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit:
+            logs.flush()  # access lines so far come before the shutdown lines
             log.info("shutting down (%s): finishing requests in flight, then stopping", signal.Signals(sig).name)
             self.runtime.stopping = True
         super().handle_exit(sig, frame)
@@ -196,6 +197,7 @@ async def serve(
             if ready is not None:
                 ready()
             await server.serve(sockets=[sock])
+        logs.flush()
         log.info("stopped")
     finally:
         sock.close()
