@@ -101,7 +101,7 @@ def run_store(
         try:
             result = asyncio.run(run())
         except errors.SmsgateError as exc:
-            console.print(f"[red]{exc.message}[/red]")
+            console.print(f"[red]{exc.message}[/red]", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
     if writes:
         typer.echo(f"database: {s.masked_database_url}", err=True)

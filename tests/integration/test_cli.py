@@ -106,3 +106,80 @@ def test_numbers_refuse_bad_input(cli: CliRunner) -> None:
     out = run(cli, "numbers", "add", "3197010240299", "--country", "NL", "--account", "nobody", code=1).stdout
     assert out.strip() == "no account nobody"
     assert run(cli, "migrate").stdout.strip() == "database is up to date"
+
+
+# -- issue 15, item 10: CLI papercuts ---------------------------------------------------------------------------
+def test_accounts_by_name(cli: CliRunner) -> None:
+    made = json.loads(run(cli, "accounts", "create", "webshop", "--json").stdout)
+    disabled = json.loads(run(cli, "accounts", "disable", "webshop", "--json").stdout)
+    assert disabled["account_id"] == made["account_id"] and disabled["status"] == "disabled"
+    assert json.loads(run(cli, "accounts", "enable", "webshop", "--json").stdout)["status"] == "active"
+    run(cli, "numbers", "add", "3197010240299", "--country", "NL", "--account", "webshop")
+    assigned = json.loads(run(cli, "numbers", "assign", "3197010240299", "webshop", "--json").stdout)
+    assert assigned["account_id"] == made["account_id"]
+    assert json.loads(run(cli, "numbers", "release", "3197010240299", "--json").stdout)["account_id"] is None
+    run(cli, "accounts", "create", "webshop")  # a second account with that name: the name is now ambiguous
+    out = run(cli, "accounts", "disable", "webshop", code=1).stdout
+    assert out.startswith("2 accounts are named webshop (") and "use the id or api_key" in out
+
+
+def test_every_data_command_speaks_json(cli: CliRunner) -> None:
+    key = json.loads(run(cli, "accounts", "create", "j", "--json").stdout)["api_key"]
+    for args in (
+        ("accounts", "list"),
+        ("accounts", "set", key, "--level", "prod"),
+        ("accounts", "disable", key),
+        ("accounts", "enable", key),
+        ("accounts", "rotate-secret", key),
+        ("numbers", "add", "3197010240298", "--country", "NL"),
+        ("numbers", "list"),
+        ("numbers", "assign", "3197010240298", key),
+        ("numbers", "release", "3197010240298"),
+        ("migrate",),
+        ("config", "check"),
+    ):
+        json.loads(run(cli, *args, "--json").stdout)  # stdout is JSON and nothing else
+
+
+def test_tables_never_cut_ids_or_numbers(tmp_path: pathlib.Path) -> None:
+    """In a narrow terminal the table grows wider than it rather than cutting an id, key or number."""
+    from tests.support import run_cli
+
+    env = {"SMSGATE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "40"}
+    run_cli("migrate", env=env)
+    acc = json.loads(run_cli("accounts", "create", "a-rather-long-account-name", "--json", env=env).stdout)
+    run_cli("numbers", "add", "3197010240299", "--country", "NL", "--account", acc["api_key"], env=env)
+    accounts = run_cli("accounts", "list", env=env).stdout
+    numbers = run_cli("numbers", "list", env=env).stdout
+    for whole in (acc["account_id"], acc["api_key"], "a-rather-long-account-name"):
+        assert whole in accounts, accounts
+    assert "3197010240299" in numbers and acc["account_id"] in numbers, numbers
+    assert "…" not in accounts + numbers
+
+
+def test_smsc_sim_help_is_for_users() -> None:
+    from tests.support import run_cli
+
+    out = run_cli("smsc-sim", "--help").stdout
+    for option in ("--host", "--port", "--control-port", "--receipt-delay-ms", "--mode", "--system-id",
+                   "--message-id-format"):  # fmt: skip
+        assert option in out
+    for mode in ("throttle_every:N", "queue_full_every:N", "fail_every:N", "drop_after:N", "slow[:MS]",
+                 "no_response", "generic_nack", "refuse_bind", "duplicate_receipts"):  # fmt: skip
+        assert mode in out, mode
+    for endpoint in ("GET  /stats", "POST /mo", "POST /mode", "POST /reset"):
+        assert endpoint in out
+    assert "Mode.parse" not in out and "interop test" not in out and "smpp34" not in out
+    bad = run_cli("smsc-sim", "--mode", "throtle_every:3", check=False)
+    assert bad.returncode == 2 and "unknown simulator mode 'throtle_every'" in bad.stderr
+
+
+def test_licence_and_ignores_match_the_project() -> None:
+    import tomllib
+
+    root = pathlib.Path(__file__).parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"text": "Apache-2.0"}  # setuptools ships LICENSE* with the package itself
+    licence = (root / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    assert ".schemathesis/" in (root / ".gitignore").read_text().splitlines()
