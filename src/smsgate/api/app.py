@@ -100,6 +100,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             return render(request, exc, exc.status_code)
         if isinstance(exc, RequestValidationError):
             first = exc.errors()[0] if exc.errors() else {}
+            if first.get("type") == "json_invalid":  # FastAPI words it "8: JSON decode error"
+                loc = first.get("loc", ())
+                pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+                reason = str((first.get("ctx") or {}).get("error", "not JSON"))
+                return render(request, errors.ValidationError(errors.json_problem(exc.body or "", pos, reason)), 400)
             where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
             msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
             return render(request, errors.ValidationError(msg), 400)
