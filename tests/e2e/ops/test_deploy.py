@@ -150,18 +150,20 @@ def test_console_stream_through_nginx_is_live(proxied: tuple[GatewayProcess, Ngi
             r = c.post("/v1/send-sms", json={"to": "31612345678", "text": "streamed through nginx"})
             sent["id"] = r.json()["message_id"]
 
-    with httpx.Client(base_url=nginx.url, verify=nginx.verify, timeout=15, auth=auth) as c:  # type: ignore[arg-type]
-        with c.stream("GET", "/console/api/stream") as s:
-            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
-            sender = threading.Thread(target=send_later)
-            sender.start()
-            deadline = time.monotonic() + 15
-            for chunk in s.iter_text():
-                seen += chunk
-                if sent.get("id", "?") in seen and '"delivered"' in seen.split(sent["id"], 1)[-1]:
-                    break
-                assert time.monotonic() < deadline, f"the stream did not show the message live: {seen[-500:]!r}"
-            sender.join(10)
+    with (
+        httpx.Client(base_url=nginx.url, verify=nginx.verify, timeout=15, auth=auth) as c,  # type: ignore[arg-type]
+        c.stream("GET", "/console/api/stream") as s,
+    ):
+        assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        sender = threading.Thread(target=send_later)
+        sender.start()
+        deadline = time.monotonic() + 15
+        for chunk in s.iter_text():
+            seen += chunk
+            if sent.get("id", "?") in seen and '"delivered"' in seen.split(sent["id"], 1)[-1]:
+                break
+            assert time.monotonic() < deadline, f"the stream did not show the message live: {seen[-500:]!r}"
+        sender.join(10)
     assert "event: messages" in seen
 
 
@@ -221,7 +223,7 @@ def test_systemd_unit(tmp_path: pathlib.Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    out, err = proc.communicate()
+    _out, err = proc.communicate()
     assert proc.returncode == 0, err  # a clean stop: Restart=on-failure does not restart it
     assert took < stop_budget / 2, f"draining took {took:.1f} s of a {stop_budget} s budget"
     assert "shutting down (SIGTERM)" in err and err.rstrip().endswith("stopped")

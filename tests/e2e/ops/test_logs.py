@@ -87,4 +87,4 @@ def test_debug_state_changes_mask_numbers_and_never_log_the_text(tmp_path: pathl
     assert f"message {mid} part " in log and " submitted (connector=sandbox, network_id=SBX" in log
     assert f"message {mid} part " in log and " delivered (network_id=SBX" in log
     assert "aiosqlite" not in log  # debug is smsgate's own lines, not every driver call
-    assert f'"POST /messaging/sms-kpn/v1/send" 200 ' in log and f"account={acc['account_id']}" in log
+    assert '"POST /messaging/sms-kpn/v1/send" 200 ' in log and f"account={acc['account_id']}" in log
