@@ -219,7 +219,12 @@ def run(settings: Settings, *, banner: Callable[[str], None] = print, **kwargs: 
 def _worker(settings: Settings, index: int, ready: Any, log_level: str) -> None:
     logs.configure(log_level, settings.log_format, access=settings.access_log, prefix=f"[worker {index}] ")
     echo = print if index == 0 else (lambda _line: None)  # one banner, not N
-    run(settings, banner=echo, reuse_port=True, ready=ready.set)
+    try:
+        run(settings, banner=echo, reuse_port=True, ready=ready.set)
+    except Exception as exc:  # one line, as for a single node (cli.startup_errors); the parent stops the rest
+        line, hint = startup.explain(exc)
+        print(f"smsgate: error: [worker {index}] {line}" + (f"\n  {hint}" if hint else ""), file=sys.stderr)
+        sys.exit(2)
 
 
 def serve_workers(settings: Settings, workers: int, *, log_level: str = "INFO") -> int:

@@ -149,8 +149,13 @@ def unknown_env(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
+_warned: set[str] = set()
+
+
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+    if line not in _warned:  # a command may read the settings more than once: warn once
+        _warned.add(line)
+        print(line, file=sys.stderr)
 
 
 def load(

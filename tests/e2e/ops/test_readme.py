@@ -52,25 +52,18 @@ def test_vonage_snippet_over_tls_as_pasted(tmp_path: pathlib.Path) -> None:
     gw = GatewayProcess(tmp_path / "data", tls=True).start()
     try:
         assert f"REQUESTS_CA_BUNDLE={gw.ca_file}" in gw.log.read_text()  # the banner tells where the file is
-        env = {**os.environ, "REQUESTS_CA_BUNDLE": str(gw.ca_file)}
-        run = subprocess.run(
-            [sys.executable, "-c", snippet.replace("127.0.0.1:8443", f"127.0.0.1:{gw.port}")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        pasted = snippet.replace("127.0.0.1:8443", f"127.0.0.1:{gw.port}")
+
+        def run_snippet(**env: str) -> subprocess.CompletedProcess[str]:
+            plain = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
+            return subprocess.run(
+                [sys.executable, "-c", pasted], env={**plain, **env}, capture_output=True, text=True, timeout=60
+            )
+
+        run = run_snippet(REQUESTS_CA_BUNDLE=str(gw.ca_file))
         assert run.returncode == 0, run.stderr
         assert "message_count='1'" in run.stdout and "status='0'" in run.stdout, run.stdout
-        # without the bundle the SDK refuses the certificate: the TLS is real
-        env.pop("REQUESTS_CA_BUNDLE")
-        refused = subprocess.run(
-            [sys.executable, "-c", snippet.replace("127.0.0.1:8443", f"127.0.0.1:{gw.port}")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = run_snippet()  # without the bundle the SDK refuses the certificate: the TLS is real
         assert refused.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr
     finally:
         gw.stop()
