@@ -30,9 +30,8 @@ from smsgate.store import migrate as store_migrate
 console = Console()
 T = TypeVar("T")
 
-ConfigOpt = typer.Option(
-    None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", exists=True, dir_okay=False
-)
+# a missing file is reported by settings.load in one line (startup_errors), not by a usage box
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", dir_okay=False)
 JsonOpt = typer.Option(False, "--json", help="print JSON")
 AccountArg = typer.Argument(..., help="account id, api_key or name")
 STARTUP_EXIT = 2

@@ -24,6 +24,7 @@ import uvicorn
 
 from smsgate import logs, startup, tls, version
 from smsgate.api import app as api_app
+from smsgate.connectors import sandbox
 from smsgate.runtime import Runtime
 from smsgate.settings import Settings
 
@@ -44,12 +45,15 @@ def banner_lines(runtime: Runtime, tls_files: tls.TlsFiles | None) -> list[str]:
         lines.append(f"              (clients trust it with REQUESTS_CA_BUNDLE={tls_files.cert})")
     elif tls_files is not None:
         lines.append(f"  tls         certificate {tls_files.cert}")
-    if runtime.sandbox is not None:
+    sandboxes = [n for n, c in runtime.connectors.items() if isinstance(c, sandbox.SandboxNetwork)]
+    if len(sandboxes) == len(runtime.connectors):
         lines += [
             "",
-            "SANDBOX: no real SMS leaves this machine. Messages routed to the sandbox network are 'delivered' to",
-            "virtual handsets only; configure [[connectors]] in a config file (--config) to reach a real network.",
+            "SANDBOX: no real SMS leaves this machine. Every message is 'delivered' to virtual handsets only;",
+            "configure [[connectors]] in a config file (--config) to reach a real network.",
         ]
+    elif sandboxes:
+        lines += ["", f"SANDBOX: messages routed to {', '.join(sandboxes)} never leave this machine (virtual handsets)."]
     if demo is None:
         return lines
     lines += [

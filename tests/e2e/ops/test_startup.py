@@ -283,3 +283,12 @@ def test_default_data_dir_is_per_user_whatever_the_working_directory(tmp_path: p
         [*SMSGATE, "accounts", "list", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert [a["name"] for a in json.loads(listed.stdout)] == ["shop"]
+
+
+def test_missing_config_file_and_bad_option_value(tmp_path: pathlib.Path) -> None:
+    _out, err = serve_fails(tmp_path / "data", "--config", str(tmp_path / "nope.toml"))
+    assert err.splitlines()[0] == f"smsgate: error: {tmp_path / 'nope.toml'}: no such config file"
+    _out, err = serve_fails(tmp_path / "data", env={"SMSGATE_CONFIG": str(tmp_path / "gone.toml")})
+    assert "gone.toml: no such config file" in err
+    _out, err = serve_fails(tmp_path / "data", "--log-format", "xml")
+    assert err.strip() == "smsgate: error: --log-format: must be text or json"
