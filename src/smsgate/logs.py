@@ -56,9 +56,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.name == ACCESS and isinstance(record.args, tuple) and len(record.args) == len(ACCESS_FIELDS):
             out.update(zip(ACCESS_FIELDS, record.args, strict=True))
-            out["message"] = record.getMessage()
-        else:
-            out["message"] = record.getMessage()
+            out["duration_ms"] = round(out["duration_ms"], 2)
+        out["message"] = record.getMessage()
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
