@@ -259,9 +259,8 @@ def serve_workers(settings: Settings, workers: int, *, log_level: str = "INFO") 
         p.start()
         procs.append(p)
         while not ready.wait(0.2):
-            if not p.is_alive():
-                print(f"smsgate: {p.name} failed to start (exit {p.exitcode})", file=sys.stderr)
-                status = 1
+            if not p.is_alive():  # it said why in one line; a failed start is status 2, as for one node
+                status = 2
             if status or stopping:
                 stop_all()
                 break

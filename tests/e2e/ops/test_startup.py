@@ -242,6 +242,8 @@ def test_database_url_spellings(tmp_path: pathlib.Path) -> None:
         assert run.stderr.strip() == f"database: sqlite+aiosqlite:///{'rel.db' if 'rel' in url else file}"
     with postgres_database() as url:
         rest = url.removeprefix("postgresql://").replace("postgres@", "postgres:pw@", 1)
+        empty = run_cli("accounts", "list", env={**env, "SMSGATE_DATABASE_URL": url}, check=False)
+        assert empty.returncode == 2 and empty.stderr.splitlines()[0].endswith("has no smsgate tables yet")
         for scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
             run = run_cli("migrate", env={**env, "SMSGATE_DATABASE_URL": f"{scheme}://{rest}"})
             assert run.stderr.strip() == "database: postgresql+asyncpg://" + rest.replace(":pw@", ":***@"), run.stderr
@@ -292,3 +294,17 @@ def test_missing_config_file_and_bad_option_value(tmp_path: pathlib.Path) -> Non
     assert "gone.toml: no such config file" in err
     _out, err = serve_fails(tmp_path / "data", "--log-format", "xml")
     assert err.strip() == "smsgate: error: --log-format: must be text or json"
+
+
+def test_workers_port_in_use_is_one_line_too(tmp_path: pathlib.Path, busy_port: int) -> None:
+    from tests.support import require_redis
+
+    with postgres_database() as url:
+        env = _env(tmp_path / "data", SMSGATE_DATABASE_URL=url, SMSGATE_REDIS_URL=require_redis())
+        run = subprocess.run([*SMSGATE, "serve", "--workers", "2", "--port", str(busy_port)],
+                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[0] == (
+        f"smsgate: error: [worker 0] cannot listen on 127.0.0.1:{busy_port}: the port is already in use"
+    )
+    assert len(run.stderr.splitlines()) == 2
