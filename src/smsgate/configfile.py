@@ -78,12 +78,18 @@ def check(data: Mapping[str, Any], path: pathlib.Path, settings_keys: Iterable[s
         if key not in valid:
             raise ConfigError(f"{name}: {raw_key}", "unknown key" + did_you_mean(key, valid))
         out[key] = value
-    names = _check_connectors(out.get("connectors", []), name)
-    if "routing" in out:
-        _check_routing(out["routing"], name, names or {IMPLICIT_CONNECTOR})
-    if "prices" in out:
-        _check_prices(out["prices"], name)
+    check_tables(out, name)
     return out
+
+
+def check_tables(values: Mapping[str, Any], label: str) -> None:
+    """The ``connectors``, ``routing`` and ``prices`` tables among ``values``; errors start with ``label`` (the
+    file's name, or the environment variables that set them)."""
+    names = _check_connectors(values.get("connectors", []), label)
+    if "routing" in values:
+        _check_routing(values["routing"], label, names or {IMPLICIT_CONNECTOR})
+    if "prices" in values:
+        _check_prices(values["prices"], label)
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:

@@ -133,6 +133,7 @@ class Settings(BaseSettings):
 
 
 FILE_KEYS = frozenset(Settings.model_fields) - {"config"}  # what a config file may set
+TABLE_KEYS = ("connectors", "routing", "prices")  # checked key by key (configfile.check_tables)
 # variables the test suite reads (tests/support.py), not settings; never warned about
 _NOT_SETTINGS = ("SMSGATE_TEST_",)
 
@@ -179,8 +180,12 @@ def load(
     sources = {k: f"{path.name if path else '?'}: {k}" for k in data}
     sources.update({k: ENV_PREFIX + k.upper() for k in from_env})
     sources.update({k: "--" + k.replace("_", "-") for k in given})
+    merged = {**data, **from_env, **given, "config": path}
+    from_variables = [ENV_PREFIX + k.upper() for k in TABLE_KEYS if k in from_env]
+    if from_variables:  # tables given as JSON in the environment get the same checks as the file's
+        configfile.check_tables({k: merged[k] for k in TABLE_KEYS if k in merged}, "/".join(from_variables))
     try:
-        return Settings(**{**data, **from_env, **given, "config": path})
+        return Settings(**merged)
     except ValidationError as exc:
         raise _config_error(exc, sources) from None
 

@@ -308,3 +308,14 @@ def test_workers_port_in_use_is_one_line_too(tmp_path: pathlib.Path, busy_port: 
         f"smsgate: error: [worker 0] cannot listen on 127.0.0.1:{busy_port}: the port is already in use"
     )
     assert len(run.stderr.splitlines()) == 2
+
+
+def test_tables_from_the_environment_are_checked_as_strictly(tmp_path: pathlib.Path) -> None:
+    _out, err = serve_fails(
+        tmp_path / "data", env={"SMSGATE_CONNECTORS": '[{"name": "x", "type": "smpp", "hots": "h"}]'}
+    )
+    assert err.splitlines()[0] == (
+        "smsgate: error: SMSGATE_CONNECTORS: connectors[0].hots: unknown key (did you mean host?)"
+    )
+    _out, err = serve_fails(tmp_path / "data", env={"SMSGATE_CONNECTORS": "not json"})
+    assert err.strip() == "smsgate: error: SMSGATE_CONNECTORS: not valid JSON"
