@@ -91,14 +91,18 @@ class GatewayProcess:
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(args, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError, OSError):  # OSError: the certificate is not written yet
-                if httpx.get(self.url + "/healthz", timeout=0.5, verify=self.verify).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError, OSError):  # OSError: the certificate is not written yet
+                    if httpx.get(self.url + "/healthz", timeout=0.5, verify=self.verify).status_code == 200:
+                        return self
+                time.sleep(0.1)
+            raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")
+        except BaseException:
+            self.kill()  # never leave a half-started gateway behind the failing test
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
