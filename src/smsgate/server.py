@@ -53,7 +53,10 @@ def banner_lines(runtime: Runtime, tls_files: tls.TlsFiles | None) -> list[str]:
             "configure [[connectors]] in a config file (--config) to reach a real network.",
         ]
     elif sandboxes:
-        lines += ["", f"SANDBOX: messages routed to {', '.join(sandboxes)} never leave this machine (virtual handsets)."]
+        lines += [
+            "",
+            f"SANDBOX: messages routed to {', '.join(sandboxes)} never leave this machine (virtual handsets).",
+        ]
     if demo is None:
         return lines
     lines += [
