@@ -82,13 +82,13 @@ def _db_reason(exc: BaseException) -> str:
         text = str(seen).strip().splitlines()[0] if str(seen).strip() else type(seen).__name__
         if "<class" in text and ">: " in text:  # asyncpg's errors as SQLAlchemy's adapter words them
             text = text.split(">: ", 1)[1]
-        if not isinstance(seen, Exception) or seen.__cause__ is None:
+        if seen.__cause__ is None:
             return text
         seen = seen.__cause__
     return type(exc).__name__
 
 
-def explain(exc: BaseException, settings: Settings | None = None) -> tuple[str, str | None]:
+def explain(exc: BaseException) -> tuple[str, str | None]:
     """``(line, advice)`` for a failure before serving; the line names the file, key, setting or address."""
     if isinstance(exc, StartupError):
         return exc.line, exc.hint
