@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument("--soak", type=int, default=0, help="then send this many more (KPN) and print RSS every --soak-step")
     ap.add_argument("--soak-step", type=int, default=100_000)
+    ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
     args = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-e2e-"))
     sim_port, ctl_port, gw_port = 27750, 27760, 18280
@@ -134,7 +135,7 @@ def main() -> None:
     py = sys.executable
     sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port)],
                            stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
-    gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg), "--log-level", "warning"],
+    gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg), "--log-level", args.log_level],
                           env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
     base = f"http://127.0.0.1:{gw_port}"
     rows = []

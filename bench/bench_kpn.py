@@ -36,11 +36,12 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=20)
     ap.add_argument("--port", type=int, default=18181)
     ap.add_argument("--time-limit", type=float, default=300)
+    ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
     args = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-bench-"))
     env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_DEFAULT_BALANCE": "100000000"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgate", "serve", "--port", str(args.port), "--log-level", "warning"],
+        [sys.executable, "-m", "smsgate", "serve", "--port", str(args.port), "--log-level", args.log_level],
         env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT, text=True,  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{args.port}"

@@ -12,6 +12,7 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -40,11 +41,22 @@ class GatewayProcess:
     """``smsgate serve`` as a subprocess (so tests can SIGKILL it), on a free loopback port."""
 
     def __init__(
-        self, data_dir: pathlib.Path, *, env: dict[str, str] | None = None, config: pathlib.Path | None = None
+        self,
+        data_dir: pathlib.Path,
+        *,
+        env: dict[str, str] | None = None,
+        config: pathlib.Path | None = None,
+        args: tuple[str, ...] = (),
+        log_level: str = "warning",
+        tls: bool = False,
     ) -> None:
+        """``tls``: serve HTTPS with ``--tls-self-signed``; ``ca_file`` is then the certificate to trust."""
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.args = (*args, "--tls-self-signed") if tls else args
+        self.log_level = log_level
+        self.ca_file: pathlib.Path | None = data_dir / "tls" / "selfsigned-cert.pem" if tls else None
         self.operator_token = "op-" + os.urandom(8).hex()
         self.env = {
             **os.environ,
@@ -63,25 +75,34 @@ class GatewayProcess:
         self.log = data_dir / f"gateway-{self.port}.log"
 
     @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should verify the gateway's certificate with (the system's CAs for plain HTTP)."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+
+    @property
     def database_url(self) -> str:
         return self.env.get("SMSGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{(self.data_dir / 'smsgate.db').resolve()}"
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", self.log_level, *self.args]
         if self.config is not None:
             args += ["--config", str(self.config)]
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(args, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError, OSError):  # OSError: the certificate is not written yet
+                    if httpx.get(self.url + "/healthz", timeout=0.5, verify=self.verify).status_code == 200:
+                        return self
+                time.sleep(0.1)
+            raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")
+        except BaseException:
+            self.kill()  # never leave a half-started gateway behind the failing test
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
@@ -105,12 +126,13 @@ class GatewayProcess:
         r = httpx.post(
             self.url + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
             data={"client_id": account["api_key"], "client_secret": account["api_secret"]},
+            verify=self.verify,
         )
         r.raise_for_status()
         return str(r.json()["access_token"])
 
     def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10.0, **kw)
+        return httpx.Client(base_url=self.url, timeout=10.0, verify=self.verify, **kw)
 
 
 def create_account(database_url: str, name: str = "test", **settings: Any) -> dict[str, str]:
@@ -141,9 +163,17 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, cwd: pathlib.Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SMSGATE, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=check, timeout=60
+        [*SMSGATE, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+        cwd=cwd,
     )
 
 

@@ -1,3 +1,12 @@
 """smsgate: a self-hostable SMS API gateway."""
 
-__version__ = "0.1.0"
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """``smsgate.__version__``, read from the installed metadata only when asked (importing the core stays light)."""
+    if name == "__version__":
+        from smsgate.version import VERSION
+
+        return VERSION
+    raise AttributeError(name)

@@ -4,14 +4,13 @@ settings as ``serve`` (environment ``SMSGATE_*`` and ``--config FILE``)."""
 from __future__ import annotations
 
 import json
-import logging
 import pathlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import typer
-from rich.table import Table
 
+from smsgate import startup, version
 from smsgate.cli_common import (
     AccountArg,
     ConfigOpt,
@@ -22,7 +21,9 @@ from smsgate.cli_common import (
     find_account,
     load_settings,
     money,
+    print_table,
     run_store,
+    startup_errors,
 )
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
@@ -33,8 +34,25 @@ accounts_app = typer.Typer(help="Manage accounts (API credentials, quota, sender
 app.add_typer(accounts_app, name="accounts")
 
 
-def _with_store(config: pathlib.Path | None, fn: Callable[[store_accounts.AccountStore], Awaitable[T]]) -> T:
-    return run_store(config, lambda engine: fn(store_accounts.AccountStore(engine)))
+def _with_store(
+    config: pathlib.Path | None, fn: Callable[[store_accounts.AccountStore], Awaitable[T]], **kw: bool
+) -> T:
+    return run_store(config, lambda engine: fn(store_accounts.AccountStore(engine)), **kw)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"smsgate {version.VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """smsgate: a self-hostable SMS API gateway."""
 
 
 @app.command()
@@ -43,20 +61,54 @@ def serve(
     port: int = typer.Option(None, help="listen port (default 8080)"),
     config: pathlib.Path | None = ConfigOpt,
     log_level: str = typer.Option("info", help="debug, info, warning, error"),
+    log_format: str = typer.Option(None, help="text (default) or json: one JSON object per line"),
+    tls_cert: pathlib.Path | None = typer.Option(None, help="serve HTTPS with this PEM certificate (chain)"),
+    tls_key: pathlib.Path | None = typer.Option(None, help="the PEM private key of --tls-cert"),
+    tls_self_signed: bool = typer.Option(
+        False, help="serve HTTPS with a certificate for 127.0.0.1/localhost written into the data dir"
+    ),
     workers: int = typer.Option(1, help="node processes sharing the port (needs PostgreSQL and Redis)"),
+    debug: bool = typer.Option(False, help="show the traceback when the gateway cannot start"),
 ) -> None:
     """Run the gateway: HTTP APIs, dispatcher, connectors."""
-    from smsgate import server
+    from smsgate import logs, server
 
-    s = load_settings(config, host=host, port=port)
-    problem = server.workers_problem(s, workers)
-    if problem is not None:
-        typer.echo(f"Error: {problem}", err=True)
-        raise typer.Exit(2)
-    if workers > 1:
-        raise typer.Exit(server.serve_workers(s, workers, log_level=log_level.upper()))
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server.run(s, banner=typer.echo)
+    with startup_errors(debug):
+        s = load_settings(
+            config,
+            host=host,
+            port=port,
+            log_format=log_format,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_self_signed=tls_self_signed or None,
+        )
+        problem = server.workers_problem(s, workers)
+        if problem is not None:
+            raise startup.StartupError(problem)
+        if workers > 1:
+            raise typer.Exit(server.serve_workers(s, workers, log_level=log_level.upper()))
+        logs.configure(log_level, s.log_format, access=s.access_log)
+        server.run(s, banner=typer.echo)
+
+
+config_app = typer.Typer(help="Check the configuration", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(config: pathlib.Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """Validate the config file and environment; print the effective configuration (secrets masked)."""
+    from smsgate import effective
+
+    with startup_errors(False):
+        s = load_settings(config)
+    report = effective.report(s)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    for line in effective.lines(report):
+        typer.echo(line)
 
 
 @app.command(
@@ -70,14 +122,17 @@ def smsc_sim(ctx: typer.Context) -> None:
 
 
 @app.command()
-def migrate(config: pathlib.Path | None = ConfigOpt) -> None:
-    """Apply the database migrations (``serve`` does this too)."""
+def migrate(config: pathlib.Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
+    """Create the database, or bring it up to date (``serve`` does this too)."""
 
     async def noop(_store: store_accounts.AccountStore) -> None:
         return None
 
-    _with_store(config, noop)
-    console.print("database is up to date")
+    _with_store(config, noop, create=True)
+    if as_json:
+        typer.echo(json.dumps({"database": load_settings(config).masked_database_url, "status": "up to date"}))
+    else:
+        console.print("database is up to date")
 
 
 def _account_json(a: core_accounts.Account) -> dict[str, Any]:
@@ -119,24 +174,26 @@ def accounts_create(
 @accounts_app.command("list")
 def accounts_list(as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt) -> None:
     """List accounts (never their secrets)."""
-    accs = _with_store(config, lambda s: s.list())
+    accs = _with_store(config, lambda s: s.list(), writes=False)
     if as_json:
         typer.echo(json.dumps([_account_json(a) for a in accs]))
         return
-    table = Table("id", "name", "api_key", "status", "level", "sender", "quota", "balance")
+    rows = []
     for a in accs:
         quota = f"{a.quota_limit}/{a.quota_interval} {a.quota_unit}" if a.quota_limit is not None else "unlimited"
-        table.add_row(
-            a.id,
-            a.name,
-            a.api_key,
-            a.status,
-            a.level,
-            a.default_sender or "",
-            quota,
-            pricing.format_amount(pricing.from_units(a.balance)),
+        rows.append(
+            [
+                a.id,
+                a.name,
+                a.api_key,
+                a.status,
+                a.level,
+                a.default_sender or "",
+                quota,
+                pricing.format_amount(pricing.from_units(a.balance)),
+            ]
         )
-    console.print(table)
+    print_table(["id", "name", "api_key", "status", "level", "sender", "quota", "balance"], rows)
 
 
 def _update(config: pathlib.Path | None, ref: str, **changes: Any) -> core_accounts.Account:
@@ -147,15 +204,21 @@ def _update(config: pathlib.Path | None, ref: str, **changes: Any) -> core_accou
 
 
 @accounts_app.command("disable")
-def accounts_disable(account: str = AccountArg, config: pathlib.Path | None = ConfigOpt) -> None:
+def accounts_disable(
+    account: str = AccountArg, as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt
+) -> None:
     """Disable an account: its credentials and tokens stop working."""
-    console.print(f"account {_update(config, account, status='disabled').id} disabled")
+    acc = _update(config, account, status="disabled")
+    typer.echo(json.dumps(_account_json(acc)) if as_json else f"account {acc.id} disabled")
 
 
 @accounts_app.command("enable")
-def accounts_enable(account: str = AccountArg, config: pathlib.Path | None = ConfigOpt) -> None:
+def accounts_enable(
+    account: str = AccountArg, as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt
+) -> None:
     """Enable a disabled account."""
-    console.print(f"account {_update(config, account, status='active').id} enabled")
+    acc = _update(config, account, status="active")
+    typer.echo(json.dumps(_account_json(acc)) if as_json else f"account {acc.id} enabled")
 
 
 @accounts_app.command("rotate-secret")
@@ -178,12 +241,20 @@ def accounts_rotate(
 @accounts_app.command("set")
 @account_settings_options
 def accounts_set(
-    account: str = AccountArg, config: pathlib.Path | None = ConfigOpt, *, changes: dict[str, Any]
+    account: str = AccountArg,
+    as_json: bool = JsonOpt,
+    config: pathlib.Path | None = ConfigOpt,
+    *,
+    changes: dict[str, Any],
 ) -> None:
-    """Change an account's settings: quota, default sender, balance, level, countries."""
+    """Change an account's settings: quota, default sender, balance, level, countries (prints the account)."""
     if not changes:
         raise typer.BadParameter("nothing to change")
-    console.print_json(json.dumps(_account_json(_update(config, account, **changes))))
+    data = _account_json(_update(config, account, **changes))
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        console.print_json(json.dumps(data))
 
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)

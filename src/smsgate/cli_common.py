@@ -1,21 +1,25 @@
 """What the ``smsgate`` sub-commands share: the ``--config``/``--json`` options, amounts, account lookup, the
-account-settings options, and running a coroutine against the migrated store with errors as one red line."""
+account-settings options, tables that never cut an id, startup errors as one line and exit 2, and running a
+coroutine against the store with errors as one red line."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import pathlib
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import errors
+from smsgate import errors, startup
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
@@ -26,44 +30,109 @@ from smsgate.store import migrate as store_migrate
 console = Console()
 T = TypeVar("T")
 
-ConfigOpt = typer.Option(
-    None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", exists=True, dir_okay=False
-)
+# a missing file is reported by settings.load in one line (startup_errors), not by a usage box
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (also SMSGATE_CONFIG)", dir_okay=False)
 JsonOpt = typer.Option(False, "--json", help="print JSON")
-AccountArg = typer.Argument(..., help="account id or api_key")
+AccountArg = typer.Argument(..., help="account id, api_key or name")
+STARTUP_EXIT = 2
 
 
 def load_settings(config: pathlib.Path | None, **overrides: Any) -> settings_mod.Settings:
     return settings_mod.load(config, **overrides)
 
 
-def run_store(config: pathlib.Path | None, fn: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``fn`` on a migrated engine; a gateway error (no such account, ...) is one red line and exit 1."""
-    s = load_settings(config)
+@contextlib.contextmanager
+def startup_errors(debug: bool) -> Iterator[None]:
+    """A failure to start (bad config, database down, port in use...) is one line on stderr, at most one line
+    of advice, and exit status 2; with ``debug`` the traceback comes first."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        line, hint = startup.explain(exc)
+        typer.echo(f"smsgate: error: {line}", err=True)
+        if hint:
+            typer.echo(f"  {hint}", err=True)
+        raise typer.Exit(STARTUP_EXIT) from None
+
+
+def run_store(
+    config: pathlib.Path | None,
+    fn: Callable[[AsyncEngine], Awaitable[T]],
+    *,
+    create: bool = False,
+    writes: bool = True,
+) -> T:
+    """Run ``fn`` on the store; a gateway error (no such account, ...) is one red line and exit 1.
+
+    Only ``create`` (``smsgate migrate``) may create the database; any other command against a database that
+    does not exist yet says so (exit 2) instead of making an empty one. Commands that ``writes`` name the
+    database they wrote to, on stderr (stdout stays clean for ``--json``)."""
+    with startup_errors(False):
+        s = load_settings(config)
+        if create:
+            startup.check_data_dir(s)
+        else:
+            startup.require_database(s)
 
     async def run() -> T:
-        if s.is_sqlite:
-            s.data_dir.mkdir(parents=True, exist_ok=True)
         engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
-            await store_migrate.upgrade(engine)
+            try:
+                if not create and await store_migrate.revision(engine) is None:
+                    raise startup.DatabaseMissing(
+                        f"database {s.masked_database_url} has no smsgate tables yet",
+                        "run smsgate migrate (or start the gateway once) to create them",
+                    )
+                await store_migrate.upgrade(engine)
+            except startup.StartupError:
+                raise
+            except Exception as exc:
+                raise startup.database_error(s, exc) from exc
             return await fn(engine)
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(run())
-    except errors.SmsgateError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
+    with startup_errors(False):
+        try:
+            result = asyncio.run(run())
+        except errors.SmsgateError as exc:
+            console.print(f"[red]{exc.message}[/red]", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+    if writes:
+        typer.echo(f"database: {s.masked_database_url}", err=True)
+    return result
 
 
 async def find_account(accounts: store_accounts.AccountStore, ref: str) -> core_accounts.Account:
-    """The account with this id or api_key; NotFound otherwise."""
+    """The account with this id or api_key, else the one account with this name; NotFound otherwise."""
     acc = await accounts.find(ref)
-    if acc is None:
+    if acc is not None:
+        return acc
+    named = await accounts.named(ref)
+    if len(named) > 1:
+        ids = ", ".join(a.id for a in named)
+        raise errors.NotFound(f"{len(named)} accounts are named {ref} ({ids}): use the id or api_key")
+    if not named:
         raise errors.NotFound(f"no account {ref}")
-    return acc
+    return named[0]
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table whose cells are never cut or wrapped (ids and numbers must survive a copy and paste): as wide as
+    its content needs, even past the terminal's width."""
+    table = Table(*headers)
+    for column in table.columns:
+        column.no_wrap = True
+        column.overflow = "ignore"
+    for row in rows:
+        table.add_row(*row)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    needed = sum(widths) + 3 * len(widths) + 1
+    Console(width=max(needed, console.width)).print(table)
 
 
 def money(raw: str) -> int:

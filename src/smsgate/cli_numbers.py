@@ -13,9 +13,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from smsgate.cli_common import AccountArg, ConfigOpt, JsonOpt, T, console, find_account, money, run_store
+from smsgate import errors
+from smsgate.cli_common import (
+    AccountArg,
+    ConfigOpt,
+    JsonOpt,
+    T,
+    console,
+    find_account,
+    money,
+    print_table,
+    run_store,
+)
 from smsgate.core import pricing
 from smsgate.store import accounts as store_accounts
 from smsgate.store import numbers as store_numbers
@@ -24,9 +34,11 @@ numbers_app = typer.Typer(help="Manage the pool of virtual numbers (Vonage Phone
 Stores = tuple[store_numbers.NumberStore, store_accounts.AccountStore]
 
 
-def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]]) -> T:
+def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]], *, writes: bool = True) -> T:
     return run_store(
-        config, lambda engine: fn((store_numbers.NumberStore(engine), store_accounts.AccountStore(engine)))
+        config,
+        lambda engine: fn((store_numbers.NumberStore(engine), store_accounts.AccountStore(engine))),
+        writes=writes,
     )
 
 
@@ -56,7 +68,7 @@ def numbers_add(
     type: str = typer.Option("mobile-lvn", "--type", help="landline, mobile-lvn or landline-toll-free"),
     features: str = typer.Option("SMS", "--features", help="comma-separated: SMS,VOICE,MMS"),
     cost: str = typer.Option("0", "--cost", help="price an account pays to buy it, e.g. 0.50"),
-    account: str | None = typer.Option(None, "--account", help="assign it to this account (id or api_key) now"),
+    account: str | None = typer.Option(None, "--account", help="assign it to this account (id, api_key or name) now"),
     as_json: bool = JsonOpt,
     config: pathlib.Path | None = ConfigOpt,
 ) -> None:
@@ -73,9 +85,7 @@ def numbers_add(
         await nums.add(digits, country, type=type, features=feats, cost=units)
         if owner:
             await nums.assign(digits, owner)
-        row = await nums.get(digits)
-        assert row is not None
-        return row
+        return await _row(nums, digits)
 
     row = _run(config, run)
     if as_json:
@@ -91,51 +101,58 @@ def numbers_list(as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOp
     async def run(stores: Stores) -> list[dict[str, Any]]:
         return await stores[0].all()
 
-    rows = [_out(r) for r in _run(config, run)]
+    rows = [_out(r) for r in _run(config, run, writes=False)]
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("msisdn", "country", "type", "features", "cost", "account", "moHttpUrl")
-    for r in rows:
-        table.add_row(
-            r["msisdn"],
-            r["country"],
-            r["type"],
-            ",".join(r["features"]),
-            r["cost"],
-            r["account_id"] or "-",
-            r["moHttpUrl"] or "",
-        )
-    console.print(table)
+    print_table(
+        ["msisdn", "country", "type", "features", "cost", "account", "moHttpUrl"],
+        [
+            [r["msisdn"], r["country"], r["type"], ",".join(r["features"]), r["cost"], r["account_id"] or "-",
+             r["moHttpUrl"] or ""]
+            for r in rows
+        ],
+    )  # fmt: skip
 
 
 @numbers_app.command("assign")
 def numbers_assign(
     msisdn: str = typer.Argument(..., help="a number in the pool"),
     account: str = AccountArg,
+    as_json: bool = JsonOpt,
     config: pathlib.Path | None = ConfigOpt,
 ) -> None:
     """Give a number to an account (no charge)."""
     digits = _msisdn(msisdn)
 
-    async def run(stores: Stores) -> str:
+    async def run(stores: Stores) -> dict[str, Any]:
         nums, accounts = stores
-        owner = (await find_account(accounts, account)).id
-        await nums.assign(digits, owner)
-        return owner
+        await nums.assign(digits, (await find_account(accounts, account)).id)
+        return await _row(nums, digits)
 
-    console.print(f"number {digits} assigned to {_run(config, run)}")
+    row = _run(config, run)
+    typer.echo(json.dumps(_out(row)) if as_json else f"number {digits} assigned to {row['account_id']}")
 
 
 @numbers_app.command("release")
 def numbers_release(
-    msisdn: str = typer.Argument(..., help="a number in the pool"), config: pathlib.Path | None = ConfigOpt
+    msisdn: str = typer.Argument(..., help="a number in the pool"),
+    as_json: bool = JsonOpt,
+    config: pathlib.Path | None = ConfigOpt,
 ) -> None:
     """Take a number back into the pool; its webhook is cleared."""
     digits = _msisdn(msisdn)
 
-    async def run(stores: Stores) -> None:
+    async def run(stores: Stores) -> dict[str, Any]:
         await stores[0].assign(digits, None)
+        return await _row(stores[0], digits)
 
-    _run(config, run)
-    console.print(f"number {digits} released")
+    row = _run(config, run)
+    typer.echo(json.dumps(_out(row)) if as_json else f"number {digits} released")
+
+
+async def _row(nums: store_numbers.NumberStore, digits: str) -> dict[str, Any]:
+    row = await nums.get(digits)
+    if row is None:
+        raise errors.NotFound(f"no number {digits} in the pool")
+    return row

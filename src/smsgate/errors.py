@@ -133,3 +133,22 @@ class RouteUnavailable(SmsgateError):
 
 class StoreUnavailable(SmsgateError):
     """The message store is unavailable; nothing was written."""
+
+
+def json_problem(body: bytes | str, pos: int, reason: str) -> str:
+    """A JSON body that does not parse, in words a person can act on: ``the body is not valid UTF-8 (byte 12)``
+    or ``Malformed JSON at line 1, column 8: unexpected character``; never a parser's internal wording."""
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"the body is not valid UTF-8 (byte {exc.start})"
+    else:
+        text = body
+    if "not valid UTF-8" in reason:  # orjson reads lone surrogates escaped in the text as invalid UTF-8
+        return "the body is not valid UTF-8"
+    pos = max(0, min(pos, len(text)))
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    reason = reason[:1].lower() + reason[1:] if reason else "not JSON"
+    return f"Malformed JSON at line {line}, column {column}: {reason}"

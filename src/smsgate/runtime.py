@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import limits, services
-from smsgate.connectors import base, sandbox
+from smsgate import limits, services, startup
+from smsgate.connectors import base, registry, sandbox
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import throttle as dispatch_throttle
@@ -41,30 +41,20 @@ DEMO_KEY, DEMO_SECRET = "sandbox1", "sandbox-secret"
 
 
 def build_connectors(settings: Settings) -> dict[str, base.Connector]:
-    """Connectors from the ``[[connectors]]`` tables; the sandbox network when there are none."""
+    """Connectors from the ``[[connectors]]`` tables (each type from ``connectors.registry``); the sandbox
+    network when there are none. The tables were checked when the settings were read (``configfile``)."""
+    defaults = registry.Defaults(
+        sandbox_receipt_delay=settings.sandbox_receipt_delay,
+        sandbox_slow_receipt_delay=settings.sandbox_slow_receipt_delay,
+    )
     out: dict[str, base.Connector] = {}
     for table in settings.connectors:
-        kind = table.get("type", "smpp")
-        name = str(table.get("name", ""))
-        if not name or name in out:
-            raise ValueError(f"each connector needs a unique name (got {name!r})")
-        if kind == "sandbox":
-            out[name] = sandbox.SandboxNetwork(
-                name,
-                receipt_delay=float(table.get("receipt_delay", settings.sandbox_receipt_delay)),
-                slow_delay=float(table.get("slow_delay", settings.sandbox_slow_receipt_delay)),
-            )
-        elif kind == "smpp":
-            from smsgate.connectors.smpp import connector as smpp_connector
-            from smsgate.connectors.smpp import settings as smpp_settings
-
-            out[name] = smpp_connector.SmppConnector(smpp_settings.SmppSettings.from_mapping(table))
-        else:
-            raise ValueError(f"connector {name!r}: unknown type {kind!r}")
+        connector = registry.build(table, defaults)
+        if connector.name in out:
+            raise ValueError(f"each connector needs a unique name (got {connector.name!r})")
+        out[connector.name] = connector
     if not out:
-        out["sandbox"] = sandbox.SandboxNetwork(
-            "sandbox", receipt_delay=settings.sandbox_receipt_delay, slow_delay=settings.sandbox_slow_receipt_delay
-        )
+        out["sandbox"] = registry.build({"type": "sandbox", "name": "sandbox"}, defaults)
     return out
 
 
@@ -170,6 +160,9 @@ class Runtime:
             else None
         )
         self.ingest = services.Ingest(self.committer)
+        self.committer.register("ready", self._ready_write)
+        self._ready_check: asyncio.Future[None] | None = None
+        self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
         self._tasks: list[asyncio.Task[None]] = []
         self.demo: dict[str, Any] | None = None
 
@@ -188,9 +181,11 @@ class Runtime:
         await self.stop()
 
     async def start(self) -> None:
-        if self.settings.is_sqlite:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        await migrate.upgrade(self.engine)
+        startup.check_data_dir(self.settings)
+        try:
+            await migrate.upgrade(self.engine)
+        except Exception as exc:  # down, missing, refusing us: one line naming it (startup.explain)
+            raise startup.database_error(self.settings, exc) from exc
         self.committer.start()
         await self.outbox.heartbeat({"started": time.time()})
         for c in self.connectors.values():
@@ -221,6 +216,44 @@ class Runtime:
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
+
+    async def readiness(self) -> dict[str, Any]:
+        """What ``/readyz`` reports: ready means this node can accept a message durably now, i.e. the
+        database takes a write (through the group committer, the way sends are written) within
+        ``ready_timeout``. Connector states are reported beside it, and do not decide it: a message accepted
+        while its connector is down waits in the outbox and goes out when it is back (see README, Health)."""
+        database: dict[str, Any] = {"ok": True}
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._shared_ready_write()), self.settings.ready_timeout)
+            database["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        except TimeoutError:
+            database = {"ok": False, "error": f"no answer to a write within {self.settings.ready_timeout:g} s"}
+        except Exception as exc:
+            database = {"ok": False, "error": startup.database_error(self.settings, exc).line}
+        connectors = {}
+        for name, c in self.connectors.items():
+            health = c.health()
+            connectors[name] = {"state": health.state.value, "detail": health.detail}
+        ready = database["ok"] and not self.stopping
+        return {
+            "status": "ready" if ready else ("stopping" if self.stopping else "not ready"),
+            "ready": ready,
+            "node": self.node_id,
+            "database": database,
+            "connectors": connectors,
+        }
+
+    def _shared_ready_write(self) -> asyncio.Future[None]:
+        """One write in flight at a time, however many probes ask at once."""
+        if self._ready_check is None or self._ready_check.done():
+            self._ready_check = asyncio.ensure_future(self.committer.write("ready", None))
+        return self._ready_check
+
+    async def _ready_write(self, conn: Any, items: Sequence[None]) -> list[None]:
+        n = tables.nodes
+        await conn.execute(n.update().where(n.c.id == self.node_id).values(heartbeat_at=time.time()))
+        return [None] * len(items)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(self._supervised(coro, name), name=name))

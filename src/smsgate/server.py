@@ -22,14 +22,41 @@ from typing import Any
 
 import uvicorn
 
+from smsgate import logs, startup, tls, version
 from smsgate.api import app as api_app
+from smsgate.connectors import sandbox
 from smsgate.runtime import Runtime
 from smsgate.settings import Settings
 
 
-def banner_lines(settings: Settings, demo: dict[str, Any] | None) -> list[str]:
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    lines = [f"smsgate listening on {base}  (docs: {base}/docs, database: {settings.effective_database_url})"]
+def banner_lines(runtime: Runtime, tls_files: tls.TlsFiles | None) -> list[str]:
+    """What ``serve`` prints once it listens: where, which database and connectors, and whether SMS really
+    leave the machine. Never a password (the database URL is masked) nor a connector's credentials."""
+    settings = runtime.settings
+    demo = runtime.demo
+    base = public_url(settings, tls_files)
+    lines = [
+        f"smsgate {version.VERSION} listening on {base}  (docs: {base}/docs)",
+        f"  database    {settings.masked_database_url}",
+        f"  connectors  {', '.join(_connector_line(runtime, name) for name in runtime.connectors)}",
+    ]
+    if tls_files is not None and tls_files.self_signed:
+        lines.append(f"  tls         self-signed certificate {tls_files.cert}")
+        lines.append(f"              (clients trust it with REQUESTS_CA_BUNDLE={tls_files.cert})")
+    elif tls_files is not None:
+        lines.append(f"  tls         certificate {tls_files.cert}")
+    sandboxes = [n for n, c in runtime.connectors.items() if isinstance(c, sandbox.SandboxNetwork)]
+    if len(sandboxes) == len(runtime.connectors):
+        lines += [
+            "",
+            "SANDBOX: no real SMS leaves this machine. Every message is 'delivered' to virtual handsets only;",
+            "configure [[connectors]] in a config file (--config) to reach a real network.",
+        ]
+    elif sandboxes:
+        lines += [
+            "",
+            f"SANDBOX: messages routed to {', '.join(sandboxes)} never leave this machine (virtual handsets).",
+        ]
     if demo is None:
         return lines
     lines += [
@@ -49,18 +76,58 @@ def banner_lines(settings: Settings, demo: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def public_url(settings: Settings, tls_files: tls.TlsFiles | None) -> str:
+    if settings.public_url:
+        return settings.public_url
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{'https' if tls_files else 'http'}://{host}:{settings.port}"
+
+
+def _connector_line(runtime: Runtime, name: str) -> str:
+    kind = next((str(t.get("type", "smpp")) for t in runtime.settings.connectors if t.get("name") == name), "sandbox")
+    return f"{name} ({kind}, {runtime.connectors[name].health().state.value})"
+
+
+def tls_files(settings: Settings) -> tls.TlsFiles | None:
+    """The certificate to serve with, checked now (a missing or mismatched file stops the start)."""
+    if settings.tls_self_signed:
+        if settings.tls_cert or settings.tls_key:
+            raise startup.StartupError("--tls-self-signed and --tls-cert/--tls-key exclude each other")
+        files = tls.self_signed(settings.data_dir)
+    elif settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise startup.StartupError("--tls-cert and --tls-key go together: give both files")
+        files = tls.TlsFiles(settings.tls_cert, settings.tls_key)
+    else:
+        return None
+    tls.load_checked(files)
+    return files
+
+
 log = logging.getLogger(__name__)
 
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, which would kill the process before
-    the runtime stops (outbox claims handed back, the node row removed); here the runtime's end is the exit."""
+    the runtime stops (outbox claims handed back, the node row removed); here the runtime's end is the exit.
+    The first signal also marks the node not ready (``/readyz`` answers 503 while it drains)."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
             yield
             self._captured_signals.clear()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            logs.flush()  # access lines so far come before the shutdown lines
+            log.info("shutting down (%s): finishing requests in flight, then stopping", signal.Signals(sig).name)
+            self.runtime.stopping = True
+        super().handle_exit(sig, frame)
 
 
 def workers_problem(settings: Settings, workers: int) -> str | None:
@@ -80,12 +147,18 @@ def workers_problem(settings: Settings, workers: int) -> str | None:
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """The listening socket, bound before anything else starts: a port in use is a one-line error before the
+    database is touched and before any "listening" line (startup.StartupError)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise startup.bind_error(host, port, exc) from None
     sock.setblocking(False)
     return sock
 
@@ -100,33 +173,42 @@ async def serve(
     # Background threads (aiosqlite's, for reads and claims) hand the GIL back within half a millisecond instead
     # of the default 5 ms: measured 1,100-1,300 vs 850-925 sends/s, as the loop's socket writes stop stalling.
     sys.setswitchinterval(settings.gil_switch_interval)
-    async with Runtime(settings) as runtime:
-        app = api_app.create_asgi(runtime)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="httptools",
-            loop="none",
-            timeout_graceful_shutdown=5,
-        )
-        server = _Server(config)
-        for line in banner_lines(settings, runtime.demo):
-            banner(line)
-        # Everything loaded so far lives as long as the process: keep it out of the collector's way, and let the
-        # youngest generation grow before a collection (a send allocates a few hundred objects, few of them cyclic)
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(settings.gc_threshold, 20, 20)
-        if ready is not None:
-            ready()
-        if reuse_port:
-            await server.serve(sockets=[bind_socket(settings.host, settings.port, reuse_port=True)])
-        else:
-            await server.serve()
+    sock = bind_socket(settings.host, settings.port, reuse_port=reuse_port)
+    try:
+        startup.check_data_dir(settings)
+        files = tls_files(settings)
+        async with Runtime(settings) as runtime:
+            app = api_app.create_asgi(runtime)
+            config = uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                log_config=None,  # uvicorn's own lines go through our handlers and format (logs.configure)
+                access_log=False,  # ours (api.fastpath) is cheaper and carries the account
+                lifespan="off",
+                http="httptools",
+                loop="none",
+                timeout_graceful_shutdown=5,
+                ssl_certfile=str(files.cert) if files else None,
+                ssl_keyfile=str(files.key) if files else None,
+            )
+            server = _Server(config, runtime)
+            for line in banner_lines(runtime, files):
+                banner(line)
+            # Everything loaded so far lives as long as the process: keep it out of the collector's way, and let
+            # the youngest generation grow before a collection (a send allocates a few hundred objects, few cyclic)
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(settings.gc_threshold, 20, 20)
+            if ready is not None:
+                ready()
+            await server.serve(sockets=[sock])
+        logs.flush()
+        log.info("stopped")
+    finally:
+        sock.close()
+        logs.flush()
 
 
 def run(settings: Settings, *, banner: Callable[[str], None] = print, **kwargs: Any) -> None:
@@ -142,9 +224,14 @@ def run(settings: Settings, *, banner: Callable[[str], None] = print, **kwargs: 
 
 
 def _worker(settings: Settings, index: int, ready: Any, log_level: str) -> None:
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
+    logs.configure(log_level, settings.log_format, access=settings.access_log, prefix=f"[worker {index}] ")
     echo = print if index == 0 else (lambda _line: None)  # one banner, not N
-    run(settings, banner=echo, reuse_port=True, ready=ready.set)
+    try:
+        run(settings, banner=echo, reuse_port=True, ready=ready.set)
+    except Exception as exc:  # one line, as for a single node (cli.startup_errors); the parent stops the rest
+        line, hint = startup.explain(exc)
+        print(f"smsgate: error: [worker {index}] {line}" + (f"\n  {hint}" if hint else ""), file=sys.stderr)
+        sys.exit(2)
 
 
 def serve_workers(settings: Settings, workers: int, *, log_level: str = "INFO") -> int:
@@ -175,9 +262,8 @@ def serve_workers(settings: Settings, workers: int, *, log_level: str = "INFO") 
         p.start()
         procs.append(p)
         while not ready.wait(0.2):
-            if not p.is_alive():
-                print(f"smsgate: {p.name} failed to start (exit {p.exitcode})", file=sys.stderr)
-                status = 1
+            if not p.is_alive():  # it said why in one line; a failed start is status 2, as for one node
+                status = 2
             if status or stopping:
                 stop_all()
                 break

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from smsgate import errors, limits
+from smsgate import errors, limits, logs
 from smsgate.connectors import base
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
@@ -130,6 +130,7 @@ class Gateway:
             self._basic_cache[(api_key, digest)] = (acc, now + _CACHE_SECONDS)
         if not acc.active:
             raise errors.AuthError("account disabled")
+        logs.current_account.set(acc.id)  # the request acts for it (the access line names it)
         return acc
 
     async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
@@ -154,6 +155,7 @@ class Gateway:
         acc = await self.account(account_id)
         if acc is None or not acc.active:
             raise errors.TokenError("Invalid access token")
+        logs.current_account.set(acc.id)
         return acc
 
     async def account(self, account_id: str) -> core_accounts.Account | None:

@@ -1,22 +1,38 @@
 """Settings, read once by the CLI and ``runtime`` from the environment (``SMSGATE_`` prefix) and an optional
 TOML config file (``--config FILE`` or ``SMSGATE_CONFIG``). Components never read the environment themselves.
+
+Reading is strict (``configfile``): an unknown key in the file is an error naming the file, the key and the
+nearest valid key; an unknown ``SMSGATE_*`` variable is a warning (the environment is shared with other tools).
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
-import tomllib
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from smsgate import configfile
+from smsgate.store import engine as store_engine
+
+ENV_PREFIX = "SMSGATE_"
+
+
+def default_data_dir() -> pathlib.Path:
+    """The per-user data directory (``~/.local/share/smsgate`` on Linux), whatever the working directory."""
+    return pathlib.Path(platformdirs.user_data_dir("smsgate", appauthor=False))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMSGATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
-    data_dir: pathlib.Path = pathlib.Path("data")
-    database_url: str | None = None  # default: sqlite file in data_dir
+    data_dir: pathlib.Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: sqlite file in data_dir; any usual spelling, see store.engine
     redis_url: str | None = None  # set: quotas and rate limits are shared by every node through Redis
     redis_prefix: str = "smsgate:"  # key prefix, so several gateways (or test runs) can share one Redis
     config: pathlib.Path | None = None
@@ -69,11 +85,31 @@ class Settings(BaseSettings):
     # operator credentials (console "sees all accounts")
     operator_token: str | None = None
 
+    # operations (issue 15): TLS, logs, readiness
+    tls_cert: pathlib.Path | None = None  # PEM certificate chain: serve HTTPS (serve --tls-cert)
+    tls_key: pathlib.Path | None = None  # its private key (serve --tls-key)
+    tls_self_signed: bool = False  # serve HTTPS with a certificate for 127.0.0.1/localhost kept in the data dir
+    log_format: str = "text"  # text or json (serve --log-format)
+    access_log: bool = True  # one line per HTTP request: method, path, status, duration, account
+    ready_timeout: float = 2.0  # /readyz answers 503 when the database takes longer to take a write
+
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     routing: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Any] = Field(default_factory=dict)
     ported_numbers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return store_engine.normalise_url(value) if value else None
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be text or json")
+        return value
 
     @property
     def effective_database_url(self) -> str:
@@ -82,19 +118,86 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'smsgate.db').resolve()}"
 
     @property
+    def masked_database_url(self) -> str:
+        """The database URL to show people: the password replaced by ``***``."""
+        return store_engine.masked_url(self.effective_database_url)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
+    @property
+    def sqlite_path(self) -> pathlib.Path | None:
+        """The SQLite file, or None on PostgreSQL."""
+        return store_engine.sqlite_path(self.effective_database_url)
 
-def load(config_file: pathlib.Path | None = None, **overrides: Any) -> Settings:
-    """Environment first, then the TOML file for what the environment left unset, then explicit overrides."""
-    env = Settings()
+
+FILE_KEYS = frozenset(Settings.model_fields) - {"config"}  # what a config file may set
+TABLE_KEYS = ("connectors", "routing", "prices")  # checked key by key (configfile.check_tables)
+# variables the test suite reads (tests/support.py), not settings; never warned about
+_NOT_SETTINGS = ("SMSGATE_TEST_",)
+
+
+def unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """A warning line for each ``SMSGATE_*`` variable that is no setting, with the nearest valid name."""
+    valid = {ENV_PREFIX + k.upper() for k in Settings.model_fields}
+    out = []
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in valid and not name.startswith(_NOT_SETTINGS):
+            hint = configfile.did_you_mean(name.upper(), valid)
+            hint = hint if hint.startswith(" (did") else ""
+            out.append(f"smsgate: warning: {name} is not a setting{hint}; ignored")
+    return out
+
+
+_warned: set[str] = set()
+
+
+def _stderr(line: str) -> None:
+    if line not in _warned:  # a command may read the settings more than once: warn once
+        _warned.add(line)
+        print(line, file=sys.stderr)
+
+
+def load(
+    config_file: pathlib.Path | None = None, *, warn: Callable[[str], None] = _stderr, **overrides: Any
+) -> Settings:
+    """Environment first, then the TOML file for what the environment left unset, then explicit overrides.
+
+    Raises ``configfile.ConfigError`` naming the file and key, the variable or the option that is wrong."""
+    for line in unknown_env(os.environ):
+        warn(line)
+    try:
+        env = Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise _config_error(exc, {}) from None
     path = config_file or env.config
     data: dict[str, Any] = {}
     if path is not None:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        data = {k.replace("-", "_"): v for k, v in data.items()}
-        data.setdefault("config", path)
-    merged = {**data, **env.model_dump(exclude_unset=True), **{k: v for k, v in overrides.items() if v is not None}}
-    return Settings(**merged)
+        data = configfile.check(configfile.read_toml(path), path, FILE_KEYS)
+    from_env = env.model_dump(exclude_unset=True)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    sources = {k: f"{path.name if path else '?'}: {k}" for k in data}
+    sources.update({k: ENV_PREFIX + k.upper() for k in from_env})
+    sources.update({k: "--" + k.replace("_", "-") for k in given})
+    merged = {**data, **from_env, **given, "config": path}
+    from_variables = [ENV_PREFIX + k.upper() for k in TABLE_KEYS if k in from_env]
+    if from_variables:  # tables given as JSON in the environment get the same checks as the file's
+        configfile.check_tables({k: merged[k] for k in TABLE_KEYS if k in merged}, "/".join(from_variables))
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise _config_error(exc, sources) from None
+
+
+def _config_error(exc: ValidationError | SettingsError, sources: Mapping[str, str]) -> configfile.ConfigError:
+    if isinstance(exc, SettingsError):  # a JSON-typed variable that is no JSON (SMSGATE_CONNECTORS=...)
+        field = next((f for f in Settings.model_fields if f'"{f}"' in str(exc)), "?")
+        return configfile.ConfigError(ENV_PREFIX + field.upper(), "not valid JSON")
+    first = exc.errors()[0]
+    loc = [str(x) for x in first.get("loc", ())]
+    field = loc[0] if loc else "?"
+    where = sources.get(field, ENV_PREFIX + field.upper())
+    rest = "".join(f"[{x}]" if x.isdigit() else f".{x}" for x in loc[1:])
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return configfile.ConfigError(where + rest, msg)

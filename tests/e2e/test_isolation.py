@@ -248,6 +248,9 @@ CASES: list[Case] = [
 # Routes with no account data to isolate (each is exercised by its own dialect's tests).
 NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness",
+    ("GET", "/readyz"): "node readiness: database and connector states, no account data",
+    ("GET", "/version"): "the running version",
+    ("GET", "/docs/assets/{name}"): "Swagger UI's static files",
     ("GET", "/metrics"): "operator-only aggregate counters (operator token when set; tests/e2e/test_metrics.py)",
     ("GET", "/openapi.json"): "public API description",
     ("GET", "/docs"): "Swagger UI page",

@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smsgate import errors, metrics
+from smsgate import errors, metrics, version
 from smsgate.api import auth, console, fastpath, messages, sandbox, webhooks
+from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
 from smsgate.runtime import Runtime
@@ -47,9 +48,9 @@ Use **Authorize** with your api_key as client_id and api_secret as client_secret
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="smsgate",
-        version="0.1.0",
+        version=version.VERSION,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # ours, with local assets (api.docs)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -99,6 +100,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             return render(request, exc, exc.status_code)
         if isinstance(exc, RequestValidationError):
             first = exc.errors()[0] if exc.errors() else {}
+            if first.get("type") == "json_invalid":  # FastAPI words it "8: JSON decode error"
+                loc = first.get("loc", ())
+                pos = loc[-1] if loc and isinstance(loc[-1], int) else 0
+                reason = str((first.get("ctx") or {}).get("error", "not JSON"))
+                return render(request, errors.ValidationError(errors.json_problem(exc.body or "", pos, reason)), 400)
             where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
             msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
             return render(request, errors.ValidationError(msg), 400)
@@ -122,7 +128,28 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
+        """Liveness: the process answers HTTP. Restart the node when this fails; nothing else is checked."""
         return Response(orjson.dumps({"status": "ok", "node": runtime.node_id}), media_type="application/json")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(connectors: str = "any") -> Response:
+        """Readiness: 200 when this node can accept a message durably (its database takes a write now), 503
+        otherwise or while it shuts down. Connector states are in the body; ``?connectors=all`` also answers
+        503 while any connector is down (for operators who would rather drain a node than queue)."""
+        if connectors not in ("any", "all"):
+            raise errors.ValidationError("connectors must be any or all")
+        report = await runtime.readiness()
+        if connectors == "all" and any(c["state"] == "down" for c in report["connectors"].values()):
+            report["ready"], report["status"] = False, "connector down"
+        return Response(
+            orjson.dumps(report), status_code=200 if report["ready"] else 503, media_type="application/json"
+        )
+
+    @app.get("/version", include_in_schema=False)
+    async def version_info() -> Response:
+        return Response(orjson.dumps(version.info()), media_type="application/json")
+
+    api_docs.install(app)
 
     _add_security_scheme(app)
     return app

@@ -10,11 +10,16 @@ registered with FastAPI, which documents it in the OpenAPI schema and serves it 
 
 Every request's body is capped on the way in (``max_body``): endpoints read bodies whole before their own,
 smaller limits apply, so a huge body must not get that far.
+
+Every request also gets its access line here (``logs.access``), when the ``smsgate.access`` logger is on: one
+closure around ``send`` to see the status, one record, no per-request dict; the handler writes in batches.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from smsgate import errors
+from smsgate import errors, logs
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -67,6 +72,26 @@ class FastPath:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not logs.access_log.isEnabledFor(logging.INFO):
+            await self._serve(scope, receive, send)
+            return
+        started = time.perf_counter()
+        logs.current_account.set(None)
+        status = 0
+
+        async def seen(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, seen)
+        finally:
+            client = scope.get("client")
+            logs.access(client[0] if client else "-", scope["method"], scope["path"], status, started)
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self.app  # what Request.app and the endpoints' app.state lookups read
         if _declared_length(scope) > self.max_body:
             response = await self._on_error(Request(scope, receive), _too_large(self.max_body))

@@ -137,11 +137,11 @@ def parse_params(body: bytes, query: Any = ()) -> dict[str, str]:
     params = {str(k): str(v) for k, v in (query.items() if hasattr(query, "items") else query)}
     if not body.strip():
         return params
-    if body.lstrip()[:1] == b"{":
+    if body.lstrip()[:1] == b"{":  # a form body never starts with "{": this is JSON, or a broken JSON body
         try:
             data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
+        except orjson.JSONDecodeError as exc:
+            raise errors.ValidationError(errors.json_problem(body, exc.pos, exc.msg)) from None
         if isinstance(data, dict):
             params.update({str(k): _flatten(v) for k, v in data.items() if v is not None})
             return params

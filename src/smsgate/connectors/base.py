@@ -35,6 +35,15 @@ class ConnectorHealth:
     detail: str = ""
 
 
+class SettingError(ValueError):
+    """A bad value in a connector's settings, naming the key (``config check`` shows it as ``connectors[i].key``)."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key}: {why}")
+        self.key = key
+        self.why = why
+
+
 class SubmitStatus(enum.Enum):
     """Outcome of one part's submit."""
 

@@ -72,17 +72,60 @@ async def serve(host: str = "127.0.0.1", port: int = 2775, control_port: int = 2
         await sim.stop()
 
 
+DESCRIPTION = """\
+An SMPP v3.4 SMSC on your machine, for trying the gateway's SMPP connector, for tests and for benchmarks.
+It accepts binds (transceiver, transmitter, receiver) with any system_id and password, answers every
+submit_sm with a message id, sends a delivery receipt (DELIVRD) for each one that asks for it, and can
+inject inbound (MO) messages. Point a [[connectors]] table of type "smpp" at --host/--port.
+"""
+
+EPILOG = """\
+misbehaviour modes (--mode, several at once with commas, e.g. --mode throttle_every:10,slow:5):
+  normal                no misbehaviour (the default)
+  throttle_every:N      answer every Nth submit_sm with ESME_RTHROTTLED (0x58): the gateway pauses and retries
+  queue_full_every:N    answer every Nth submit_sm with ESME_RMSGQFUL (0x14): the gateway pauses and retries
+  fail_every:N          answer every Nth submit_sm with ESME_RINVDSTADR (0x0B), a permanent failure
+  drop_after:N          close the connection after N more submit_sm (once): the gateway reconnects
+  slow[:MS]             delay every submit_sm_resp by MS milliseconds (100 if not given)
+  no_response           never answer submit_sm: the gateway times out and retries
+  generic_nack          answer submit_sm with generic_nack ESME_RSYSERR
+  refuse_bind           refuse every bind with ESME_RBINDFAIL
+  duplicate_receipts    send every delivery receipt twice
+
+control port (HTTP, JSON):
+  GET  /stats           counters: binds, submit_sm, receipts, MO, bound sessions, the mode in force
+  POST /mo              inject an inbound SMS: {"from": "31612345678", "to": "3197010240299", "text": "hi"}
+  POST /mode            change the mode while running: {"mode": "throttle_every:10"} ({"mode": ""} = normal)
+  POST /reset           zero the counters
+
+example:
+  smsgate smsc-sim --port 2775 --control-port 2776 --receipt-delay-ms 200
+  curl -s -X POST localhost:2776/mo -d '{"from":"31612345678","to":"3197010240299","text":"hello"}'
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``smsgate smsc-sim [--port 2775] [--control-port 2776] [--receipt-delay-ms N] [--mode SPEC]``."""
-    ap = argparse.ArgumentParser(prog="smsgate smsc-sim", description=smsc.__doc__)  # what the simulator does
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=2775)
-    ap.add_argument("--control-port", type=int, default=2776)
-    ap.add_argument("--receipt-delay-ms", type=float, default=0.0)
-    ap.add_argument("--mode", default="", help="e.g. throttle_every:10,slow:5 (see Mode.parse)")
-    ap.add_argument("--system-id", default="SMSCSIM")
+    """``smsgate smsc-sim``: parse the options (``--help`` documents each one and every mode) and run."""
+    ap = argparse.ArgumentParser(
+        prog="smsgate smsc-sim",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on, SMPP and control (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=2775, help="SMPP port (default 2775)")
+    ap.add_argument("--control-port", type=int, default=2776, help="HTTP control port (default 2776)")
+    ap.add_argument("--receipt-delay-ms", type=float, default=0.0, metavar="MS",
+                    help="wait this long before each delivery receipt (default 0: at once)")  # fmt: skip
+    ap.add_argument("--mode", default="", metavar="SPEC", help="misbehaviour, see below (default: none)")
+    ap.add_argument("--system-id", default="SMSCSIM", help="the SMSC's own system_id in bind responses")
+    ap.add_argument("--message-id-format", choices=("hex", "dec"), default="hex",
+                    help="message ids in submit_sm_resp and receipts: hex (default) or decimal digits")  # fmt: skip
     args = ap.parse_args(argv)
-    smsc.Mode.parse(args.mode)  # fail fast on a typo
+    try:
+        smsc.Mode.parse(args.mode)  # fail fast on a typo
+    except ValueError as exc:
+        ap.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.control_port, args.receipt_delay_ms, args.mode,
-                          system_id=args.system_id))  # fmt: skip
+                          system_id=args.system_id, message_id_format=args.message_id_format))  # fmt: skip

@@ -109,6 +109,12 @@ class AccountStore:
             ).first()
         return from_row(row._mapping) if row else None
 
+    async def named(self, name: str) -> list[core_accounts.Account]:
+        """Accounts with this name (names are labels, not unique: the CLI refuses an ambiguous one)."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.name == name))).all()
+        return [from_row(r._mapping) for r in rows]
+
     async def list(self) -> list[core_accounts.Account]:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(tables.accounts).order_by(tables.accounts.c.created_at))).all()

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import pathlib
 import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_BACKENDS = {"sqlite": "sqlite", "postgres": "postgresql", "postgresql": "postgresql"}
+
+
+def normalise_url(url: str) -> str:
+    """The URL as people write it (``sqlite:///rel``, ``sqlite:////abs``, ``postgres://``, ``postgresql://``,
+    with or without a driver) in the async driver's form; ValueError for another database."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("not a database URL: use sqlite:///path/to/file.db or postgresql://user@host/db")
+    backend = _BACKENDS.get(scheme.split("+", 1)[0].lower())
+    if backend is None:
+        raise ValueError(f"unsupported database {scheme!r}: use sqlite:///path/to/file.db or postgresql://user@host/db")
+    return f"{_ASYNC_DRIVERS[backend]}://{rest}"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: what logs, banners and errors show."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://***"
+
+
+def sqlite_path(url: str) -> pathlib.Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return pathlib.Path(parsed.database)
+
 
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> AsyncEngine:
     """An engine for ``url``; for SQLite every connection gets WAL, a busy timeout and ``synchronous``."""
+    url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 5.0})
 
@@ -24,13 +57,12 @@ def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -
             cur.close()
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engine | None:
     """For SQLite, the plain-sqlite3 engine the group committer's writer thread uses; None otherwise."""
+    url = normalise_url(url)
     if not url.startswith("sqlite"):
         return None
     engine = sa.create_engine(

@@ -7,6 +7,7 @@ its event and any follow-up outbox job together, so a crash can never leave one 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,11 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from smsgate import errors
+from smsgate import errors, logs
 from smsgate.connectors import base as connector_base
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import fastsql, notify, tables
+
+log = logging.getLogger(__name__)
 
 Status = core_message.Status
 
@@ -117,6 +120,11 @@ class MessageWrites:
         await fastsql.insert_many(conn, tables.parts, [p for i in ok for p in i.parts])
         events = [_event(i.message["id"], None, i.message["account_id"], "accepted", now, i.event_data) for i in ok]
         await fastsql.insert_many(conn, tables.events, events)
+        if log.isEnabledFor(logging.DEBUG):
+            for i in ok:
+                m = i.message
+                log.debug("message %s accepted: to %s, %d part(s), %s dialect", m["id"],
+                          logs.mask_number(str(m.get("recipient", ""))), len(i.parts), m.get("dialect"))  # fmt: skip
         lease_until = now + self.lease
         await fastsql.insert_many(
             conn,
@@ -202,6 +210,7 @@ class MessageWrites:
                 events.append(_event(r.message_id, None, r.account_id, "retry", now, retry))
         await self._set_message_status(conn, [(r.message_id, r.account_id, r.message_status) for r in items], now)
         await fastsql.insert_many(conn, tables.events, events)
+        _log_changes(events)
         await fastsql.executemany(
             conn,
             "outbox:done",
@@ -409,6 +418,7 @@ class MessageWrites:
                 events.append(_event(mid, None, acc, st.value, now, None))
         if events:
             await fastsql.insert_many(conn, tables.events, events)
+            _log_changes(events)
             await self.hooks.events_recorded(conn, events)
         return matched
 
@@ -426,6 +436,20 @@ class MessageWrites:
             ),
             [{"mid": mid, "st": st.value, "now": now} for mid, _acc, st in changes if st is not None],
         )
+
+
+def _log_changes(events: Sequence[Mapping[str, Any]]) -> None:
+    """One DEBUG line per recorded state change (never the text; numbers are not in events)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    for e in events:
+        data = e["data"] or {}
+        detail = ", ".join(f"{k}={data[k]}" for k in _LOGGED_DATA if data.get(k) is not None)
+        part = f" part {e['part_id']}" if e["part_id"] else ""
+        log.debug("message %s%s %s%s", e["message_id"], part, e["type"], f" ({detail})" if detail else "")
+
+
+_LOGGED_DATA = ("connector", "network_id", "error_code", "error_text", "reason")
 
 
 def as_dict(row: Any) -> dict[str, Any]:

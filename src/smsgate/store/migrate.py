@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -26,3 +27,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+async def revision(engine: AsyncEngine) -> str | None:
+    """The schema revision the database is at; None when it has no smsgate tables yet."""
+    from alembic.runtime.migration import MigrationContext
+
+    def current(sync_conn: Any) -> str | None:
+        rev: str | None = MigrationContext.configure(sync_conn).get_current_revision()
+        return rev
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(current)

@@ -102,8 +102,8 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         return kaarai_json(4002, TEXT_TOO_LONG)
     if isinstance(exc, errors.EmptyText | errors.InvalidEncoding):
         return kaarai_json(4002, MESSAGES[4002])
-    if isinstance(exc, errors.ValidationError):
-        return kaarai_json(4000, f"Invalid content-type: {exc.message}")
+    if isinstance(exc, errors.ValidationError):  # the body cap and FastAPI's parsing: their own words, no prefix
+        return kaarai_json(4000, exc.message)
     if status_hint in (404, 405):
         return kaarai_json(4040, MESSAGES[4040])
     if isinstance(exc, errors.StoreUnavailable):

@@ -375,7 +375,7 @@ async def send(request: Request) -> Response:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _BadRequest(f"Malformed JSON: {exc}") from None
+        raise _BadRequest(errors.json_problem(body, exc.pos, exc.msg)) from None
     sender, number, content = _parse(data)
     req = services.SendRequest(
         account=account,

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors
+from smsgate import errors, logs
 from smsgate.api import auth, fastpath, vonage_wire
 from smsgate.core import accounts as core_accounts
 from smsgate.core import signing
@@ -111,6 +111,7 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
         raise vonage_wire.InvalidSignature()
     if not acc.active:
         raise vonage_wire.AccountBarred()
+    logs.current_account.set(acc.id)
     return acc
 
 

@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal, cast
 
+from smsgate.connectors.base import SettingError
+
 BindMode = Literal["transceiver", "transmitter_receiver"]
 ConcatMode = Literal["udh", "sar", "payload"]
 IdFormat = Literal["str", "hex", "dec"]
@@ -92,11 +94,11 @@ class SmppSettings:
             if key == "type":
                 continue
             if key not in fields:
-                raise ValueError(f"connector {data.get('name', '?')!r}: unknown key {key!r}")
+                raise SettingError(key, "unknown key")
             kwargs[key] = _coerce(key, value, fields[key].type)
         for required in ("name", "host"):
             if required not in kwargs:
-                raise ValueError(f"connector: missing key {required!r}")
+                raise SettingError(required, "missing (required)")
         try:
             return cls(**kwargs)  # type: ignore[arg-type]
         except TypeError as exc:
@@ -105,7 +107,7 @@ class SmppSettings:
 
 def _check(ok: bool, key: str, why: str) -> None:
     if not ok:
-        raise ValueError(f"smpp setting {key!r}: {why}")
+        raise SettingError(key, why)
 
 
 def _coerce(key: str, value: object, typ: object) -> object:
@@ -115,21 +117,21 @@ def _coerce(key: str, value: object, typ: object) -> object:
     if value is None:
         if optional:
             return None
-        raise ValueError(f"smpp setting {key!r}: must not be empty")
+        raise SettingError(key, "must not be empty")
     if t.startswith("tuple"):
         if not isinstance(value, list | tuple) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise ValueError(f"smpp setting {key!r}: must be a list of integers")
+            raise SettingError(key, "must be a list of integers")
         return tuple(cast(list[int], value))
     if t.startswith("float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"smpp setting {key!r}: must be a number")
+            raise SettingError(key, "must be a number")
         return float(value)
     if t.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"smpp setting {key!r}: must be an integer")
+            raise SettingError(key, "must be an integer")
         return value
     if not isinstance(value, str):
-        raise ValueError(f"smpp setting {key!r}: must be a string")
+        raise SettingError(key, "must be a string")
     return value
