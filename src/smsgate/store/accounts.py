@@ -42,6 +42,8 @@ _SETTABLE = {
     "inbound_url",
     "webhook_method",
     "webhook_format",
+    "sandbox_only",
+    "allow_sim_messages",
 }
 
 
