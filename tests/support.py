@@ -129,6 +129,25 @@ def create_account(database_url: str, name: str = "test", **settings: Any) -> di
     return asyncio.run(run())
 
 
+def add_numbers(database_url: str, owned: dict[str, str | None], country: str = "NL") -> None:
+    """Numbers straight into the pool, ``msisdn -> account_id`` (None: available), as ``smsgate numbers add`` does."""
+    from smsgate.store import numbers as store_numbers
+
+    async def run() -> None:
+        engine = store_engine.create(database_url)
+        try:
+            await migrate.upgrade(engine)
+            store = store_numbers.NumberStore(engine)
+            for msisdn, account_id in owned.items():
+                await store.add(msisdn, country)
+                if account_id is not None:
+                    await store.assign(msisdn, account_id)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll until ``predicate()`` is truthy; return its value or raise AssertionError."""
     deadline = time.monotonic() + timeout
