@@ -40,9 +40,17 @@ class GatewayProcess:
     """``smsgate serve`` as a subprocess (so tests can SIGKILL it), on a free loopback port."""
 
     def __init__(
-        self, data_dir: pathlib.Path, *, env: dict[str, str] | None = None, config: pathlib.Path | None = None
+        self,
+        data_dir: pathlib.Path,
+        *,
+        env: dict[str, str] | None = None,
+        config: pathlib.Path | None = None,
+        log_level: str = "warning",
+        preexec_fn: Any = None,
     ) -> None:
         self.data_dir = data_dir
+        self.log_level = log_level
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. a lower RLIMIT_NOFILE)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.operator_token = "op-" + os.urandom(8).hex()
@@ -68,11 +76,13 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", self.log_level]
         if self.config is not None:
             args += ["--config", str(self.config)]
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen(args, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, env=self.env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -42,6 +42,25 @@ USER_AGENT = "smsgate-webhooks/0.1"
 MAX_CLIENTS = 256
 
 
+class HostOnlyUrls(logging.Filter):
+    """httpx logs each request's full URL at INFO; a webhook URL may carry a secret (``?token=``) and a GET webhook
+    the message text in its query, so only scheme, host and port are left of any URL it logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                f"{a.scheme}://{a.host}:{a.port or ''}/..." if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def quiet_httpx() -> None:
+    """Install ``HostOnlyUrls`` on httpx's logger (once): it is the only library logging our outbound URLs."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, HostOnlyUrls) for f in logger.filters):
+        logger.addFilter(HostOnlyUrls())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SenderSettings:
     timeout: float = 10.0  # one attempt, connect to last byte of the response head
@@ -150,6 +169,7 @@ class Sender:
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         committer.register("webhook_results", record, lazy=True)
+        quiet_httpx()
 
     def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
         """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""
@@ -257,6 +277,8 @@ class Sender:
     async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:
         try:
             outcome = await self._attempt(row, attempts + 1)
+            # the delivery id, receiver and outcome only: its URL may hold a token, its body the message text
+            log.info("webhook %s to %s: %s", row["id"], key, outcome.status_code or outcome.error or outcome.status)
             # shielded: a shutdown in the middle still records what the receiver saw; retried while the store is
             # away (the job stays in flight, so its lease is renewed), or the receiver would get it again
             await asyncio.shield(self._committer.write_until_stored("webhook_results", [outcome]))
