@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import pathlib
 import tomllib
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list from the environment as a comma-separated string (``SMSGATE_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``), or a
+# TOML array from the config file.
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -69,11 +73,33 @@ class Settings(BaseSettings):
     # operator credentials (console "sees all accounts")
     operator_token: str | None = None
 
+    # -- security (docs/security.md) -------------------------------------------------------------------------
+    # reverse proxies (CIDRs) whose X-Forwarded-For / Forwarded headers name the client; nobody's by default
+    trusted_proxies: CommaList = Field(default_factory=list)
+    # browser origins the KPN routes answer with Access-Control-Allow-Credentials (others get "*" without)
+    cors_origins: CommaList = Field(default_factory=list)
+    # HTTP connections (per process): request line + headers cap (431 beyond), time to send a whole request head,
+    # idle keep-alive, connections held at once (new ones beyond are refused with a 503 and closed)
+    http_max_head_bytes: int = 16 * 1024
+    http_head_timeout: float = 10.0
+    http_keepalive_timeout: float = 30.0
+    http_max_connections: int = 4096
+    token_requests_per_minute: float = 60.0  # tokens issued per client (a live one is handed out again anyway)
+    webhook_per_account_concurrency: int = 8  # deliveries in flight per account and node (fair to the others)
+    console_streams_per_account: int = 4  # open /console/api/stream per account (or the operator) and process
+
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     routing: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Any] = Field(default_factory=dict)
     ported_numbers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
+        return value
 
     @property
     def effective_database_url(self) -> str:

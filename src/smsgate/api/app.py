@@ -56,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.gateway = runtime.gateway
     app.state.settings = runtime.settings
+    app.state.cors_origins = frozenset(runtime.settings.cors_origins)
     app.state.auth_failures = auth.FailureLimiter(
         runtime.settings.auth_failure_limit, runtime.settings.auth_failure_window
     )
