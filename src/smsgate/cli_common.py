@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import errors
+from smsgate import changes, errors, limits
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
@@ -56,6 +56,23 @@ def run_store(config: pathlib.Path | None, fn: Callable[[AsyncEngine], Awaitable
     except errors.SmsgateError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
+
+
+def announce(config: pathlib.Path | None, topic: str, key: str) -> None:
+    """Tell running gateways that ``topic:key`` changed (on PostgreSQL the store's NOTIFY already has): through Redis
+    when one is configured. Without either they see it when their cache expires (``SMSGATE_CACHE_SECONDS``)."""
+    s = load_settings(config)
+    if not s.redis_url:
+        return
+
+    async def run() -> None:
+        client = limits.redis_client(s.redis_url or "")
+        try:
+            await changes.publish(client, f"{s.redis_prefix}changes", f"{topic}:{key}")
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
 
 
 async def find_account(accounts: store_accounts.AccountStore, ref: str) -> core_accounts.Account:

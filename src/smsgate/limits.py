@@ -5,13 +5,17 @@ when several nodes share the limits (``SMSGATE_REDIS_URL``); ``runtime`` picks o
 seeded from the store the first time a window is seen, so a restart (or a flushed Redis) does not hand out
 a fresh quota.
 
-    Quotas        per account, over the account's interval (what the KPN ``quota-*`` headers report)
-    TokenBuckets  throughput: per account, per sender, per destination (at accept) and per connector
-                  (``dispatch.throttle``, before submit); the bucket size is the burst allowance
+    Quotas        per account, over the account's interval (what the KPN ``quota-*`` headers report), in parts
+    TokenBuckets  throughput: per account, per sender, per destination (at accept, in parts), per connector
+                  (``dispatch.throttle``, before submit) and per client at the token endpoint; the bucket size
+                  is the burst allowance
+    Failures      failed logins per (client address, api_key), in a sliding window (``api.auth``)
+    SeenOnce      keys remembered for a while: a signed Vonage request's (api_key, sig), so it cannot be replayed
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
@@ -161,6 +165,64 @@ class TokenBuckets:
         return max(0.0, -tokens / rate.rate)
 
 
+class Failures:
+    """Failed logins per key (``address|api_key``) in a sliding window: ``blocked`` says how long a key must wait
+    once it had ``limit`` failures within ``window`` seconds. At most ``size`` keys are kept; beyond that the one
+    idle longest is forgotten, one at a time, so a flood of new keys cannot wipe the counts of an attack."""
+
+    def __init__(self, limit: int, window: float, *, size: int = 100_000) -> None:
+        self.limit, self.window, self._size = limit, window, size
+        self._fails: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+
+    def _recent(self, key: str, now: float) -> collections.deque[float] | None:
+        times = self._fails.get(key)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._fails[key]
+            return None
+        return times
+
+    async def blocked(self, key: str) -> float:
+        now = time.monotonic()
+        times = self._recent(key, now)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.001, times[-self.limit] + self.window - now)
+
+    async def failed(self, key: str) -> None:
+        now = time.monotonic()
+        times = self._recent(key, now) or collections.deque(maxlen=self.limit)
+        times.append(now)
+        self._fails[key] = times
+        self._fails.move_to_end(key)
+        if len(self._fails) > self._size:
+            self._fails.popitem(last=False)
+
+
+class SeenOnce:
+    """Keys remembered for their own time to live; ``first`` is True only the first time a live key is offered.
+    At most ``size`` keys (the oldest forgotten first)."""
+
+    def __init__(self, *, size: int = 200_000) -> None:
+        self._size = size
+        self._until: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    async def first(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        until = self._until.get(key)
+        if until is not None and until > now:
+            return False
+        self._until[key] = now + ttl
+        if len(self._until) > self._size:
+            self._until.popitem(last=False)
+        return True
+
+
 # -- Redis -------------------------------------------------------------------------------------------------------
 # KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give).
 # Returns {status, used}: status 1 taken/ok, 0 refused, -1 the counter is missing and no seed was given.
@@ -276,6 +338,70 @@ class RedisTokenBuckets:
     async def reserve(self, rate: Rate, n: int) -> float:
         _ok, wait = await self._run([rate], n, "debt")
         return wait
+
+
+# KEYS[1]: a sorted set of failure times. ARGV: op (check|fail), limit, window seconds, a unique member suffix.
+# Returns the seconds the key must still wait ("0": not blocked), as a string. Redis's clock, for every node alike.
+_FAILURES_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if ARGV[1] == 'fail' then
+  redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+if redis.call('ZCARD', KEYS[1]) < limit then return '0' end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(math.max(0.001, tonumber(oldest[2]) + window - now))
+"""
+
+
+class RedisFailures:
+    """``Failures`` shared by every node: a sorted set per key that expires with its window."""
+
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "smsgate:") -> None:
+        self.limit, self.window = limit, window
+        self._prefix = prefix
+        self._script = client.register_script(_FAILURES_LUA)
+
+    async def _run(self, key: str, op: str) -> float:
+        import secrets
+
+        args = [op, self.limit, repr(float(self.window)), secrets.token_hex(4)]
+        return float(await _redis(self._script(keys=[f"{self._prefix}authfail:{key}"], args=args)))
+
+    async def blocked(self, key: str) -> float:
+        return await self._run(key, "check")
+
+    async def failed(self, key: str) -> None:
+        await self._run(key, "fail")
+
+
+class RedisSeenOnce:
+    """``SeenOnce`` shared by every node: ``SET NX`` with the key's time to live."""
+
+    def __init__(self, client: Any, *, prefix: str = "smsgate:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    async def first(self, key: str, ttl: float) -> bool:
+        done = await _redis(
+            self._client.set(f"{self._prefix}seen:{key}", b"1", nx=True, px=max(1, math.ceil(ttl * 1000)))
+        )
+        return bool(done)
+
+
+class FailureLimiter(Protocol):
+    async def blocked(self, key: str) -> float: ...
+    async def failed(self, key: str) -> None: ...
+
+
+class Remembered(Protocol):
+    async def first(self, key: str, ttl: float) -> bool: ...
 
 
 async def _redis(call: Awaitable[Any]) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import limits, services
+from smsgate import changes, limits, services
 from smsgate.connectors import base, sandbox
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
@@ -130,6 +130,18 @@ class Runtime:
             buckets = limits.RedisTokenBuckets(self.redis, prefix=settings.redis_prefix)
         else:
             quotas, buckets = limits.Quotas(self.reads.count_since), limits.TokenBuckets()
+        # who may log in, and which signed requests were seen: per process, or shared through Redis
+        self.login_failures: limits.FailureLimiter
+        self.signatures: limits.Remembered
+        if self.redis is not None:
+            self.login_failures = limits.RedisFailures(
+                self.redis, settings.auth_failure_limit, settings.auth_failure_window, prefix=settings.redis_prefix
+            )
+            self.signatures = limits.RedisSeenOnce(self.redis, prefix=settings.redis_prefix)
+        else:
+            self.login_failures = limits.Failures(settings.auth_failure_limit, settings.auth_failure_window)
+            self.signatures = limits.SeenOnce()
+        self.changes = changes.Changes(self.redis, prefix=settings.redis_prefix)
         caps = dispatch_throttle.caps_from_tables(settings.connectors)
         throttle = dispatch_throttle.SharedThrottle(buckets, caps) if self.redis is not None and caps else None
         self.dispatcher = dispatch.Dispatcher(
@@ -163,9 +175,14 @@ class Runtime:
                 destination_tps=settings.destination_tps,
                 burst_seconds=settings.burst_seconds,
             ),
+            changes_bus=self.changes,
+            cache_seconds=settings.cache_seconds,
         )
         self.listener = (
-            notify.OutboxListener(settings.effective_database_url, self.dispatcher.wake)
+            notify.Listener(
+                settings.effective_database_url,
+                {notify.CHANNEL: lambda _payload: self.dispatcher.wake(), notify.CHANGES: self.changes.deliver},
+            )
             if self.engine.dialect.name == "postgresql"
             else None
         )
@@ -200,6 +217,10 @@ class Runtime:
         self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweeper")
+        if self.listener is not None:
+            self._spawn(self.listener.run(), "listen")
+        if self.redis is not None:
+            self._spawn(self.changes.run(), "changes")
         if self.settings.sandbox:
             self.demo = await self._ensure_demo_account()
 

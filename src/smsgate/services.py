@@ -7,7 +7,6 @@ to its own format; everything that must be the same in every dialect happens her
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import secrets
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from smsgate import errors, limits
+from smsgate import changes, credentials, errors, limits
 from smsgate.connectors import base
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
@@ -28,7 +27,6 @@ from smsgate.store import messages as store_messages
 from smsgate.store import numbers as store_numbers
 
 log = logging.getLogger(__name__)
-_CACHE_SECONDS = 5.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -87,6 +85,8 @@ class Gateway:
         quotas: limits.QuotaLimiter | None = None,
         buckets: limits.RateLimiter | None = None,
         policy: limits.Policy | None = None,
+        changes_bus: changes.Changes | None = None,
+        cache_seconds: float = credentials.CACHE_SECONDS,
     ) -> None:
         self.accounts = accounts
         self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
@@ -97,80 +97,28 @@ class Gateway:
         self._router = router
         self._prices = prices
         self._ported = dict(ported)
-        self._token_ttl = token_ttl
         self._retry_max = retry_max_seconds
         self._node = node_id
         # in-process unless runtime hands in the Redis twins (several nodes share the limits)
         self.quotas: limits.QuotaLimiter = quotas or limits.Quotas(reads.count_since)
         self.buckets: limits.RateLimiter = buckets or limits.TokenBuckets()
         self._policy = policy or limits.Policy()
-        self._basic_cache: dict[tuple[str, str], tuple[core_accounts.Account, float]] = {}
-        self._token_cache: dict[str, tuple[str, float]] = {}
-        self._account_cache: dict[str, tuple[core_accounts.Account, float]] = {}
+        self.credentials = credentials.Credentials(accounts, token_ttl=token_ttl, cache_seconds=cache_seconds)
+        self.authenticate = self.credentials.authenticate
+        self.issue_token = self.credentials.issue_token
+        self.account_for_token = self.credentials.account_for_token
+        self.account = self.credentials.account
+        self.changes = changes_bus or changes.Changes()
+        self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
         self._ref = secrets.randbelow(256)
         committer.after_commit("accept", self._after_accept)
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
         self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
-    # -- credentials ------------------------------------------------------------------------------------------
-    async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
-        """The active account for this key/secret pair; AuthError otherwise (same error whether the key exists)."""
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
-        hit = self._basic_cache.get((api_key, digest))
-        if hit and hit[1] > now:
-            acc = hit[0]
-        else:
-            found = await self.accounts.verify(api_key, secret)
-            if found is None:
-                raise errors.AuthError()
-            acc = found
-            if len(self._basic_cache) > 10_000:
-                self._basic_cache.clear()
-            self._basic_cache[(api_key, digest)] = (acc, now + _CACHE_SECONDS)
-        if not acc.active:
-            raise errors.AuthError("account disabled")
-        return acc
-
-    async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
-        """(token, issued_at, ttl)"""
-        token, issued = await self.accounts.issue_token(account.id, self._token_ttl)
-        return token, issued, self._token_ttl
-
-    async def account_for_token(self, token: str) -> core_accounts.Account:
-        key = store_accounts.hash_token(token)
-        hit = self._token_cache.get(key)
-        if hit is None:
-            owner = await self.accounts.token_owner(token)
-            if owner is None:
-                raise errors.TokenError("Invalid access token")
-            hit = owner
-            if len(self._token_cache) > 100_000:
-                self._token_cache.clear()
-            self._token_cache[key] = hit
-        account_id, expires_at = hit
-        if time.time() >= expires_at:
-            raise errors.TokenError("Access Token expired", expired=True)
-        acc = await self.account(account_id)
-        if acc is None or not acc.active:
-            raise errors.TokenError("Invalid access token")
-        return acc
-
-    async def account(self, account_id: str) -> core_accounts.Account | None:
-        now = time.monotonic()
-        hit = self._account_cache.get(account_id)
-        if hit and hit[1] > now:
-            return hit[0]
-        acc = await self.accounts.get(account_id)
-        if acc is not None:
-            self._account_cache[account_id] = (acc, now + _CACHE_SECONDS)
-        return acc
-
-    def forget(self, account_id: str) -> None:
-        """Drop cached credentials of an account whose settings or secret changed."""
-        self._account_cache.pop(account_id, None)
-        self._basic_cache = {k: v for k, v in self._basic_cache.items() if v[0].id != account_id}
-        self._token_cache = {k: v for k, v in self._token_cache.items() if v[0] != account_id}
+    # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
+    async def account_changed(self, account_id: str) -> None:
+        """An account's secret, status or settings changed: drop what every process cached about it, now."""
+        await self.changes.announce(changes.ACCOUNT, account_id)
 
     # -- sending ----------------------------------------------------------------------------------------------
     def route_available(self, connector: str) -> bool:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     http_head_timeout: float = 10.0
     http_keepalive_timeout: float = 30.0
     http_max_connections: int = 4096
+    # how long a process trusts what it cached about an account (credentials, generation) or a number's owner;
+    # changes are signalled at once (NOTIFY / Redis), this bounds a lost signal and a change made on SQLite
+    cache_seconds: float = 5.0
     token_requests_per_minute: float = 60.0  # tokens issued per client (a live one is handed out again anyway)
     webhook_per_account_concurrency: int = 8  # deliveries in flight per account and node (fair to the others)
     console_streams_per_account: int = 4  # open /console/api/stream per account (or the operator) and process

@@ -57,9 +57,7 @@ def test_each_deliver_sm_is_parsed_and_answered_on_its_own(rig: tuple[GatewayPro
 
     def burst() -> None:  # one flush: the gateway reads them as one batch
         sim.sim.inject_raw("31612345678", "", superscript, esm_class=wire.ESM_RECEIPT)
-        sim.sim.inject_raw(
-            "31612345678", "", b"", esm_class=wire.ESM_RECEIPT, tlvs=((wire.TAG_MESSAGE_PAYLOAD, huge),)
-        )
+        sim.sim.inject_raw("31612345678", "", b"", esm_class=wire.ESM_RECEIPT, tlvs=((wire.TAG_MESSAGE_PAYLOAD, huge),))
         sim.sim.inject_mo("31612345678", "31970100000001", "hello alice")
         sim.sim.inject_mo("31612345678", "31970100000002", "hello bob")
 
@@ -69,7 +67,9 @@ def test_each_deliver_sm_is_parsed_and_answered_on_its_own(rig: tuple[GatewayPro
     assert stats.get("redeliveries", 0) == 0, stats
 
     def inbound(acc: dict[str, str]) -> list[str]:
-        r = httpx.get(gw.url + "/v1/messages", params={"direction": "inbound"}, auth=(acc["api_key"], acc["api_secret"]))
+        r = httpx.get(
+            gw.url + "/v1/messages", params={"direction": "inbound"}, auth=(acc["api_key"], acc["api_secret"])
+        )
         return [m["text"] for m in r.json()["messages"]]
 
     assert wait_for(lambda: inbound(alice)) == ["hello alice"]

@@ -49,7 +49,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, services
-from smsgate.api import auth
+from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.webhooks import targets
@@ -433,7 +433,7 @@ async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict
     country = _country(params)
     assert country is not None
     await _store(gw).buy(account.id, country, _msisdn(params))
-    gw.forget(account.id)  # the balance changed
+    await gw.account_changed(account.id)  # the balance changed
     return NUMBERS_OK
 
 
@@ -486,7 +486,7 @@ def form_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]
 
 
 async def request_params(request: Request) -> dict[str, str]:
-    return parse_params(await request.body(), request.query_params)
+    return parse_params(await fastpath.read_body(request, MAX_BODY), request.query_params)
 
 
 def allow_private(request: Request) -> bool:

@@ -264,9 +264,10 @@ class _BadRequest(errors.ValidationError):
     },
 )
 async def access_token(request: Request) -> Response:
+    """Client credentials for a token: the client's live token is handed out again (while half its lifetime is
+    left), and a client gets at most ``SMSGATE_TOKEN_REQUESTS_PER_MINUTE`` answers a minute."""
     gw = auth.gateway(request)
-    limiter: auth.FailureLimiter = request.app.state.auth_failures
-    body = await request.body()
+    body = await fastpath.read_body(request, MAX_BODY)
     form: dict[str, str] = {}
     if body:
         try:
@@ -282,16 +283,11 @@ async def access_token(request: Request) -> Response:
     basic = auth.basic_credentials(request)
     if (not client_id or not client_secret) and basic:
         client_id, client_secret = basic
-    addr = auth.client_address(request)
-    limiter.check(addr)
     if not client_id or not client_secret:
-        limiter.failed(addr)
         raise errors.AuthError()
-    try:
-        account = await gw.authenticate(client_id, client_secret)
-    except errors.AuthError:
-        limiter.failed(addr)
-        raise
+    account = await auth.login(request, client_id, client_secret)
+    per_minute = request.app.state.settings.token_requests_per_minute
+    await gw.buckets.take_all([limits.Rate("token:" + account.id, per_minute / 60, max(1.0, per_minute / 6))])
     token, issued, ttl = await gw.issue_token(account)
     payload = {
         "refresh_token_expires_in": "0",
@@ -372,9 +368,7 @@ async def send(request: Request) -> Response:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise _BadRequest(f"Content-Type must be application/json, got {ctype or 'nothing'}")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise _BadRequest(f"Request body too large (limit {MAX_BODY} bytes)")
+    body = await fastpath.read_body(request, MAX_BODY)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

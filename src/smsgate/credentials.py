@@ -1,0 +1,154 @@
+"""Who is calling: an account from its key and secret or from a token, kept off the database for most requests by
+small caches, and kept honest by credential generations.
+
+Revocation without a query per request: an account row carries ``credential_gen``, raised by a secret rotation and
+by a disable (``store.accounts``), and each token row the generation it was minted under. A token is good while
+its account is active and the generations match. The token itself is cached for its lifetime, the account for
+``SMSGATE_CACHE_SECONDS`` (5); so a rotation or disable made by any process (the CLI included) holds here within 5 s, and at
+once when its signal arrives (``changes``: PostgreSQL NOTIFY, Redis, or this process's own change).
+
+The token endpoint hands a client's live token out again (while at least half of its lifetime is left) rather
+than writing a row per call.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from smsgate import errors
+from smsgate.core import accounts as core_accounts
+from smsgate.store import accounts as store_accounts
+
+CACHE_SECONDS = 5.0
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Bounded(Generic[K, V]):
+    """A dict of at most ``size`` entries that forgets the least recently used one at a time (never all at once:
+    a flood of new keys must not flush what the regular callers need)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: collections.OrderedDict[K, V] = collections.OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._data.pop(key, None)
+
+    def drop(self, keep: Callable[[V], bool]) -> None:
+        """Forget every entry whose value ``keep`` refuses."""
+        for key in [k for k, v in self._data.items() if not keep(v)]:
+            del self._data[key]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Credentials:
+    def __init__(
+        self, accounts: store_accounts.AccountStore, *, token_ttl: float, cache_seconds: float = CACHE_SECONDS
+    ) -> None:
+        self._accounts = accounts
+        self._token_ttl = token_ttl
+        self._cache_seconds = cache_seconds
+        self._logins: Bounded[tuple[str, str], tuple[core_accounts.Account, float]] = Bounded(10_000)
+        self._tokens: Bounded[str, tuple[str, float, int]] = Bounded(100_000)  # hash -> (account, expires, gen)
+        self._cached: Bounded[str, tuple[core_accounts.Account, float]] = Bounded(100_000)
+        self._live: Bounded[str, tuple[str, float, float, int]] = Bounded(100_000)  # account -> live token
+
+    # -- key and secret --------------------------------------------------------------------------------------
+    def cached_login(self, api_key: str, secret: str) -> core_accounts.Account | None:
+        """The account if this very pair was verified in the last few seconds (no limiter needed: it is right)."""
+        hit = self._logins.get((api_key, _digest(secret)))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
+        """The active account for this pair; AuthError when the pair is wrong (the same whether the key exists or
+        not), AccountDisabled when it is right but the account is off."""
+        acc = self.cached_login(api_key, secret)
+        if acc is None:
+            found = await self._accounts.verify(api_key, secret)
+            if found is None:
+                raise errors.AuthError()
+            acc = found
+            self._logins.put((api_key, _digest(secret)), (acc, time.monotonic() + self._cache_seconds))
+        if not acc.active:
+            raise errors.AccountDisabled()
+        return acc
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+    async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
+        """(token, issued_at, seconds left): the client's live token while half its lifetime is left, else a new one."""
+        now = time.time()
+        live = self._live.get(account.id)
+        if live is not None and live[3] == account.credential_gen and live[2] - now >= self._token_ttl / 2:
+            return live[0], live[1], live[2] - now
+        token, issued = await self._accounts.issue_token(account.id, self._token_ttl, account.credential_gen)
+        self._live.put(account.id, (token, issued, issued + self._token_ttl, account.credential_gen))
+        self._tokens.put(
+            store_accounts.hash_token(token), (account.id, issued + self._token_ttl, account.credential_gen)
+        )
+        return token, issued, self._token_ttl
+
+    async def account_for_token(self, token: str) -> core_accounts.Account:
+        key = store_accounts.hash_token(token)
+        hit = self._tokens.get(key)
+        if hit is None:
+            owner = await self._accounts.token_owner(token)
+            if owner is None:
+                raise errors.TokenError("Invalid access token")
+            hit = owner
+            self._tokens.put(key, hit)
+        account_id, expires_at, generation = hit
+        if time.time() >= expires_at:
+            raise errors.TokenError("Access Token expired", expired=True)
+        acc = await self.account(account_id)
+        if acc is None or not acc.active or acc.credential_gen != generation:
+            raise errors.TokenError("Invalid access token")  # revoked: secret rotated or account disabled
+        return acc
+
+    # -- accounts --------------------------------------------------------------------------------------------
+    async def account(self, account_id: str) -> core_accounts.Account | None:
+        now = time.monotonic()
+        hit = self._cached.get(account_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        acc = await self._accounts.get(account_id)
+        if acc is not None:
+            self._cached.put(account_id, (acc, now + self._cache_seconds))
+        return acc
+
+    def forget(self, account_id: str | None) -> None:
+        """Drop what is cached about an account (None: about every account) whose settings or secret changed;
+        its tokens are then checked against the fresh generation."""
+        if account_id is None:
+            self._logins.clear()
+            self._cached.clear()
+            self._live.clear()
+            return
+        self._cached.pop(account_id)
+        self._live.pop(account_id)
+        self._logins.drop(lambda v: v[0].id != account_id)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
