@@ -22,6 +22,7 @@ from typing import Any
 
 import uvicorn
 
+from smsgate import http_limits
 from smsgate.api import app as api_app
 from smsgate.runtime import Runtime
 from smsgate.settings import Settings
@@ -109,8 +110,8 @@ async def serve(
             log_level="warning",
             access_log=False,
             lifespan="off",
-            http="httptools",
             loop="none",
+            **http_limits.uvicorn_options(http_limits.from_settings(settings)),  # httptools, bounded
             timeout_graceful_shutdown=5,
         )
         server = _Server(config)
