@@ -57,6 +57,14 @@ OK = {"kaarai": (202, 2020), "vonage": "0", "numbers": 200, "token": 200, "ours"
 THROTTLED = {"kaarai": (503, 5030), "vonage": "1", "numbers": 429, "token": 429, "ours": 429}
 
 
+def test_forwarding_headers_are_ignored_by_default(gw: GatewayProcess) -> None:
+    """An attacker cannot spread its failures over made-up addresses, nor pin them on someone else's."""
+    victim = gw.create_account("victim")
+    for i in range(10):
+        fail(gw, victim["api_key"], 1, {"X-Forwarded-For": f"198.51.100.{i}", "Forwarded": f"for=203.0.113.{i}"})
+    assert answers(gw, victim) == THROTTLED  # all ten counted against 127.0.0.1, the real peer
+
+
 def test_failures_throttle_only_their_own_key(gw: GatewayProcess) -> None:
     alice, bob = gw.create_account("alice"), gw.create_account("bob")
     fail(gw, alice["api_key"])
@@ -65,14 +73,6 @@ def test_failures_throttle_only_their_own_key(gw: GatewayProcess) -> None:
     for key in ("ffffffff", "eeeeeeee", "dddddddd"):  # a spray over many keys from this address
         fail(gw, key)
     assert answers(gw, bob) == OK
-
-
-def test_forwarding_headers_are_ignored_by_default(gw: GatewayProcess) -> None:
-    """An attacker cannot spread its failures over made-up addresses, nor pin them on someone else's."""
-    victim = gw.create_account("victim")
-    for i in range(10):
-        fail(gw, victim["api_key"], 1, {"X-Forwarded-For": f"198.51.100.{i}", "Forwarded": f"for=203.0.113.{i}"})
-    assert answers(gw, victim) == THROTTLED  # all ten counted against 127.0.0.1, the real peer
 
 
 def test_behind_a_trusted_proxy_the_forwarded_client_counts(tmp_path: pathlib.Path) -> None:
