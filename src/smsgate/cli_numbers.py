@@ -15,9 +15,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from smsgate.cli_common import AccountArg, ConfigOpt, JsonOpt, T, console, find_account, money, run_store
+from smsgate.cli_common import AccountArg, ConfigOpt, JsonOpt, T, announce, console, find_account, money, run_store
 from smsgate.core import pricing
 from smsgate.store import accounts as store_accounts
+from smsgate.store import notify
 from smsgate.store import numbers as store_numbers
 
 numbers_app = typer.Typer(help="Manage the pool of virtual numbers (Vonage Phone Numbers API)", no_args_is_help=True)
@@ -31,9 +32,10 @@ def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]]) -> T
 
 
 def _msisdn(raw: str) -> str:
+    """E.164 digits, or a short code (3 digits or more): both can be owned, and only their owner may send from them."""
     digits = re.sub(r"[\s\-+]", "", raw)
-    if not digits.isdigit() or not 5 <= len(digits) <= 15:
-        raise typer.BadParameter(f"{raw!r} is not an E.164 number (digits, with the country code)")
+    if not digits.isdigit() or not 3 <= len(digits) <= 15:
+        raise typer.BadParameter(f"{raw!r} is not an E.164 number (digits, with the country code) or a short code")
     return digits
 
 
@@ -78,6 +80,8 @@ def numbers_add(
         return row
 
     row = _run(config, run)
+    if row["account_id"]:
+        announce(config, notify.NUMBER, digits)
     if as_json:
         typer.echo(json.dumps(_out(row)))
     else:
@@ -124,7 +128,9 @@ def numbers_assign(
         await nums.assign(digits, owner)
         return owner
 
-    console.print(f"number {digits} assigned to {_run(config, run)}")
+    owner = _run(config, run)
+    announce(config, notify.NUMBER, digits)
+    console.print(f"number {digits} assigned to {owner}")
 
 
 @numbers_app.command("release")
@@ -138,4 +144,5 @@ def numbers_release(
         await stores[0].assign(digits, None)
 
     _run(config, run)
+    announce(config, notify.NUMBER, digits)
     console.print(f"number {digits} released")

@@ -13,54 +13,14 @@ than writing a row per call.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
 
-from smsgate import errors
+from smsgate import bounded, errors
 from smsgate.core import accounts as core_accounts
 from smsgate.store import accounts as store_accounts
 
 CACHE_SECONDS = 5.0
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Bounded(Generic[K, V]):
-    """A dict of at most ``size`` entries that forgets the least recently used one at a time (never all at once:
-    a flood of new keys must not flush what the regular callers need)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: collections.OrderedDict[K, V] = collections.OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self._size:
-            self._data.popitem(last=False)
-
-    def pop(self, key: K) -> None:
-        self._data.pop(key, None)
-
-    def drop(self, keep: Callable[[V], bool]) -> None:
-        """Forget every entry whose value ``keep`` refuses."""
-        for key in [k for k, v in self._data.items() if not keep(v)]:
-            del self._data[key]
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class Credentials:
@@ -70,10 +30,14 @@ class Credentials:
         self._accounts = accounts
         self._token_ttl = token_ttl
         self._cache_seconds = cache_seconds
-        self._logins: Bounded[tuple[str, str], tuple[core_accounts.Account, float]] = Bounded(10_000)
-        self._tokens: Bounded[str, tuple[str, float, int]] = Bounded(100_000)  # hash -> (account, expires, gen)
-        self._cached: Bounded[str, tuple[core_accounts.Account, float]] = Bounded(100_000)
-        self._live: Bounded[str, tuple[str, float, float, int]] = Bounded(100_000)  # account -> live token
+        self._logins: bounded.Bounded[tuple[str, str], tuple[core_accounts.Account, float]] = bounded.Bounded(10_000)
+        self._tokens: bounded.Bounded[str, tuple[str, float, int]] = bounded.Bounded(
+            100_000
+        )  # hash -> (account, expires, gen)
+        self._cached: bounded.Bounded[str, tuple[core_accounts.Account, float]] = bounded.Bounded(100_000)
+        self._live: bounded.Bounded[str, tuple[str, float, float, int]] = bounded.Bounded(
+            100_000
+        )  # account -> live token
 
     # -- key and secret --------------------------------------------------------------------------------------
     def cached_login(self, api_key: str, secret: str) -> core_accounts.Account | None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from smsgate import errors
+from smsgate import bounded, errors
 from smsgate.core import accounts as core_accounts
 
 CountSince = Callable[[str, float], Awaitable[int]]
@@ -167,12 +167,11 @@ class TokenBuckets:
 
 class Failures:
     """Failed logins per key (``address|api_key``) in a sliding window: ``blocked`` says how long a key must wait
-    once it had ``limit`` failures within ``window`` seconds. At most ``size`` keys are kept; beyond that the one
-    idle longest is forgotten, one at a time, so a flood of new keys cannot wipe the counts of an attack."""
+    once it had ``limit`` failures within ``window`` seconds. At most ``size`` keys are kept (``Bounded``)."""
 
     def __init__(self, limit: int, window: float, *, size: int = 100_000) -> None:
-        self.limit, self.window, self._size = limit, window, size
-        self._fails: collections.OrderedDict[str, collections.deque[float]] = collections.OrderedDict()
+        self.limit, self.window = limit, window
+        self._fails: bounded.Bounded[str, collections.deque[float]] = bounded.Bounded(size)
 
     def _recent(self, key: str, now: float) -> collections.deque[float] | None:
         times = self._fails.get(key)
@@ -181,7 +180,7 @@ class Failures:
         while times and times[0] <= now - self.window:
             times.popleft()
         if not times:
-            del self._fails[key]
+            self._fails.pop(key)
             return None
         return times
 
@@ -196,10 +195,7 @@ class Failures:
         now = time.monotonic()
         times = self._recent(key, now) or collections.deque(maxlen=self.limit)
         times.append(now)
-        self._fails[key] = times
-        self._fails.move_to_end(key)
-        if len(self._fails) > self._size:
-            self._fails.popitem(last=False)
+        self._fails.put(key, times)
 
 
 class SeenOnce:

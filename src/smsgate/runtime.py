@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import changes, limits, services
+from smsgate import changes, limits, owners, services
 from smsgate.connectors import base, sandbox
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
@@ -31,6 +31,7 @@ from smsgate.store import messages as store_messages
 from smsgate.store import migrate, notify, tables
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
+from smsgate.store import ownership as store_ownership
 from smsgate.webhooks import planner as webhook_planner
 from smsgate.webhooks import sender as webhook_sender
 
@@ -177,6 +178,7 @@ class Runtime:
             ),
             changes_bus=self.changes,
             cache_seconds=settings.cache_seconds,
+            owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
         )
         self.listener = (
             notify.Listener(

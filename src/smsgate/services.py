@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from smsgate import changes, credentials, errors, limits
+from smsgate import owners as smsgate_owners
 from smsgate.connectors import base
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
@@ -87,6 +88,7 @@ class Gateway:
         policy: limits.Policy | None = None,
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
+        owners: smsgate_owners.Owners,
     ) -> None:
         self.accounts = accounts
         self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
@@ -110,6 +112,8 @@ class Gateway:
         self.account = self.credentials.account
         self.changes = changes_bus or changes.Changes()
         self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
+        self.owners = owners
+        self.owners.watch(self.changes)
         self._ref = secrets.randbelow(256)
         committer.after_commit("accept", self._after_accept)
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
@@ -119,6 +123,10 @@ class Gateway:
     async def account_changed(self, account_id: str) -> None:
         """An account's secret, status or settings changed: drop what every process cached about it, now."""
         await self.changes.announce(changes.ACCOUNT, account_id)
+
+    async def number_changed(self, msisdn: str) -> None:
+        """A number's owner changed (bought, given back, claimed): every process asks again who owns it."""
+        await self.changes.announce(changes.NUMBER, msisdn)
 
     # -- sending ----------------------------------------------------------------------------------------------
     def route_available(self, connector: str) -> bool:
@@ -135,14 +143,16 @@ class Gateway:
             if number.digits not in allowed:
                 raise errors.DestinationNotAllowed("Non-Whitelisted Destination")
 
-    def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
+    async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
+        """The sender to use: the account's default (set by the operator), or the requested one if the account may
+        use it (``owners``: its own numbers and any unreserved name, or the operator's list)."""
         if raw is None or raw == "" or not account.may_choose_sender:
             if not account.default_sender:
                 raise errors.InvalidSender("no sender given and the account has no default sender")
             raw = account.default_sender
         sender = senders.parse_sender(raw)
         if account.may_choose_sender and raw != account.default_sender:
-            senders.check_allowed(sender, account.allowed_senders)
+            await self.owners.check(account, sender)
         return sender
 
     def segment(self, req: SendRequest) -> segments.Segmentation:
@@ -159,7 +169,7 @@ class Gateway:
         if not account.active:
             raise errors.AuthError("account disabled")
         self.check_destination(account, req.recipient)
-        sender = self.resolve_sender(account, req.sender)
+        sender = await self.resolve_sender(account, req.sender)
         seg = self.segment(req)
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164))
         network = networks.network_for(req.recipient, self._ported)

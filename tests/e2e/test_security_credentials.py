@@ -95,14 +95,14 @@ def test_cli_rotation_and_disable_revoke_tokens_in_the_running_server(tmp_path: 
 
 
 def test_token_endpoint_hands_out_the_live_token_and_limits_each_client(tmp_path: pathlib.Path) -> None:
-    with gateway_process(tmp_path, env={"SMSGATE_TOKEN_REQUESTS_PER_MINUTE": "30"}) as gw:
+    with gateway_process(tmp_path, env={"SMSGATE_TOKEN_REQUESTS_PER_MINUTE": "6"}) as gw:
         alice, bob = gw.create_account("alice"), gw.create_account("bob")
 
         def token_call(acc: dict[str, str]) -> httpx.Response:
             return httpx.post(gw.url + TOKEN, data={"client_id": acc["api_key"], "client_secret": acc["api_secret"]})
 
-        first = [token_call(alice) for _ in range(5)]  # burst: 30 a minute, 5 at once
-        assert [r.status_code for r in first] == [200] * 5
+        first = [token_call(alice) for _ in range(6)]  # 6 a minute, all at once if need be
+        assert [r.status_code for r in first] == [200] * 6
         assert len({r.json()["access_token"] for r in first}) == 1  # the live token, again
         assert all(int(r.json()["expires_in"]) <= 3599 for r in first)
         limited = token_call(alice)

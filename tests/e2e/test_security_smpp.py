@@ -78,3 +78,41 @@ def test_each_deliver_sm_is_parsed_and_answered_on_its_own(rig: tuple[GatewayPro
         assert wait_for(lambda: c.get(f"/v1/messages/{ids[0]}").json()["status"] == "delivered")
     with gw.client(auth=(bob["api_key"], bob["api_secret"])) as c:
         assert wait_for(lambda: c.get(f"/v1/messages/{ids[1]}").json()["status"] == "failed")
+
+
+def test_inbound_to_an_address_nobody_owns_is_kept_for_the_operator(rig: tuple[GatewayProcess, SmscThread]) -> None:
+    """Issue #14 item 3 on the network side: a reply goes to the owner of the address it was sent to, never to
+    whoever wrote to that handset last from it; with no owner it is the operator's."""
+    gw, sim = rig
+    alice, bob = gw.create_account("alice"), gw.create_account("bob")
+    add_numbers(gw.database_url, {"3197010000003": alice["account_id"]})
+    for acc, sender in ((alice, "3197010000003"), (bob, "Shop")):
+        r = httpx.post(
+            gw.url + "/v1/send-sms",
+            json={"to": "31612340077", "from": sender, "text": "reply to me"},
+            auth=(acc["api_key"], acc["api_secret"]),
+        )
+        assert r.status_code == 202, r.text
+    wait_for(lambda: len(sim.records()) == 2)
+    sim.call(lambda: sim.sim.inject_mo("31612340077", "Shop", "who gets this?"))
+    sim.call(lambda: sim.sim.inject_mo("31612340077", "3197010000003", "for alice"))
+
+    def inbound(acc: dict[str, str]) -> list[str]:
+        r = httpx.get(
+            gw.url + "/v1/messages", params={"direction": "inbound"}, auth=(acc["api_key"], acc["api_secret"])
+        )
+        return [m["text"] for m in r.json()["messages"]]
+
+    op = {"authorization": f"Bearer {gw.operator_token}"}
+    kept = wait_for(
+        lambda: [
+            m
+            for m in httpx.get(gw.url + "/console/api/messages", params={"direction": "inbound"}, headers=op).json()[
+                "messages"
+            ]
+            if m["text"] == "who gets this?"
+        ]
+    )
+    assert kept[0]["account_id"] == "" and kept[0]["to"] == "Shop"
+    assert wait_for(lambda: inbound(alice)) == ["for alice"]
+    assert inbound(bob) == []  # bob wrote to the handset last as "Shop": that does not make its reply his

@@ -141,7 +141,9 @@ async def handset_messages(
 
 class ReplyIn(BaseModel):
     to: str = Field(
-        ..., description="the number the handset replies to (your sender or virtual number)", examples=["smsgate"]
+        ...,
+        description="the number the handset replies to: one your account owns (or a sender name reserved for it)",
+        examples=["3197010240300"],
     )
     text: str = Field(..., min_length=1, examples=["STOP"])
 
@@ -163,6 +165,11 @@ async def handset_reply(
     source = _number(msisdn)
     to = body.to.strip()
     destination = to if not to.lstrip("+").isdigit() else _number(to).e164
+    if await auth.gateway(request).owners.of_address(destination) != account.id:
+        # else any account could put words in another's inbox (and fire its inbound webhook)
+        raise errors.DestinationNotAllowed(
+            f"a handset can only reply to a number (or reserved sender) your account owns, not {destination}"
+        )
     n = await sbx.reply(source.e164, destination, body.text)
     return json_response({"status": "sent", "from": source.e164, "to": destination, "parts": n}, 202)
 

@@ -432,15 +432,19 @@ async def search_available(gw: services.Gateway, params: dict[str, str]) -> dict
 async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
-    await _store(gw).buy(account.id, country, _msisdn(params))
+    msisdn = _msisdn(params)
+    await _store(gw).buy(account.id, country, msisdn)
     await gw.account_changed(account.id)  # the balance changed
+    await gw.number_changed(msisdn)
     return NUMBERS_OK
 
 
 async def cancel(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
-    await _store(gw).cancel(account.id, country, _msisdn(params))
+    msisdn = _msisdn(params)
+    await _store(gw).cancel(account.id, country, msisdn)
+    await gw.number_changed(msisdn)
     return NUMBERS_OK
 
 

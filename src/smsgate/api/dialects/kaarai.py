@@ -13,6 +13,7 @@ onto the ten codes of its table; the choices the spec leaves open are:
     destination blocked / country / allow-list  403     4031
     no route, no balance, no default sender     403     4031  retrying the same request cannot help
     ``from`` not allowed or malformed           202     -     the default sender is used, as the spec says
+    ``from`` another account's number or name   403     4031  refused: never sent under someone else's name
     quota used up, rate limited                 503     5030  with Retry-After: it does work later
     too many failed logins (address and user)   503     5030  with Retry-After; says nothing about the user
     store unavailable, anything unexpected      503     5030  nothing was written
@@ -205,7 +206,7 @@ async def send_sms(request: Request) -> Response:
         account=account,
         dialect="kaarai",
         recipient=recipient,
-        sender=_sender(gw, account, sender),
+        sender=await _sender(gw, account, sender),
         text=text,
         meta={"requested_from": sender},
     )
@@ -263,12 +264,15 @@ def _kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
-def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
-    """The requested sender if the account may use it, else None (the default): the spec's fallback."""
+async def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
+    """The requested sender if the account may use it, else None (the default): the spec's fallback. A sender that
+    is another account's (its number, or a name reserved for it) is refused (4031), not silently replaced."""
     if raw is None:
         return None
     try:
-        gw.resolve_sender(account, raw)
+        await gw.resolve_sender(account, raw)
+    except errors.SenderTaken:
+        raise
     except (errors.SenderNotAllowed, errors.InvalidSender):
         return None
     return raw

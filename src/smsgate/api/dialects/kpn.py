@@ -287,7 +287,8 @@ async def access_token(request: Request) -> Response:
         raise errors.AuthError()
     account = await auth.login(request, client_id, client_secret)
     per_minute = request.app.state.settings.token_requests_per_minute
-    await gw.buckets.take_all([limits.Rate("token:" + account.id, per_minute / 60, max(1.0, per_minute / 6))])
+    # a minute's worth at once, then one every 60/per_minute seconds
+    await gw.buckets.take_all([limits.Rate("token:" + account.id, per_minute / 60, max(1.0, per_minute))])
     token, issued, ttl = await gw.issue_token(account)
     payload = {
         "refresh_token_expires_in": "0",
