@@ -106,6 +106,14 @@ _SETTINGS_OPTIONS = (
     _option("balance", str | None, "--balance", "account credit, e.g. 25.00"),
     _option("level", str | None, "--level", "demo or prod (the token's level)"),
     _option("allowed_countries", str | None, "--allowed-countries", "comma-separated ISO codes, e.g. NL,BE"),
+    _option("allowed_senders", str | None, "--allowed-senders", "comma-separated senders it may use ('' = any it owns)"),
+    _option("sandbox_only", bool | None, "--sandbox-only/--no-sandbox-only", "send through sandbox connectors only"),
+    _option(
+        "allow_sim_messages",
+        bool | None,
+        "--allow-sim-messages/--no-allow-sim-messages",
+        "may send silent (protocol-id 64), SIM data download (127) and class-2 binary messages",
+    ),
 )
 
 
@@ -117,6 +125,9 @@ def _settings_from_options(
     balance: str | None,
     level: str | None,
     allowed_countries: str | None,
+    allowed_senders: str | None,
+    sandbox_only: bool | None,
+    allow_sim_messages: bool | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if default_sender is not None:
@@ -137,6 +148,12 @@ def _settings_from_options(
         out["level"] = level
     if allowed_countries is not None:
         out["allowed_countries"] = [c.strip().upper() for c in allowed_countries.split(",") if c.strip()] or None
+    if allowed_senders is not None:
+        out["allowed_senders"] = [x.strip() for x in allowed_senders.split(",") if x.strip()] or None
+    if sandbox_only is not None:
+        out["sandbox_only"] = sandbox_only
+    if allow_sim_messages is not None:
+        out["allow_sim_messages"] = allow_sim_messages
     return out
 
 

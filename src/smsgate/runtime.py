@@ -179,6 +179,7 @@ class Runtime:
             changes_bus=self.changes,
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
+            sandboxes=[n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)],
         )
         self.listener = (
             notify.Listener(
@@ -225,6 +226,7 @@ class Runtime:
             self._spawn(self.changes.run(), "changes")
         if self.settings.sandbox:
             self.demo = await self._ensure_demo_account()
+        await self._warn_demo_accounts()
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -298,8 +300,19 @@ class Runtime:
                 ).all()
             c.resume([(r[0], r[1]) for r in rows])
 
+    @property
+    def sandbox_only(self) -> bool:
+        """Whether every connector is a sandbox network: nothing this gateway sends can reach a real phone."""
+        return all(isinstance(c, sandbox.SandboxNetwork) for c in self.connectors.values())
+
     async def _ensure_demo_account(self) -> dict[str, Any] | None:
-        """On first start in sandbox mode: one ready account, shown once (its secret is not kept)."""
+        """On first start of a sandbox-only gateway: one ready account, shown once (its secret is not kept).
+
+        With any real connector configured there is no demo account: well-known credentials must never reach a
+        real network. The account is ``sandbox_only`` (``services.Gateway.send`` keeps it off real connectors
+        should one be configured later)."""
+        if not self.sandbox_only:
+            return None
         async with self.engine.connect() as conn:
             n = await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts))
         if n:
@@ -313,5 +326,23 @@ class Runtime:
             level="demo",
             default_sender="smsgate",
             balance=pricing.to_units(DEMO_BALANCE),
+            sandbox_only=True,
         )
         return {"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}
+
+    async def _warn_demo_accounts(self) -> None:
+        """On every start: say that sandbox-only (demo) accounts exist, and loudly if the well-known one still
+        opens with its published secret."""
+        a = tables.accounts.c
+        async with self.engine.connect() as conn:
+            keys = (await conn.scalars(sa.select(a.api_key).where(a.sandbox_only, a.status == "active"))).all()
+        for key in keys:
+            known = key == DEMO_KEY and await self.accounts.verify(DEMO_KEY, DEMO_SECRET) is not None
+            log.warning(
+                "demo account %s exists (sandbox only: its messages go to the sandbox network, never to a real one)%s",
+                key,
+                f"; its secret is the published {DEMO_SECRET!r}: anyone who can reach this gateway can use it "
+                f"(smsgate accounts disable {key}, or rotate-secret)"
+                if known
+                else "",
+            )

@@ -89,6 +89,7 @@ class Gateway:
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
         owners: smsgate_owners.Owners,
+        sandboxes: Sequence[str] = (),
     ) -> None:
         self.accounts = accounts
         self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
@@ -114,6 +115,7 @@ class Gateway:
         self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
         self.owners = owners
         self.owners.watch(self.changes)
+        self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
         committer.after_commit("accept", self._after_accept)
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
@@ -177,6 +179,10 @@ class Gateway:
         connector = self._router.route(
             digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
         )
+        if account.sandbox_only and connector not in self._sandboxes:
+            if not self._sandboxes:
+                raise errors.DestinationNotAllowed("this demo account may only send through the sandbox network")
+            connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
         quota = await self.quotas.take(account)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     port: int = 8080
     public_url: str | None = None  # shown in the quick-start banner; default http://host:port
 
-    sandbox: bool = True  # sandbox mode: demo account on first start, sandbox network as default route
+    sandbox: bool = True  # demo account on first start, when the sandbox network is the only connector
     token_ttl_seconds: int = 3600
     # failed logins from one client address within the window before that address is refused for a while
     auth_failure_limit: int = 10
