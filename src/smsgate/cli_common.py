@@ -106,7 +106,9 @@ _SETTINGS_OPTIONS = (
     _option("balance", str | None, "--balance", "account credit, e.g. 25.00"),
     _option("level", str | None, "--level", "demo or prod (the token's level)"),
     _option("allowed_countries", str | None, "--allowed-countries", "comma-separated ISO codes, e.g. NL,BE"),
-    _option("allowed_senders", str | None, "--allowed-senders", "comma-separated senders it may use ('' = any it owns)"),
+    _option(
+        "allowed_senders", str | None, "--allowed-senders", "comma-separated senders it may use ('' = any it owns)"
+    ),
     _option("sandbox_only", bool | None, "--sandbox-only/--no-sandbox-only", "send through sandbox connectors only"),
     _option(
         "allow_sim_messages",

@@ -111,6 +111,7 @@ class Runtime:
                 retry_window=settings.webhook_retry_hours * 3600.0,
                 concurrency=settings.webhook_concurrency,
                 per_target=settings.webhook_per_target_concurrency,
+                per_account=settings.webhook_per_account_concurrency,
                 allow_private=settings.webhooks_allow_private,
                 poll_interval=max(settings.poll_interval, 0.1),
             ),

@@ -216,7 +216,9 @@ async def replay(
         moved = await conn.execute(o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now))
         if moved.rowcount == 0:
             await conn.execute(
-                o.insert().values(kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now)
+                o.insert().values(
+                    kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now, account_id=account.id
+                )
             )
             await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
     request.app.state.runtime.webhooks.wake()

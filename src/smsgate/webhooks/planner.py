@@ -82,7 +82,17 @@ class Planner(store_messages.Hooks):
         await conn.execute(tables.webhook_deliveries.insert(), planned)
         await conn.execute(
             tables.outbox.insert(),
-            [{"kind": "webhook", "ref": d["id"], "run_at": now, "attempts": 0, "created_at": now} for d in planned],
+            [
+                {
+                    "kind": "webhook",
+                    "ref": d["id"],
+                    "run_at": now,
+                    "attempts": 0,
+                    "created_at": now,
+                    "account_id": d["account_id"],
+                }
+                for d in planned
+            ],
         )
         self.dirty = True
 
