@@ -42,8 +42,7 @@ def run_store(config: pathlib.Path | None, fn: Callable[[AsyncEngine], Awaitable
     s = load_settings(config)
 
     async def run() -> T:
-        if s.is_sqlite:
-            s.data_dir.mkdir(parents=True, exist_ok=True)
+        store_engine.prepare_sqlite(s.effective_database_url)
         engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
             await store_migrate.upgrade(engine)

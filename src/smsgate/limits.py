@@ -76,12 +76,12 @@ class Policy:
 
 class QuotaLimiter(Protocol):
     async def state(self, account: core_accounts.Account) -> QuotaState: ...
-    async def take(self, account: core_accounts.Account) -> QuotaState: ...
-    async def give_back(self, account: core_accounts.Account) -> None: ...
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState: ...
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None: ...
 
 
 class RateLimiter(Protocol):
-    async def take_all(self, rates: Sequence[Rate]) -> None: ...
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None: ...
     async def reserve(self, rate: Rate, n: int) -> float: ...
 
 
@@ -118,20 +118,20 @@ class Quotas:
         w = await self._window(account, time.time())
         return QuotaState(account.quota_limit, w.used, account.quota_interval, account.quota_unit, w.end)
 
-    async def take(self, account: core_accounts.Account) -> QuotaState:
-        """Reserve one send, or raise QuotaExceeded with the seconds until the window resets."""
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState:
+        """Reserve ``n`` parts (all or none), or raise QuotaExceeded with the seconds until the window resets."""
         now = time.time()
         w = await self._window(account, now)
-        if account.quota_limit is not None and w.used >= account.quota_limit:
+        if account.quota_limit is not None and w.used + n > account.quota_limit:
             raise _exceeded(account, w.end - now)
-        w.used += 1
+        w.used += n
         return QuotaState(account.quota_limit, w.used, account.quota_interval, account.quota_unit, w.end)
 
-    async def give_back(self, account: core_accounts.Account) -> None:
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None:
         """Undo a reservation whose send was not accepted."""
         w = self._windows.get(account.id)
-        if w is not None and w.used > 0:
-            w.used -= 1
+        if w is not None:
+            w.used = max(0, w.used - n)
 
 
 class TokenBuckets:
@@ -147,15 +147,20 @@ class TokenBuckets:
     async def take(self, key: str, rate: float, burst: float | None = None) -> None:
         await self.take_all([Rate.of(key, rate, burst)])
 
-    async def take_all(self, rates: Sequence[Rate]) -> None:
-        """One token from every bucket, or none at all and RateLimited with the longest wait."""
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None:
+        """``n`` tokens (the parts of one message) from every bucket, or none at all and RateLimited with the
+        longest wait. A bucket must hold ``n`` tokens, or be full when ``n`` is more than it can ever hold; the
+        rest is taken as debt, so a long message is paid for by the wait before the next one."""
         now = time.monotonic()
         levels = [self._level(r, now) for r in rates]
-        wait = max([(1.0 - t) / r.rate for r, t in zip(rates, levels, strict=True) if t < 1.0], default=0.0)
+        needs = [min(float(n), r.burst) for r in rates]
+        wait = max(
+            [(need - t) / r.rate for r, t, need in zip(rates, levels, needs, strict=True) if t < need], default=0.0
+        )
         if wait > 0:
             raise errors.RateLimited(retry_after=wait)
         for r, t in zip(rates, levels, strict=True):
-            self._buckets[r.key] = (t - 1.0, now)
+            self._buckets[r.key] = (t - n, now)
 
     async def reserve(self, rate: Rate, n: int) -> float:
         """Take ``n`` tokens now, going into debt; returns the seconds to wait before using them."""
@@ -220,7 +225,7 @@ class SeenOnce:
 
 
 # -- Redis -------------------------------------------------------------------------------------------------------
-# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give).
+# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give), n parts.
 # Returns {status, used}: status 1 taken/ok, 0 refused, -1 the counter is missing and no seed was given.
 _QUOTA_LUA = """
 local v = redis.call('GET', KEYS[1])
@@ -231,13 +236,15 @@ if not v then
 end
 v = tonumber(v)
 if ARGV[4] == 'state' then return {1, v} end
+local n = tonumber(ARGV[5])
 if ARGV[4] == 'give' then
-  if v > 0 then v = redis.call('DECR', KEYS[1]) end
+  v = math.max(0, v - n)
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
   return {1, v}
 end
 local limit = tonumber(ARGV[1])
-if limit >= 0 and v >= limit then return {0, v} end
-return {1, redis.call('INCR', KEYS[1])}
+if limit >= 0 and v + n > limit then return {0, v} end
+return {1, redis.call('INCRBY', KEYS[1], n)}
 """
 
 # KEYS: buckets. ARGV: n, then rate and burst per key; mode 'all' (all-or-nothing, n each) or 'debt' (KEYS[1]
@@ -257,7 +264,8 @@ for i, key in ipairs(KEYS) do
   local ts = tonumber(b[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
   levels[i] = tokens
-  if mode == 'all' and tokens < n then wait = math.max(wait, (n - tokens) / rate) end
+  local need = math.min(n, burst)  -- a message longer than the bucket passes when the bucket is full
+  if mode == 'all' and tokens < need then wait = math.max(wait, (need - tokens) / rate) end
 end
 if mode == 'all' and wait > 0 then return {0, tostring(wait)} end
 for i, key in ipairs(KEYS) do
@@ -281,30 +289,30 @@ class RedisQuotas:
         self._prefix = prefix
         self._script = client.register_script(_QUOTA_LUA)
 
-    async def _call(self, account: core_accounts.Account, op: str, now: float) -> tuple[int, int, float]:
+    async def _call(self, account: core_accounts.Account, op: str, now: float, n: int = 1) -> tuple[int, int, float]:
         w = core_accounts.quota_window(now, account.quota_interval, account.quota_unit)
         key = f"{self._prefix}quota:{account.id}:{int(w.start)}"
         ttl_ms = max(1000, math.ceil((w.end - now) * 1000) + 60_000)
         limit = -1 if account.quota_limit is None else account.quota_limit
-        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op]))
+        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op, n]))
         if status == -1:  # first sight of this window (or Redis lost it): seed from the store
             seed = await self._count_since(account.id, w.start) if account.quota_limit is not None else 0
-            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op]))
+            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op, n]))
         return int(status), int(used), w.end
 
     async def state(self, account: core_accounts.Account) -> QuotaState:
         _status, used, end = await self._call(account, "state", time.time())
         return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
 
-    async def take(self, account: core_accounts.Account) -> QuotaState:
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState:
         now = time.time()
-        status, used, end = await self._call(account, "take", now)
+        status, used, end = await self._call(account, "take", now, n)
         if status == 0:
             raise _exceeded(account, end - now)
         return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
 
-    async def give_back(self, account: core_accounts.Account) -> None:
-        await self._call(account, "give", time.time())
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None:
+        await self._call(account, "give", time.time(), n)
 
 
 class RedisTokenBuckets:
@@ -324,10 +332,10 @@ class RedisTokenBuckets:
     async def take(self, key: str, rate: float, burst: float | None = None) -> None:
         await self.take_all([Rate.of(key, rate, burst)])
 
-    async def take_all(self, rates: Sequence[Rate]) -> None:
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None:
         if not rates:
             return
-        ok, wait = await self._run(rates, 1, "all")
+        ok, wait = await self._run(rates, n, "all")
         if not ok:
             raise errors.RateLimited(retry_after=wait)
 

@@ -209,8 +209,7 @@ class Runtime:
         await self.stop()
 
     async def start(self) -> None:
-        if self.settings.is_sqlite:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store_engine.prepare_sqlite(self.settings.effective_database_url)
         await migrate.upgrade(self.engine)
         self.committer.start()
         await self.outbox.heartbeat({"started": time.time()})

@@ -171,9 +171,14 @@ class Gateway:
         if not account.active:
             raise errors.AuthError("account disabled")
         self.check_destination(account, req.recipient)
+        if not account.allow_sim_messages and _sim_message(req):
+            raise errors.FeatureNotAllowed(
+                "silent (protocol-id 64), SIM data download (protocol-id 127) and class-2 binary messages are not "
+                "enabled for this account (the operator can allow them)"
+            )
         sender = await self.resolve_sender(account, req.sender)
         seg = self.segment(req)
-        await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164))
+        await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
         connector = self._router.route(
@@ -185,7 +190,7 @@ class Gateway:
             connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
-        quota = await self.quotas.take(account)
+        quota = await self.quotas.take(account, seg.count)
         now = time.time()
         message_id = str(uuid.uuid4())
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
@@ -246,7 +251,7 @@ class Gateway:
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
-            await self.quotas.give_back(account)
+            await self.quotas.give_back(account, seg.count)
             raise
         return SendResult(
             message_id=message_id,
@@ -273,6 +278,15 @@ class Gateway:
         if found is None:
             raise errors.NotFound("no such message")
         return found
+
+
+SILENT, SIM_DATA_DOWNLOAD = 0x40, 0x7F  # TP-PID "short message type 0" and "(U)SIM data download" (3GPP TS 23.040)
+
+
+def _sim_message(req: SendRequest) -> bool:
+    """A message a handset does not show, or one that writes to the SIM: tracking and SIM-attack material, so an
+    account needs the operator's permission (``allow_sim_messages``) to send one."""
+    return req.protocol_id in (SILENT, SIM_DATA_DOWNLOAD) or (req.body is not None and req.message_class == 2)
 
 
 class Ingest:

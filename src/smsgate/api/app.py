@@ -59,6 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.proxies = peers.networks(runtime.settings.trusted_proxies)
     app.state.auth_failures = runtime.login_failures
     app.state.signatures = runtime.signatures
+    app.state.console_streams = console.routes.StreamCounter(runtime.settings.console_streams_per_account)
     renderers: dict[str, Renderer] = {}
     for prefix in kpn.PREFIXES:
         renderers[prefix] = kpn.render_error
