@@ -97,7 +97,7 @@ class LimitedHttpTools(HttpToolsProtocol):
                 self._close_with(TOO_LARGE)
                 return
             self._head_bytes = total
-            self._tail = (self._tail + data)[-3:]
+            self._tail = (self._tail + data[-3:])[-3:]
         super().data_received(data)
 
     def _head_ends_in_time(self, data: bytes) -> bool:

@@ -52,8 +52,12 @@ class Owners:
         now = time.monotonic()
         if sender.type is senders.SenderType.ALPHANUMERIC:
             if now >= self._names_until:
-                self._names = await self._store.reservations()
-                self._names_until = now + self._ttl
+                self._names_until = now + self._ttl  # one reader; the others use the map they have meanwhile
+                try:
+                    self._names = await self._store.reservations()
+                except BaseException:
+                    self._names_until = 0.0
+                    raise
             return self._names.get(ownership.name_key(sender.value))
         hit = self._numbers.get(sender.value)
         if hit is None or hit[1] <= now:

@@ -82,22 +82,25 @@ async def login(request: Request, api_key: str, secret: str) -> core_accounts.Ac
     """The account for a key and secret, under the per-(address, api_key) limiter; failures are logged at INFO
     with the address and the key (never the secret)."""
     gw = gateway(request)
-    if gw.credentials.cached_login(api_key, secret) is None:
-        limiter: limits.FailureLimiter = request.app.state.auth_failures
-        address = client_address(request)
-        pair = f"{address}|{api_key[:_KEY_CHARS]}"
-        wait = await limiter.blocked(pair)
-        if wait > 0:
-            raise errors.RateLimited("too many failed logins for this api_key from this address", retry_after=wait)
-        try:
-            return await gw.authenticate(api_key, secret)
-        except errors.AccountDisabled:
-            raise
-        except errors.AuthError:
-            await limiter.failed(pair)
-            log.info("failed login from %s for api_key %r", address, api_key[:_KEY_CHARS])
-            raise
-    return await gw.authenticate(api_key, secret)
+    known = gw.credentials.cached_login(api_key, secret)
+    if known is not None:  # the send path: no limiter, no second hash
+        if not known.active:
+            raise errors.AccountDisabled()
+        return known
+    limiter: limits.FailureLimiter = request.app.state.auth_failures
+    address = client_address(request)
+    pair = f"{address}|{api_key[:_KEY_CHARS]}"
+    wait = await limiter.blocked(pair)
+    if wait > 0:
+        raise errors.RateLimited("too many failed logins for this api_key from this address", retry_after=wait)
+    try:
+        return await gw.authenticate(api_key, secret)
+    except errors.AccountDisabled:
+        raise
+    except errors.AuthError:
+        await limiter.failed(pair)
+        log.info("failed login from %s for api_key %r", address, api_key[:_KEY_CHARS])
+        raise
 
 
 async def failed_login(request: Request, api_key: str, why: str) -> None:

@@ -123,13 +123,13 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
     return acc
 
 
-async def credentials(request: Request, params: dict[str, str] | None) -> core_accounts.Account:
-    """Basic header (checked before the body is read: ``params`` None), or a signature, or api_key/api_secret in the
+async def credentials(
+    request: Request, params: dict[str, str], creds: tuple[str, str] | None = None
+) -> core_accounts.Account:
+    """The Basic header's ``creds`` (checked before the body is read), or a signature, or api_key/api_secret in the
     body or query; failures count per (client address, api_key)."""
     try:
-        creds = auth.basic_credentials(request)
         if creds is None:
-            assert params is not None
             if params.get("sig"):
                 return await _signed(request, params)
             key, secret = params.get("api_key", ""), params.get("api_secret", "")
@@ -146,8 +146,9 @@ async def credentials(request: Request, params: dict[str, str] | None) -> core_a
 async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
     """Credentials in a header are checked before the body is read; in the body or query, nothing is done with
     the parameters before they are checked."""
-    if auth.basic_credentials(request) is not None:
-        account = await credentials(request, None)
+    basic = auth.basic_credentials(request)
+    if basic is not None:
+        account = await credentials(request, {}, basic)
         return account, await vonage_wire.request_params(request)
     params = await vonage_wire.request_params(request)
     return await credentials(request, params), params
