@@ -94,7 +94,7 @@ def test_the_owner_sends_from_what_it_owns(world: tuple) -> None:
         assert answer["kaarai_from"] == sender
 
 
-@pytest.mark.parametrize("number", [POOL, CLAIMED, ALLOWED])
+@pytest.mark.parametrize("number", [POOL, CLAIMED, ALLOWED, UNOWNED])
 def test_register_cannot_claim_another_accounts_number(world: tuple, number: str) -> None:
     gw, _alice, bob, receiver = world
     r = httpx.post(

@@ -203,8 +203,8 @@ class NumberStore:
         sends from it, so the replies are its own)."""
         cb, n, a = tables.callbacks, tables.numbers, tables.accounts
         async with self._engine.begin() as conn:
-            pooled = await conn.scalar(sa.select(n.c.account_id).where(n.c.msisdn == msisdn))
-            if pooled is not None and pooled != account_id:
+            pooled = (await conn.execute(sa.select(n.c.account_id).where(n.c.msisdn == msisdn))).first()
+            if pooled is not None and pooled.account_id != account_id:  # also one for sale: buy it instead
                 raise errors.NotFound("This number is a virtual number you do not own")
             taken = await conn.scalar(
                 sa.select(cb.c.account_id).where(cb.c.msisdn == msisdn, cb.c.account_id != account_id).limit(1)
