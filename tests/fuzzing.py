@@ -47,8 +47,13 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 REQUEST_TIMEOUT = 15.0
 URL_FIELDS = ("callback", "callback_url", "moHttpUrl", "receipt_url", "inbound_url", "voiceStatusCallback")
 SAFE_URL = "http://127.0.0.1:9/fuzz"  # the discard port: nothing listens, the delivery fails and is retried
-# The gateway's environment for fuzzing: random credentials must not lock the fuzzer's own address out.
-GATEWAY_ENV = {"SMSGATE_AUTH_FAILURE_LIMIT": "1000000000", "SMSGATE_WEBHOOK_TIMEOUT": "1"}
+# The gateway's environment for fuzzing: random credentials must not lock the fuzzer's own address out, and the
+# fuzzer's new token after each secret rotation must not hit the token endpoint's per-client limit.
+GATEWAY_ENV = {
+    "SMSGATE_AUTH_FAILURE_LIMIT": "1000000000",
+    "SMSGATE_TOKEN_REQUESTS_PER_MINUTE": "1000000000",
+    "SMSGATE_WEBHOOK_TIMEOUT": "1",
+}
 
 
 @dataclass

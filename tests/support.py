@@ -49,9 +49,12 @@ class GatewayProcess:
         args: tuple[str, ...] = (),
         log_level: str = "warning",
         tls: bool = False,
+        preexec_fn: Any = None,
     ) -> None:
         """``tls``: serve HTTPS with ``--tls-self-signed``; ``ca_file`` is then the certificate to trust."""
         self.data_dir = data_dir
+        self.log_level = log_level
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. a lower RLIMIT_NOFILE)
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.args = (*args, "--tls-self-signed") if tls else args
@@ -89,7 +92,9 @@ class GatewayProcess:
         if self.config is not None:
             args += ["--config", str(self.config)]
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen(args, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            args, env=self.env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn
+        )
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
@@ -149,6 +154,25 @@ def create_account(database_url: str, name: str = "test", **settings: Any) -> di
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def add_numbers(database_url: str, owned: dict[str, str | None], country: str = "NL") -> None:
+    """Numbers straight into the pool, ``msisdn -> account_id`` (None: available), as ``smsgate numbers add`` does."""
+    from smsgate.store import numbers as store_numbers
+
+    async def run() -> None:
+        engine = store_engine.create(database_url)
+        try:
+            await migrate.upgrade(engine)
+            store = store_numbers.NumberStore(engine)
+            for msisdn, account_id in owned.items():
+                await store.add(msisdn, country)
+                if account_id is not None:
+                    await store.assign(msisdn, account_id)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

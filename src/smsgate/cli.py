@@ -17,6 +17,7 @@ from smsgate.cli_common import (
     JsonOpt,
     T,
     account_settings_options,
+    announce,
     console,
     find_account,
     load_settings,
@@ -28,6 +29,7 @@ from smsgate.cli_common import (
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
 from smsgate.store import accounts as store_accounts
+from smsgate.store import notify
 
 app = typer.Typer(help="smsgate: a self-hostable SMS API gateway", no_args_is_help=True)
 accounts_app = typer.Typer(help="Manage accounts (API credentials, quota, sender, balance)", no_args_is_help=True)
@@ -200,7 +202,9 @@ def _update(config: pathlib.Path | None, ref: str, **changes: Any) -> core_accou
     async def run(store: store_accounts.AccountStore) -> core_accounts.Account:
         return await store.update((await find_account(store, ref)).id, **changes)
 
-    return _with_store(config, run)
+    acc = _with_store(config, run)
+    announce(config, notify.ACCOUNT, acc.id)
+    return acc
 
 
 @accounts_app.command("disable")
@@ -232,6 +236,7 @@ def accounts_rotate(
         return acc, await store.rotate_secret(acc.id)
 
     acc, secret = _with_store(config, run)
+    announce(config, notify.ACCOUNT, acc.id)
     if as_json:
         typer.echo(json.dumps({"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}))
     else:
@@ -258,5 +263,7 @@ def accounts_set(
 
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
+from smsgate.cli_senders import senders_app  # noqa: E402
 
 app.add_typer(numbers_app, name="numbers")
+app.add_typer(senders_app, name="senders")

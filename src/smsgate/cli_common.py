@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import errors, startup
+from smsgate import changes, errors, limits, startup
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
@@ -79,6 +79,7 @@ def run_store(
             startup.require_database(s)
 
     async def run() -> T:
+        store_engine.prepare_sqlite(s.effective_database_url)
         engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
             try:
@@ -105,6 +106,23 @@ def run_store(
     if writes:
         typer.echo(f"database: {s.masked_database_url}", err=True)
     return result
+
+
+def announce(config: pathlib.Path | None, topic: str, key: str) -> None:
+    """Tell running gateways that ``topic:key`` changed (on PostgreSQL the store's NOTIFY already has): through Redis
+    when one is configured. Without either they see it when their cache expires (``SMSGATE_CACHE_SECONDS``)."""
+    s = load_settings(config)
+    if not s.redis_url:
+        return
+
+    async def run() -> None:
+        client = limits.redis_client(s.redis_url or "")
+        try:
+            await changes.publish(client, f"{s.redis_prefix}changes", f"{topic}:{key}")
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
 
 
 async def find_account(accounts: store_accounts.AccountStore, ref: str) -> core_accounts.Account:
@@ -158,6 +176,16 @@ _SETTINGS_OPTIONS = (
     _option("balance", str | None, "--balance", "account credit, e.g. 25.00"),
     _option("level", str | None, "--level", "demo or prod (the token's level)"),
     _option("allowed_countries", str | None, "--allowed-countries", "comma-separated ISO codes, e.g. NL,BE"),
+    _option(
+        "allowed_senders", str | None, "--allowed-senders", "comma-separated senders it may use ('' = any it owns)"
+    ),
+    _option("sandbox_only", bool | None, "--sandbox-only/--no-sandbox-only", "send through sandbox connectors only"),
+    _option(
+        "allow_sim_messages",
+        bool | None,
+        "--allow-sim-messages/--no-allow-sim-messages",
+        "may send silent (protocol-id 64), SIM data download (127) and class-2 binary messages",
+    ),
 )
 
 
@@ -169,6 +197,9 @@ def _settings_from_options(
     balance: str | None,
     level: str | None,
     allowed_countries: str | None,
+    allowed_senders: str | None,
+    sandbox_only: bool | None,
+    allow_sim_messages: bool | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if default_sender is not None:
@@ -189,6 +220,12 @@ def _settings_from_options(
         out["level"] = level
     if allowed_countries is not None:
         out["allowed_countries"] = [c.strip().upper() for c in allowed_countries.split(",") if c.strip()] or None
+    if allowed_senders is not None:
+        out["allowed_senders"] = [x.strip() for x in allowed_senders.split(",") if x.strip()] or None
+    if sandbox_only is not None:
+        out["sandbox_only"] = sandbox_only
+    if allow_sim_messages is not None:
+        out["allow_sim_messages"] = allow_sim_messages
     return out
 
 

@@ -20,6 +20,7 @@ from smsgate.cli_common import (
     ConfigOpt,
     JsonOpt,
     T,
+    announce,
     console,
     find_account,
     money,
@@ -28,6 +29,7 @@ from smsgate.cli_common import (
 )
 from smsgate.core import pricing
 from smsgate.store import accounts as store_accounts
+from smsgate.store import notify
 from smsgate.store import numbers as store_numbers
 
 numbers_app = typer.Typer(help="Manage the pool of virtual numbers (Vonage Phone Numbers API)", no_args_is_help=True)
@@ -43,9 +45,10 @@ def _run(config: pathlib.Path | None, fn: Callable[[Stores], Awaitable[T]], *, w
 
 
 def _msisdn(raw: str) -> str:
+    """E.164 digits, or a short code (3 digits or more): both can be owned, and only their owner may send from them."""
     digits = re.sub(r"[\s\-+]", "", raw)
-    if not digits.isdigit() or not 5 <= len(digits) <= 15:
-        raise typer.BadParameter(f"{raw!r} is not an E.164 number (digits, with the country code)")
+    if not digits.isdigit() or not 3 <= len(digits) <= 15:
+        raise typer.BadParameter(f"{raw!r} is not an E.164 number (digits, with the country code) or a short code")
     return digits
 
 
@@ -88,6 +91,8 @@ def numbers_add(
         return await _row(nums, digits)
 
     row = _run(config, run)
+    if row["account_id"]:
+        announce(config, notify.NUMBER, digits)
     if as_json:
         typer.echo(json.dumps(_out(row)))
     else:
@@ -131,6 +136,7 @@ def numbers_assign(
         return await _row(nums, digits)
 
     row = _run(config, run)
+    announce(config, notify.NUMBER, digits)
     typer.echo(json.dumps(_out(row)) if as_json else f"number {digits} assigned to {row['account_id']}")
 
 
@@ -148,6 +154,7 @@ def numbers_release(
         return await _row(stores[0], digits)
 
     row = _run(config, run)
+    announce(config, notify.NUMBER, digits)
     typer.echo(json.dumps(_out(row)) if as_json else f"number {digits} released")
 
 

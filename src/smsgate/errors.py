@@ -13,10 +13,14 @@ are translated where they occur (``raise X from exc``).
     │   ├── InvalidSender
     │   └── InvalidUrl
     ├── AuthError                  unknown client, wrong secret, disabled account
-    │   └── TokenError             missing, unknown or expired bearer token
+    │   ├── TokenError             missing, unknown, expired or revoked bearer token
+    │   └── AccountDisabled        the credentials are right, but the account is disabled
     ├── PolicyError                valid input that this account may not do
-    │   ├── DestinationNotAllowed  demo allow-list, country not enabled, blocked destination
-    │   ├── SenderNotAllowed
+    │   ├── DestinationNotAllowed  demo allow-list, country not enabled, blocked destination, not the sandbox
+    │   ├── SenderNotAllowed       not on the account's list, or a number it does not own
+    │   │   └── SenderTaken        another account's number or reserved name
+    │   ├── FeatureNotAllowed      silent, SIM data download or class-2 binary without the account's permission
+    │   ├── InsufficientScope      a token may send and read; credentials and webhook targets need the secret
     │   ├── InsufficientBalance
     │   ├── QuotaExceeded          ``retry_after`` seconds until the quota window resets
     │   ├── RateLimited            ``retry_after`` seconds until a token is free
@@ -91,6 +95,10 @@ class TokenError(AuthError):
         self.expired = expired
 
 
+class AccountDisabled(AuthError):
+    """account disabled"""
+
+
 class PolicyError(SmsgateError):
     """The account may not do this."""
 
@@ -101,6 +109,18 @@ class DestinationNotAllowed(PolicyError):
 
 class SenderNotAllowed(PolicyError):
     """This sender is not allowed for this account."""
+
+
+class SenderTaken(SenderNotAllowed):
+    """This sender belongs to another account."""
+
+
+class FeatureNotAllowed(PolicyError):
+    """This kind of message is not enabled for this account."""
+
+
+class InsufficientScope(PolicyError):
+    """A token may send and read; this needs the account's api_secret (HTTP Basic) or the operator token."""
 
 
 class InsufficientBalance(PolicyError):

@@ -5,20 +5,24 @@ when several nodes share the limits (``SMSGATE_REDIS_URL``); ``runtime`` picks o
 seeded from the store the first time a window is seen, so a restart (or a flushed Redis) does not hand out
 a fresh quota.
 
-    Quotas        per account, over the account's interval (what the KPN ``quota-*`` headers report)
-    TokenBuckets  throughput: per account, per sender, per destination (at accept) and per connector
-                  (``dispatch.throttle``, before submit); the bucket size is the burst allowance
+    Quotas        per account, over the account's interval (what the KPN ``quota-*`` headers report), in parts
+    TokenBuckets  throughput: per account, per sender, per destination (at accept, in parts), per connector
+                  (``dispatch.throttle``, before submit) and per client at the token endpoint; the bucket size
+                  is the burst allowance
+    Failures      failed logins per (client address, api_key), in a sliding window (``api.auth``)
+    SeenOnce      keys remembered for a while: a signed Vonage request's (api_key, sig), so it cannot be replayed
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from smsgate import errors
+from smsgate import bounded, errors
 from smsgate.core import accounts as core_accounts
 
 CountSince = Callable[[str, float], Awaitable[int]]
@@ -72,12 +76,12 @@ class Policy:
 
 class QuotaLimiter(Protocol):
     async def state(self, account: core_accounts.Account) -> QuotaState: ...
-    async def take(self, account: core_accounts.Account) -> QuotaState: ...
-    async def give_back(self, account: core_accounts.Account) -> None: ...
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState: ...
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None: ...
 
 
 class RateLimiter(Protocol):
-    async def take_all(self, rates: Sequence[Rate]) -> None: ...
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None: ...
     async def reserve(self, rate: Rate, n: int) -> float: ...
 
 
@@ -114,20 +118,20 @@ class Quotas:
         w = await self._window(account, time.time())
         return QuotaState(account.quota_limit, w.used, account.quota_interval, account.quota_unit, w.end)
 
-    async def take(self, account: core_accounts.Account) -> QuotaState:
-        """Reserve one send, or raise QuotaExceeded with the seconds until the window resets."""
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState:
+        """Reserve ``n`` parts (all or none), or raise QuotaExceeded with the seconds until the window resets."""
         now = time.time()
         w = await self._window(account, now)
-        if account.quota_limit is not None and w.used >= account.quota_limit:
+        if account.quota_limit is not None and w.used + n > account.quota_limit:
             raise _exceeded(account, w.end - now)
-        w.used += 1
+        w.used += n
         return QuotaState(account.quota_limit, w.used, account.quota_interval, account.quota_unit, w.end)
 
-    async def give_back(self, account: core_accounts.Account) -> None:
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None:
         """Undo a reservation whose send was not accepted."""
         w = self._windows.get(account.id)
-        if w is not None and w.used > 0:
-            w.used -= 1
+        if w is not None:
+            w.used = max(0, w.used - n)
 
 
 class TokenBuckets:
@@ -143,15 +147,20 @@ class TokenBuckets:
     async def take(self, key: str, rate: float, burst: float | None = None) -> None:
         await self.take_all([Rate.of(key, rate, burst)])
 
-    async def take_all(self, rates: Sequence[Rate]) -> None:
-        """One token from every bucket, or none at all and RateLimited with the longest wait."""
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None:
+        """``n`` tokens (the parts of one message) from every bucket, or none at all and RateLimited with the
+        longest wait. A bucket must hold ``n`` tokens, or be full when ``n`` is more than it can ever hold; the
+        rest is taken as debt, so a long message is paid for by the wait before the next one."""
         now = time.monotonic()
         levels = [self._level(r, now) for r in rates]
-        wait = max([(1.0 - t) / r.rate for r, t in zip(rates, levels, strict=True) if t < 1.0], default=0.0)
+        needs = [min(float(n), r.burst) for r in rates]
+        wait = max(
+            [(need - t) / r.rate for r, t, need in zip(rates, levels, needs, strict=True) if t < need], default=0.0
+        )
         if wait > 0:
             raise errors.RateLimited(retry_after=wait)
         for r, t in zip(rates, levels, strict=True):
-            self._buckets[r.key] = (t - 1.0, now)
+            self._buckets[r.key] = (t - n, now)
 
     async def reserve(self, rate: Rate, n: int) -> float:
         """Take ``n`` tokens now, going into debt; returns the seconds to wait before using them."""
@@ -161,8 +170,62 @@ class TokenBuckets:
         return max(0.0, -tokens / rate.rate)
 
 
+class Failures:
+    """Failed logins per key (``address|api_key``) in a sliding window: ``blocked`` says how long a key must wait
+    once it had ``limit`` failures within ``window`` seconds. At most ``size`` keys are kept (``Bounded``)."""
+
+    def __init__(self, limit: int, window: float, *, size: int = 100_000) -> None:
+        self.limit, self.window = limit, window
+        self._fails: bounded.Bounded[str, collections.deque[float]] = bounded.Bounded(size)
+
+    def _recent(self, key: str, now: float) -> collections.deque[float] | None:
+        times = self._fails.get(key)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            self._fails.pop(key)
+            return None
+        return times
+
+    async def blocked(self, key: str) -> float:
+        now = time.monotonic()
+        times = self._recent(key, now)
+        if times is None or len(times) < self.limit:
+            return 0.0
+        return max(0.001, times[-self.limit] + self.window - now)
+
+    async def failed(self, key: str) -> None:
+        now = time.monotonic()
+        times = self._recent(key, now) or collections.deque(maxlen=self.limit)
+        times.append(now)
+        self._fails.put(key, times)
+
+
+class SeenOnce:
+    """Keys remembered for their own time to live; ``first`` is True only the first time a live key is offered.
+    At most ``size`` keys (the oldest forgotten first)."""
+
+    def __init__(self, *, size: int = 200_000) -> None:
+        self._size = size
+        self._until: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    async def first(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        until = self._until.get(key)
+        if until is not None and until > now:
+            return False
+        self._until[key] = now + ttl
+        if len(self._until) > self._size:
+            self._until.popitem(last=False)
+        return True
+
+
 # -- Redis -------------------------------------------------------------------------------------------------------
-# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give).
+# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give), n parts.
 # Returns {status, used}: status 1 taken/ok, 0 refused, -1 the counter is missing and no seed was given.
 _QUOTA_LUA = """
 local v = redis.call('GET', KEYS[1])
@@ -173,13 +236,15 @@ if not v then
 end
 v = tonumber(v)
 if ARGV[4] == 'state' then return {1, v} end
+local n = tonumber(ARGV[5])
 if ARGV[4] == 'give' then
-  if v > 0 then v = redis.call('DECR', KEYS[1]) end
+  v = math.max(0, v - n)
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
   return {1, v}
 end
 local limit = tonumber(ARGV[1])
-if limit >= 0 and v >= limit then return {0, v} end
-return {1, redis.call('INCR', KEYS[1])}
+if limit >= 0 and v + n > limit then return {0, v} end
+return {1, redis.call('INCRBY', KEYS[1], n)}
 """
 
 # KEYS: buckets. ARGV: n, then rate and burst per key; mode 'all' (all-or-nothing, n each) or 'debt' (KEYS[1]
@@ -199,7 +264,8 @@ for i, key in ipairs(KEYS) do
   local ts = tonumber(b[2]) or now
   tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
   levels[i] = tokens
-  if mode == 'all' and tokens < n then wait = math.max(wait, (n - tokens) / rate) end
+  local need = math.min(n, burst)  -- a message longer than the bucket passes when the bucket is full
+  if mode == 'all' and tokens < need then wait = math.max(wait, (need - tokens) / rate) end
 end
 if mode == 'all' and wait > 0 then return {0, tostring(wait)} end
 for i, key in ipairs(KEYS) do
@@ -223,30 +289,30 @@ class RedisQuotas:
         self._prefix = prefix
         self._script = client.register_script(_QUOTA_LUA)
 
-    async def _call(self, account: core_accounts.Account, op: str, now: float) -> tuple[int, int, float]:
+    async def _call(self, account: core_accounts.Account, op: str, now: float, n: int = 1) -> tuple[int, int, float]:
         w = core_accounts.quota_window(now, account.quota_interval, account.quota_unit)
         key = f"{self._prefix}quota:{account.id}:{int(w.start)}"
         ttl_ms = max(1000, math.ceil((w.end - now) * 1000) + 60_000)
         limit = -1 if account.quota_limit is None else account.quota_limit
-        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op]))
+        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op, n]))
         if status == -1:  # first sight of this window (or Redis lost it): seed from the store
             seed = await self._count_since(account.id, w.start) if account.quota_limit is not None else 0
-            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op]))
+            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op, n]))
         return int(status), int(used), w.end
 
     async def state(self, account: core_accounts.Account) -> QuotaState:
         _status, used, end = await self._call(account, "state", time.time())
         return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
 
-    async def take(self, account: core_accounts.Account) -> QuotaState:
+    async def take(self, account: core_accounts.Account, n: int = 1) -> QuotaState:
         now = time.time()
-        status, used, end = await self._call(account, "take", now)
+        status, used, end = await self._call(account, "take", now, n)
         if status == 0:
             raise _exceeded(account, end - now)
         return QuotaState(account.quota_limit, used, account.quota_interval, account.quota_unit, end)
 
-    async def give_back(self, account: core_accounts.Account) -> None:
-        await self._call(account, "give", time.time())
+    async def give_back(self, account: core_accounts.Account, n: int = 1) -> None:
+        await self._call(account, "give", time.time(), n)
 
 
 class RedisTokenBuckets:
@@ -266,16 +332,80 @@ class RedisTokenBuckets:
     async def take(self, key: str, rate: float, burst: float | None = None) -> None:
         await self.take_all([Rate.of(key, rate, burst)])
 
-    async def take_all(self, rates: Sequence[Rate]) -> None:
+    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None:
         if not rates:
             return
-        ok, wait = await self._run(rates, 1, "all")
+        ok, wait = await self._run(rates, n, "all")
         if not ok:
             raise errors.RateLimited(retry_after=wait)
 
     async def reserve(self, rate: Rate, n: int) -> float:
         _ok, wait = await self._run([rate], n, "debt")
         return wait
+
+
+# KEYS[1]: a sorted set of failure times. ARGV: op (check|fail), limit, window seconds, a unique member suffix.
+# Returns the seconds the key must still wait ("0": not blocked), as a string. Redis's clock, for every node alike.
+_FAILURES_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if ARGV[1] == 'fail' then
+  redis.call('ZADD', KEYS[1], now, t[1] .. '.' .. t[2] .. ':' .. ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 1))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+if redis.call('ZCARD', KEYS[1]) < limit then return '0' end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(math.max(0.001, tonumber(oldest[2]) + window - now))
+"""
+
+
+class RedisFailures:
+    """``Failures`` shared by every node: a sorted set per key that expires with its window."""
+
+    def __init__(self, client: Any, limit: int, window: float, *, prefix: str = "smsgate:") -> None:
+        self.limit, self.window = limit, window
+        self._prefix = prefix
+        self._script = client.register_script(_FAILURES_LUA)
+
+    async def _run(self, key: str, op: str) -> float:
+        import secrets
+
+        args = [op, self.limit, repr(float(self.window)), secrets.token_hex(4)]
+        return float(await _redis(self._script(keys=[f"{self._prefix}authfail:{key}"], args=args)))
+
+    async def blocked(self, key: str) -> float:
+        return await self._run(key, "check")
+
+    async def failed(self, key: str) -> None:
+        await self._run(key, "fail")
+
+
+class RedisSeenOnce:
+    """``SeenOnce`` shared by every node: ``SET NX`` with the key's time to live."""
+
+    def __init__(self, client: Any, *, prefix: str = "smsgate:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    async def first(self, key: str, ttl: float) -> bool:
+        done = await _redis(
+            self._client.set(f"{self._prefix}seen:{key}", b"1", nx=True, px=max(1, math.ceil(ttl * 1000)))
+        )
+        return bool(done)
+
+
+class FailureLimiter(Protocol):
+    async def blocked(self, key: str) -> float: ...
+    async def failed(self, key: str) -> None: ...
+
+
+class Remembered(Protocol):
+    async def first(self, key: str, ttl: float) -> bool: ...
 
 
 async def _redis(call: Awaitable[Any]) -> Any:

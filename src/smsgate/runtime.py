@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import limits, services, startup
+from smsgate import changes, limits, owners, services, startup
 from smsgate.connectors import base, registry, sandbox
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
@@ -31,6 +31,7 @@ from smsgate.store import messages as store_messages
 from smsgate.store import migrate, notify, tables
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
+from smsgate.store import ownership as store_ownership
 from smsgate.webhooks import planner as webhook_planner
 from smsgate.webhooks import sender as webhook_sender
 
@@ -100,6 +101,7 @@ class Runtime:
                 retry_window=settings.webhook_retry_hours * 3600.0,
                 concurrency=settings.webhook_concurrency,
                 per_target=settings.webhook_per_target_concurrency,
+                per_account=settings.webhook_per_account_concurrency,
                 allow_private=settings.webhooks_allow_private,
                 poll_interval=max(settings.poll_interval, 0.1),
             ),
@@ -120,6 +122,18 @@ class Runtime:
             buckets = limits.RedisTokenBuckets(self.redis, prefix=settings.redis_prefix)
         else:
             quotas, buckets = limits.Quotas(self.reads.count_since), limits.TokenBuckets()
+        # who may log in, and which signed requests were seen: per process, or shared through Redis
+        self.login_failures: limits.FailureLimiter
+        self.signatures: limits.Remembered
+        if self.redis is not None:
+            self.login_failures = limits.RedisFailures(
+                self.redis, settings.auth_failure_limit, settings.auth_failure_window, prefix=settings.redis_prefix
+            )
+            self.signatures = limits.RedisSeenOnce(self.redis, prefix=settings.redis_prefix)
+        else:
+            self.login_failures = limits.Failures(settings.auth_failure_limit, settings.auth_failure_window)
+            self.signatures = limits.SeenOnce()
+        self.changes = changes.Changes(self.redis, prefix=settings.redis_prefix)
         caps = dispatch_throttle.caps_from_tables(settings.connectors)
         throttle = dispatch_throttle.SharedThrottle(buckets, caps) if self.redis is not None and caps else None
         self.dispatcher = dispatch.Dispatcher(
@@ -153,9 +167,16 @@ class Runtime:
                 destination_tps=settings.destination_tps,
                 burst_seconds=settings.burst_seconds,
             ),
+            changes_bus=self.changes,
+            cache_seconds=settings.cache_seconds,
+            owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
+            sandboxes=[n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)],
         )
         self.listener = (
-            notify.OutboxListener(settings.effective_database_url, self.dispatcher.wake)
+            notify.Listener(
+                settings.effective_database_url,
+                {notify.CHANNEL: lambda _payload: self.dispatcher.wake(), notify.CHANGES: self.changes.deliver},
+            )
             if self.engine.dialect.name == "postgresql"
             else None
         )
@@ -182,6 +203,7 @@ class Runtime:
 
     async def start(self) -> None:
         startup.check_data_dir(self.settings)
+        store_engine.prepare_sqlite(self.settings.effective_database_url)
         try:
             await migrate.upgrade(self.engine)
         except Exception as exc:  # down, missing, refusing us: one line naming it (startup.explain)
@@ -195,8 +217,13 @@ class Runtime:
         self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweeper")
+        if self.listener is not None:
+            self._spawn(self.listener.run(), "listen")
+        if self.redis is not None:
+            self._spawn(self.changes.run(), "changes")
         if self.settings.sandbox:
             self.demo = await self._ensure_demo_account()
+        await self._warn_demo_accounts()
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -308,8 +335,19 @@ class Runtime:
                 ).all()
             c.resume([(r[0], r[1]) for r in rows])
 
+    @property
+    def sandbox_only(self) -> bool:
+        """Whether every connector is a sandbox network: nothing this gateway sends can reach a real phone."""
+        return all(isinstance(c, sandbox.SandboxNetwork) for c in self.connectors.values())
+
     async def _ensure_demo_account(self) -> dict[str, Any] | None:
-        """On first start in sandbox mode: one ready account, shown once (its secret is not kept)."""
+        """On first start of a sandbox-only gateway: one ready account, shown once (its secret is not kept).
+
+        With any real connector configured there is no demo account: well-known credentials must never reach a
+        real network. The account is ``sandbox_only`` (``services.Gateway.send`` keeps it off real connectors
+        should one be configured later)."""
+        if not self.sandbox_only:
+            return None
         async with self.engine.connect() as conn:
             n = await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts))
         if n:
@@ -323,5 +361,23 @@ class Runtime:
             level="demo",
             default_sender="smsgate",
             balance=pricing.to_units(DEMO_BALANCE),
+            sandbox_only=True,
         )
         return {"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}
+
+    async def _warn_demo_accounts(self) -> None:
+        """On every start: say that sandbox-only (demo) accounts exist, and loudly if the well-known one still
+        opens with its published secret."""
+        a = tables.accounts.c
+        async with self.engine.connect() as conn:
+            keys = (await conn.scalars(sa.select(a.api_key).where(a.sandbox_only, a.status == "active"))).all()
+        for key in keys:
+            known = key == DEMO_KEY and await self.accounts.verify(DEMO_KEY, DEMO_SECRET) is not None
+            log.warning(
+                "demo account %s exists (sandbox only: its messages go to the sandbox network, never to a real one)%s",
+                key,
+                f"; its secret is the published {DEMO_SECRET!r}: anyone who can reach this gateway can use it "
+                f"(smsgate accounts disable {key}, or rotate-secret)"
+                if known
+                else "",
+            )

@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from smsgate import logs, startup, tls, version
+from smsgate import http_limits, logs, startup, tls, version
 from smsgate.api import app as api_app
 from smsgate.connectors import sandbox
 from smsgate.runtime import Runtime
@@ -187,8 +187,8 @@ async def serve(
                 log_config=None,  # uvicorn's own lines go through our handlers and format (logs.configure)
                 access_log=False,  # ours (api.fastpath) is cheaper and carries the account
                 lifespan="off",
-                http="httptools",
                 loop="none",
+                **http_limits.uvicorn_options(http_limits.from_settings(settings)),  # httptools, bounded
                 timeout_graceful_shutdown=5,
                 ssl_certfile=str(files.cert) if files else None,
                 ssl_keyfile=str(files.key) if files else None,

@@ -7,7 +7,6 @@ to its own format; everything that must be the same in every dialect happens her
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import secrets
 import time
@@ -16,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from smsgate import errors, limits, logs
+from smsgate import changes, credentials, errors, limits
+from smsgate import owners as smsgate_owners
 from smsgate.connectors import base
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
@@ -28,7 +28,6 @@ from smsgate.store import messages as store_messages
 from smsgate.store import numbers as store_numbers
 
 log = logging.getLogger(__name__)
-_CACHE_SECONDS = 5.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -87,6 +86,10 @@ class Gateway:
         quotas: limits.QuotaLimiter | None = None,
         buckets: limits.RateLimiter | None = None,
         policy: limits.Policy | None = None,
+        changes_bus: changes.Changes | None = None,
+        cache_seconds: float = credentials.CACHE_SECONDS,
+        owners: smsgate_owners.Owners,
+        sandboxes: Sequence[str] = (),
     ) -> None:
         self.accounts = accounts
         self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
@@ -97,82 +100,35 @@ class Gateway:
         self._router = router
         self._prices = prices
         self._ported = dict(ported)
-        self._token_ttl = token_ttl
         self._retry_max = retry_max_seconds
         self._node = node_id
         # in-process unless runtime hands in the Redis twins (several nodes share the limits)
         self.quotas: limits.QuotaLimiter = quotas or limits.Quotas(reads.count_since)
         self.buckets: limits.RateLimiter = buckets or limits.TokenBuckets()
         self._policy = policy or limits.Policy()
-        self._basic_cache: dict[tuple[str, str], tuple[core_accounts.Account, float]] = {}
-        self._token_cache: dict[str, tuple[str, float]] = {}
-        self._account_cache: dict[str, tuple[core_accounts.Account, float]] = {}
+        self.credentials = credentials.Credentials(accounts, token_ttl=token_ttl, cache_seconds=cache_seconds)
+        self.authenticate = self.credentials.authenticate
+        self.issue_token = self.credentials.issue_token
+        self.account_for_token = self.credentials.account_for_token
+        self.account = self.credentials.account
+        self.changes = changes_bus or changes.Changes()
+        self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
+        self.owners = owners
+        self.owners.watch(self.changes)
+        self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
         committer.after_commit("accept", self._after_accept)
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
         self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
-    # -- credentials ------------------------------------------------------------------------------------------
-    async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
-        """The active account for this key/secret pair; AuthError otherwise (same error whether the key exists)."""
-        digest = hashlib.sha256(secret.encode()).hexdigest()
-        now = time.monotonic()
-        hit = self._basic_cache.get((api_key, digest))
-        if hit and hit[1] > now:
-            acc = hit[0]
-        else:
-            found = await self.accounts.verify(api_key, secret)
-            if found is None:
-                raise errors.AuthError()
-            acc = found
-            if len(self._basic_cache) > 10_000:
-                self._basic_cache.clear()
-            self._basic_cache[(api_key, digest)] = (acc, now + _CACHE_SECONDS)
-        if not acc.active:
-            raise errors.AuthError("account disabled")
-        logs.current_account.set(acc.id)  # the request acts for it (the access line names it)
-        return acc
+    # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
+    async def account_changed(self, account_id: str) -> None:
+        """An account's secret, status or settings changed: drop what every process cached about it, now."""
+        await self.changes.announce(changes.ACCOUNT, account_id)
 
-    async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
-        """(token, issued_at, ttl)"""
-        token, issued = await self.accounts.issue_token(account.id, self._token_ttl)
-        return token, issued, self._token_ttl
-
-    async def account_for_token(self, token: str) -> core_accounts.Account:
-        key = store_accounts.hash_token(token)
-        hit = self._token_cache.get(key)
-        if hit is None:
-            owner = await self.accounts.token_owner(token)
-            if owner is None:
-                raise errors.TokenError("Invalid access token")
-            hit = owner
-            if len(self._token_cache) > 100_000:
-                self._token_cache.clear()
-            self._token_cache[key] = hit
-        account_id, expires_at = hit
-        if time.time() >= expires_at:
-            raise errors.TokenError("Access Token expired", expired=True)
-        acc = await self.account(account_id)
-        if acc is None or not acc.active:
-            raise errors.TokenError("Invalid access token")
-        logs.current_account.set(acc.id)
-        return acc
-
-    async def account(self, account_id: str) -> core_accounts.Account | None:
-        now = time.monotonic()
-        hit = self._account_cache.get(account_id)
-        if hit and hit[1] > now:
-            return hit[0]
-        acc = await self.accounts.get(account_id)
-        if acc is not None:
-            self._account_cache[account_id] = (acc, now + _CACHE_SECONDS)
-        return acc
-
-    def forget(self, account_id: str) -> None:
-        """Drop cached credentials of an account whose settings or secret changed."""
-        self._account_cache.pop(account_id, None)
-        self._basic_cache = {k: v for k, v in self._basic_cache.items() if v[0].id != account_id}
-        self._token_cache = {k: v for k, v in self._token_cache.items() if v[0] != account_id}
+    async def number_changed(self, msisdn: str) -> None:
+        """A number's owner changed (bought, given back, claimed): every process asks again who owns it."""
+        await self.changes.announce(changes.NUMBER, msisdn)
 
     # -- sending ----------------------------------------------------------------------------------------------
     def route_available(self, connector: str) -> bool:
@@ -189,14 +145,16 @@ class Gateway:
             if number.digits not in allowed:
                 raise errors.DestinationNotAllowed("Non-Whitelisted Destination")
 
-    def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
+    async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
+        """The sender to use: the account's default (set by the operator), or the requested one if the account may
+        use it (``owners``: its own numbers and any unreserved name, or the operator's list)."""
         if raw is None or raw == "" or not account.may_choose_sender:
             if not account.default_sender:
                 raise errors.InvalidSender("no sender given and the account has no default sender")
             raw = account.default_sender
         sender = senders.parse_sender(raw)
         if account.may_choose_sender and raw != account.default_sender:
-            senders.check_allowed(sender, account.allowed_senders)
+            await self.owners.check(account, sender)
         return sender
 
     def segment(self, req: SendRequest) -> segments.Segmentation:
@@ -213,17 +171,26 @@ class Gateway:
         if not account.active:
             raise errors.AuthError("account disabled")
         self.check_destination(account, req.recipient)
-        sender = self.resolve_sender(account, req.sender)
+        if not account.allow_sim_messages and _sim_message(req):
+            raise errors.FeatureNotAllowed(
+                "silent (protocol-id 64), SIM data download (protocol-id 127) and class-2 binary messages are not "
+                "enabled for this account (the operator can allow them)"
+            )
+        sender = await self.resolve_sender(account, req.sender)
         seg = self.segment(req)
-        await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164))
+        await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
         connector = self._router.route(
             digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
         )
+        if account.sandbox_only and connector not in self._sandboxes:
+            if not self._sandboxes:
+                raise errors.DestinationNotAllowed("this demo account may only send through the sandbox network")
+            connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
-        quota = await self.quotas.take(account)
+        quota = await self.quotas.take(account, seg.count)
         now = time.time()
         message_id = str(uuid.uuid4())
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
@@ -284,7 +251,7 @@ class Gateway:
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
-            await self.quotas.give_back(account)
+            await self.quotas.give_back(account, seg.count)
             raise
         return SendResult(
             message_id=message_id,
@@ -311,6 +278,15 @@ class Gateway:
         if found is None:
             raise errors.NotFound("no such message")
         return found
+
+
+SILENT, SIM_DATA_DOWNLOAD = 0x40, 0x7F  # TP-PID "short message type 0" and "(U)SIM data download" (3GPP TS 23.040)
+
+
+def _sim_message(req: SendRequest) -> bool:
+    """A message a handset does not show, or one that writes to the SIM: tracking and SIM-attack material, so an
+    account needs the operator's permission (``allow_sim_messages``) to send one."""
+    return req.protocol_id in (SILENT, SIM_DATA_DOWNLOAD) or (req.body is not None and req.message_class == 2)
 
 
 class Ingest:

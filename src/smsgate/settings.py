@@ -11,16 +11,20 @@ import os
 import pathlib
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smsgate import configfile
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
+
+# A list from the environment as a comma-separated string (``SMSGATE_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7``), or a
+# TOML array from the config file.
+CommaList = Annotated[list[str], NoDecode]
 
 
 def default_data_dir() -> pathlib.Path:
@@ -41,7 +45,7 @@ class Settings(BaseSettings):
     port: int = 8080
     public_url: str | None = None  # shown in the quick-start banner; default http://host:port
 
-    sandbox: bool = True  # sandbox mode: demo account on first start, sandbox network as default route
+    sandbox: bool = True  # demo account on first start, when the sandbox network is the only connector
     token_ttl_seconds: int = 3600
     # failed logins from one client address within the window before that address is refused for a while
     auth_failure_limit: int = 10
@@ -93,6 +97,24 @@ class Settings(BaseSettings):
     access_log: bool = True  # one line per HTTP request: method, path, status, duration, account
     ready_timeout: float = 2.0  # /readyz answers 503 when the database takes longer to take a write
 
+    # -- security (docs/security.md) -------------------------------------------------------------------------
+    # reverse proxies (CIDRs) whose X-Forwarded-For / Forwarded headers name the client; nobody's by default
+    trusted_proxies: CommaList = Field(default_factory=list)
+    # browser origins the KPN routes answer with Access-Control-Allow-Credentials (others get "*" without)
+    cors_origins: CommaList = Field(default_factory=list)
+    # HTTP connections (per process): request line + headers cap (431 beyond), time to send a whole request head,
+    # idle keep-alive, connections held at once (new ones beyond are refused with a 503 and closed)
+    http_max_head_bytes: int = 16 * 1024
+    http_head_timeout: float = 10.0
+    http_keepalive_timeout: float = 30.0
+    http_max_connections: int = 4096
+    # how long a process trusts what it cached about an account (credentials, generation) or a number's owner;
+    # changes are signalled at once (NOTIFY / Redis), this bounds a lost signal and a change made on SQLite
+    cache_seconds: float = 5.0
+    token_requests_per_minute: float = 60.0  # tokens issued per client (a live one is handed out again anyway)
+    webhook_per_account_concurrency: int = 8  # deliveries in flight per account and node (fair to the others)
+    console_streams_per_account: int = 4  # open /console/api/stream per account (or the operator) and process
+
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     routing: dict[str, Any] = Field(default_factory=dict)
@@ -109,6 +131,13 @@ class Settings(BaseSettings):
     def _log_format(cls, value: str) -> str:
         if value not in ("text", "json"):
             raise ValueError("must be text or json")
+        return value
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
         return value
 
     @property

@@ -33,7 +33,7 @@ def check_data_dir(settings: Settings) -> None:
         return
     folder = path.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets and messages: this user only
         probe = folder / f".smsgate-write-test-{id(path)}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -275,18 +275,20 @@ def test_5030_rate_limit_and_quota_with_retry_after(gateway: GatewayProcess) -> 
 
 
 def test_repeated_auth_failures_are_locked_out(tmp_path: pathlib.Path) -> None:
-    """Own gateway: the lock-out is per client address and would spill into the other tests."""
+    """Own gateway: failures count per (client address, user); ten lock that pair out, and only that pair."""
     with gateway_process(tmp_path / "lockout") as gw:
-        acc = gw.create_account("victim")
+        acc, other = gw.create_account("victim"), gw.create_account("bystander")
         body = {"to": NL, "text": "hi"}
         for _ in range(10):
             assert_code(send(gw, None, body, auth=basic(acc, "guess")), 403, 4030)
-        locked = send(gw, acc, body)  # right secret, but the address is locked out
+            assert_code(send(gw, None, body, auth=httpx.BasicAuth("ffffffff", "x")), 403, 4030)
+        locked = send(gw, acc, body)  # right secret, but this user is locked out from this address
         assert_code(locked, 503, 5030, "Temporal failure, try again later")
         assert int(locked.headers["retry-after"]) >= 1
         nobody = send(gw, None, body, auth=httpx.BasicAuth("ffffffff", "x"))
         assert nobody.content == locked.content  # says nothing about whether the user exists
         assert stored_count_raw(gw) == 0
+        assert_code(send(gw, other, body), 202, 2020)  # another user from the same address is not refused
 
 
 def stored_count_raw(gw: GatewayProcess) -> int:

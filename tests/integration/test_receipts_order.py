@@ -51,6 +51,19 @@ class Store:
         acc, _secret = await self.accounts.create("t", balance=10**12, **settings)
         return {"id": acc.id, "api_key": acc.api_key}
 
+    async def own(self, account_id: str, *msisdns: str, mo_http_url: str | None = None) -> None:
+        """Pool numbers held by ``account_id`` (the owner of their inbound messages)."""
+        now = time.time()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                tables.numbers.insert(),
+                [
+                    {"msisdn": n, "country": "NL", "account_id": account_id, "mo_http_url": mo_http_url,
+                     "created_at": now, "updated_at": now}
+                    for n in msisdns
+                ],
+            )  # fmt: skip
+
     async def send(self, account_id: str, *, dialect: str = "kpn", parts: int = 1, **extra: Any) -> list[str]:
         """Accept a message; returns its id followed by its part ids."""
         text = "x" * (153 * parts if parts > 1 else 20)
@@ -287,13 +300,9 @@ async def inbound_routes(store: Store, source: str, destination: str) -> list[di
 async def test_inbound_routing_order(store: Store) -> None:
     now = time.time()
     acc = await store.account(inbound_url="https://hooks.example.com/inbound", webhook_method="GET")
+    await store.own(acc["id"], "3197010000001", mo_http_url="https://hooks.example.com/mo")
+    await store.own(acc["id"], "3197010000009", "3197010000008", "3197010000007")  # owned, no URL of their own
     async with store.engine.begin() as conn:
-        await conn.execute(
-            tables.numbers.insert().values(
-                msisdn="3197010000001", country="NL", account_id=acc["id"],
-                mo_http_url="https://hooks.example.com/mo", created_at=now, updated_at=now,
-            )
-        )  # fmt: skip
         await conn.execute(
             tables.callbacks.insert(),
             [
@@ -315,17 +324,19 @@ async def test_inbound_routing_order(store: Store) -> None:
     d = await inbound_routes(store, "31600000002", "31611110002")
     assert [x["url"] for x in d] == ["https://hooks.example.com/reg"]
     # 3. "inbound: yes": a reply to a message sent with it goes to the callback of the handset it went to
-    await store.send(acc["id"], dialect="nexmo", sender="31655550000", recipient="+31622220003", meta={"inbound": True})
-    d = await inbound_routes(store, "31622220003", "31655550000")
+    await store.send(
+        acc["id"], dialect="nexmo", sender="3197010000009", recipient="+31622220003", meta={"inbound": True}
+    )
+    d = await inbound_routes(store, "31622220003", "3197010000009")
     assert [x["url"] for x in d] == ["https://hooks.example.com/handset"]
     # 4. the account's inbound URL: Vonage format when the conversation is Vonage, ours otherwise
-    await store.send(acc["id"], dialect="vonage", sender="31655550000", recipient="+31633330004")
-    d = await inbound_routes(store, "31633330004", "31655550000")
+    await store.send(acc["id"], dialect="vonage", sender="3197010000008", recipient="+31633330004")
+    d = await inbound_routes(store, "31633330004", "3197010000008")
     assert [(x["url"], x["content_type"]) for x in d] == [
         ("https://hooks.example.com/inbound", "application/x-www-form-urlencoded")
     ]
-    await store.send(acc["id"], dialect="kpn", sender="31655550000", recipient="+31644440005")
-    d = await inbound_routes(store, "31644440005", "31655550000")
+    await store.send(acc["id"], dialect="kpn", sender="3197010000007", recipient="+31644440005")
+    d = await inbound_routes(store, "31644440005", "3197010000007")
     assert [(x["url"], x["content_type"], x["method"]) for x in d] == [
         ("https://hooks.example.com/inbound", "application/json", "POST")
     ]
@@ -334,10 +345,28 @@ async def test_inbound_routing_order(store: Store) -> None:
     assert event["data"]["from"] == "+31644440005" and event["data"]["direction"] == "inbound"
 
 
+async def test_inbound_goes_to_the_owner_never_to_the_last_sender(store: Store) -> None:
+    """Issue #14 item 3: whoever wrote last from an address does not get its replies; the owner does, and with no
+    owner the message is kept for the operator (no account) with no webhook."""
+    alice = await store.account(inbound_url="https://hooks.example.com/alice")
+    mallory = await store.account(inbound_url="https://hooks.example.com/mallory")
+    await store.own(alice["id"], "3197010000011")
+    await store.send(alice["id"], sender="3197010000011", recipient="+31600000011")
+    await store.send(mallory["id"], sender="3197010000011", recipient="+31600000011")  # the latest, from alice's number
+    await store.send(mallory["id"], sender="31655550011", recipient="+31600000011")
+    d = await inbound_routes(store, "31600000011", "3197010000011")
+    assert [x["url"] for x in d] == ["https://hooks.example.com/alice"]
+    assert await inbound_routes(store, "31600000011", "31655550011") == []  # nobody owns it
+    m = tables.messages
+    rows = await store.rows(sa.select(m.c.account_id, m.c.recipient).where(m.c.direction == "inbound"))
+    assert sorted((r[0], r[1]) for r in rows) == [("", "+31655550011"), (alice["id"], "+3197010000011")]
+
+
 async def test_inbound_without_target_is_kept_for_polling(store: Store) -> None:
     acc = await store.account()
-    await store.send(acc["id"], sender="31655559999", recipient="+31600000009")
-    assert await inbound_routes(store, "31600000009", "31655559999") == []
+    await store.own(acc["id"], "3197010009999")
+    await store.send(acc["id"], sender="3197010009999", recipient="+31600000009")
+    assert await inbound_routes(store, "31600000009", "3197010009999") == []
     m = tables.messages
     rows = await store.rows(sa.select(m.c.account_id, m.c.text).where(m.c.direction == "inbound"))
     assert [(r[0], r[1]) for r in rows] == [(acc["id"], "Stop all messages please")]
@@ -345,6 +374,7 @@ async def test_inbound_without_target_is_kept_for_polling(store: Store) -> None:
 
 async def test_long_inbound_reassembled_out_of_order_is_one_webhook(store: Store) -> None:
     acc = await store.account(inbound_url="https://hooks.example.com/inbound")
+    await store.own(acc["id"], "31655551111")
     await store.send(acc["id"], dialect="nexmo", sender="31655551111", recipient="+31600001111")
     text = "".join(chr(ord("a") + i % 26) for i in range(400))
     parts = mo_parts(text, "31600001111", "31655551111", ref=200)
@@ -362,6 +392,7 @@ async def test_long_inbound_reassembled_out_of_order_is_one_webhook(store: Store
 
 async def test_incomplete_inbound_goes_out_part_by_part(store: Store) -> None:
     acc = await store.account(inbound_url="https://hooks.example.com/inbound")
+    await store.own(acc["id"], "31655552222")
     await store.send(acc["id"], dialect="nexmo", sender="31655552222", recipient="+31600002222")
     parts = mo_parts("y" * 400, "31600002222", "31655552222", ref=201)
     await store.committer.write_many("inbound", [parts[0], parts[2]])

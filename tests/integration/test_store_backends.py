@@ -145,12 +145,15 @@ async def test_accounts_roundtrip(engine: AsyncEngine) -> None:
     updated = await store.update(acc.id, quota_limit=9, blocked_prefixes=["+3197"])
     assert (updated.quota_limit, updated.blocked_prefixes, updated.allowed_countries) == (9, ["+3197"], ["NL"])
     assert await store.find(acc.api_key) == updated
-    token, _issued = await store.issue_token(acc.id, 60)
+    token, _issued = await store.issue_token(acc.id, 60, updated.credential_gen)
     owner = await store.token_owner(token)
-    assert owner is not None and owner[0] == acc.id and owner[1] > time.time()
+    assert owner is not None and owner[0] == acc.id and owner[1] > time.time() and owner[2] == 0
     new_secret = await store.rotate_secret(acc.id)
     assert await store.token_owner(token) is None  # rotating the secret revokes tokens
     assert await store.verify(acc.api_key, new_secret) is not None
+    assert (await store.find(acc.api_key)).credential_gen == 1  # type: ignore[union-attr]
+    await store.update(acc.id, status="disabled")  # so does disabling: a new generation
+    assert (await store.find(acc.api_key)).credential_gen == 2  # type: ignore[union-attr]
     with pytest.raises(errors.NotFound):
         await store.update("acc_missing", quota_limit=1)
 
@@ -169,7 +172,7 @@ async def test_accept_debits_balance_and_refuses_overdraft(engine: AsyncEngine, 
     assert await scalar(engine, sa.select(sa.func.count()).select_from(e).where(e.c.type == "accepted")) == 2
     refused = items[2].message["id"]
     assert await scalar(engine, sa.select(sa.func.count()).select_from(o).where(o.c.ref == refused)) == 0
-    assert await store_messages.MessageReads(engine).count_since(acc, time.time() - 60) == 2
+    assert await store_messages.MessageReads(engine).count_since(acc, time.time() - 60) == 8  # parts, as quotas count
 
 
 async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node) -> None:
@@ -334,7 +337,7 @@ async def test_listen_notify_wakes_other_nodes(pg_url: str) -> None:
 
     engine = store_engine.create(pg_url)
     woken = asyncio.Event()
-    listener = notify.OutboxListener(pg_url, woken.set, reconnect_delay=0.1)
+    listener = notify.Listener(pg_url, {notify.CHANNEL: lambda _payload: woken.set()}, reconnect_delay=0.1)
     task = asyncio.create_task(listener.run())
     writer = Node(engine, "node_w")
     writer.committer.start()

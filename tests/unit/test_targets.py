@@ -134,3 +134,24 @@ def test_refusal_reasons() -> None:
     assert "metadata" in (targets.refusal(ipaddress.ip_address("fd00:ec2::254")) or "")
     assert "loopback" in (targets.refusal(ipaddress.ip_address("::ffff:127.0.0.1")) or "")
     assert "private" in (targets.refusal(ipaddress.ip_address("192.168.0.1")) or "")
+
+
+@pytest.mark.parametrize(
+    ("address", "embedded"),
+    [
+        ("::7f00:1", ["127.0.0.1"]),
+        ("::ffff:0:a00:1", ["10.0.0.1"]),
+        ("64:ff9b::808:808", ["8.8.8.8"]),
+        ("64:ff9b:1:a9fe:a9:fe00::", ["169.254.169.254"]),
+        ("2002:c0a8:101::", ["192.168.1.1"]),
+        ("2606:2800:220:1::1", []),
+    ],
+)
+def test_embedded_ipv4_is_decoded_in_every_prefix(address: str, embedded: list[str]) -> None:
+    assert [str(a) for a in targets.embedded_ipv4(ipaddress.IPv6Address(address))] == embedded
+
+
+def test_only_global_unicast_ipv6_is_public() -> None:
+    assert targets.refusal(ipaddress.ip_address("2606:2800:220:1::1")) is None
+    assert "2000::/3" in (targets.refusal(ipaddress.ip_address("64:ff9b::808:808")) or "")
+    assert "2000::/3" in (targets.refusal(ipaddress.ip_address("4000::1")) or "")

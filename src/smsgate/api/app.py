@@ -6,7 +6,6 @@ path or a wrong method comes out as that API's own body and status, and never as
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 
@@ -17,7 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors, metrics, version
-from smsgate.api import auth, console, fastpath, messages, sandbox, webhooks
+from smsgate.api import auth, console, fastpath, messages, peers, sandbox, webhooks
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
@@ -57,9 +56,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.gateway = runtime.gateway
     app.state.settings = runtime.settings
-    app.state.auth_failures = auth.FailureLimiter(
-        runtime.settings.auth_failure_limit, runtime.settings.auth_failure_window
-    )
+    app.state.cors_origins = frozenset(runtime.settings.cors_origins)
+    app.state.proxies = peers.networks(runtime.settings.trusted_proxies)
+    app.state.auth_failures = runtime.login_failures
+    app.state.signatures = runtime.signatures
+    app.state.console_streams = console.routes.StreamCounter(runtime.settings.console_streams_per_account)
     renderers: dict[str, Renderer] = {}
     for prefix in kpn.PREFIXES:
         renderers[prefix] = kpn.render_error
@@ -119,11 +120,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
-        """Aggregate counters for Prometheus; behind the operator token when one is configured."""
-        expected = runtime.settings.operator_token
-        token = auth.bearer_token(request)
-        if expected and (token is None or not hmac.compare_digest(token.encode(), expected.encode())):
-            raise errors.AuthError("operator token required")
+        """Aggregate counters for Prometheus: with the operator token when one is configured, else only to a
+        client on this machine (loopback, and not passed on by a reverse proxy)."""
+        if runtime.settings.operator_token:
+            if not auth.is_operator(request):
+                raise errors.AuthError("operator token required")
+        elif not auth.is_local(request):
+            raise errors.AuthError("metrics are served to this machine only; set SMSGATE_OPERATOR_TOKEN to scrape them")
         return Response(metrics.render(metrics_registry), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth
+from smsgate.api import auth, bodies
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, pricing, segments
 
@@ -29,6 +29,7 @@ _STATUS = [
     (errors.QuotaExceeded, 429, "quota_exceeded"),
     (errors.RateLimited, 429, "rate_limited"),
     (errors.InsufficientBalance, 402, "insufficient_balance"),
+    (errors.InsufficientScope, 403, "insufficient_scope"),
     (errors.PolicyError, 403, "forbidden"),
     (errors.ValidationError, 400, "invalid_request"),
     (errors.StoreUnavailable, 503, "store_unavailable"),
@@ -279,12 +280,13 @@ class SegmentsIn(BaseModel):
 @router.post(
     "/v1/segments",
     summary="How a text will be encoded and split, before you send it",
-    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}], **bodies.doc(SegmentsIn)},
     responses={200: {"model": SegmentsOut}},
 )
 async def segments_preview(
-    body: SegmentsIn, account: core_accounts.Account = Depends(auth.any_credentials)
+    request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
+    body = await bodies.parse(request, SegmentsIn)
     forced = encoding.Encoding(body.encoding) if body.encoding else None
     seg = segments.segment_text(body.text, encoding=forced)
     out: dict[str, Any] = _preview(seg)

@@ -6,7 +6,6 @@ same after a restart. Each account sees only its own messages on a handset.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth
+from smsgate.api import auth, bodies
 from smsgate.api.messages import json_response
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
@@ -142,7 +141,9 @@ async def handset_messages(
 
 class ReplyIn(BaseModel):
     to: str = Field(
-        ..., description="the number the handset replies to (your sender or virtual number)", examples=["smsgate"]
+        ...,
+        description="the number the handset replies to: one your account owns (or a sender name reserved for it)",
+        examples=["3197010240300"],
     )
     text: str = Field(..., min_length=1, examples=["STOP"])
 
@@ -150,20 +151,25 @@ class ReplyIn(BaseModel):
 @router.post(
     "/sandbox/handsets/{msisdn}/reply",
     status_code=202,
-    summary="Make a virtual handset send an SMS",
-    openapi_extra=_SECURITY,
+    summary="Make a virtual handset send an SMS to a number (or reserved sender) your account owns",
+    openapi_extra={**_SECURITY, **bodies.doc(ReplyIn)},
     responses={202: {"model": ReplyOut}},
 )
 async def handset_reply(
-    body: ReplyIn,
     request: Request,
     msisdn: str = HANDSET,
     account: core_accounts.Account = Depends(auth.any_credentials),
 ) -> Response:
+    body = await bodies.parse(request, ReplyIn)
     sbx = _sandbox(request)
     source = _number(msisdn)
     to = body.to.strip()
     destination = to if not to.lstrip("+").isdigit() else _number(to).e164
+    if await auth.gateway(request).owners.of_address(destination) != account.id:
+        # else any account could put words in another's inbox (and fire its inbound webhook)
+        raise errors.DestinationNotAllowed(
+            f"a handset can only reply to a number (or reserved sender) your account owns, not {destination}"
+        )
     n = await sbx.reply(source.e164, destination, body.text)
     return json_response({"status": "sent", "from": source.e164, "to": destination, "parts": n}, 202)
 
@@ -175,14 +181,12 @@ class NetworkIn(BaseModel):
 @router.post(
     "/sandbox/network",
     summary="Operator: take the sandbox network down or bring it back",
-    openapi_extra={"security": [{"operatorToken": []}]},
+    openapi_extra={"security": [{"operatorToken": []}], **bodies.doc(NetworkIn)},
     responses={200: {"model": NetworkOut}},
+    dependencies=[Depends(auth.operator)],
 )
-async def network_state(body: NetworkIn, request: Request) -> Response:
-    token = auth.bearer_token(request)
-    expected = request.app.state.settings.operator_token
-    if not expected or token is None or not hmac.compare_digest(token, expected):
-        raise errors.AuthError("operator token required")
+async def network_state(request: Request) -> Response:
+    body = await bodies.parse(request, NetworkIn)
     sbx = _sandbox(request)
     sbx.up = body.available
     if body.available:

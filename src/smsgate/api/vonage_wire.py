@@ -22,7 +22,9 @@ SMS status codes (``messages[].status``, always HTTP 200):
     9       InsufficientBalance                                   "Partner Quota Violation" (no credit)
     12      TextTooLong (> 3200 characters or > 255 parts)        "Message Too Long"
     14      InvalidSignature                                      bad ``sig`` / timestamp out of window
-    15      InvalidSender, SenderNotAllowed                       "Invalid Sender Address"
+    15      InvalidSender, SenderNotAllowed (also SenderTaken)    "Invalid Sender Address" (not the account's)
+    19      FeatureNotAllowed                                     "Facility Not Allowed" (silent, SIM data
+                                                                  download, class-2 binary without permission)
     23      InvalidUrl (``callback``)                             "Invalid Callback Url"
     29      DestinationNotAllowed("Non-Whitelisted Destination")  demo allow-list
     32      SignatureAndSecret                                    ``sig`` together with ``api_secret``
@@ -49,7 +51,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, services
-from smsgate.api import auth
+from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.webhooks import targets
@@ -95,6 +97,7 @@ _STATUS: list[tuple[type[BaseException], str, str]] = [
     (errors.AuthError, "4", "Bad Credentials"),
     (errors.InsufficientBalance, "9", "Partner Quota Violation"),
     (errors.NotFound, "3", "Invalid Parameters"),
+    (errors.FeatureNotAllowed, "19", "Facility Not Allowed"),
     (errors.PolicyError, "7", "Number Barred"),
 ]
 
@@ -193,6 +196,15 @@ def _hex(params: dict[str, str], key: str) -> bytes | None:
     return bytes.fromhex(raw)
 
 
+def _printable(params: dict[str, str], key: str) -> str | None:
+    """A reference we echo back (in JSON, XML, receipts and webhooks): control characters are refused, since they
+    cannot travel in XML at all and would reach every receiver of the echo."""
+    value = params.get(key) or None
+    if value is not None and not value.isprintable():
+        raise errors.ValidationError(f"Invalid {key} param: control characters are not allowed")
+    return value
+
+
 def parse_recipient(raw: str) -> numbers.Number:
     """Vonage ``to``: E.164 digits without "+" (a "+" or spaces are tolerated); not digits → status 3."""
     compact = re.sub(r"[\s\-.()]+", "", raw)
@@ -238,12 +250,12 @@ def send_request(
     client_ref = params.get("client-ref") or None
     if client_ref is not None and len(client_ref) > 100:
         raise errors.ValidationError("Invalid client-ref param: at most 100 characters")
-    req.client_ref = client_ref
+    req.client_ref = _printable(params, "client-ref")
     if params.get("callback"):
         req.callback_url = check_url(params["callback"], allow_private=allow_private)
     for key in ("account-ref", "entity-id", "content-id"):
         if params.get(key):
-            req.meta[key.replace("-", "_")] = params[key][:100]
+            req.meta[key.replace("-", "_")] = (_printable(params, key) or "")[:100]
     if "trusted-number" in params:
         req.meta["trusted_number"] = _bool(params, "trusted-number", False)
     return req
@@ -276,6 +288,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     return {"message-count": "1", "messages": [{"status": code, "error-text": text}]}
 
 
+# characters XML 1.0 cannot carry at all (ElementTree writes them raw, making the document malformed)
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _XML_NAMES = {
     "message-id": "messageId",
     "remaining-balance": "remainingBalance",
@@ -293,7 +307,7 @@ def to_xml(body: dict[str, Any]) -> bytes:
     for entry in body["messages"]:
         el = ElementTree.SubElement(msgs, "message")
         for key, value in entry.items():
-            ElementTree.SubElement(el, _XML_NAMES.get(key, key)).text = str(value)
+            ElementTree.SubElement(el, _XML_NAMES.get(key, key)).text = _XML_ILLEGAL.sub("\ufffd", str(value))
     xml: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml
 
@@ -432,15 +446,19 @@ async def search_available(gw: services.Gateway, params: dict[str, str]) -> dict
 async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
-    await _store(gw).buy(account.id, country, _msisdn(params))
-    gw.forget(account.id)  # the balance changed
+    msisdn = _msisdn(params)
+    await _store(gw).buy(account.id, country, msisdn)
+    await gw.account_changed(account.id)  # the balance changed
+    await gw.number_changed(msisdn)
     return NUMBERS_OK
 
 
 async def cancel(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
-    await _store(gw).cancel(account.id, country, _msisdn(params))
+    msisdn = _msisdn(params)
+    await _store(gw).cancel(account.id, country, msisdn)
+    await gw.number_changed(msisdn)
     return NUMBERS_OK
 
 
@@ -486,7 +504,7 @@ def form_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]
 
 
 async def request_params(request: Request) -> dict[str, str]:
-    return parse_params(await request.body(), request.query_params)
+    return parse_params(await fastpath.read_body(request, MAX_BODY), request.query_params)
 
 
 def allow_private(request: Request) -> bool:

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth
+from smsgate.api import auth, bodies
 from smsgate.api.messages import json_response
 from smsgate.core import accounts as core_accounts
 from smsgate.store import tables
@@ -24,6 +24,19 @@ from smsgate.webhooks import targets
 
 router = APIRouter(tags=["Webhooks"])
 SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
+# changing credentials or webhook targets: the account's secret, or the operator naming the account (?account=)
+CHANGE_SECURITY: dict[str, Any] = {
+    "security": [{"basicAuth": []}, {"operatorToken": []}],
+    "parameters": [
+        {
+            "name": "account",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "with the operator token: the account (id or api_key) to change",
+        }
+    ],
+}
 DeliveryStatus = Literal["pending", "retrying", "delivered", "dead"]
 
 
@@ -203,7 +216,9 @@ async def replay(
         moved = await conn.execute(o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now))
         if moved.rowcount == 0:
             await conn.execute(
-                o.insert().values(kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now)
+                o.insert().values(
+                    kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now, account_id=account.id
+                )
             )
             await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
     request.app.state.runtime.webhooks.wake()
@@ -249,13 +264,12 @@ async def get_settings(account: core_accounts.Account = Depends(auth.any_credent
 
 @router.put(
     "/v1/account/webhooks",
-    summary="Change the account's webhook settings",
-    openapi_extra=SECURITY,
+    summary="Change the account's webhook settings (api_secret or operator token; a token may only read them)",
+    openapi_extra={**CHANGE_SECURITY, **bodies.doc(WebhookSettingsIn)},
     responses={200: {"model": WebhookSettingsOut}},
 )
-async def put_settings(
-    body: WebhookSettingsIn, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
-) -> Response:
+async def put_settings(request: Request, account: core_accounts.Account = Depends(auth.secret_or_operator)) -> Response:
+    body = await bodies.parse(request, WebhookSettingsIn)
     allow_private = bool(request.app.state.settings.webhooks_allow_private)
     given = body.model_fields_set
     changes: dict[str, Any] = {}
@@ -273,5 +287,5 @@ async def put_settings(
         changes["sign_webhooks"] = body.sign_webhooks
     gw = auth.gateway(request)
     updated = await gw.accounts.update(account.id, **changes) if changes else account
-    gw.forget(account.id)
+    await gw.account_changed(account.id)
     return json_response(_settings_out(updated))

@@ -38,6 +38,9 @@ class Account:
     webhook_method: str = "POST"
     webhook_format: str = "json"
     created_at: float = 0.0
+    credential_gen: int = 0  # raised by a secret rotation or a disable: older tokens are dead
+    sandbox_only: bool = False  # traffic only to sandbox connectors (the demo account)
+    allow_sim_messages: bool = False  # silent (PID 0x40), SIM data download (PID 0x7F) and class-2 binary messages
 
     @property
     def active(self) -> bool:

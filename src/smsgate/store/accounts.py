@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate import errors
 from smsgate.core import accounts as core_accounts
-from smsgate.store import fastsql, tables
+from smsgate.store import fastsql, notify, tables
 
 _SETTABLE = {
     "name",
@@ -42,6 +42,8 @@ _SETTABLE = {
     "inbound_url",
     "webhook_method",
     "webhook_format",
+    "sandbox_only",
+    "allow_sim_messages",
 }
 
 
@@ -121,32 +123,39 @@ class AccountStore:
         return [from_row(r._mapping) for r in rows]
 
     async def update(self, account_id: str, **settings: Any) -> core_accounts.Account:
+        """Change settings; disabling also revokes every token (they stay dead if the account is enabled again)."""
         unknown = set(settings) - _SETTABLE
         if unknown:
             raise ValueError(f"unknown account settings: {sorted(unknown)}")
+        a = tables.accounts
         async with self._engine.begin() as conn:
-            res = await conn.execute(
-                tables.accounts.update().where(tables.accounts.c.id == account_id).values(**settings)
-            )
+            values = dict(settings)
+            if settings.get("status", "active") != "active":
+                values["credential_gen"] = a.c.credential_gen + 1
+                await conn.execute(tables.tokens.delete().where(tables.tokens.c.account_id == account_id))
+            res = await conn.execute(a.update().where(a.c.id == account_id).values(**values))
             if res.rowcount == 0:
                 raise errors.NotFound("no such account")
+            await notify.notify_change(conn, notify.ACCOUNT, account_id)
         acc = await self.get(account_id)
         assert acc is not None
         return acc
 
     async def rotate_secret(self, account_id: str) -> str:
+        """A new secret; the old one and every token of the account stop working (a new credential generation)."""
         secret = secrets.token_urlsafe(24)
         salt = secrets.token_hex(16)
+        a = tables.accounts
         async with self._engine.begin() as conn:
             res = await conn.execute(
-                tables.accounts.update()
-                .where(tables.accounts.c.id == account_id)
-                .values(secret_salt=salt, secret_hash=hash_secret(salt, secret))
+                a.update()
+                .where(a.c.id == account_id)
+                .values(secret_salt=salt, secret_hash=hash_secret(salt, secret), credential_gen=a.c.credential_gen + 1)
             )
             if res.rowcount == 0:
                 raise errors.NotFound("no such account")
-            # old tokens were minted with the old secret: revoke them
             await conn.execute(tables.tokens.delete().where(tables.tokens.c.account_id == account_id))
+            await notify.notify_change(conn, notify.ACCOUNT, account_id)
         return secret
 
     async def verify(self, api_key: str, secret: str) -> core_accounts.Account | None:
@@ -161,30 +170,34 @@ class AccountStore:
             return None
         return from_row(m)
 
-    async def issue_token(self, account_id: str, ttl: float) -> tuple[str, float]:
+    async def issue_token(self, account_id: str, ttl: float, generation: int) -> tuple[str, float]:
+        """A new token under the account's credential ``generation`` (it dies when that is raised)."""
         token = secrets.token_urlsafe(21)
         now = time.time()
         async with self._engine.begin() as conn:
             await conn.execute(
                 tables.tokens.insert().values(
-                    token_hash=hash_token(token), account_id=account_id, issued_at=now, expires_at=now + ttl
+                    token_hash=hash_token(token),
+                    account_id=account_id,
+                    issued_at=now,
+                    expires_at=now + ttl,
+                    generation=generation,
                 )
             )
             # expired tokens are worthless: prune them as we go
             await conn.execute(tables.tokens.delete().where(tables.tokens.c.expires_at < now - 3600))
         return token, now
 
-    async def token_owner(self, token: str) -> tuple[str, float] | None:
-        """(account_id, expires_at) of a token, expired or not; None if unknown."""
+    async def token_owner(self, token: str) -> tuple[str, float, int] | None:
+        """(account_id, expires_at, generation) of a token, expired or not; None if unknown."""
+        t = tables.tokens.c
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(tables.tokens.c.account_id, tables.tokens.c.expires_at).where(
-                        tables.tokens.c.token_hash == hash_token(token)
-                    )
+                    sa.select(t.account_id, t.expires_at, t.generation).where(t.token_hash == hash_token(token))
                 )
             ).first()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
 
 async def balances(conn: AsyncConnection, account_ids: Sequence[str], *, lock: bool) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sqlite3
 from typing import Any
@@ -39,6 +40,22 @@ def sqlite_path(url: str) -> pathlib.Path | None:
     if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
         return None
     return pathlib.Path(parsed.database)
+
+
+def prepare_sqlite(url: str) -> None:
+    """For a SQLite URL: create the database's directory (0700) and file (0600) if they do not exist yet, so the
+    messages, hashed secrets and signature secrets are readable by this user only. SQLite gives its -wal and -shm
+    files the database file's permissions."""
+    if not url.startswith("sqlite"):
+        return
+    path = sync_url(url).removeprefix("sqlite:///")
+    if not path or path == ":memory:":
+        return
+    db = pathlib.Path(path)
+    if not db.parent.exists():
+        db.parent.mkdir(mode=0o700, parents=True)
+    if not db.exists():
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> AsyncEngine:

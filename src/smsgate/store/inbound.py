@@ -2,12 +2,13 @@
 
 A part of a concatenated message waits in ``inbound_fragments`` until its siblings arrive (keyed by connector,
 source, destination and reference); a sweep delivers what arrived once the reassembly timeout has passed, marked
-incomplete. The owner is, in order: the account holding the destination number, the account that registered
-a callback for it, the account whose last message to this sender came from this number.
+incomplete. The owner is the owner of the destination (``store.ownership``); with none, the message is stored
+for the operator and logged.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -22,7 +23,9 @@ from smsgate.connectors import base
 from smsgate.core import concat, encoding
 from smsgate.core import message as core_message
 from smsgate.store import messages as store_messages
-from smsgate.store import tables
+from smsgate.store import ownership, tables
+
+log = logging.getLogger(__name__)
 
 
 def _concat_info(part: base.InboundPart) -> concat.ConcatInfo | None:
@@ -108,26 +111,6 @@ class InboundWrites:
             await self._store(conn, g.connector, g.source, g.destination, pieces, True, now, total=rows[0].total)
         return len(groups)
 
-    async def _owner(self, conn: AsyncConnection, source: str, destination: str) -> tuple[str, str | None]:
-        """(account_id, how) for an inbound message to ``destination``; ("", None) when nobody owns it."""
-        n, cb, m = tables.numbers, tables.callbacks, tables.messages
-        digits = destination.lstrip("+")
-        acc = await conn.scalar(sa.select(n.c.account_id).where(n.c.msisdn == digits, n.c.account_id.is_not(None)))
-        if acc:
-            return acc, "number"
-        acc = await conn.scalar(sa.select(cb.c.account_id).where(cb.c.msisdn == digits).limit(1))
-        if acc:
-            return acc, "callback"
-        acc = await conn.scalar(
-            sa.select(m.c.account_id)
-            .where(m.c.recipient == _address(source), m.c.sender.in_([destination, digits, "+" + digits]))
-            .order_by(m.c.created_at.desc())
-            .limit(1)
-        )
-        if acc:
-            return acc, "reply"
-        return "", None
-
     async def _store(
         self,
         conn: AsyncConnection,
@@ -139,8 +122,11 @@ class InboundWrites:
         now: float,
         total: int | None = None,
     ) -> None:
-        account_id, how = await self._owner(conn, source, destination)
+        found = await ownership.owner(conn, destination)
+        account_id, how = (found.account_id, found.via) if found is not None else ("", None)
         message_id = str(uuid.uuid4())
+        if found is None:  # no owner: kept for the operator (the console shows it), never given to a guess
+            log.info("inbound message %s to %s has no owner; kept for the operator", message_id, _address(destination))
         texts = [_text(dc, payload) for _seq, dc, payload in pieces]
         data_coding = pieces[0][1]
         binary = any(t is None for t in texts)

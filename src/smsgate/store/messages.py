@@ -562,10 +562,11 @@ class MessageReads:
         return [as_dict(r) for r in rows]
 
     async def count_since(self, account_id: str, since: float) -> int:
+        """Parts the account sent since ``since``: what quotas count (a long message costs what it is billed)."""
         m = tables.messages
         async with self._engine.connect() as conn:
             n = await conn.scalar(
-                sa.select(sa.func.count()).where(
+                sa.select(sa.func.coalesce(sa.func.sum(m.c.parts_count), 0)).where(
                     m.c.account_id == account_id, m.c.direction == "outbound", m.c.created_at >= since
                 )
             )

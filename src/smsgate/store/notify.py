@@ -1,4 +1,9 @@
-"""Wake-ups across nodes on PostgreSQL: ``NOTIFY smsgate_outbox`` when a job becomes claimable, one LISTEN.
+"""Signals across nodes on PostgreSQL, on one LISTEN connection per node:
+
+* ``NOTIFY smsgate_outbox`` when a job becomes claimable (below);
+* ``NOTIFY smsgate_changes, '<topic>:<key>'`` when an account's credentials or settings, a number's owner or the
+  reserved senders change, written in the transaction that makes the change, so every node drops what it cached
+  at once (``smsgate.changes``) instead of when the cache expires.
 
 A node claims the jobs it accepts itself in the accept transaction (the dispatcher's fast path), so the
 other nodes only need waking for jobs nobody holds: messages accepted while the accepting node's queue was
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,12 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 log = logging.getLogger(__name__)
 
 CHANNEL = "smsgate_outbox"
+CHANGES = "smsgate_changes"
+# what a change notification is about: <topic>:<key>
+ACCOUNT, NUMBER, SENDERS = "account", "number", "senders"
 
 
 async def notify_outbox(conn: AsyncConnection) -> None:
     """Inside a write transaction: tell every listening node that the outbox has work (PostgreSQL only)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+
+
+async def notify_change(conn: AsyncConnection, topic: str, key: str) -> None:
+    """Inside a write transaction: tell every node that ``topic:key`` changed (PostgreSQL only; delivered on
+    commit). On SQLite there is one node: its own code forgets the cached entry directly."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_notify(CHANGES, f"{topic}:{key}")))
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -38,27 +53,33 @@ def asyncpg_dsn(url: str) -> str:
     return url
 
 
-class OutboxListener:
-    """One LISTEN connection; calls ``on_notify`` for each notification, reconnects when the link drops."""
+Handler = Callable[[str], None]
+
+
+class Listener:
+    """One LISTEN connection for several channels; calls ``handlers[channel](payload)`` for each notification,
+    and every handler with ``""`` (anything may have happened) on each (re)connect. Reconnects when it drops."""
 
     def __init__(
         self,
         url: str,
-        on_notify: Callable[[], None],
+        handlers: Mapping[str, Handler],
         *,
         reconnect_delay: float = 1.0,
         connect_timeout: float = 5.0,
     ) -> None:
         self._dsn = asyncpg_dsn(url)
-        self._on_notify = on_notify
+        self._handlers = dict(handlers)
         self._reconnect_delay = reconnect_delay
         self._connect_timeout = connect_timeout
         self.connected = asyncio.Event()
         self.received = 0
 
-    def _callback(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+    def _callback(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         self.received += 1
-        self._on_notify()
+        handler = self._handlers.get(channel)
+        if handler is not None:
+            handler(payload)
 
     async def run(self) -> None:
         """Listen until cancelled; a failure only delays wake-ups to the next poll, so it is logged, not fatal."""
@@ -70,15 +91,17 @@ class OutboxListener:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
-                await conn.add_listener(CHANNEL, self._callback)
+                for channel in self._handlers:
+                    await conn.add_listener(channel, self._callback)
                 self.connected.set()
-                self._on_notify()  # whatever was notified while we were not listening
+                for handler in self._handlers.values():  # whatever was notified while we were not listening
+                    handler("")
                 await lost.wait()
-                log.warning("LISTEN %s: connection lost; reconnecting", CHANNEL)
+                log.warning("LISTEN %s: connection lost; reconnecting", ", ".join(self._handlers))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("LISTEN %s failed (%s); polling until it is back", CHANNEL, exc)
+                log.warning("LISTEN %s failed (%s); polling until it is back", ", ".join(self._handlers), exc)
             finally:
                 self.connected.clear()
                 if conn is not None:

@@ -2,8 +2,8 @@
 
 A number with no ``account_id`` is available: ``search`` shows it and ``buy`` takes it. Ownership changes are
 single conditional UPDATEs (``... WHERE account_id IS NULL``), so two accounts buying the same number at once
-cannot both win. The inbound path (``store.inbound``) reads ``numbers.account_id`` and ``callbacks`` to decide
-who owns a reply; the webhooks engine reads ``numbers.mo_http_url`` and ``callbacks.callback_url``.
+cannot both win. Who owns a number (for sending from it and for its inbound messages) is decided from these
+tables by ``store.ownership``; every change of owner is announced to the other nodes (``notify``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import errors
-from smsgate.store import tables
+from smsgate.store import notify, ownership, tables
 
 SEARCH_STARTS, SEARCH_CONTAINS, SEARCH_ENDS = 0, 1, 2
 
@@ -79,6 +79,7 @@ class NumberStore:
             values.update(mo_http_url=None, settings=None)
         async with self._engine.begin() as conn:
             res = await conn.execute(tables.numbers.update().where(tables.numbers.c.msisdn == msisdn).values(**values))
+            await notify.notify_change(conn, notify.NUMBER, msisdn)
         if res.rowcount == 0:
             raise errors.NotFound(f"number {msisdn} is not in the pool")
 
@@ -159,6 +160,7 @@ class NumberStore:
             )
             if res.rowcount == 0:  # bought by someone else meanwhile: the transaction (and payment) rolls back
                 raise errors.NotFound("This number is not available to buy")
+            await notify.notify_change(conn, notify.NUMBER, msisdn)
 
     async def cancel(self, account_id: str, country: str, msisdn: str) -> None:
         n = tables.numbers.c
@@ -168,6 +170,7 @@ class NumberStore:
                 .where(n.msisdn == msisdn, n.country == country.upper(), n.account_id == account_id)
                 .values(account_id=None, mo_http_url=None, settings=None, updated_at=time.time())
             )
+            await notify.notify_change(conn, notify.NUMBER, msisdn)
         if res.rowcount == 0:
             raise errors.NotFound("You do not own this number")
 
@@ -195,15 +198,24 @@ class NumberStore:
 
     # -- KPN demo callbacks -----------------------------------------------------------------------------------
     async def register_callback(self, account_id: str, msisdn: str, url: str) -> None:
-        """NotFound when another account registered the number first: inbound routing takes any one row per
-        number, so a second account's row could otherwise receive the first account's replies."""
-        cb = tables.callbacks
+        """Claim ``msisdn`` for ``account_id`` with a callback (first come, one account per number): NotFound when
+        it is another account's, in the pool, registered, or on another account's ``allowed_senders`` list (it
+        sends from it, so the replies are its own)."""
+        cb, n, a = tables.callbacks, tables.numbers, tables.accounts
         async with self._engine.begin() as conn:
+            pooled = (await conn.execute(sa.select(n.c.account_id).where(n.c.msisdn == msisdn))).first()
+            if pooled is not None and pooled.account_id != account_id:  # also one for sale: buy it instead
+                raise errors.NotFound("This number is a virtual number you do not own")
             taken = await conn.scalar(
                 sa.select(cb.c.account_id).where(cb.c.msisdn == msisdn, cb.c.account_id != account_id).limit(1)
             )
             if taken is not None:
                 raise errors.NotFound("This number is registered by another account")
+            lists = await conn.execute(
+                sa.select(a.c.id, a.c.allowed_senders).where(a.c.id != account_id, a.c.allowed_senders.is_not(None))
+            )
+            if any(msisdn in {ownership.numeric(str(x)) for x in row.allowed_senders or ()} for row in lists):
+                raise errors.NotFound("This number is another account's sender")
             res = await conn.execute(
                 cb.update()
                 .where(cb.c.account_id == account_id, cb.c.msisdn == msisdn)
@@ -218,6 +230,7 @@ class NumberStore:
                     )
                 except sa.exc.IntegrityError:  # another account registered it between the check and the insert
                     raise errors.NotFound("This number is registered by another account") from None
+            await notify.notify_change(conn, notify.NUMBER, msisdn)
 
     async def callbacks(self, account_id: str) -> list[dict[str, Any]]:
         cb = tables.callbacks

@@ -8,6 +8,7 @@ claimed, or its lease ran out, or its node stopped heart-beating. PostgreSQL cla
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,12 +43,10 @@ class Outbox:
             )
             await conn.execute(tables.nodes.delete().where(tables.nodes.c.id == self.node_id))
 
-    async def claim(self, kind: str, limit: int) -> list[tuple[str, int]]:
-        """Claim up to ``limit`` due jobs of ``kind``; returns (ref, attempts)."""
-        now = time.time()
+    def _due(self, kind: str, now: float) -> sa.ColumnElement[bool]:
         o, n = tables.outbox, tables.nodes
         alive = sa.select(n.c.id).where(n.c.heartbeat_at >= now - self.dead_after, n.c.id != self.node_id)
-        due = sa.and_(
+        return sa.and_(
             o.c.kind == kind,
             o.c.run_at <= now,
             sa.or_(
@@ -56,9 +55,43 @@ class Outbox:
                 o.c.claimed_by.not_in(alive) & (o.c.claimed_by != self.node_id),
             ),
         )
+
+    async def claim(self, kind: str, limit: int) -> list[tuple[str, int]]:
+        """Claim up to ``limit`` due jobs of ``kind``, oldest first; returns (ref, attempts)."""
+        o = tables.outbox
+        now = time.time()
+        pick = sa.select(o.c.id).where(self._due(kind, now)).order_by(o.c.run_at).limit(limit)
+        return await self._take(pick, now, windowed=False)
+
+    async def claim_fair(
+        self, kind: str, limit: int, *, per_account: int, busy: Mapping[str, int]
+    ) -> list[tuple[str, int]]:
+        """Claim up to ``limit`` due jobs round-robin across accounts: each account's oldest job first, then each
+        one's second..., and no account beyond ``per_account`` jobs held here (``busy``: what each holds now). So
+        one account's backlog, however large or slow, never fills the slots another account's jobs need."""
+        o = tables.outbox
+        now = time.time()
+        account = sa.func.coalesce(o.c.account_id, "")
+        rank = sa.func.row_number().over(partition_by=account, order_by=(o.c.run_at, o.c.id))
+        ranked = (
+            sa.select(o.c.id, o.c.run_at, account.label("account"), rank.label("rank"))
+            .where(self._due(kind, now))
+            .subquery()
+        )
+        room: Any = per_account
+        if busy:
+            room = sa.case({a: per_account - n for a, n in busy.items()}, value=ranked.c.account, else_=per_account)
+        pick = sa.select(ranked.c.id).where(ranked.c.rank <= room).order_by(ranked.c.rank, ranked.c.run_at).limit(limit)
+        return await self._take(pick, now, windowed=True)
+
+    async def _take(self, pick: sa.Select[Any], now: float, *, windowed: bool) -> list[tuple[str, int]]:
+        """Lease the jobs ``pick`` selects (PostgreSQL: skipping rows another node is claiming right now; a
+        window function cannot be locked, so a windowed pick is locked through ``id IN (pick)``)."""
+        o = tables.outbox
         async with self._engine.begin() as conn:
-            pick = sa.select(o.c.id).where(due).order_by(o.c.run_at).limit(limit)
             if conn.dialect.name == "postgresql":
+                if windowed:
+                    pick = sa.select(o.c.id).where(o.c.id.in_(pick.scalar_subquery()))
                 pick = pick.with_for_update(skip_locked=True)
             ids = [r[0] for r in (await conn.execute(pick)).all()]
             if not ids:

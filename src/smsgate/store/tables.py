@@ -47,6 +47,12 @@ accounts = sa.Table(
     sa.Column("webhook_method", sa.String(8), nullable=False, server_default="POST"),
     sa.Column("webhook_format", sa.String(8), nullable=False, server_default="json"),
     sa.Column("created_at", sa.Float, nullable=False),
+    # Raised when the secret is rotated or the account disabled: tokens minted under an older generation are dead
+    # (checked against the cached account, so revocation costs the send path no query; see services.Gateway).
+    sa.Column("credential_gen", sa.Integer, nullable=False, server_default="0"),
+    # Traffic only to sandbox connectors (the demo account); silent / SIM-data / class-2 binary messages allowed.
+    sa.Column("sandbox_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("allow_sim_messages", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 tokens = sa.Table(
@@ -56,6 +62,7 @@ tokens = sa.Table(
     sa.Column("account_id", sa.String(40), nullable=False, index=True),
     sa.Column("issued_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),  # the account's credential_gen
 )
 
 messages = sa.Table(
@@ -135,6 +142,8 @@ outbox = sa.Table(
     sa.Column("claimed_until", sa.Float),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
+    # whose job it is (webhook jobs): deliveries are claimed round-robin across accounts (webhooks.sender)
+    sa.Column("account_id", sa.String(40)),
     sa.UniqueConstraint("kind", "ref"),
     sa.Index("ix_outbox_kind_run_at", "kind", "run_at"),
 )
@@ -186,6 +195,17 @@ callbacks = sa.Table(
     sa.Column("callback_url", sa.String(2000), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_callbacks_msisdn", "msisdn", unique=True),  # one account per number (migration 0002)
+)
+
+# Alphanumeric senders the operator reserved for one account: no other account may send with them, and
+# inbound messages addressed to them belong to it (store.ownership). Keyed by the casefolded name.
+sender_reservations = sa.Table(
+    "sender_reservations",
+    metadata,
+    sa.Column("sender", sa.String(20), primary_key=True),
+    sa.Column("display", sa.String(20), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 # Parts of concatenated inbound messages waiting for their siblings.

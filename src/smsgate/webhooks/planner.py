@@ -12,14 +12,15 @@ Which webhook, to where (the log's ``event`` name in brackets):
     message reaches a status  any other         our JSON event                  message callback_url, else
       (submitted...rejected)                    (message.<status>)              account receipt_url
     inbound received          -                 Vonage inbound (inbound)        1. the number's moHttpUrl
-                                                                                2. /register callback of the number
-                                                                                3. /register callback of the handset
-                                                                                   an ``inbound: yes`` message went to
+      (to its owner only,                                                       2. /register callback of the number
+      ``store.ownership``)                                                      3. the owner's /register callback of
+                                                                                   the handset an ``inbound: yes``
+                                                                                   message went to
                               -                 Vonage inbound if the last      4. account inbound_url
                                                 message to the sender was
                                                 Vonage, else our JSON event
                                                 (message.received)
-    (no target: nothing is sent; GET /v1/messages?direction=inbound shows it)
+    (no target: nothing is sent; GET /v1/messages?direction=inbound shows it; no owner: the operator's console)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from smsgate.store import fastsql, tables
+from smsgate.store import fastsql, ownership, tables
 from smsgate.store import messages as store_messages
 from smsgate.webhooks import formats
 
@@ -81,7 +82,17 @@ class Planner(store_messages.Hooks):
         await conn.execute(tables.webhook_deliveries.insert(), planned)
         await conn.execute(
             tables.outbox.insert(),
-            [{"kind": "webhook", "ref": d["id"], "run_at": now, "attempts": 0, "created_at": now} for d in planned],
+            [
+                {
+                    "kind": "webhook",
+                    "ref": d["id"],
+                    "run_at": now,
+                    "attempts": 0,
+                    "created_at": now,
+                    "account_id": d["account_id"],
+                }
+                for d in planned
+            ],
         )
         self.dirty = True
 
@@ -176,24 +187,19 @@ class Planner(store_messages.Hooks):
 
 
 async def route_inbound(conn: AsyncConnection, msg: Row, acc: Row) -> tuple[str | None, bool]:
-    """(url, vonage_format) for an inbound message; (None, False) when it is kept for polling."""
-    n, cb, m = tables.numbers, tables.callbacks, tables.messages
-    to_digits = str(msg["recipient"]).lstrip("+")
-    from_digits = str(msg["sender"]).lstrip("+")
+    """(url, vonage_format) for an inbound message its owner received; (None, False) when it is kept for polling.
+
+    The owner was decided when the message was stored (``store.ownership``, the one rule); here it only picks
+    among the owner's own targets: the number's URL, then (``inbound: yes``) the callback of the owner's handset
+    the conversation was with, then the account's inbound URL."""
+    cb, m = tables.callbacks, tables.messages
     account_id = msg["account_id"]
-    url = await conn.scalar(
-        sa.select(n.c.mo_http_url).where(
-            n.c.msisdn == to_digits, n.c.account_id == account_id, n.c.mo_http_url.is_not(None), n.c.mo_http_url != ""
-        )
-    )
-    if url:
-        return str(url), True
-    url = await conn.scalar(
-        sa.select(cb.c.callback_url).where(cb.c.msisdn == to_digits, cb.c.account_id == account_id).limit(1)
-    )
-    if url:
-        return str(url), True
-    # the conversation: what this account last sent to the handset from the number it now writes to
+    found = await ownership.owner(conn, str(msg["recipient"]))
+    if found is not None and found.account_id == account_id and found.url:
+        return found.url, True
+    from_digits = str(msg["sender"]).lstrip("+")
+    to_digits = str(msg["recipient"]).lstrip("+")
+    # the owner's conversation: what it last sent to the handset from the number written to
     recent = (
         await conn.execute(
             sa.select(m.c.dialect, m.c.meta)

@@ -7,6 +7,9 @@
   that the delivery is ``dead`` (shown by ``GET /v1/webhooks/deliveries``, replayable).
 * One slow receiver cannot starve the others: at most ``per_target`` deliveries run per host:port, and a claimed
   job whose target is full is put back for a moment instead of holding a slot.
+* One account cannot starve the others: jobs are claimed round-robin across accounts, and at most ``per_account``
+  of one account's deliveries run at once on a node (``Outbox.claim_fair``), so an account with many slow or
+  hostile receivers only slows its own webhooks.
 * The target is resolved and every address checked at each try (``targets.resolve``); the connection goes to
   the checked address, with ``Host`` and TLS SNI set to the name, and redirects are never followed.
 
@@ -42,6 +45,25 @@ USER_AGENT = "smsgate-webhooks/0.1"
 MAX_CLIENTS = 256
 
 
+class HostOnlyUrls(logging.Filter):
+    """httpx logs each request's full URL at INFO; a webhook URL may carry a secret (``?token=``) and a GET webhook
+    the message text in its query, so only scheme, host and port are left of any URL it logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                f"{a.scheme}://{a.host}:{a.port or ''}/..." if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+def quiet_httpx() -> None:
+    """Install ``HostOnlyUrls`` on httpx's logger (once): it is the only library logging our outbound URLs."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, HostOnlyUrls) for f in logger.filters):
+        logger.addFilter(HostOnlyUrls())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SenderSettings:
     timeout: float = 10.0  # one attempt, connect to last byte of the response head
@@ -50,6 +72,7 @@ class SenderSettings:
     retry_window: float = 24 * 3600.0  # give up this long after the job was queued
     concurrency: int = 64
     per_target: int = 4
+    per_account: int = 8
     allow_private: bool = False
     poll_interval: float = 1.0
     defer_delay: float = 0.25  # a job whose target is busy waits this long before it is claimed again
@@ -146,10 +169,12 @@ class Sender:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._unstarted: list[tuple[str, int]] = []  # claimed, but loading them failed (the store was away)
         self._per_target: collections.Counter[str] = collections.Counter()
+        self._per_account: collections.Counter[str] = collections.Counter()
         self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         committer.register("webhook_results", record, lazy=True)
+        quiet_httpx()
 
     def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
         """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""
@@ -195,9 +220,10 @@ class Sender:
             try:
                 free = self.settings.concurrency - len(self._inflight)
                 if free > 0:
-                    claimed = self._unstarted + [
-                        c for c in await self._outbox.claim("webhook", free) if c[0] not in self._inflight
-                    ]
+                    fresh = await self._outbox.claim_fair(
+                        "webhook", free, per_account=self.settings.per_account, busy=dict(self._per_account)
+                    )
+                    claimed = self._unstarted + [c for c in fresh if c[0] not in self._inflight]
                     self._unstarted = []
                     if claimed:
                         try:
@@ -237,6 +263,7 @@ class Sender:
                 put_back.append(Outcome(ref, now, "pending", retry_at=now + delay))
                 continue
             self._per_target[key] += 1
+            self._per_account[row["account_id"]] += 1
             task = asyncio.create_task(self._deliver(row, attempts, key), name=f"webhook-{ref}")
             self._inflight[ref] = task
         if put_back:
@@ -257,6 +284,8 @@ class Sender:
     async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:
         try:
             outcome = await self._attempt(row, attempts + 1)
+            # the delivery id, receiver and outcome only: its URL may hold a token, its body the message text
+            log.info("webhook %s to %s: %s", row["id"], key, outcome.status_code or outcome.error or outcome.status)
             # shielded: a shutdown in the middle still records what the receiver saw; retried while the store is
             # away (the job stays in flight, so its lease is renewed), or the receiver would get it again
             await asyncio.shield(self._committer.write_until_stored("webhook_results", [outcome]))
@@ -267,9 +296,10 @@ class Sender:
         except Exception:
             log.exception("webhook %s: could not record the attempt", row["id"])
         finally:
-            self._per_target[key] -= 1
-            if self._per_target[key] <= 0:
-                del self._per_target[key]
+            for counter, held in ((self._per_target, key), (self._per_account, row["account_id"])):
+                counter[held] -= 1
+                if counter[held] <= 0:
+                    del counter[held]
             self._inflight.pop(row["id"], None)
             self.wake()
 

@@ -10,6 +10,10 @@ rule is applied twice:
   one of the checked addresses itself, so a DNS answer that changes between check and connect (rebinding)
   cannot smuggle a private address in.
 
+An IPv6 address is public only inside global unicast ``2000::/3``, and only if no IPv4 address it embeds (in any
+prefix a translator decodes: IPv4-compatible, -mapped and -translated, NAT64 well-known and local-use, 6to4,
+Teredo) is refused: a NAT64 or SIIT gateway on the path would otherwise carry the connection to that address.
+
 ``allow_private`` (``SMSGATE_WEBHOOKS_ALLOW_PRIVATE``) turns both checks off for gateways whose receivers live
 on the same private network.
 """
@@ -33,7 +37,28 @@ INTERNAL_SUFFIXES = (".localhost", ".internal", ".local")
 METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")  # the only IPv6 space with public hosts (RFC 4291 §2.4)
+# Prefixes whose addresses carry an IPv4 address in their last 32 bits: IPv4-compatible (::a.b.c.d, deprecated),
+# IPv4-mapped, IPv4-translated (::ffff:0:a.b.c.d, SIIT) and the well-known NAT64 prefix (RFC 6052).
+LAST_32_BITS = tuple(ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): IPv4 in bits 48-63 and 72-87
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address ``addr`` carries in a known embedding: a gateway on the path (NAT64, SIIT, 6to4, Teredo)
+    may turn a connection to ``addr`` into one to these."""
+    n = int(addr)
+    out: list[ipaddress.IPv4Address] = []
+    if any(addr in net for net in LAST_32_BITS) and n > 1:  # not :: or ::1 (refused as they are)
+        out.append(ipaddress.IPv4Address(n & 0xFFFFFFFF))
+    if addr in NAT64_LOCAL:
+        packed = addr.packed
+        out.append(ipaddress.IPv4Address(packed[6:8] + packed[9:11]))
+    if addr.sixtofour is not None:
+        out.append(addr.sixtofour)
+    if addr.teredo is not None:
+        out.extend(addr.teredo)  # (server, client)
+    return out
 
 
 class TargetRefused(errors.InvalidUrl):
@@ -106,13 +131,14 @@ def literal_address(host: str) -> IPAddress | None:
 def refusal(addr: IPAddress) -> str | None:
     """Why the gateway may not connect to ``addr`` (None when it is a public unicast address)."""
     if isinstance(addr, ipaddress.IPv6Address):
-        embedded = addr.ipv4_mapped or addr.sixtofour
-        if embedded is None and addr in NAT64:
-            embedded = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-        if embedded is not None:
-            return refusal(embedded)
+        for v4 in embedded_ipv4(addr):
+            why = refusal(v4)
+            if why:
+                return f"{addr} embeds {why}"
     if addr in METADATA:
         return f"{addr} is a cloud metadata address"
+    if isinstance(addr, ipaddress.IPv6Address) and addr not in GLOBAL_UNICAST:
+        return f"{addr} is not a global unicast address (outside 2000::/3)"
     if addr.is_loopback:
         return f"{addr} is a loopback address"
     if addr.is_link_local:

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GatewayProcess, wait_for
+from tests.support import GatewayProcess, run_cli, wait_for
 
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parents[2]
@@ -126,6 +126,8 @@ def test_console_in_chromium(gateway: GatewayProcess) -> None:
         acc = gateway.create_account(
             "console", receipt_url=receiver.url + "/receipts", inbound_url=receiver.url + "/inbound"
         )
+        # the browser sends as ConsoleQA and the handset replies to it: a name the account owns
+        run_cli("senders", "reserve", "ConsoleQA", acc["api_key"], env=gateway.env)
         env = {
             **os.environ,
             "CONSOLE_URL": gateway.url,

@@ -167,9 +167,8 @@ def test_console_stream_through_nginx_is_live(proxied: tuple[GatewayProcess, Ngi
     assert "event: messages" in seen
 
 
-@pytest.mark.skip(reason="enable after merging issue #14 (SMSGATE_TRUSTED_PROXIES): the lead flips this marker")
 def test_client_address_through_the_proxy_only_when_trusted(tmp_path: pathlib.Path) -> None:
-    """TRUSTED-PROXIES (issue #14): a failed login through nginx from 127.0.0.2 is recorded with 127.0.0.2 when
+    """A failed login through nginx from 127.0.0.2 is recorded with 127.0.0.2 when
     SMSGATE_TRUSTED_PROXIES names the proxy (127.0.0.1), and with the proxy's 127.0.0.1 when it does not."""
     for trusted, expected in (("127.0.0.1", "127.0.0.2"), ("", "127.0.0.1")):
         gw = GatewayProcess(tmp_path / f"gw{trusted or 'none'}", env={"SMSGATE_TRUSTED_PROXIES": trusted},

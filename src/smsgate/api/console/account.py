@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from smsgate import errors
-from smsgate.api import auth
+from smsgate.api import auth, webhooks
 from smsgate.api.console import routes
 from smsgate.api.messages import json_response
 from smsgate.core import accounts as core_accounts
@@ -115,14 +115,16 @@ async def get_account(request: Request, account: core_accounts.Account = Depends
 
 @router.post(
     "/v1/account/rotate-secret",
-    summary="Replace the api_secret; the new one is shown only in this response",
-    openapi_extra=_SECURITY,
+    summary="Replace the api_secret (needs the current one, or the operator token); the new one is shown only here",
+    openapi_extra=webhooks.CHANGE_SECURITY,
     responses={200: {"model": SecretOut}},
 )
-async def rotate_secret(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
+async def rotate_secret(
+    request: Request, account: core_accounts.Account = Depends(auth.secret_or_operator)
+) -> Response:
     gw = auth.gateway(request)
     secret = await gw.accounts.rotate_secret(account.id)
-    gw.forget(account.id)  # the old secret and its tokens must stop working now, not in 5 seconds
+    await gw.account_changed(account.id)  # the old secret and its tokens stop working now, on every node
     return json_response({"api_key": account.api_key, "api_secret": secret}, headers={"cache-control": "no-store"})
 
 

@@ -14,11 +14,11 @@ over recent ids catches rows that committed out of id order (PostgreSQL sequence
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
-import hmac
 import pathlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import orjson
@@ -61,9 +61,7 @@ class Viewer:
 
 
 async def viewer(request: Request) -> Viewer:
-    token = auth.bearer_token(request)
-    expected: str | None = request.app.state.settings.operator_token
-    if token is not None and expected and hmac.compare_digest(token.encode(), expected.encode()):
+    if auth.is_operator(request):
         return Viewer(None)
     return Viewer(await auth.any_credentials(request))
 
@@ -240,10 +238,15 @@ def _frame(event: str, data: Any, event_id: int | None = None) -> bytes:
 async def stream(request: Request, who: Viewer = Depends(viewer), after: int | None = Query(None, ge=0)) -> Response:
     """``text/event-stream`` of ``messages`` events: ``{"messages": [...]}`` with the event id as SSE ``id``."""
     engine = engine_of(request)
-    header = request.headers.get("last-event-id", "")
-    start = int(header) if header.isdigit() else after
+    header = request.headers.get("last-event-id", "").strip()
+    if header and not (header.isascii() and header.isdigit() and len(header) <= 18):
+        raise errors.ValidationError("Last-Event-ID must be an event id (digits)")
+    start = int(header) if header else after
     if start is None:
         start = await last_event_id(engine)
+    streams: StreamCounter = request.app.state.console_streams
+    holder = who.account_id or "operator"
+    streams.open(holder)
 
     async def frames() -> AsyncIterator[bytes]:
         cursor = start
@@ -267,4 +270,37 @@ async def stream(request: Request, who: Viewer = Depends(viewer), after: int | N
             await asyncio.sleep(POLL_SECONDS)
 
     headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+    return _HeldStream(frames(), lambda: streams.close(holder), media_type="text/event-stream", headers=headers)
+
+
+class StreamCounter:
+    """Open live streams per account (the operator counts as one), at most ``limit`` each in this process: every
+    stream holds a connection and polls the store, so a forgotten script cannot open them without end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: collections.Counter[str] = collections.Counter()
+
+    def open(self, holder: str) -> None:
+        if self._open[holder] >= self.limit:
+            raise errors.RateLimited(f"at most {self.limit} open streams per account; close one first", retry_after=5)
+        self._open[holder] += 1
+
+    def close(self, holder: str) -> None:
+        self._open[holder] -= 1
+        if self._open[holder] <= 0:
+            del self._open[holder]
+
+
+class _HeldStream(StreamingResponse):
+    """A StreamingResponse that gives its stream slot back however it ends (finished, client gone, error)."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

@@ -13,8 +13,9 @@ onto the ten codes of its table; the choices the spec leaves open are:
     destination blocked / country / allow-list  403     4031
     no route, no balance, no default sender     403     4031  retrying the same request cannot help
     ``from`` not allowed or malformed           202     -     the default sender is used, as the spec says
+    ``from`` another account's number or name   403     4031  refused: never sent under someone else's name
     quota used up, rate limited                 503     5030  with Retry-After: it does work later
-    too many failed logins from this address    503     5030  with Retry-After; says nothing about the user
+    too many failed logins (address and user)   503     5030  with Retry-After; says nothing about the user
     store unavailable, anything unexpected      503     5030  nothing was written
     any other path or method under /v1/         404     4040  (except our own /v1/messages and /v1/segments)
 
@@ -198,14 +199,14 @@ SEND_SCHEMA: dict[str, Any] = {
 @fastpath.hot
 async def send_sms(request: Request) -> Response:
     gw = auth.gateway(request)
-    account = await _authenticate(request, gw)
-    to, sender, text = _parse(request.headers.get("content-type"), await request.body())
+    account = await _authenticate(request)
+    to, sender, text = _parse(request.headers.get("content-type"), await _body(request))
     recipient = numbers.parse_international(to)
     req = services.SendRequest(
         account=account,
         dialect="kaarai",
         recipient=recipient,
-        sender=_sender(gw, account, sender),
+        sender=await _sender(gw, account, sender),
         text=text,
         meta={"requested_from": sender},
     )
@@ -214,20 +215,21 @@ async def send_sms(request: Request) -> Response:
     return kaarai_json(code, MESSAGES[code], result.message_id)
 
 
-async def _authenticate(request: Request, gw: services.Gateway) -> core_accounts.Account:
-    """Basic only; a locked-out address is refused before the secret is even checked."""
-    limiter: auth.FailureLimiter = request.app.state.auth_failures
-    addr = auth.client_address(request)
+async def _authenticate(request: Request) -> core_accounts.Account:
+    """Basic only, before the body is read; an (address, user) pair out of tries is refused before its secret is
+    even checked."""
     creds = auth.basic_credentials(request)
     request.state.kaarai_user = creds[0] if creds else ""
-    limiter.check(addr)
     if creds is None:
         raise errors.AuthError("missing Basic credentials")
+    return await auth.login(request, *creds)
+
+
+async def _body(request: Request) -> bytes:
     try:
-        return await gw.authenticate(*creds)
-    except errors.AuthError:
-        limiter.failed(addr)
-        raise
+        return await fastpath.read_body(request, MAX_BODY)
+    except errors.ValidationError:
+        raise KaaraiError(4002, TEXT_TOO_LONG) from None
 
 
 def _parse(content_type: str | None, body: bytes) -> tuple[str, str | None, str]:
@@ -237,8 +239,6 @@ def _parse(content_type: str | None, body: bytes) -> tuple[str, str | None, str]
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
         raise KaaraiError(4000, f"Invalid content-type: {(ctype or 'none')[:_MAX_ECHO]}")
-    if len(body) > MAX_BODY:
-        raise KaaraiError(4002, TEXT_TOO_LONG)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -264,12 +264,15 @@ def _kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
-def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
-    """The requested sender if the account may use it, else None (the default): the spec's fallback."""
+async def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
+    """The requested sender if the account may use it, else None (the default): the spec's fallback. A sender that
+    is another account's (its number, or a name reserved for it) is refused (4031), not silently replaced."""
     if raw is None:
         return None
     try:
-        gw.resolve_sender(account, raw)
+        await gw.resolve_sender(account, raw)
+    except errors.SenderTaken:
+        raise
     except (errors.SenderNotAllowed, errors.InvalidSender):
         return None
     return raw

@@ -97,13 +97,16 @@ def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
 
 # -- responses ------------------------------------------------------------------------------------------------
 def standard_headers(request: Request, quota: limits.QuotaState | None) -> dict[str, str]:
+    """KPN's headers on every answer. CORS: an origin on the operator's list (``SMSGATE_CORS_ORIGINS``) is named,
+    with credentials allowed; any other gets ``*`` without, so a page elsewhere cannot ride a browser's login."""
     origin = request.headers.get("origin")
+    listed = origin is not None and origin in request.app.state.cors_origins
     h = {
         "sunset": "n/a",
         "api-version": API_VERSION,
         "strict-transport-security": "max-age=31536000; includeSubDomains; preload",
-        "access-control-allow-origin": origin or "*",
-        "access-control-allow-credentials": "true" if origin else "false",
+        "access-control-allow-origin": origin if listed and origin else "*",
+        "access-control-allow-credentials": "true" if listed else "false",
         "access-control-allow-headers": "Authorization, BearerToken, Content-Type, Accept, Origin",
         "access-control-allow-methods": "POST, OPTIONS",
         "access-control-max-age": "3600",
@@ -261,9 +264,10 @@ class _BadRequest(errors.ValidationError):
     },
 )
 async def access_token(request: Request) -> Response:
+    """Client credentials for a token: the client's live token is handed out again (while half its lifetime is
+    left), and a client gets at most ``SMSGATE_TOKEN_REQUESTS_PER_MINUTE`` answers a minute."""
     gw = auth.gateway(request)
-    limiter: auth.FailureLimiter = request.app.state.auth_failures
-    body = await request.body()
+    body = await fastpath.read_body(request, MAX_BODY)
     form: dict[str, str] = {}
     if body:
         try:
@@ -279,16 +283,12 @@ async def access_token(request: Request) -> Response:
     basic = auth.basic_credentials(request)
     if (not client_id or not client_secret) and basic:
         client_id, client_secret = basic
-    addr = auth.client_address(request)
-    limiter.check(addr)
     if not client_id or not client_secret:
-        limiter.failed(addr)
         raise errors.AuthError()
-    try:
-        account = await gw.authenticate(client_id, client_secret)
-    except errors.AuthError:
-        limiter.failed(addr)
-        raise
+    account = await auth.login(request, client_id, client_secret)
+    per_minute = request.app.state.settings.token_requests_per_minute
+    # a minute's worth at once, then one every 60/per_minute seconds
+    await gw.buckets.take_all([limits.Rate("token:" + account.id, per_minute / 60, max(1.0, per_minute))])
     token, issued, ttl = await gw.issue_token(account)
     payload = {
         "refresh_token_expires_in": "0",
@@ -369,9 +369,7 @@ async def send(request: Request) -> Response:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise _BadRequest(f"Content-Type must be application/json, got {ctype or 'nothing'}")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise _BadRequest(f"Request body too large (limit {MAX_BODY} bytes)")
+    body = await fastpath.read_body(request, MAX_BODY)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

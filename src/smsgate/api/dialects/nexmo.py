@@ -6,7 +6,8 @@ out as KPN's Apigee bodies: a bad or expired token is ``401 {"fault": …}`` and
 quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaViolation}``; everything else on
 ``/sms/send`` is HTTP 200 with a Vonage status (an account TPS limit is status 1, Throttled).
 
-KPN demo extras (reference notes §2.5): ``/sms/register`` stores a callback for the account's own test number,
+KPN demo extras (reference notes §2.5): ``/sms/register`` claims a number for the account (first come, one account
+per number; never a number another account owns, holds in the pool or sends from) with a callback,
 and the ``inbound: yes`` header on ``/sms/send`` marks the message so replies to its ``from`` number go to that
 callback (``SendRequest.meta["inbound"]``; the store routes replies by the ``callbacks`` table).
 """
@@ -188,10 +189,8 @@ async def register(request: Request) -> Response:
     store = gw.numbers
     if store is None:
         raise errors.StoreUnavailable()
-    pooled = await store.get(number.digits)
-    if pooled is not None and pooled["account_id"] != account.id:
-        raise errors.NotFound("This number is a virtual number you do not own")
-    await store.register_callback(account.id, number.digits, url)
+    await store.register_callback(account.id, number.digits, url)  # claims it, unless it is another account's
+    await gw.number_changed(number.digits)
     return _json({"message": "Your callback url is registered."})
 
 

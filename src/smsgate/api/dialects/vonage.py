@@ -90,61 +90,68 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
 
 # -- credentials ----------------------------------------------------------------------------------------------
 async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Account:
-    """The account of a signed request: ``sig`` over every parameter with the account's signature secret."""
+    """The account of a signed request: ``sig`` over every parameter with the account's signature secret, within
+    the 5-minute window, and never seen before: a (api_key, sig) is remembered for as long as its timestamp is in
+    the window, so a captured request cannot be sent again (each replay would be billed)."""
     gw = auth.gateway(request)
     if params.get("api_secret"):
         raise vonage_wire.SignatureAndSecret()
     api_key = params.get("api_key", "")
     if not api_key:
         raise vonage_wire.MissingParam("Missing api_key param")
+    await auth.login_blocked(request, api_key)
     acc = await gw.accounts.find(api_key)
-    if acc is None or acc.api_key != api_key or not acc.signature_secret:
-        raise vonage_wire.InvalidSignature()
     try:
         ts = float(params.get("timestamp", ""))
     except ValueError:
-        raise vonage_wire.InvalidSignature() from None
-    if not abs(time.time() - ts) <= SIGNATURE_WINDOW:  # written so that a NaN timestamp fails too
-        raise vonage_wire.InvalidSignature()
-    method = acc.signature_method if acc.signature_method in signing.METHODS else "md5hash"
-    if not signing.vonage_verify(params, acc.signature_secret, method):
+        ts = float("nan")
+    method = acc.signature_method if acc is not None and acc.signature_method in signing.METHODS else "md5hash"
+    if (
+        acc is None
+        or acc.api_key != api_key
+        or not acc.signature_secret
+        or not abs(time.time() - ts) <= SIGNATURE_WINDOW  # written so that a NaN timestamp fails too
+        or not signing.vonage_verify(params, acc.signature_secret, method)
+    ):
+        await auth.failed_login(request, api_key, "bad signature")
         raise vonage_wire.InvalidSignature()
     if not acc.active:
         raise vonage_wire.AccountBarred()
+    ttl = ts + SIGNATURE_WINDOW - time.time() + 1.0
+    if not await request.app.state.signatures.first(f"{api_key}:{params['sig'].strip().lower()}", ttl):
+        raise vonage_wire.InvalidSignature("this signed request was already received (replay)")
     logs.current_account.set(acc.id)
     return acc
 
 
-async def credentials(request: Request, params: dict[str, str]) -> core_accounts.Account:
-    """Signature, Basic header, or api_key/api_secret in the body or query; failures count per client address."""
-    gw = auth.gateway(request)
-    limiter: auth.FailureLimiter = request.app.state.auth_failures
-    addr = auth.client_address(request)
-    limiter.check(addr)
+async def credentials(
+    request: Request, params: dict[str, str], creds: tuple[str, str] | None = None
+) -> core_accounts.Account:
+    """The Basic header's ``creds`` (checked before the body is read), or a signature, or api_key/api_secret in the
+    body or query; failures count per (client address, api_key)."""
     try:
-        if params.get("sig"):
-            return await _signed(request, params)
-        creds = auth.basic_credentials(request)
         if creds is None:
+            if params.get("sig"):
+                return await _signed(request, params)
             key, secret = params.get("api_key", ""), params.get("api_secret", "")
             if not key:
                 raise vonage_wire.MissingParam("Missing api_key param")
             if not secret:
                 raise vonage_wire.MissingParam("Missing api_secret param")
             creds = (key, secret)
-        try:
-            return await gw.authenticate(*creds)
-        except errors.AuthError as exc:
-            if exc.message == "account disabled":  # services.Gateway.authenticate's wording for a disabled account
-                raise vonage_wire.AccountBarred() from None
-            raise
-    except errors.AuthError:
-        limiter.failed(addr)
-        raise
+        return await auth.login(request, *creds)
+    except errors.AccountDisabled:
+        raise vonage_wire.AccountBarred() from None
 
 
 async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
-    params = await vonage_wire.request_params(request)  # the credentials may be among them
+    """Credentials in a header are checked before the body is read; in the body or query, nothing is done with
+    the parameters before they are checked."""
+    basic = auth.basic_credentials(request)
+    if basic is not None:
+        account = await credentials(request, {}, basic)
+        return account, await vonage_wire.request_params(request)
+    params = await vonage_wire.request_params(request)
     return await credentials(request, params), params
 
 

@@ -34,7 +34,7 @@ from smsgate.connectors.base import (
 )
 from smsgate.connectors.smpp import pdu as p
 from smsgate.connectors.smpp import wire
-from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt
+from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt, unknown_receipt
 from smsgate.connectors.smpp.session import LOST, SessionError, SmppSession, SubmitBatch, SubmitResult
 from smsgate.connectors.smpp.settings import SmppSettings
 
@@ -313,37 +313,40 @@ class SmppConnector:
     # ------------------------------------------------------------ inbound
 
     async def _on_deliver(self, pdus: Sequence[p.ShortMessage]) -> list[int]:
-        """Split receipts from MO, hand each group to the sink; a sink error NAKs its group (0x64)."""
+        """Each deliver_sm on its own: parsed alone, handed to the sink alone (the group committer still writes
+        them in one transaction), answered with its own status. One that cannot be parsed or stored never
+        takes the others down with it: a receipt whose fields make no sense is recorded with state unknown,
+        and only a PDU the sink refused is answered ESME_RX_T_APPN (the SMSC sends that one again)."""
         sink = self._sink
-        statuses = [wire.ESME_ROK] * len(pdus)
         if sink is None:
             return [wire.ESME_RX_T_APPN] * len(pdus)
-        receipts: list[Receipt] = []
-        r_idx: list[int] = []
-        inbound: list[InboundPart] = []
-        i_idx: list[int] = []
         now = dt.datetime.now(dt.UTC)
-        for i, sm in enumerate(pdus):
+        return list(await asyncio.gather(*(self._deliver_one(sink, sm, now) for sm in pdus)))
+
+    async def _deliver_one(self, sink: InboundSink, sm: p.ShortMessage, now: dt.datetime) -> int:
+        try:
             if is_receipt(sm):
-                receipt = parse_receipt(sm, self.name, self.settings.receipt_ids)
+                receipt = self._receipt(sm)
                 if receipt is None:
-                    log.warning("smpp %s: receipt without a message id dropped: %r", self.name, sm)
-                    continue
-                receipts.append(receipt)
-                r_idx.append(i)
+                    log.warning("smpp %s: receipt without a message id dropped (seq %d)", self.name, sm.sequence)
+                    return wire.ESME_ROK
+                await sink.receipts([receipt])
             else:
-                inbound.append(self.inbound_part(sm, now))
-                i_idx.append(i)
-        for group, idx, call in ((receipts, r_idx, sink.receipts), (inbound, i_idx, sink.inbound)):
-            if not group:
-                continue
-            try:
-                await call(group)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("smpp %s: sink refused %d deliver_sm; answering ESME_RX_T_APPN", self.name, len(idx))
-                for j in idx:
-                    statuses[j] = wire.ESME_RX_T_APPN
-        return statuses
+                await sink.inbound([self.inbound_part(sm, now)])
+        except Exception:
+            log.exception(
+                "smpp %s: could not store deliver_sm seq %d; answering ESME_RX_T_APPN", self.name, sm.sequence
+            )
+            return wire.ESME_RX_T_APPN
+        return wire.ESME_ROK
+
+    def _receipt(self, sm: p.ShortMessage) -> Receipt | None:
+        """The receipt in ``sm``; one whose text defeats the parser keeps its id with state unknown."""
+        try:
+            return parse_receipt(sm, self.name, self.settings.receipt_ids)
+        except Exception:
+            log.warning("smpp %s: unparseable receipt (seq %d) recorded as unknown", self.name, sm.sequence)
+            return unknown_receipt(sm, self.name, self.settings.receipt_ids)
 
     def inbound_part(self, sm: p.ShortMessage, now: dt.datetime) -> InboundPart:
         """An MO deliver_sm as an InboundPart: UDH split off, SAR passed through, message_payload used."""

@@ -72,6 +72,8 @@ def normalise_id(raw: str, fmt: str) -> str:
     s = raw.replace("\x00", "").strip()
     if fmt == "str" or not s:
         return s
+    if not s.isascii():  # int() also reads other scripts' digits ("١٢"): not an id in any base we know
+        return s.lower()
     try:
         return format(int(s, 16 if fmt == "hex" else 10), "x")
     except ValueError:
@@ -99,7 +101,7 @@ def parse_fields(text: str) -> dict[str, str]:
 
 def parse_date(value: str | None) -> dt.datetime | None:
     """YYMMDDhhmm or YYMMDDhhmmss (UTC assumed: the SMSC's zone is unknown); anything else → None."""
-    if not value or not value.isdigit() or len(value) not in (10, 12):
+    if not value or not value.isascii() or not value.isdigit() or len(value) not in (10, 12):
         return None
     try:
         return dt.datetime(
@@ -110,31 +112,39 @@ def parse_date(value: str | None) -> dt.datetime | None:
         return None
 
 
+_ERR_DIGITS = 10  # longer than any real error code; Python's int() refuses over 4300 digits, so bound it well below
+
+
 def _err_code(value: str | None, tlv: bytes | None) -> int:
+    """The receipt's error code: the network_error_code TLV, else the text's ``err:`` (decimal, or hex as some
+    SMSCs write it). Anything else (``¹``, a 4,300-digit field, letters) is unknown: 0, the raw text keeps it."""
     if tlv is not None and len(tlv) == 3:  # network_error_code: type(1) + code(2)
         return int.from_bytes(tlv[1:], "big")
-    if value:
-        digits = value.strip()
-        if digits.isdigit():
-            return int(digits)
-        try:
-            return int(digits, 16)
-        except ValueError:
-            return 0
-    return 0
+    digits = (value or "").strip()
+    if not digits or not digits.isascii() or len(digits) > _ERR_DIGITS:
+        return 0
+    if digits.isdigit():
+        return int(digits)
+    try:
+        return int(digits, 16)
+    except ValueError:
+        return 0
+
+
+def _raw_text(sm: p.ShortMessage) -> str:
+    return (sm.short_message or wire.tlv_get(sm.tlvs, wire.TAG_MESSAGE_PAYLOAD) or b"").decode("latin-1")
+
+
+def _network_id(sm: p.ShortMessage, fields: dict[str, str], id_format: str) -> str:
+    tlv_id = wire.tlv_get(sm.tlvs, wire.TAG_RECEIPTED_MESSAGE_ID)
+    return normalise_id(tlv_id.decode("latin-1") if tlv_id else fields.get("id", ""), id_format)
 
 
 def parse_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") -> Receipt | None:
     """The Receipt in a deliver_sm, or None when it carries no message id at all."""
-    text = sm.short_message
-    if not text:
-        payload = wire.tlv_get(sm.tlvs, wire.TAG_MESSAGE_PAYLOAD)
-        text = payload or b""
-    raw = text.decode("latin-1")
+    raw = _raw_text(sm)
     fields = parse_fields(raw)
-    tlv_id = wire.tlv_get(sm.tlvs, wire.TAG_RECEIPTED_MESSAGE_ID)
-    raw_id = tlv_id.decode("latin-1") if tlv_id else fields.get("id", "")
-    network_id = normalise_id(raw_id, id_format)
+    network_id = _network_id(sm, fields, id_format)
     if not network_id:
         return None
     state_code = wire.tlv_int(sm.tlvs, wire.TAG_MESSAGE_STATE)
@@ -150,6 +160,13 @@ def parse_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") ->
         submitted_at=parse_date(fields.get("submit_date")),
         raw=raw,
     )
+
+
+def unknown_receipt(sm: p.ShortMessage, connector: str, id_format: str = "str") -> Receipt | None:
+    """A receipt the parser could not read: its message id, if it has one, with state unknown and the raw text."""
+    raw = _raw_text(sm)
+    network_id = _network_id(sm, parse_fields(raw), id_format)
+    return Receipt(connector, network_id, ReceiptState.UNKNOWN, raw=raw) if network_id else None
 
 
 def receipt_text(

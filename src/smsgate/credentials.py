@@ -1,0 +1,123 @@
+"""Who is calling: an account from its key and secret or from a token, kept off the database for most requests by
+small caches, and kept honest by credential generations.
+
+Revocation without a query per request: an account row carries ``credential_gen``, raised by a secret rotation and
+by a disable (``store.accounts``), and each token row the generation it was minted under. A token is good while
+its account is active and the generations match. The token itself is cached for its lifetime, the account for
+``SMSGATE_CACHE_SECONDS`` (5); so a rotation or disable made by any process (the CLI included) holds here within 5 s, and at
+once when its signal arrives (``changes``: PostgreSQL NOTIFY, Redis, or this process's own change).
+
+The token endpoint hands a client's live token out again (while at least half of its lifetime is left) rather
+than writing a row per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from smsgate import bounded, errors, logs
+from smsgate.core import accounts as core_accounts
+from smsgate.store import accounts as store_accounts
+
+CACHE_SECONDS = 5.0
+
+
+class Credentials:
+    def __init__(
+        self, accounts: store_accounts.AccountStore, *, token_ttl: float, cache_seconds: float = CACHE_SECONDS
+    ) -> None:
+        self._accounts = accounts
+        self._token_ttl = token_ttl
+        self._cache_seconds = cache_seconds
+        self._logins: bounded.Bounded[tuple[str, str], tuple[core_accounts.Account, float]] = bounded.Bounded(10_000)
+        self._tokens: bounded.Bounded[str, tuple[str, float, int]] = bounded.Bounded(
+            100_000
+        )  # hash -> (account, expires, gen)
+        self._cached: bounded.Bounded[str, tuple[core_accounts.Account, float]] = bounded.Bounded(100_000)
+        self._live: bounded.Bounded[str, tuple[str, float, float, int]] = bounded.Bounded(
+            100_000
+        )  # account -> live token
+
+    # -- key and secret --------------------------------------------------------------------------------------
+    def cached_login(self, api_key: str, secret: str) -> core_accounts.Account | None:
+        """The account if this very pair was verified in the last few seconds (no limiter needed: it is right)."""
+        hit = self._logins.get((api_key, _digest(secret)))
+        if hit is None or hit[1] <= time.monotonic():
+            return None
+        logs.current_account.set(hit[0].id)  # the request acts for it (the access line names it)
+        return hit[0]
+
+    async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
+        """The active account for this pair; AuthError when the pair is wrong (the same whether the key exists or
+        not), AccountDisabled when it is right but the account is off."""
+        acc = self.cached_login(api_key, secret)
+        if acc is None:
+            found = await self._accounts.verify(api_key, secret)
+            if found is None:
+                raise errors.AuthError()
+            acc = found
+            self._logins.put((api_key, _digest(secret)), (acc, time.monotonic() + self._cache_seconds))
+        if not acc.active:
+            raise errors.AccountDisabled()
+        logs.current_account.set(acc.id)
+        return acc
+
+    # -- tokens ----------------------------------------------------------------------------------------------
+    async def issue_token(self, account: core_accounts.Account) -> tuple[str, float, float]:
+        """(token, issued_at, seconds left): the client's live token while half its lifetime is left, else a new one."""
+        now = time.time()
+        live = self._live.get(account.id)
+        if live is not None and live[3] == account.credential_gen and live[2] - now >= self._token_ttl / 2:
+            return live[0], live[1], live[2] - now
+        token, issued = await self._accounts.issue_token(account.id, self._token_ttl, account.credential_gen)
+        self._live.put(account.id, (token, issued, issued + self._token_ttl, account.credential_gen))
+        self._tokens.put(
+            store_accounts.hash_token(token), (account.id, issued + self._token_ttl, account.credential_gen)
+        )
+        return token, issued, self._token_ttl
+
+    async def account_for_token(self, token: str) -> core_accounts.Account:
+        key = store_accounts.hash_token(token)
+        hit = self._tokens.get(key)
+        if hit is None:
+            owner = await self._accounts.token_owner(token)
+            if owner is None:
+                raise errors.TokenError("Invalid access token")
+            hit = owner
+            self._tokens.put(key, hit)
+        account_id, expires_at, generation = hit
+        if time.time() >= expires_at:
+            raise errors.TokenError("Access Token expired", expired=True)
+        acc = await self.account(account_id)
+        if acc is None or not acc.active or acc.credential_gen != generation:
+            raise errors.TokenError("Invalid access token")  # revoked: secret rotated or account disabled
+        logs.current_account.set(acc.id)
+        return acc
+
+    # -- accounts --------------------------------------------------------------------------------------------
+    async def account(self, account_id: str) -> core_accounts.Account | None:
+        now = time.monotonic()
+        hit = self._cached.get(account_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        acc = await self._accounts.get(account_id)
+        if acc is not None:
+            self._cached.put(account_id, (acc, now + self._cache_seconds))
+        return acc
+
+    def forget(self, account_id: str | None) -> None:
+        """Drop what is cached about an account (None: about every account) whose settings or secret changed;
+        its tokens are then checked against the fresh generation."""
+        if account_id is None:
+            self._logins.clear()
+            self._cached.clear()
+            self._live.clear()
+            return
+        self._cached.pop(account_id)
+        self._live.pop(account_id)
+        self._logins.drop(lambda v: v[0].id != account_id)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

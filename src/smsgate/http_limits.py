@@ -1,0 +1,195 @@
+"""Bounds on what an unauthenticated client can hold: request heads, slow or idle connections, connection count.
+
+uvicorn's httptools protocol, as it comes, reads a request head of any size into memory (llhttp and httptools
+set no limit: 8 connections x 64 MB of headers took the process from 115 to 634 MB), never times out a
+connection that sends nothing or half a head, arms its keep-alive timer only after a response (a client that
+dribbles a byte now and then is never closed), and ``limit_concurrency`` answers 503 only after reading a head,
+so it does not bound the sockets held. ``LimitedHttpTools`` adds, per connection and per process:
+
+* the request line and headers capped at ``max_head_bytes`` (16 KiB) in all: counted on the raw bytes before
+  the parser buffers them, and answered ``431`` with the connection closed;
+* a whole head within ``head_timeout`` (10 s) of the connection opening, or of the first byte of the next
+  request on a kept-alive one (``408`` and closed);
+* idle keep-alive closed after ``keepalive_timeout`` (30 s, uvicorn's own timer);
+* at most ``max_connections`` connections per process: beyond it a new connection is answered ``503`` and closed
+  at once, never queued; and the soft ``RLIMIT_NOFILE`` raised to the hard limit at start, so the cap (not the
+  file-descriptor limit) is what a flood meets.
+
+The send hot path pays two attribute checks per read and a counter per request head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import resource
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from smsgate.settings import Settings
+
+log = logging.getLogger(__name__)
+_RESERVED_FDS = 256  # for the database, SMPP sessions, webhook clients, log files
+_LINGER = 0.5  # seconds a refused connection stays half-open so the client reads the answer, not a reset
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_head_bytes: int = 16 * 1024
+    head_timeout: float = 10.0
+    keepalive_timeout: float = 30.0
+    max_connections: int = 4096
+
+
+def _answer(status: str, text: str) -> bytes:
+    body = text.encode()
+    head = f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {len(body)}\r\n"
+    return head.encode() + b"connection: close\r\n\r\n" + body
+
+
+TOO_LARGE = _answer("431 Request Header Fields Too Large", "Request line and headers too large")
+TOO_SLOW = _answer("408 Request Timeout", "No complete request head in time")
+TOO_MANY = _answer("503 Service Unavailable", "Too many connections; try again")
+
+
+class LimitedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds above (``limits`` is set by ``protocol_class``)."""
+
+    limits: ClassVar[HttpLimits] = HttpLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._accepted = False  # counted in the server's connections (connection_made ran its course)
+        self._refused = False  # answered and closing: nothing more is read
+        self._in_head = True  # between requests or inside a head: its bytes count against the cap
+        self._head_bytes = 0
+        self._tail = b""  # the last bytes of the head so far, to find a "\r\n\r\n" split across reads
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    # -- connection ----------------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.server_state.connections) >= self.limits.max_connections:
+            self._refused = True
+            self.transport = transport
+            transport.write(TOO_MANY)
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._accepted = True
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if self._accepted:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._in_head:
+            if self._head_timer is None:
+                self._arm_head_timer()
+            total = self._head_bytes + len(data)
+            if total > self.limits.max_head_bytes and not self._head_ends_in_time(data):
+                self._close_with(TOO_LARGE)
+                return
+            self._head_bytes = total
+            self._tail = (self._tail + data[-3:])[-3:]
+        super().data_received(data)
+
+    def _head_ends_in_time(self, data: bytes) -> bool:
+        """Whether the head ends (blank line) in ``data`` within the cap: the rest is the body."""
+        end = (self._tail + data).find(b"\r\n\r\n")
+        return end >= 0 and self._head_bytes - len(self._tail) + end + 4 <= self.limits.max_head_bytes
+
+    # -- parser callbacks ----------------------------------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._tail = b""
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next on this connection is the next request's head
+
+    # -- timers --------------------------------------------------------------------------------------------------
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # a response is still being written: close after it
+            return
+        self._close_with(TOO_SLOW)
+
+    def _close_with(self, answer: bytes) -> None:
+        """Answer and close, lingering a moment (reads discarded) so a client still sending gets the answer
+        rather than a reset."""
+        self._cancel_head_timer()
+        self._refused = True  # nothing more is parsed
+        if not self.transport.is_closing():
+            self.transport.write(answer)
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.loop.call_later(_LINGER, self.transport.close)
+            else:
+                self.transport.close()
+
+
+def protocol_class(limits: HttpLimits) -> type[LimitedHttpTools]:
+    """``LimitedHttpTools`` bound to ``limits`` (uvicorn builds one protocol per connection from a class)."""
+    return type("LimitedHttpTools", (LimitedHttpTools,), {"limits": limits})
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft == resource.RLIM_INFINITY:
+        return ceiling
+    if soft < ceiling:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+            soft = ceiling
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, ceiling, exc)
+    return soft
+
+
+def from_settings(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        max_head_bytes=settings.http_max_head_bytes,
+        head_timeout=settings.http_head_timeout,
+        keepalive_timeout=settings.http_keepalive_timeout,
+        max_connections=settings.http_max_connections,
+    )
+
+
+def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
+    """What ``uvicorn.Config`` needs for these limits; also raises the open-files limit so the connection cap, with
+    room for everything else the process opens, fits under it (the cap is lowered, loudly, when it does not)."""
+    files = raise_nofile_limit()
+    cap = limits.max_connections
+    if cap > files - _RESERVED_FDS:
+        cap = max(16, files - _RESERVED_FDS)
+        log.warning("open-files limit %d: at most %d HTTP connections (SMSGATE_HTTP_MAX_CONNECTIONS is %d)",
+                    files, cap, limits.max_connections)  # fmt: skip
+        limits = dataclasses.replace(limits, max_connections=cap)
+    return {
+        "http": protocol_class(limits),
+        "timeout_keep_alive": math.ceil(limits.keepalive_timeout),
+        # the client address is decided by api.peers (SMSGATE_TRUSTED_PROXIES), never by uvicorn's default of
+        # believing X-Forwarded-For from 127.0.0.1
+        "proxy_headers": False,
+    }
