@@ -8,6 +8,7 @@ credential dependency has passed.
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import orjson
@@ -31,11 +32,22 @@ async def parse(request: Request, model: type[M]) -> M:
     raw = await fastpath.read_body(request, MAX_BODY)
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise errors.ValidationError("the body must be a JSON object") from None
+    except orjson.JSONDecodeError as exc:
+        raise errors.ValidationError(_malformed(raw, exc)) from None
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
         raise errors.ValidationError(f"{where}: {first['msg']}" if where else str(first["msg"])) from None
+
+
+def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Worded as the FastAPI-parsed routes word it (the standard parser's reasons), whichever route it was."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as std:
+        return errors.json_problem(raw, std.pos, std.msg)
+    except ValueError:  # not UTF-8: json_problem says so from the bytes
+        pass
+    return errors.json_problem(raw, exc.pos, exc.msg)
