@@ -27,6 +27,9 @@ are translated where they occur (``raise X from exc``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
 
 class SmsgateError(Exception):
     """Something went wrong in smsgate."""
@@ -133,3 +136,10 @@ class RouteUnavailable(SmsgateError):
 
 class StoreUnavailable(SmsgateError):
     """The message store is unavailable; nothing was written."""
+
+
+def did_you_mean(word: str, choices: Collection[str]) -> str:
+    """`` (did you mean "x"?)`` with the valid name closest to ``word``, or "" when none is close: for the one-line
+    configuration errors that name an unknown key or value."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""

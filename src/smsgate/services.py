@@ -216,9 +216,10 @@ class Gateway:
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164))
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
-        connector = self._router.route(
+        route = self._router.route(
             digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
         )
+        connector = route.primary  # the dispatcher chooses among the route's connectors at submit time
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
         quota = await self.quotas.take(account)
@@ -290,7 +291,7 @@ class Gateway:
             price=part_price * seg.count,
             remaining_balance=pricing.from_units(remaining),
             network=network,
-            queued=not self.route_available(connector),
+            queued=not any(self.route_available(c) for c in route.connectors),
             quota=quota,
         )
 
