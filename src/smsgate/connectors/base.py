@@ -31,12 +31,14 @@ class ConnectorHealth:
 
     The detail never holds credentials: it is shown on ``/readyz`` and in logs. ``in_flight`` counts the
     requests the connector has on the wire now, ``circuit`` is an HTTP connector's breaker ("closed", "open",
-    "half-open"; None for connectors without one)."""
+    "half-open"; None for connectors without one), ``retry_in`` the seconds until a connector that cannot submit
+    now will try again, when it knows (an open circuit's next probe, a throttle's end)."""
 
     state: ConnectorState
     detail: str = ""
     in_flight: int = 0
     circuit: str | None = None
+    retry_in: float | None = None
 
 
 class SubmitStatus(enum.Enum):

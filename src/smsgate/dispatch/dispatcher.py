@@ -146,6 +146,10 @@ class Dispatcher:
         c = self._connectors.get(name)
         return c is not None and c.available
 
+    def _retry_in(self, name: str) -> float | None:
+        c = self._connectors.get(name)
+        return c.health().retry_in if c is not None else None
+
     def _choose(self, job: Job) -> str | None:
         """The connector of the job's route to try next, among the usable ones it has not tried; None if none."""
         route = self._route(job)
@@ -257,10 +261,14 @@ class Dispatcher:
                     outcomes = {
                         p.part_id: base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error=str(exc)) for p in parts
                     }
-            else:  # no connector of the route can take these now: look again soon, not after a long backoff
-                why = "route unavailable: " + connector.health().detail
+            else:  # no connector of the route can take these now: look again when one may, not after a long backoff
+                health = connector.health()
+                why = "route unavailable: " + health.detail
                 for j in live:
                     wait = min(_backoff(j.attempts), ROUTE_RECHECK)
+                    hints = [h for h in (self._retry_in(c) for c in self._route(j).connectors) if h is not None]
+                    if hints:
+                        wait = min(wait, max(min(hints), 0.2))
                     for p in j.parts:
                         outcomes[p.part_id] = base.SubmitOutcome(
                             p.part_id, base.SubmitStatus.RETRY, error=why, retry_after=wait, unsent=True

@@ -23,11 +23,17 @@ what the answer means (``exchange`` → ``Answer`` per message or per upstream p
   the tries run out the part is recorded as submitted, with the doubt in its event.
 * **Circuit breaker** (``circuit.Circuit``): open → not ``available``; half-open → one probe at a time, the
   other requests wait for its result.
+
+Which failures are "certainly not sent": no connection, a write that failed, and one more that httpx alone cannot
+tell: a kept-alive connection the upstream closed or reset before answering anything. Servers close idle
+connections when they restart or time them out, and a request written at that moment is dropped unread; a trace
+of the request (``_Wire``) shows whether the connection was reused and whether any answer began.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import email.utils
 import enum
@@ -53,6 +59,37 @@ NO_RECEIPT = "final: no receipt from upstream"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # httpx errors raised before the request left: safe to send again, here or through another connector
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout)
+# the connection closed or reset under a request: unsent if it was a reused connection and no answer had begun
+_DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
+
+
+class _Wire:
+    """What httpcore's trace says about the latest request of one attempt: a new connection, an answer begun."""
+
+    def __init__(self) -> None:
+        self.fresh = False
+        self.answered = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith("connect_tcp.complete"):
+            self.fresh = True
+        elif event.endswith("receive_response_headers.complete"):
+            self.answered = True
+
+    @property
+    def dropped_unread(self) -> bool:
+        return not self.fresh and not self.answered
+
+
+_WIRE: contextvars.ContextVar[_Wire | None] = contextvars.ContextVar("smsgate_http_wire", default=None)
+
+
+async def _traced(request: httpx.Request) -> None:
+    """Client hook: each request of an attempt reports to the attempt's ``_Wire`` (one per task, a context var)."""
+    wire = _WIRE.get()
+    if wire is not None:
+        wire.fresh = wire.answered = False
+        request.extensions["trace"] = wire.trace
 
 
 class Verdict(enum.Enum):
@@ -302,7 +339,14 @@ class HttpConnector:
         return self._health(base.ConnectorState.UP, f"{self.TYPE} upstream {self.where}")
 
     def _health(self, state: base.ConnectorState, detail: str) -> base.ConnectorHealth:
-        return base.ConnectorHealth(state, detail, in_flight=self.in_flight, circuit=self.circuit.state.value)
+        rest = max(self.circuit.retry_in(), self._throttled_until - time.monotonic())
+        return base.ConnectorHealth(
+            state,
+            detail,
+            in_flight=self.in_flight,
+            circuit=self.circuit.state.value,
+            retry_in=rest if rest > 0 and not self.paused else None,
+        )
 
     async def start(self, sink: base.InboundSink) -> None:
         self._sink = sink
@@ -313,6 +357,7 @@ class HttpConnector:
             verify=s.verify_tls,
             follow_redirects=False,  # a redirected POST would be re-sent as a GET, or to a host we did not choose
             headers={"user-agent": "smsgate"},
+            event_hooks={"request": [_traced]},
         )
 
     async def close(self) -> None:
@@ -358,7 +403,8 @@ class HttpConnector:
             answers = await self._gated(sub)
             if answers is None:
                 why = f"circuit open ({self.circuit.reason})"
-                return self._outcomes(sub, [Answer(Verdict.RETRY, error=why, retry_after=self.circuit.retry_in())])
+                wait = max(self.circuit.retry_in(), 0.1)
+                return self._outcomes(sub, [Answer(Verdict.RETRY, error=why, retry_after=wait)])
             verdicts = {a.verdict for a in answers}
             ambiguous = verdicts == {Verdict.UNKNOWN}
             if not (verdicts <= NOT_SENT or (ambiguous and (s.retry_on_timeout or self.idempotent))):
@@ -399,6 +445,8 @@ class HttpConnector:
                 raise RuntimeError(f"connector {self.name!r} is not started")
             self.in_flight += 1
             started = time.monotonic()
+            wire = _Wire()
+            token = _WIRE.set(wire)
             try:
                 answers = await self.exchange(self._client, sub)
             except Refusal as exc:
@@ -407,11 +455,17 @@ class HttpConnector:
                 answers = [Answer(Verdict.RETRY, error=str(exc))]
             except _UNSENT as exc:
                 answers = [Answer(Verdict.RETRY, error=_describe(exc))]
+            except _DROPPED as exc:
+                if wire.dropped_unread:
+                    answers = [Answer(Verdict.RETRY, error=f"kept-alive connection dropped: {_describe(exc)}")]
+                else:
+                    answers = [Answer(Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}")]
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 answers = [Answer(Verdict.UNHEALTHY, error=f"bad upstream URL: {type(exc).__name__}")]
-            except httpx.HTTPError as exc:  # sent, and then the answer did not come (timeout, reset, garbage)
+            except httpx.HTTPError as exc:  # sent, and then the answer did not come (timeout, garbage)
                 answers = [Answer(Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}")]
             finally:
+                _WIRE.reset(token)
                 self.in_flight -= 1
             elapsed = time.monotonic() - started
         self._account(answers, elapsed)
@@ -443,8 +497,12 @@ class HttpConnector:
                 log.warning("connector %s: circuit closed, %s answers again", self.name, self.where)
 
     def _outcomes(self, sub: Submission, answers: list[Answer]) -> list[base.SubmitOutcome]:
-        """One outcome per part: answers one-to-one when they match the parts, else the last one repeats."""
+        """One outcome per part: answers one-to-one when they match the parts, else the last one repeats.
+
+        A part not sent comes back when the upstream asked (Retry-After), else when the open circuit probes the
+        upstream again, else after the dispatcher's backoff."""
         out = []
+        probe_in = self.circuit.retry_in() or None
         for i, part in enumerate(sub.parts):
             a = answers[min(i, len(answers) - 1)]
             pid = part.part_id
@@ -464,7 +522,7 @@ class HttpConnector:
                         base.SubmitStatus.RETRY,
                         error=a.error or a.verdict.value,
                         error_code=a.code,
-                        retry_after=a.retry_after,
+                        retry_after=a.retry_after or probe_in,
                         unsent=True,
                     )
                 )
