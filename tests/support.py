@@ -587,3 +587,80 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.cut()
+
+
+# -- a relaying gateway: HTTP connectors to an upstream (tests/e2e/test_relay.py, test_http_template.py) -------------
+
+
+def list_messages(gw: GatewayProcess, account: dict[str, str], direction: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"direction": direction, "limit": 500}
+    with gw.client(auth=(account["api_key"], account["api_secret"])) as c:
+        for _ in range(100):
+            r = c.get("/v1/messages", params=params)
+            assert r.status_code == 200, r.text
+            out += r.json()["messages"]
+            if not r.json()["next_cursor"]:
+                return out
+            params["cursor"] = r.json()["next_cursor"]
+    raise AssertionError("more than 50,000 messages?")
+
+
+def toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {toml(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def relay_config(path: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]]) -> pathlib.Path:
+    lines = []
+    for table in connectors:
+        lines += ["[[connectors]]", *(f"{k} = {toml(v)}" for k, v in table.items()), ""]
+    lines += ["[routing]", f"default = {toml(connectors[0]['name'])}", f"rules = {toml(rules)}", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+@contextlib.contextmanager
+def relay_gateway(
+    tmp: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]], **env: str
+) -> Iterator[GatewayProcess]:
+    """Gateway A with these connectors and rules; its public URL is its own loopback address."""
+    a = GatewayProcess(tmp, env={"SMSGATE_SANDBOX": "false", **env})
+    a.env["SMSGATE_PUBLIC_URL"] = a.url
+    a.config = relay_config(tmp / "relay.toml", connectors, rules)
+    a.start()
+    try:
+        yield a
+    finally:
+        a.stop()
+
+
+class Sender:
+    """Sends through A's KPN dialect (any dialect would do: the route is A's config) with one token."""
+
+    def __init__(self, a: GatewayProcess, account: dict[str, str]) -> None:
+        self.client = a.client(headers={"authorization": "Bearer " + a.token(account)})
+
+    def send(self, number: str, text: str) -> str:
+        body = {"sender": "Shop", "messages": [{"mobile_number": "+" + number, "content": text}]}
+        r = self.client.post("/messaging/sms-kpn/v1/send", json=body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["document_id"])
+
+    def message(self, mid: str) -> dict[str, Any]:
+        r = self.client.get(f"/v1/messages/{mid}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def connectors_view(a: GatewayProcess) -> dict[str, dict[str, Any]]:
+    r = httpx.get(a.url + "/v1/connectors", headers={"authorization": "Bearer " + a.operator_token}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {c["name"]: c for c in r.json()["connectors"]}

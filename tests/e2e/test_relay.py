@@ -9,7 +9,6 @@ outage of B, failover and weights are checked end to end.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import pathlib
 import time
@@ -19,7 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GatewayProcess, run_cli, wait_for
+from tests.support import (
+    GatewayProcess,
+    KpnStream,
+    Sender,
+    TcpProxy,
+    connectors_view,
+    list_messages,
+    relay_gateway,
+    run_cli,
+    wait_for,
+)
 
 SIG = "relay-signature-secret-01"  # B's account signs its webhooks with it; A's vonage connector signs with it too
 HANDSET = {"kpn": "31611234567", "vonage": "31622234567", "kaarai": "31633234567"}
@@ -55,41 +64,6 @@ class Upstream:
         return list_messages(self.gw, self.account, "outbound")
 
 
-def list_messages(gw: GatewayProcess, account: dict[str, str], direction: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"direction": direction, "limit": 500}
-    with gw.client(auth=(account["api_key"], account["api_secret"])) as c:
-        for _ in range(100):
-            r = c.get("/v1/messages", params=params)
-            assert r.status_code == 200, r.text
-            out += r.json()["messages"]
-            if not r.json()["next_cursor"]:
-                return out
-            params["cursor"] = r.json()["next_cursor"]
-    raise AssertionError("more than 50,000 messages?")
-
-
-def toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {toml(v)}' for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml(v) for v in value) + "]"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
-
-
-def relay_config(path: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]]) -> pathlib.Path:
-    lines = []
-    for table in connectors:
-        lines += ["[[connectors]]", *(f"{k} = {toml(v)}" for k, v in table.items()), ""]
-    lines += ["[routing]", f"default = {toml(connectors[0]['name'])}", f"rules = {toml(rules)}", ""]
-    path.write_text("\n".join(lines))
-    return path
-
-
 def upstream_tables(b: Upstream, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A's three connectors to B: its KPN API, its native Vonage API (signed) and its Kaarai endpoint."""
     key, secret = b.auth
@@ -101,39 +75,6 @@ def upstream_tables(b: Upstream, **overrides: dict[str, Any]) -> dict[str, dict[
                    "password": secret},
     }  # fmt: skip
     return {name: {**t, **FAST, **overrides.get(name, {})} for name, t in tables.items()}
-
-
-@contextlib.contextmanager
-def relay(
-    tmp: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]], **env: str
-) -> Iterator[GatewayProcess]:
-    """Gateway A with these connectors and rules; its public URL is its own loopback address."""
-    a = GatewayProcess(tmp, env={"SMSGATE_SANDBOX": "false", **env})
-    a.env["SMSGATE_PUBLIC_URL"] = a.url
-    a.config = relay_config(tmp / "relay.toml", connectors, rules)
-    a.start()
-    try:
-        yield a
-    finally:
-        a.stop()
-
-
-class Sender:
-    """Sends through A's KPN dialect (any dialect would do: the route is A's config) with one token."""
-
-    def __init__(self, a: GatewayProcess, account: dict[str, str]) -> None:
-        self.client = a.client(headers={"authorization": "Bearer " + a.token(account)})
-
-    def send(self, number: str, text: str) -> str:
-        body = {"sender": "Shop", "messages": [{"mobile_number": "+" + number, "content": text}]}
-        r = self.client.post("/messaging/sms-kpn/v1/send", json=body)
-        assert r.status_code == 200, r.text
-        return str(r.json()["document_id"])
-
-    def message(self, mid: str) -> dict[str, Any]:
-        r = self.client.get(f"/v1/messages/{mid}")
-        assert r.status_code == 200, r.text
-        return dict(r.json())
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +94,7 @@ def test_relay_to_kpn_vonage_and_kaarai(tmp_path: pathlib.Path, upstream: Upstre
     no receipt will come; B's upstream ids are on A's parts."""
     tables = upstream_tables(upstream)
     rules = [{"prefix": HANDSET[name][:5], "connector": name} for name in tables]
-    with relay(tmp_path, list(tables.values()), rules) as a:
+    with relay_gateway(tmp_path, list(tables.values()), rules) as a:
         acc = a.create_account("shop")
         sender = Sender(a, acc)
         sent = {name: sender.send(HANDSET[name], f"{name}: {LONG}") for name in tables}
@@ -186,7 +127,7 @@ def test_handset_reply_reaches_the_relaying_account(tmp_path: pathlib.Path, upst
     """B's handset answers the virtual number B's account owns; B posts it (signed, Vonage format) to A's
     ``/connectors/vonage/inbound``; A gives it to the account that owns the number on A."""
     tables = upstream_tables(upstream)
-    with relay(tmp_path, [tables["vonage"]], []) as a:
+    with relay_gateway(tmp_path, [tables["vonage"]], []) as a:
         acc = a.create_account("replies")
         run_cli("numbers", "add", VIRTUAL, "--country", "NL", "--account", acc["api_key"], env=a.env)
         run_cli(
@@ -213,7 +154,7 @@ def test_upstream_down_for_20_seconds_loses_nothing(tmp_path: pathlib.Path, upst
     """B stops (SIGTERM) for 20 s while A keeps accepting: A's circuit opens, messages wait in A's outbox, and once
     B is back every accepted message reaches B's handset exactly once."""
     tables = upstream_tables(upstream)
-    with relay(tmp_path, [tables["kpn"]], []) as a:
+    with relay_gateway(tmp_path, [tables["kpn"]], []) as a:
         sender = Sender(a, a.create_account("outage"))
         texts: list[str] = []
 
@@ -243,7 +184,121 @@ def test_upstream_down_for_20_seconds_loses_nothing(tmp_path: pathlib.Path, upst
         assert all(n == 1 for n in got.values()), [t for t, n in got.items() if n > 1][:5]
 
 
-def connectors_view(a: GatewayProcess) -> dict[str, dict[str, Any]]:
-    r = httpx.get(a.url + "/v1/connectors", headers={"authorization": "Bearer " + a.operator_token}, timeout=10)
-    assert r.status_code == 200, r.text
-    return {c["name"]: c for c in r.json()["connectors"]}
+def test_failover_to_the_second_connector_and_back(tmp_path: pathlib.Path, upstream: Upstream) -> None:
+    """A's first connector points at an upstream that is down (a proxy to B that refuses connections): traffic
+    flows through the second within one circuit-breaker interval, and back through the first once it recovers."""
+    proxy = TcpProxy(("127.0.0.1", upstream.gw.port))  # not started yet: connections are refused
+    tables = upstream_tables(upstream)
+    first = {**tables["kpn"], "name": "first", "base_url": f"http://127.0.0.1:{proxy.port}"}
+    second = {**tables["kaarai"], "name": "second"}
+    interval = FAST["circuit_open_seconds"]
+    with relay_gateway(tmp_path, [first, second], [{"connectors": ["first", "second"], "strategy": "failover"}]) as a:
+        sender = Sender(a, a.create_account("failover"))
+        started = time.monotonic()
+        ids = [sender.send(HANDSET["kpn"], f"failover down {i}") for i in range(20)]
+
+        def on_b(prefix: str) -> dict[str, str]:
+            return {m["text"]: m["dialect"] for m in upstream.outbound() if m["text"].startswith(prefix)}
+
+        wait_for(lambda: len(on_b("failover down ")) == 20, timeout=interval + 3)
+        took = time.monotonic() - started
+        assert set(on_b("failover down ").values()) == {"kaarai"}
+        assert took < interval + 1.0, f"failover took {took:.1f}s, more than one circuit interval ({interval}s)"
+        msgs = [sender.message(mid) for mid in ids]
+        assert {m["connector"] for m in msgs} == {"second"}
+        rerouted = [e["data"] for m in msgs for e in m["events"] if e["type"] == "rerouted"]
+        assert rerouted and all(d["from"] == "first" and d["to"] == "second" for d in rerouted), rerouted
+        assert len(rerouted) < 20  # once the circuit is open, messages go straight to the second
+        assert connectors_view(a)["first"]["circuit"] == "open"
+
+        proxy.start()  # the first upstream is back
+        back = time.monotonic()
+        sent_back: list[str] = []
+
+        def through_first() -> bool:
+            sent_back.append(sender.send(HANDSET["kpn"], f"failover back {len(sent_back)}"))
+            return bool(wait_for(lambda: sender.message(sent_back[-1])["status"] == "submitted", timeout=5)) and (
+                sender.message(sent_back[-1])["connector"] == "first"
+            )
+
+        wait_for(through_first, timeout=interval + 5, interval=0.2)
+        print(f"\nfailover: all 20 through the second in {took:.2f}s; back on the first {time.monotonic() - back:.1f}s "
+              "after it recovered")  # fmt: skip
+        assert connectors_view(a)["first"]["circuit"] == "closed"
+        after = [sender.send(HANDSET["kpn"], f"failover after {i}") for i in range(5)]
+        wait_for(lambda: all(sender.message(mid)["status"] == "submitted" for mid in after))
+        assert {sender.message(mid)["connector"] for mid in after} == {"first"}
+    proxy.stop()
+
+
+def test_weights_share_the_traffic(tmp_path: pathlib.Path, upstream: Upstream) -> None:
+    """weights = [3, 1] over 4,000 messages: 3,000 through the first (± 5 %), all of them on B."""
+    tables = upstream_tables(upstream, kpn={"concurrency": 16}, kaarai={"concurrency": 16})
+    rules = [{"connectors": ["kpn", "kaarai"], "strategy": "weighted", "weights": [3, 1]}]
+    with relay_gateway(tmp_path, [tables["kpn"], tables["kaarai"]], rules) as a:
+        acc = a.create_account("weights")
+        started = time.monotonic()
+        stream = KpnStream(a, acc, "weights", number="0611234567").start(threads=4, limit=4000)
+        stream.join(timeout=120)
+        assert len(stream.accepted) == 4000, (stream.refused, stream.refusals[:2])
+
+        def relayed() -> int:
+            return sum(1 for m in upstream.outbound() if m["text"].startswith("weights "))
+
+        wait_for(lambda: relayed() >= 4000, timeout=60, interval=0.5)
+        elapsed = time.monotonic() - started
+        by = collections.Counter(m["connector"] for m in list_messages(a, acc, "outbound"))
+        print(f"\nweights 3:1 over 4,000 messages: {dict(by)}; A accepted and B received all in {elapsed:.1f}s "
+              f"({4000 / elapsed:.0f} msg/s relayed)")  # fmt: skip
+        assert sum(by.values()) == 4000 and abs(by["kpn"] - 3000) <= 150, by
+
+
+def test_operator_pauses_and_resumes_a_connector(tmp_path: pathlib.Path, upstream: Upstream) -> None:
+    """A paused connector is skipped by routing (its failover partner takes the traffic), holds nothing, and on a
+    single-connector route messages wait until it is resumed. ``/v1/connectors`` and ``/metrics`` show each
+    connector; neither says a credential."""
+    tables = upstream_tables(upstream)
+    rules = [
+        {"prefix": "31611", "connectors": ["kpn", "kaarai"], "strategy": "failover"},
+        {"prefix": "31622", "connector": "vonage"},
+    ]
+    with relay_gateway(tmp_path, list(tables.values()), rules) as a:
+        sender = Sender(a, a.create_account("pausing"))
+        op = {"authorization": "Bearer " + a.operator_token}
+        with a.client() as c:
+            assert c.get("/v1/connectors").status_code == 401
+            assert c.post("/v1/connectors/kpn/pause").status_code == 401
+            assert c.post("/v1/connectors/nope/pause", headers=op).status_code == 404
+            r = c.post("/v1/connectors/kpn/pause", headers=op, json={"reason": "KPN maintenance"})
+            assert r.status_code == 200 and r.json()["state"] == "paused", r.text
+            assert r.json()["pause_reason"] == "KPN maintenance"
+            paused = [sender.send(HANDSET["kpn"], f"paused kpn {i}") for i in range(5)]
+            wait_for(lambda: all(sender.message(m)["status"] == "submitted" for m in paused))
+            assert {sender.message(m)["connector"] for m in paused} == {"kaarai"}
+
+            assert c.post("/v1/connectors/vonage/pause", headers=op).status_code == 200
+            held = [sender.send(HANDSET["vonage"], f"paused vonage {i}") for i in range(3)]
+            time.sleep(0.5)
+            assert {sender.message(m)["status"] for m in held} == {"accepted"}
+            view = connectors_view(a)["vonage"]
+            assert (view["state"], view["queued"], view["in_flight"]) == ("paused", 0, 0), view
+
+            assert c.post("/v1/connectors/kpn/resume", headers=op).json()["state"] == "up"
+            assert c.post("/v1/connectors/vonage/resume", headers=op).json()["state"] == "up"
+            resumed = sender.send(HANDSET["kpn"], "resumed kpn")
+            wait_for(lambda: sender.message(resumed)["status"] == "submitted")
+            assert sender.message(resumed)["connector"] == "kpn"
+            wait_for(lambda: {sender.message(m)["status"] for m in held} == {"delivered"}, timeout=40)
+
+            metrics = c.get("/metrics", headers=op).text
+            listing = c.get("/v1/connectors", headers=op).text
+        for line in (
+            'smsgate_upstream_requests_total{connector="kpn",verdict="accepted"}',
+            'smsgate_upstream_request_seconds_bucket{connector="kaarai",le="0.5"}',
+            'smsgate_upstream_circuit{connector="vonage",state="closed"} 1.0',
+            'smsgate_connector_parts_total{connector="kaarai",outcome="submitted"} 5.0',
+            'smsgate_connector_state{connector="kpn",state="up"} 1.0',
+        ):
+            assert line in metrics, line
+        for secret_value in (upstream.account["api_secret"], SIG):
+            assert secret_value not in metrics and secret_value not in listing and secret_value not in a.log.read_text()
