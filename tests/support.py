@@ -303,7 +303,7 @@ class QuietHTTPServer(http.server.ThreadingHTTPServer):
 
 def serve_http(port: int, handler: type[http.server.BaseHTTPRequestHandler], name: str) -> QuietHTTPServer:
     server = QuietHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name=name).start()  # quick to stop
     return server
 
 

@@ -302,3 +302,27 @@ def test_operator_pauses_and_resumes_a_connector(tmp_path: pathlib.Path, upstrea
             assert line in metrics, line
         for secret_value in (upstream.account["api_secret"], SIG):
             assert secret_value not in metrics and secret_value not in listing and secret_value not in a.log.read_text()
+
+
+def test_a_rejected_part_is_offered_to_the_next_connector_when_the_rule_says_so(
+    tmp_path: pathlib.Path, upstream: Upstream
+) -> None:
+    """B's Kaarai account may not send to 31655… (4031 "Not routable"): with ``reroute_on = ["rejected"]`` the
+    message goes on through the KPN connector; without it, it is rejected."""
+    strict = upstream.gw.create_account("strict", blocked_prefixes=["31655"])
+    tables = upstream_tables(upstream, kaarai={"username": strict["api_key"], "password": strict["api_secret"]})
+    rules = [
+        {"prefix": "316551", "connectors": ["kaarai", "kpn"], "reroute_on": ["rejected"]},
+        {"prefix": "316552", "connectors": ["kaarai", "kpn"]},
+    ]
+    with relay_gateway(tmp_path, [tables["kaarai"], tables["kpn"]], rules) as a:
+        sender = Sender(a, a.create_account("reroute"))
+        rerouted, refused = sender.send("31655100001", "reroute me"), sender.send("31655200002", "refuse me")
+        msg = wait_for(lambda: (m := sender.message(rerouted))["status"] == "submitted" and m)
+        assert msg["connector"] == "kpn"
+        [event] = [e["data"] for e in msg["events"] if e["type"] == "rerouted"]
+        assert (event["from"], event["to"]) == ("kaarai", "kpn") and "4031" in event["reason"], event
+        msg = wait_for(lambda: (m := sender.message(refused))["status"] == "rejected" and m)
+        [event] = [e["data"] for e in msg["events"] if e["type"] == "rejected"]
+        assert event["connector"] == "kaarai" and "4031" in event["error_text"], event
+        assert [m["text"] for m in upstream.outbound() if m["text"] in ("reroute me", "refuse me")] == ["reroute me"]
