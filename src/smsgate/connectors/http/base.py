@@ -278,8 +278,10 @@ class HttpConnector:
         self.stats = Stats()
         self.in_flight = 0
         self._sink: base.InboundSink | None = None
-        self._client: httpx.AsyncClient | None = None
-        self._slots = asyncio.Semaphore(settings.concurrency)
+        # one client of one connection per request in flight: httpcore's pool matches every waiting request against
+        # every connection on each event, which cost 2 ms per message at 16 connections in one pool (measured)
+        self._lanes: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._clients: list[httpx.AsyncClient] = []
         self._probe = asyncio.Lock()
         self._pacer = Pacer(settings.max_tps)
         self._throttled_until = 0.0
@@ -351,19 +353,24 @@ class HttpConnector:
     async def start(self, sink: base.InboundSink) -> None:
         self._sink = sink
         s = self.settings
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(s.timeout, connect=min(s.connect_timeout, s.timeout)),
-            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-            verify=s.verify_tls,
-            follow_redirects=False,  # a redirected POST would be re-sent as a GET, or to a host we did not choose
-            headers={"user-agent": "smsgate"},
-            event_hooks={"request": [_traced]},
-        )
+        tls = httpx.create_ssl_context(verify=s.verify_tls)  # loaded once, shared by the lanes
+        for _ in range(s.concurrency):
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(s.timeout, connect=min(s.connect_timeout, s.timeout)),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                verify=tls,
+                follow_redirects=False,  # a redirected POST would be re-sent as a GET, or to a host we did not choose
+                headers={"user-agent": "smsgate"},
+                event_hooks={"request": [_traced]},
+            )
+            self._clients.append(client)
+            self._lanes.put_nowait(client)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        self._lanes = asyncio.Queue()
 
     async def submit(self, parts: Sequence[base.OutboundPart]) -> list[base.SubmitOutcome]:
         subs = submissions(parts)
@@ -440,15 +447,16 @@ class HttpConnector:
 
     async def _request(self, sub: Submission) -> list[Answer]:
         await self._pacer.take(len(sub.parts))
-        async with self._slots:
-            if self._client is None:
-                raise RuntimeError(f"connector {self.name!r} is not started")
+        if not self._clients:
+            raise RuntimeError(f"connector {self.name!r} is not started")
+        client = await self._lanes.get()
+        try:
             self.in_flight += 1
             started = time.monotonic()
             wire = _Wire()
             token = _WIRE.set(wire)
             try:
-                answers = await self.exchange(self._client, sub)
+                answers = await self.exchange(client, sub)
             except Refusal as exc:
                 answers = [exc.answer]
             except NotSent as exc:
@@ -468,6 +476,8 @@ class HttpConnector:
                 _WIRE.reset(token)
                 self.in_flight -= 1
             elapsed = time.monotonic() - started
+        finally:
+            self._lanes.put_nowait(client)
         self._account(answers, elapsed)
         return answers
 
