@@ -59,6 +59,7 @@ class GatewayProcess:
             **(env or {}),
         }
         self.config = config
+        self.log_level = "warning"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"gateway-{self.port}.log"
 
@@ -68,7 +69,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", self.log_level]
         if self.config is not None:
             args += ["--config", str(self.config)]
         fh = open(self.log, "ab")  # noqa: SIM115 - kept open for the child's lifetime
@@ -634,6 +635,7 @@ def relay_gateway(
     """Gateway A with these connectors and rules; its public URL is its own loopback address."""
     a = GatewayProcess(tmp, env={"SMSGATE_SANDBOX": "false", **env})
     a.env["SMSGATE_PUBLIC_URL"] = a.url
+    a.log_level = "info"  # so a credential logged at INFO would be seen by the tests that look for one
     a.config = relay_config(tmp / "relay.toml", connectors, rules)
     a.start()
     try:

@@ -406,3 +406,18 @@ async def test_kaarai_codes(
             assert out.network_id == "K1" and "queued" in (out.note or "") and "no receipt" in (out.note or "")
     finally:
         await c.close()
+
+
+async def test_max_tps_paces_the_requests(upstreams: list[Scripted]) -> None:
+    """max_tps counts parts: 20 one-part messages at 10 per second take about 2 s (the first ~2 at once)."""
+    up = scripted(upstreams, ok)
+    c = await started(generic_connector(up.url, max_tps=10, concurrency=8))
+    try:
+        outs = await c.submit([p for i in range(20) for p in message(f"m{i}")])
+        assert {o.status for o in outs} == {base.SubmitStatus.ACCEPTED}
+        stamps = sorted(r["at"] for r in up.requests)
+        assert stamps[-1] - stamps[0] >= 1.7
+        for t0 in stamps:  # in any second: at most the rate plus the burst
+            assert sum(1 for t in stamps if t0 <= t < t0 + 1.0) <= 10 + 2
+    finally:
+        await c.close()

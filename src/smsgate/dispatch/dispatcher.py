@@ -162,8 +162,10 @@ class Dispatcher:
         if name is None:
             route = self._route(job)
             name = next((c for c in (*route.connectors, job.connector) if c in self._queues), None)
-            if name is None:
-                name = next(iter(self._queues))  # routing names connectors this node lacks: fails below, retried
+            if name is None:  # the runtime refuses such a config; should it happen, the job waits for its lease
+                log.error("message %s: no connector of its route %s exists here", job.message_id, route.connectors)
+                self._in_memory.discard(job.message_id)
+                return
         self._queues[name].put_nowait(job)
 
     def wake(self) -> None:

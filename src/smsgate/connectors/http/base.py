@@ -352,6 +352,7 @@ class HttpConnector:
 
     async def start(self, sink: base.InboundSink) -> None:
         self._sink = sink
+        _quiet_client_logs()
         s = self.settings
         tls = httpx.create_ssl_context(verify=s.verify_tls)  # loaded once, shared by the lanes
         for _ in range(s.concurrency):
@@ -537,6 +538,15 @@ class HttpConnector:
                     )
                 )
         return out
+
+
+def _quiet_client_logs() -> None:
+    """httpx logs every request's URL at INFO (and httpcore its steps at DEBUG); a generic connector's URL may carry
+    an API key, so they log warnings only, whatever the gateway's level. Our own lines name the host alone."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -12,8 +12,16 @@
     id_path = "$.result.id"                  # or id_regex = 'id=(\\w+)'; without either, our message id
     retry_status = [408, 500, 502, 503, 504] # 429 always throttles; 401/403/404/405 mean bad credentials or URL
     idempotency_header = "Idempotency-Key"   # the upstream ignores repeats: a timed-out request may be retried
-    receipt = { id = "$.ref", status = "$.state", error = "$.err", delivered = ["DELIVRD"],
-                failed = ["UNDELIV"], expired = ["EXPIRED"], rejected = ["REJECTD"], token = "t0k3n" }
+
+    [connectors.receipt]                     # optional: the upstream's receipts, posted to {callback}
+    id = "$.ref"
+    status = "$.state"
+    error = "$.err"
+    delivered = ["DELIVRD"]
+    failed = ["UNDELIV"]
+    expired = ["EXPIRED"]
+    rejected = ["REJECTD"]
+    token = "t0k3n"
 
 One request per message with its whole text (the upstream splits it); binary messages are refused. The
 receipt receiver (``/connectors/<name>/receipts``) reads the mapped fields from the JSON body, the form body or
