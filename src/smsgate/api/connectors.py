@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import Response
@@ -130,39 +130,33 @@ async def resume(request: Request, name: str = NAME) -> Response:
     return json_response(_view(request, name, c))
 
 
-async def _receive(request: Request, name: str, kind: str) -> Response:
-    c = _connector(request, name)
-    if not isinstance(c, base.Receiver):
-        raise errors.NotFound(f"connector {name!r} takes no calls from its upstream")
-    call = base.UpstreamCall(
-        kind="receipts" if kind == "receipts" else "inbound",
-        method=request.method,
-        headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query_params),
-        body=await request.body(),
-    )
-    return json_response({"received": await c.receive(call)})
+def _receiver(kind: Literal["receipts", "inbound"], what: str) -> None:
+    """``POST`` and ``GET /connectors/{name}/<kind>``: hand the upstream's call to the connector (``base.Receiver``)."""
+
+    async def receive(request: Request, name: str = NAME) -> Response:
+        c = _connector(request, name)
+        if not isinstance(c, base.Receiver):
+            raise errors.NotFound(f"connector {name!r} takes no calls from its upstream")
+        call = base.UpstreamCall(
+            kind=kind,
+            method=request.method,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            query=dict(request.query_params),
+            body=await request.body(),
+        )
+        return json_response({"received": await c.receive(call)})
+
+    for method in ("POST", "GET"):  # Vonage can be set to call with GET
+        router.add_api_route(
+            f"/connectors/{{name}}/{kind}",
+            receive,
+            methods=[method],
+            name=f"upstream_{kind}_{method.lower()}",
+            summary=f"Upstream: {what}" + (" (GET)" if method == "GET" else ""),
+            openapi_extra=_UPSTREAM,
+            responses={200: {"model": ReceivedOut}},
+        )
 
 
-@router.post(
-    "/connectors/{name}/receipts",
-    summary="Upstream: delivery receipts for an HTTP connector (Vonage DLR, the generic connector's mapping)",
-    openapi_extra=_UPSTREAM,
-    responses={200: {"model": ReceivedOut}},
-)
-@router.get("/connectors/{name}/receipts", summary="The same, for an upstream set to call with GET",
-            openapi_extra=_UPSTREAM, responses={200: {"model": ReceivedOut}})  # fmt: skip
-async def receipts(request: Request, name: str = NAME) -> Response:
-    return await _receive(request, name, "receipts")
-
-
-@router.post(
-    "/connectors/{name}/inbound",
-    summary="Upstream: inbound SMS for an HTTP connector (Vonage inbound webhook)",
-    openapi_extra=_UPSTREAM,
-    responses={200: {"model": ReceivedOut}},
-)
-@router.get("/connectors/{name}/inbound", summary="The same, for an upstream set to call with GET",
-            openapi_extra=_UPSTREAM, responses={200: {"model": ReceivedOut}})  # fmt: skip
-async def inbound(request: Request, name: str = NAME) -> Response:
-    return await _receive(request, name, "inbound")
+_receiver("receipts", "delivery receipts for an HTTP connector (Vonage DLR, the generic connector's mapping)")
+_receiver("inbound", "inbound SMS for an HTTP connector (Vonage inbound webhook)")
