@@ -65,6 +65,12 @@ def build_connectors(settings: Settings) -> dict[str, base.Connector]:
             out[name] = http_connectors.build(table, public_url=public_url(settings))
         else:
             raise ValueError(f"connector {name!r}: unknown type {kind!r}")
+    if settings.public_url is None and any(isinstance(c, http_connectors.HttpConnector) for c in out.values()):
+        log.warning(
+            "SMSGATE_PUBLIC_URL is not set: HTTP upstreams are told to call back %s/connectors/...; set it to the "
+            "address they can reach",
+            public_url(settings),
+        )
     if not out:
         out["sandbox"] = sandbox.SandboxNetwork(
             "sandbox", receipt_delay=settings.sandbox_receipt_delay, slow_delay=settings.sandbox_slow_receipt_delay

@@ -12,6 +12,8 @@ from smsgate.connectors.http import generic, kaarai, kpn, vonage
 from smsgate.connectors.http.base import HttpConnector
 from smsgate.connectors.http.settings import HttpSettings
 
+__all__ = ["TYPES", "HttpConnector", "HttpSettings", "build"]
+
 TYPES: dict[str, tuple[type[HttpSettings], type[HttpConnector]]] = {
     "kpn": (kpn.KpnSettings, kpn.KpnConnector),
     "vonage": (vonage.VonageSettings, vonage.VonageConnector),
