@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -666,3 +667,64 @@ def connectors_view(a: GatewayProcess) -> dict[str, dict[str, Any]]:
     r = httpx.get(a.url + "/v1/connectors", headers={"authorization": "Bearer " + a.operator_token}, timeout=10)
     assert r.status_code == 200, r.text
     return {c["name"]: c for c in r.json()["connectors"]}
+
+
+Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body
+Script = Callable[[dict[str, Any]], Reply]
+
+
+class ScriptedUpstream:
+    """An HTTP SMS API on loopback whose answer to each POST is ``script(request)`` (after ``delay`` seconds); it
+    records each request (path, lower-case headers, JSON or form body, arrival time) and how many ran at once."""
+
+    def __init__(self, script: Script, delay: float = 0.0, port: int | None = None) -> None:
+        self.script, self.delay = script, delay
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.active = self.most_active = 0
+        me = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                ctype = self.headers.get("content-type", "")
+                body = json.loads(raw) if "json" in ctype else dict(urllib.parse.parse_qsl(raw.decode()))
+                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                       "at": time.monotonic()}  # fmt: skip
+                with me.lock:
+                    me.requests.append(req)
+                    me.active += 1
+                    me.most_active = max(me.most_active, me.active)
+                time.sleep(me.delay)
+                status, headers, out = me.script(req)
+                data = json.dumps(out).encode()
+                with me.lock:
+                    me.active -= 1
+                try:
+                    self.send_response(status)
+                    for k, v in {
+                        "content-type": "application/json",
+                        "content-length": str(len(data)),
+                        **headers,
+                    }.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (a timeout test)
+
+        self.server = serve_http(self.port, Handler, f"upstream-{self.port}")
+
+    def stop(self) -> None:
+        stop_http(self.server)
+
+    def requests_where(self, key: str, value: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["body"].get(key) == value]

@@ -7,67 +7,39 @@ way such an upstream would, to the ``{callback}`` URL the request carried.
 
 from __future__ import annotations
 
-import http.server
-import json
 import pathlib
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import Sender, free_port, relay_gateway, serve_http, stop_http, wait_for
+from tests.support import Reply, ScriptedUpstream, Sender, relay_gateway, wait_for
 
 TOKEN = "receipt-token-42"
 UPSTREAM_KEY = "upstream-api-key-7"
 TEXT = "Generic upstream, one request per message. " * 4  # 172 characters: two parts
 
 
-class Upstream:
-    """An SMS API on loopback: records each request; answers with the queued replies, then with success."""
+class Upstream(ScriptedUpstream):
+    """Answers with the replies the test queued, then with success and a new id (``UP-<n>``)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.requests: list[dict[str, Any]] = []
-        self.replies: list[tuple[int, dict[str, str], bytes]] = []
-        self.lock = threading.Lock()
-        upstream = self
+        self.replies: list[Reply] = []
+        super().__init__(self.answer)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                with upstream.lock:
-                    upstream.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                              "at": time.monotonic()})  # fmt: skip
-                    n = len(upstream.requests)
-                    status, headers, out = (
-                        upstream.replies.pop(0)
-                        if upstream.replies
-                        else (200, {}, json.dumps({"result": {"id": f"UP-{n}"}}).encode())
-                    )
-                self.send_response(status)
-                for k, v in {"content-type": "application/json", "content-length": str(len(out)), **headers}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = serve_http(self.port, Handler, "generic-upstream")
+    def answer(self, req: dict[str, Any]) -> Reply:
+        return self.replies.pop(0) if self.replies else (200, {}, {"result": {"id": f"UP-{len(self.requests)}"}})
 
     def bodies(self, text: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.requests if r["body"].get("message") == text]
+        return self.requests_where("message", text)
 
 
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:
     u = Upstream()
     yield u
-    stop_http(u.server)
+    u.stop()
 
 
 def connector(upstream: Upstream) -> dict[str, Any]:
@@ -98,7 +70,7 @@ def test_generic_http_connector_with_a_receipt_mapped_back(tmp_path: pathlib.Pat
             "recipient": "+31644123456", "originator": "Shop", "message": TEXT, "reference": mid,
             "report_url": callback, "meta": {"coding": "gsm7", "parts": "2"},
         }  # fmt: skip
-        assert req["path"] == f"/v2/sms?key={UPSTREAM_KEY}" and req["headers"]["X-Api-Key"] == UPSTREAM_KEY
+        assert req["path"] == f"/v2/sms?key={UPSTREAM_KEY}" and req["headers"]["x-api-key"] == UPSTREAM_KEY
         msg = wait_for(lambda: (m := sender.message(mid))["status"] == "submitted" and m)
         upstream_id = f"UP-{len(upstream.requests)}"
         assert [p["network_message_id"] for p in msg["parts"]] == [upstream_id, upstream_id]
@@ -113,7 +85,7 @@ def test_generic_http_connector_with_a_receipt_mapped_back(tmp_path: pathlib.Pat
 
 def test_generic_http_connector_honours_retry_after(tmp_path: pathlib.Path, upstream: Upstream) -> None:
     """A 503 with Retry-After: 1 is tried again after a second (not at once), then accepted; a 400 is final."""
-    upstream.replies.append((503, {"retry-after": "1"}, b'{"error": "busy"}'))
+    upstream.replies.append((503, {"retry-after": "1"}, {"error": "busy"}))
     with relay_gateway(tmp_path, [connector(upstream)], []) as a:
         sender = Sender(a, a.create_account("retry-after"))
         mid = sender.send("31644123456", "try me again")
@@ -121,7 +93,7 @@ def test_generic_http_connector_honours_retry_after(tmp_path: pathlib.Path, upst
         assert second["at"] - first["at"] >= 1.0
         wait_for(lambda: sender.message(mid)["status"] == "submitted")
 
-        upstream.replies.append((400, {}, b'{"error": "no such number"}'))
+        upstream.replies.append((400, {}, {"error": "no such number"}))
         bad = sender.send("31644123456", "refused for good")
         msg = wait_for(lambda: (m := sender.message(bad))["status"] == "rejected" and m)
         assert len(upstream.bodies("refused for good")) == 1

@@ -8,12 +8,8 @@ of the request, in its own thread, and records what it was sent.
 from __future__ import annotations
 
 import asyncio
-import http.server
 import json
-import threading
-import time
-import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -22,74 +18,19 @@ from smsgate.connectors import base
 from smsgate.connectors.http import generic, kaarai, kpn, vonage
 from smsgate.connectors.http.base import HttpConnector
 from smsgate.core import segments, signing
-from tests.support import free_port, serve_http, stop_http
-
-Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body
-Script = Callable[[dict[str, Any]], Reply]
-
-
-class Scripted:
-    """An upstream whose answer to each request is ``script(request)``; ``delay`` seconds before answering."""
-
-    def __init__(self, script: Script, delay: float = 0.0, port: int | None = None) -> None:
-        self.script, self.delay = script, delay
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.active = self.most_active = 0
-        me = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                ctype = self.headers.get("content-type", "")
-                body = json.loads(raw) if "json" in ctype else dict(urllib.parse.parse_qsl(raw.decode()))
-                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
-                       "at": time.monotonic()}  # fmt: skip
-                with me.lock:
-                    me.requests.append(req)
-                    me.active += 1
-                    me.most_active = max(me.most_active, me.active)
-                time.sleep(me.delay)
-                status, headers, out = me.script(req)
-                data = json.dumps(out).encode()
-                with me.lock:
-                    me.active -= 1
-                try:
-                    self.send_response(status)
-                    for k, v in {
-                        "content-type": "application/json",
-                        "content-length": str(len(data)),
-                        **headers,
-                    }.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (a timeout test)
-
-        self.server = serve_http(self.port, Handler, "scripted-upstream")
-
-    def stop(self) -> None:
-        stop_http(self.server)
+from tests.support import Reply, Script, ScriptedUpstream, free_port
 
 
 @pytest.fixture
-def upstreams() -> Iterator[list[Scripted]]:
-    made: list[Scripted] = []
+def upstreams() -> Iterator[list[ScriptedUpstream]]:
+    made: list[ScriptedUpstream] = []
     yield made
     for u in made:
         u.stop()
 
 
-def scripted(upstreams: list[Scripted], script: Script, delay: float = 0.0) -> Scripted:
-    u = Scripted(script, delay)
+def scripted(upstreams: list[ScriptedUpstream], script: Script, delay: float = 0.0) -> ScriptedUpstream:
+    u = ScriptedUpstream(script, delay)
     upstreams.append(u)
     return u
 
@@ -137,7 +78,7 @@ def ok(req: dict[str, Any]) -> Reply:
 
 
 # -- the shared base ------------------------------------------------------------------------------------------------
-async def test_a_timeout_after_sending_is_not_sent_again(upstreams: list[Scripted]) -> None:
+async def test_a_timeout_after_sending_is_not_sent_again(upstreams: list[ScriptedUpstream]) -> None:
     slow = scripted(upstreams, ok, delay=0.6)
     c = await started(generic_connector(slow.url, timeout=0.2, retries=2))
     try:
@@ -151,7 +92,7 @@ async def test_a_timeout_after_sending_is_not_sent_again(upstreams: list[Scripte
 
 @pytest.mark.parametrize("opt_in", [{"retry_on_timeout": True}, {"idempotency_header": "Idempotency-Key"}])
 async def test_a_timeout_is_retried_when_the_operator_or_the_upstream_allows(
-    upstreams: list[Scripted], opt_in: dict[str, Any]
+    upstreams: list[ScriptedUpstream], opt_in: dict[str, Any]
 ) -> None:
     slow = scripted(upstreams, ok, delay=0.4)
     c = await started(generic_connector(slow.url, timeout=0.15, retries=2, **opt_in))
@@ -165,7 +106,7 @@ async def test_a_timeout_is_retried_when_the_operator_or_the_upstream_allows(
         await c.close()
 
 
-async def test_refused_connections_open_the_circuit_and_a_probe_closes_it(upstreams: list[Scripted]) -> None:
+async def test_refused_connections_open_the_circuit_and_a_probe_closes_it(upstreams: list[ScriptedUpstream]) -> None:
     port = free_port()  # nothing listens yet
     c = await started(generic_connector(f"http://127.0.0.1:{port}", circuit_failures=2, circuit_open_seconds=0.3))
     try:
@@ -179,7 +120,7 @@ async def test_refused_connections_open_the_circuit_and_a_probe_closes_it(upstre
         assert out.status is base.SubmitStatus.RETRY and "circuit open" in (out.error or "") and out.retry_after
         await asyncio.sleep(0.35)
         assert (c.health().state, c.available) == (base.ConnectorState.DEGRADED, True)  # half-open
-        upstreams.append(Scripted(ok, port=port))  # the upstream comes up
+        upstreams.append(ScriptedUpstream(ok, port=port))  # the upstream comes up
         [out] = await c.submit(message("m3"))
         assert out.status is base.SubmitStatus.ACCEPTED and out.network_id == "U1"
         assert (c.health().state, c.health().circuit) == (base.ConnectorState.UP, "closed")
@@ -188,7 +129,7 @@ async def test_refused_connections_open_the_circuit_and_a_probe_closes_it(upstre
         await c.close()
 
 
-async def test_a_half_open_circuit_lets_one_probe_through(upstreams: list[Scripted]) -> None:
+async def test_a_half_open_circuit_lets_one_probe_through(upstreams: list[ScriptedUpstream]) -> None:
     failing = [True]
 
     def script(req: dict[str, Any]) -> Reply:
@@ -211,7 +152,7 @@ async def test_a_half_open_circuit_lets_one_probe_through(upstreams: list[Script
         await c.close()
 
 
-async def test_throttling_rests_for_retry_after_and_is_not_a_failure(upstreams: list[Scripted]) -> None:
+async def test_throttling_rests_for_retry_after_and_is_not_a_failure(upstreams: list[ScriptedUpstream]) -> None:
     replies = [(429, {"retry-after": "0.4"}, {"error": "slow down"})]
     up = scripted(upstreams, lambda req: replies.pop(0) if replies else ok(req))
     c = await started(generic_connector(up.url, retries=1, circuit_failures=1))
@@ -225,7 +166,7 @@ async def test_throttling_rests_for_retry_after_and_is_not_a_failure(upstreams: 
         await c.close()
 
 
-async def test_a_long_message_goes_as_one_request_and_binary_is_refused(upstreams: list[Scripted]) -> None:
+async def test_a_long_message_goes_as_one_request_and_binary_is_refused(upstreams: list[ScriptedUpstream]) -> None:
     up = scripted(upstreams, ok)
     c = await started(generic_connector(up.url))
     text = "Ünïcode needs UCS-2 and this text is longer than seventy characters, so it takes two parts."
@@ -273,7 +214,9 @@ def kpn_connector(url: str, **kw: Any) -> kpn.KpnConnector:
     return kpn.KpnConnector(kpn.KpnSettings.from_mapping(table))
 
 
-async def test_kpn_fetches_one_token_for_concurrent_sends_and_renews_it_on_401(upstreams: list[Scripted]) -> None:
+async def test_kpn_fetches_one_token_for_concurrent_sends_and_renews_it_on_401(
+    upstreams: list[ScriptedUpstream],
+) -> None:
     script, seen = kpn_script(refuse_first_token=True)
     up = scripted(upstreams, script)
     c = await started(kpn_connector(up.url))
@@ -286,7 +229,7 @@ async def test_kpn_fetches_one_token_for_concurrent_sends_and_renews_it_on_401(u
         await c.close()
 
 
-async def test_kpn_refusing_the_client_credentials_opens_the_circuit(upstreams: list[Scripted]) -> None:
+async def test_kpn_refusing_the_client_credentials_opens_the_circuit(upstreams: list[ScriptedUpstream]) -> None:
     script, seen = kpn_script(token_status=401)
     up = scripted(upstreams, script)
     c = await started(kpn_connector(up.url, retries=2))
@@ -301,7 +244,7 @@ async def test_kpn_refusing_the_client_credentials_opens_the_circuit(upstreams: 
         await c.close()
 
 
-async def test_kpn_refuses_what_kpn_cannot_take_without_asking(upstreams: list[Scripted]) -> None:
+async def test_kpn_refuses_what_kpn_cannot_take_without_asking(upstreams: list[ScriptedUpstream]) -> None:
     script, seen = kpn_script()
     up = scripted(upstreams, script)
     c = await started(kpn_connector(up.url))
@@ -332,7 +275,7 @@ def vonage_connector(url: str, **kw: Any) -> vonage.VonageConnector:
     ],
 )
 async def test_vonage_statuses(
-    upstreams: list[Scripted], statuses: list[str], expected: list[base.SubmitStatus], circuit: str
+    upstreams: list[ScriptedUpstream], statuses: list[str], expected: list[base.SubmitStatus], circuit: str
 ) -> None:
     def script(req: dict[str, Any]) -> Reply:
         params = dict(req["body"])
@@ -388,7 +331,7 @@ async def test_vonage_receipts_need_a_valid_signature() -> None:
     ],
 )
 async def test_kaarai_codes(
-    upstreams: list[Scripted], status: int, code: int, expected: base.SubmitStatus, circuit: str
+    upstreams: list[ScriptedUpstream], status: int, code: int, expected: base.SubmitStatus, circuit: str
 ) -> None:
     def script(req: dict[str, Any]) -> Reply:
         assert req["headers"]["authorization"].startswith("Basic ")
@@ -408,7 +351,7 @@ async def test_kaarai_codes(
         await c.close()
 
 
-async def test_max_tps_paces_the_requests(upstreams: list[Scripted]) -> None:
+async def test_max_tps_paces_the_requests(upstreams: list[ScriptedUpstream]) -> None:
     """max_tps counts parts: 20 one-part messages at 10 per second take about 2 s (the first ~2 at once)."""
     up = scripted(upstreams, ok)
     c = await started(generic_connector(up.url, max_tps=10, concurrency=8))
