@@ -91,7 +91,10 @@ def test_generic_http_connector_honours_retry_after(tmp_path: pathlib.Path, upst
         mid = sender.send("31644123456", "try me again")
         first, second = wait_for(lambda: len(upstream.bodies("try me again")) == 2 and upstream.bodies("try me again"))
         assert second["at"] - first["at"] >= 1.0
-        wait_for(lambda: sender.message(mid)["status"] == "submitted")
+        msg = wait_for(lambda: (m := sender.message(mid))["status"] == "submitted" and m)
+        [event] = [e["data"] for e in msg["events"] if e["type"] == "submitted"]
+        assert event["connector"] == "acme" and event["network_id"] == "UP-2"
+        assert event["note"] == "after 1 failed try (answered HTTP 503)", event
 
         upstream.replies.append((400, {}, {"error": "no such number"}))
         bad = sender.send("31644123456", "refused for good")

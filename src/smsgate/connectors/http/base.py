@@ -401,36 +401,36 @@ class HttpConnector:
         if refusal is not None:
             return self._outcomes(sub, [refusal])
         s = self.settings
-        attempt = 0
+        earlier: list[str] = []  # why the tries before the last one failed, for the part's event
+
+        def done(answers: list[Answer]) -> list[base.SubmitOutcome]:
+            return self._outcomes(sub, answers, earlier)
+
         while True:
             if self.paused:
-                return self._outcomes(sub, [Answer(Verdict.RETRY, error="paused by the operator")])
+                return done([Answer(Verdict.RETRY, error="paused by the operator")])
             rest = self._throttled_until - time.monotonic()
             if rest > 0:
-                return self._outcomes(sub, [Answer(Verdict.THROTTLED, error="throttled by upstream", retry_after=rest)])
+                return done([Answer(Verdict.THROTTLED, error="throttled by upstream", retry_after=rest)])
             answers = await self._gated(sub)
             if answers is None:
                 why = f"circuit open ({self.circuit.reason})"
-                wait = max(self.circuit.retry_in(), 0.1)
-                return self._outcomes(sub, [Answer(Verdict.RETRY, error=why, retry_after=wait)])
+                return done([Answer(Verdict.RETRY, error=why, retry_after=max(self.circuit.retry_in(), 0.1))])
             verdicts = {a.verdict for a in answers}
             ambiguous = verdicts == {Verdict.UNKNOWN}
             if not (verdicts <= NOT_SENT or (ambiguous and (s.retry_on_timeout or self.idempotent))):
-                return self._outcomes(sub, answers)
-            wait = max((a.retry_after or 0.0 for a in answers), default=0.0) or s.backoff * 2**attempt
+                return done(answers)
+            wait = max((a.retry_after or 0.0 for a in answers), default=0.0) or s.backoff * 2 ** len(earlier)
             wait *= random.uniform(1.0, 1.2)
-            attempt += 1
             give_up = (
-                attempt > s.retries
+                len(earlier) >= s.retries
                 or wait > s.backoff_max
                 or Verdict.UNHEALTHY in verdicts
                 or self.circuit.state is http_circuit.State.OPEN
             )
             if give_up:
-                if ambiguous:
-                    why = f"{answers[0].error}; tried {attempt} times"
-                    return self._outcomes(sub, [dataclasses.replace(answers[0], error=why)])
-                return self._outcomes(sub, answers)
+                return done(answers)
+            earlier.append(next((a.error for a in answers if a.error), answers[0].verdict.value))
             await asyncio.sleep(wait)
 
     async def _gated(self, sub: Submission) -> list[Answer] | None:
@@ -507,25 +507,42 @@ class HttpConnector:
             elif now is http_circuit.State.CLOSED:
                 log.warning("connector %s: circuit closed, %s answers again", self.name, self.where)
 
-    def _outcomes(self, sub: Submission, answers: list[Answer]) -> list[base.SubmitOutcome]:
+    def _outcomes(
+        self, sub: Submission, answers: list[Answer], earlier: Sequence[str] = ()
+    ) -> list[base.SubmitOutcome]:
         """One outcome per part: answers one-to-one when they match the parts, else the last one repeats.
 
         A part not sent comes back when the upstream asked (Retry-After), else when the open circuit probes the
-        upstream again, else after the dispatcher's backoff."""
+        upstream again, else after the dispatcher's backoff. Tries that failed before the last one are told in the
+        note of the part's event."""
         out = []
         probe_in = self.circuit.retry_in() or None
+        tried = (
+            f"after {len(earlier)} failed {'try' if len(earlier) == 1 else 'tries'} ({earlier[-1]})"
+            if earlier
+            else None
+        )
+
+        def note(own: str | None) -> str | None:
+            return "; ".join(n for n in (own, tried) if n) or None
+
         for i, part in enumerate(sub.parts):
             a = answers[min(i, len(answers) - 1)]
             pid = part.part_id
             if a.verdict is Verdict.ACCEPTED:
-                out.append(base.SubmitOutcome(pid, base.SubmitStatus.ACCEPTED, network_id=a.network_id, note=a.note))
+                out.append(
+                    base.SubmitOutcome(pid, base.SubmitStatus.ACCEPTED, network_id=a.network_id, note=note(a.note))
+                )
             elif a.verdict is Verdict.REJECTED:
-                out.append(base.SubmitOutcome(pid, base.SubmitStatus.FAILED, error=a.error, error_code=a.code))
+                out.append(
+                    base.SubmitOutcome(pid, base.SubmitStatus.FAILED, error=a.error, error_code=a.code, note=note(None))
+                )
             elif a.verdict is Verdict.UNKNOWN:
                 why = f"{a.error}; it may have been sent, so it is not sent again"
                 if not self.settings.retry_on_timeout:
                     why += " (retry_on_timeout = false)"
-                out.append(base.SubmitOutcome(pid, base.SubmitStatus.UNKNOWN, error=why, note="final: outcome unknown"))
+                status = base.SubmitStatus.UNKNOWN
+                out.append(base.SubmitOutcome(pid, status, error=why, note=note("final: outcome unknown")))
             else:
                 out.append(
                     base.SubmitOutcome(
