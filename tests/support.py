@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -74,6 +75,7 @@ class GatewayProcess:
             **(env or {}),
         }
         self.config = config
+        self.log_level = "warning"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"gateway-{self.port}.log"
 
@@ -357,7 +359,7 @@ class QuietHTTPServer(http.server.ThreadingHTTPServer):
 
 def serve_http(port: int, handler: type[http.server.BaseHTTPRequestHandler], name: str) -> QuietHTTPServer:
     server = QuietHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name=name).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name=name).start()  # quick to stop
     return server
 
 
@@ -578,3 +580,205 @@ def assert_all_completed(
             [part] = c.get(f"/v1/messages/{mid}").json()["parts"]
             assert part["network_message_id"] in {r.message_id for r in copies[text]}, (text, part)
     return copies
+
+
+class TcpProxy:
+    """A loopback TCP proxy (to PostgreSQL, an upstream gateway...) that the test can cut (every connection reset, new
+    ones refused) and start again on the same port."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.conns: set[socket.socket] = set()
+        self.listener: socket.socket | None = None
+
+    def start(self) -> TcpProxy:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(64)
+        self.listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+        return self
+
+    def _accept(self, ls: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.conns |= {client, server}
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, set()
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def stop(self) -> None:
+        self.cut()
+
+
+# -- a relaying gateway: HTTP connectors to an upstream (tests/e2e/test_relay.py, test_http_template.py) -------------
+
+
+def list_messages(gw: GatewayProcess, account: dict[str, str], direction: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"direction": direction, "limit": 500}
+    with gw.client(auth=(account["api_key"], account["api_secret"])) as c:
+        for _ in range(100):
+            r = c.get("/v1/messages", params=params)
+            assert r.status_code == 200, r.text
+            out += r.json()["messages"]
+            if not r.json()["next_cursor"]:
+                return out
+            params["cursor"] = r.json()["next_cursor"]
+    raise AssertionError("more than 50,000 messages?")
+
+
+def toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {toml(v)}' for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def relay_config(path: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]]) -> pathlib.Path:
+    lines = []
+    for table in connectors:
+        lines += ["[[connectors]]", *(f"{k} = {toml(v)}" for k, v in table.items()), ""]
+    lines += ["[routing]", f"default = {toml(connectors[0]['name'])}", f"rules = {toml(rules)}", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+@contextlib.contextmanager
+def relay_gateway(
+    tmp: pathlib.Path, connectors: list[dict[str, Any]], rules: list[dict[str, Any]], **env: str
+) -> Iterator[GatewayProcess]:
+    """Gateway A with these connectors and rules; its public URL is its own loopback address."""
+    a = GatewayProcess(tmp, env={"SMSGATE_SANDBOX": "false", **env})
+    a.env["SMSGATE_PUBLIC_URL"] = a.url
+    a.log_level = "info"  # so a credential logged at INFO would be seen by the tests that look for one
+    a.config = relay_config(tmp / "relay.toml", connectors, rules)
+    a.start()
+    try:
+        yield a
+    finally:
+        a.stop()
+
+
+class Sender:
+    """Sends through A's KPN dialect (any dialect would do: the route is A's config) with one token."""
+
+    def __init__(self, a: GatewayProcess, account: dict[str, str]) -> None:
+        self.client = a.client(headers={"authorization": "Bearer " + a.token(account)})
+
+    def send(self, number: str, text: str) -> str:
+        body = {"sender": "Shop", "messages": [{"mobile_number": "+" + number, "content": text}]}
+        r = self.client.post("/messaging/sms-kpn/v1/send", json=body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["document_id"])
+
+    def message(self, mid: str) -> dict[str, Any]:
+        r = self.client.get(f"/v1/messages/{mid}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def connectors_view(a: GatewayProcess) -> dict[str, dict[str, Any]]:
+    r = httpx.get(a.url + "/v1/connectors", headers={"authorization": "Bearer " + a.operator_token}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {c["name"]: c for c in r.json()["connectors"]}
+
+
+Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body
+Script = Callable[[dict[str, Any]], Reply]
+
+
+class ScriptedUpstream:
+    """An HTTP SMS API on loopback whose answer to each POST is ``script(request)`` (after ``delay`` seconds); it
+    records each request (path, lower-case headers, JSON or form body, arrival time) and how many ran at once."""
+
+    def __init__(self, script: Script, delay: float = 0.0, port: int | None = None) -> None:
+        self.script, self.delay = script, delay
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.active = self.most_active = 0
+        me = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                ctype = self.headers.get("content-type", "")
+                body = json.loads(raw) if "json" in ctype else dict(urllib.parse.parse_qsl(raw.decode()))
+                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                       "at": time.monotonic()}  # fmt: skip
+                with me.lock:
+                    me.requests.append(req)
+                    me.active += 1
+                    me.most_active = max(me.most_active, me.active)
+                time.sleep(me.delay)
+                status, headers, out = me.script(req)
+                data = json.dumps(out).encode()
+                with me.lock:
+                    me.active -= 1
+                try:
+                    self.send_response(status)
+                    for k, v in {
+                        "content-type": "application/json",
+                        "content-length": str(len(data)),
+                        **headers,
+                    }.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up (a timeout test)
+
+        self.server = serve_http(self.port, Handler, f"upstream-{self.port}")
+
+    def stop(self) -> None:
+        stop_http(self.server)
+
+    def requests_where(self, key: str, value: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.requests if r["body"].get(key) == value]

@@ -8,7 +8,6 @@ same; ``settings.load`` refuses to build Settings from such a file and ``smsgate
 
 from __future__ import annotations
 
-import difflib
 import pathlib
 import re
 import tomllib
@@ -16,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smsgate.connectors import base, registry
+from smsgate.core import routing
+from smsgate.errors import did_you_mean
 
-ROUTING_KEYS = frozenset({"default", "rules"})
-RULE_KEYS = frozenset({"connector", "prefix", "country", "account", "dialect"})
 PRICE_KEYS = frozenset({"default", "countries", "networks"})
 IMPLICIT_CONNECTOR = "sandbox"  # the route when the file names no connector (see runtime.build_connectors)
 
@@ -31,20 +30,6 @@ class ConfigError(Exception):
         self.where = where
         self.problem = problem
         self.hint = hint
-
-
-def nearest(word: str, candidates: Iterable[str]) -> str | None:
-    found = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
-    return found[0] if found else None
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean x?)``, or the valid choices when none is close."""
-    options = sorted(candidates)
-    best = nearest(word, options)
-    if best is not None:
-        return f" (did you mean {best}?)"
-    return f" (valid: {', '.join(options)})" if len(options) <= 12 else ""
 
 
 def read_toml(path: pathlib.Path) -> dict[str, Any]:
@@ -133,19 +118,25 @@ def _check_connectors(tables: Any, file: str) -> set[str]:
 
 def _check_routing(value: Any, file: str, names: set[str]) -> None:
     where = f"{file}: routing"
-    routing = _table(value, where)
-    _unknown_keys(routing, ROUTING_KEYS, where)
-    if "default" in routing:
-        _known_connector(routing["default"], f"{where}.default", names)
-    rules = routing.get("rules", [])
+    table = _table(value, where)
+    _unknown_keys(table, frozenset(routing.ROUTING_KEYS), where)
+    if "default" in table:
+        _known_connector(table["default"], f"{where}.default", names)
+    rules = table.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigError(f"{where}.rules", "must be an array of tables")
     for i, rule in enumerate(rules):
         at = f"{where}.rules[{i}]"
-        _unknown_keys(_table(rule, at), RULE_KEYS, at)
-        if "connector" not in rule:
-            raise ConfigError(f"{at}.connector", "missing (each rule names the connector it routes to)")
-        _known_connector(rule["connector"], f"{at}.connector", names)
+        _unknown_keys(_table(rule, at), frozenset(routing.RULE_KEYS), at)
+        if "connector" not in rule and "connectors" not in rule:
+            raise ConfigError(f"{at}.connector", "missing (each rule names the connector, or connectors, it routes to)")
+        listed = rule.get("connectors") if "connectors" in rule else [rule["connector"]]
+        for j, name in enumerate(listed if isinstance(listed, list) else []):
+            _known_connector(name, f"{at}.connectors[{j}]" if "connectors" in rule else f"{at}.connector", names)
+    try:  # strategies, weights, reroute_on, prefixes: the router's own checks, worded with their key path
+        routing.Router.from_mapping(table, fallback=IMPLICIT_CONNECTOR)
+    except ValueError as exc:
+        raise ConfigError(file, str(exc)) from None
 
 
 def _known_connector(value: Any, where: str, names: set[str]) -> None:

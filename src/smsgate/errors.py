@@ -31,6 +31,9 @@ are translated where they occur (``raise X from exc``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
 
 class SmsgateError(Exception):
     """Something went wrong in smsgate."""
@@ -172,3 +175,13 @@ def json_problem(body: bytes | str, pos: int, reason: str) -> str:
     column = pos - (text.rfind("\n", 0, pos) + 1) + 1
     reason = reason[:1].lower() + reason[1:] if reason else "not JSON"
     return f"Malformed JSON at line {line}, column {column}: {reason}"
+
+
+def did_you_mean(word: str, choices: Collection[str]) -> str:
+    """`` (did you mean x?)`` with the valid name closest to ``word``, or the valid names when none is close (and
+    they are few): for the one-line configuration errors that name an unknown key or value."""
+    options = sorted(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (valid: {', '.join(options)})" if len(options) <= 12 else ""

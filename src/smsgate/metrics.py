@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from smsgate.connectors import base
+from smsgate.connectors.http import base as http_base
+from smsgate.connectors.http import circuit as http_circuit
 
 if TYPE_CHECKING:
     from smsgate.runtime import Runtime
@@ -64,6 +66,48 @@ class RuntimeCollector(Collector):
                 state.add_metric([name, s.value], 1.0 if s is current else 0.0)
         yield up
         yield state
+        yield from self._per_connector()
+
+    def _per_connector(self) -> Iterator[Metric]:
+        """Parts by outcome for every connector; requests, latency and the circuit for HTTP upstreams."""
+        rt = self._rt
+        parts = CounterMetricFamily(
+            "smsgate_connector_parts",
+            "Parts handed to a connector, by outcome (submitted, rejected, unknown, retried, rerouted)",
+            labels=["connector", "outcome"],
+        )
+        for name in sorted(rt.connectors):
+            for outcome, n in sorted(rt.dispatcher.counts.get(name, {}).items()):
+                parts.add_metric([name, outcome], n)
+        yield parts
+        upstreams = sorted((n, c) for n, c in rt.connectors.items() if isinstance(c, http_base.HttpConnector))
+        requests = CounterMetricFamily(
+            "smsgate_upstream_requests",
+            "HTTP requests to an upstream, by verdict (accepted, rejected, retry, throttled, unhealthy, unknown)",
+            labels=["connector", "verdict"],
+        )
+        latency = HistogramMetricFamily(
+            "smsgate_upstream_request_seconds", "Time an HTTP upstream took to answer", labels=["connector"]
+        )
+        circuit = GaugeMetricFamily(
+            "smsgate_upstream_circuit", "1 for the circuit breaker's current state", labels=["connector", "state"]
+        )
+        opened = CounterMetricFamily(
+            "smsgate_upstream_circuit_opened", "Times the circuit opened", labels=["connector"]
+        )
+        for name, c in upstreams:
+            for verdict, n in sorted(c.stats.requests.items()):
+                requests.add_metric([name, verdict], n)
+            cumulative, buckets = 0, []
+            for upper, n in zip((*http_base.LATENCY_BUCKETS, float("inf")), c.stats.buckets, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if upper == float("inf") else str(upper), cumulative))
+            latency.add_metric([name], buckets, c.stats.latency_sum)
+            current = c.circuit.state
+            for st in http_circuit.State:
+                circuit.add_metric([name, st.value], 1.0 if st is current else 0.0)
+            opened.add_metric([name], c.circuit.opened)
+        yield from (requests, latency, circuit, opened)
 
 
 def registry(runtime: Runtime) -> CollectorRegistry:

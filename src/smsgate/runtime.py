@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import changes, limits, owners, services, startup
 from smsgate.connectors import base, registry, sandbox
+from smsgate.connectors import http as http_connectors
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
+from smsgate.store import connectors as store_connectors
 from smsgate.store import engine as store_engine
 from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
@@ -47,6 +49,7 @@ def build_connectors(settings: Settings) -> dict[str, base.Connector]:
     defaults = registry.Defaults(
         sandbox_receipt_delay=settings.sandbox_receipt_delay,
         sandbox_slow_receipt_delay=settings.sandbox_slow_receipt_delay,
+        public_url=public_url(settings),
     )
     out: dict[str, base.Connector] = {}
     for table in settings.connectors:
@@ -54,9 +57,20 @@ def build_connectors(settings: Settings) -> dict[str, base.Connector]:
         if connector.name in out:
             raise ValueError(f"each connector needs a unique name (got {connector.name!r})")
         out[connector.name] = connector
+    if settings.public_url is None and any(isinstance(c, http_connectors.HttpConnector) for c in out.values()):
+        log.warning(
+            "SMSGATE_PUBLIC_URL is not set: HTTP upstreams are told to call back %s/connectors/...; set it to the "
+            "address they can reach",
+            public_url(settings),
+        )
     if not out:
         out["sandbox"] = registry.build({"type": "sandbox", "name": "sandbox"}, defaults)
     return out
+
+
+def public_url(settings: Settings) -> str:
+    """Where upstreams reach this gateway (receipt and inbound receivers): ``SMSGATE_PUBLIC_URL``, else host:port."""
+    return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 
 
 class Runtime:
@@ -142,6 +156,7 @@ class Runtime:
             committer=self.committer,
             outbox=self.outbox,
             connectors=self.connectors,
+            router=self.router,
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval,
             fence=self.engine.dialect.name == "postgresql",  # several nodes may share it: fence the claims
@@ -184,6 +199,8 @@ class Runtime:
         self.committer.register("ready", self._ready_write)
         self._ready_check: asyncio.Future[None] | None = None
         self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
+        self.pauses = store_connectors.PauseStore(self.engine)
+        self.pause_reasons: dict[str, str | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.demo: dict[str, Any] | None = None
 
@@ -212,6 +229,7 @@ class Runtime:
         await self.outbox.heartbeat({"started": time.time()})
         for c in self.connectors.values():
             await c.start(self.ingest)
+        await self._sync_pauses()
         await self._resume_sandbox()
         self.dispatcher.start()
         self.webhooks.start()
@@ -300,8 +318,36 @@ class Runtime:
             await asyncio.sleep(self.settings.node_heartbeat_interval)
             try:
                 await self.outbox.heartbeat()
+                await self._sync_pauses()  # pauses another node's operator API recorded
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
+
+    # -- operator: pausing connectors ------------------------------------------------------------------------------
+    async def pause(self, name: str, reason: str | None = None) -> None:
+        """Take a connector out of routing on every node (recorded in the store), and empty its queue here."""
+        await self.pauses.pause(name, reason)
+        self._apply_pauses({**self.pause_reasons, name: reason})
+
+    async def resume(self, name: str) -> None:
+        await self.pauses.resume(name)
+        self._apply_pauses({k: v for k, v in self.pause_reasons.items() if k != name})
+
+    async def _sync_pauses(self) -> None:
+        self._apply_pauses(await self.pauses.paused())
+
+    def _apply_pauses(self, paused: dict[str, str | None]) -> None:
+        self.pause_reasons = {k: v for k, v in paused.items() if k in self.connectors}
+        for name, c in self.connectors.items():
+            want = name in self.pause_reasons
+            if c.paused == want:
+                continue
+            c.paused = want
+            if want:
+                held = self.dispatcher.drain(name)
+                log.warning("connector %s paused by the operator; %d queued messages handed on", name, held)
+            else:
+                log.warning("connector %s resumed by the operator", name)
+                self.dispatcher.wake()
 
     async def _sweep_loop(self) -> None:
         """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long."""

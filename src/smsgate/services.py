@@ -181,10 +181,12 @@ class Gateway:
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
-        connector = self._router.route(
+        route = self._router.route(
             digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
         )
-        if account.sandbox_only and connector not in self._sandboxes:
+        connector = route.primary  # the dispatcher chooses among the route's connectors at submit time
+        pinned = account.sandbox_only  # a demo account's messages never leave the sandbox, whatever the route says
+        if pinned and connector not in self._sandboxes:
             if not self._sandboxes:
                 raise errors.DestinationNotAllowed("this demo account may only send through the sandbox network")
             connector = self._sandboxes[0]
@@ -205,6 +207,8 @@ class Gateway:
             meta["message_class"] = req.message_class
         if req.protocol_id:
             meta["protocol_id"] = req.protocol_id
+        if pinned:
+            meta["pinned"] = True  # the dispatcher keeps it on ``connector``, never fails over (job_from_rows)
         text = req.text if req.body is None else None
         message_row = {
             "id": message_id,
@@ -259,7 +263,7 @@ class Gateway:
             price=part_price * seg.count,
             remaining_balance=pricing.from_units(remaining),
             network=network,
-            queued=not self.route_available(connector),
+            queued=not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors)),
             quota=quota,
         )
 

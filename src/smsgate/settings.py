@@ -17,7 +17,7 @@ import platformdirs
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from smsgate import configfile
+from smsgate import configfile, errors
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
@@ -173,7 +173,7 @@ def unknown_env(environ: Mapping[str, str]) -> list[str]:
     out = []
     for name in sorted(environ):
         if name.upper().startswith(ENV_PREFIX) and name.upper() not in valid and not name.startswith(_NOT_SETTINGS):
-            hint = configfile.did_you_mean(name.upper(), valid)
+            hint = errors.did_you_mean(name.upper(), valid)
             hint = hint if hint.startswith(" (did") else ""
             out.append(f"smsgate: warning: {name} is not a setting{hint}; ignored")
     return out

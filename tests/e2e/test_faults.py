@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 
@@ -22,10 +20,10 @@ from tests.support import (
     GatewayProcess,
     KpnStream,
     SmscThread,
+    TcpProxy,
     WebhookSink,
     assert_all_completed,
     create_account,
-    free_port,
     postgres_database,
     smpp_config,
     wait_for,
@@ -201,68 +199,6 @@ def check_refusals(stream: KpnStream) -> None:
     for status, body, headers in stream.refusals:
         assert status == 503 and headers.get("retry-after") and "Traceback" not in body, (status, body)
     assert stream.broken == 0
-
-
-class TcpProxy:
-    """A loopback TCP proxy to PostgreSQL that the test can cut (every connection reset, new ones refused)."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self.lock = threading.Lock()
-        self.conns: set[socket.socket] = set()
-        self.listener: socket.socket | None = None
-
-    def start(self) -> TcpProxy:
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", self.port))
-        ls.listen(64)
-        self.listener = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
-        return self
-
-    def _accept(self, ls: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = ls.accept()
-            except OSError:
-                return  # cut
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            with self.lock:
-                self.conns |= {client, server}
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
-        with self.lock:
-            conns, self.conns = self.conns, set()
-        for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def stop(self) -> None:
-        self.cut()
 
 
 @pytest.mark.postgres

@@ -207,6 +207,9 @@ CASES: list[Case] = [
     Case(SEND, "POST", "/sandbox/handsets/{msisdn}/reply", "/sandbox/handsets/{w.handset}/reply", json={"to": "{me.number}", "text": "{tag}"}, status=202),
     # operator only (no reader shows the switch, but the SEND rows below need the network up)
     Case(DENIED, "POST", "/sandbox/network", json={"available": False}, status=401, error={"error": {"code": "unauthorized"}}),
+    Case(DENIED, "GET", "/v1/connectors", status=401, error={"error": {"code": "unauthorized"}}),
+    Case(DENIED, "POST", "/v1/connectors/{name}/pause", "/v1/connectors/sandbox/pause", "token", status=401, error={"error": {"code": "unauthorized"}}),
+    Case(DENIED, "POST", "/v1/connectors/{name}/resume", "/v1/connectors/sandbox/resume", status=401, error={"error": {"code": "unauthorized"}}),
     # sending: what the call creates is the caller's
     Case(SEND, "POST", "/messaging/sms-kpn/v1/send", auth="token", json={"messages": [{"mobile_number": "+{w.handset}", "content": "{tag}"}]}),
     Case(SEND, "POST", NEXMO + "/sms/send", auth="token", form=_VONAGE_SMS),
@@ -261,6 +264,12 @@ NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
     ("POST", "/oauth/client_credential/accesstoken"): "credential exchange; its tokens drive the token rows",
     ("OPTIONS", "/messaging/sms-kpn/v1/send"): "CORS preflight",
     ("POST", "/v1/segments"): "pure computation over the request's own text",
+    **{
+        (method, f"/connectors/{{name}}/{kind}"): "an upstream's callback: no account credentials, the connector "
+        "checks the upstream's signature or token (tests/e2e/test_relay.py, test_http_template.py)"
+        for method in ("GET", "POST")
+        for kind in ("receipts", "inbound")
+    },
 }
 
 

@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 MESSAGES = 10_000
 CAP_TPS = 100.0  # the capped connector's max_tps: per process in the connector, for the sum via Redis
 CAPPED_PREFIX = "3161111"
+HTTP_PREFIX = "3163333"  # to the capped HTTP connector
 
 
 class SimThread:
@@ -69,7 +70,7 @@ class SimThread:
         return out
 
 
-def node_config(path: pathlib.Path, sim_port: int, node: str) -> pathlib.Path:
+def node_config(path: pathlib.Path, sim_port: int, node: str, http_port: int) -> pathlib.Path:
     path.write_text(
         f"""
 [[connectors]]
@@ -88,16 +89,33 @@ port = {sim_port}
 system_id = "capped-{node}"
 max_tps = {CAP_TPS}
 
+[[connectors]]
+type = "http"
+name = "capped-http"
+url = "http://127.0.0.1:{http_port}/sms"
+body = {{ to = "{{to}}", text = "{{text}}" }}
+max_tps = {CAP_TPS}
+
 [routing]
 default = "smsc"
-rules = [{{ prefix = "{CAPPED_PREFIX}", connector = "capped" }}]
+rules = [{{ prefix = "{CAPPED_PREFIX}", connector = "capped" }}, {{ prefix = "{HTTP_PREFIX}", connector = "capped-http" }}]
 """
     )
     return path
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[support.GatewayProcess], SimThread]]:
+def http_upstream() -> Iterator[support.ScriptedUpstream]:
+    """An HTTP SMS API both nodes' ``capped-http`` connector sends to."""
+    upstream = support.ScriptedUpstream(lambda req: (200, {}, {"id": "H"}))
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, http_upstream: support.ScriptedUpstream
+) -> Iterator[tuple[list[support.GatewayProcess], SimThread]]:
     redis_url = support.require_redis()
     sim = SimThread().start()
     try:
@@ -114,7 +132,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[sup
             try:
                 for name in ("a", "b"):
                     d = tmp_path_factory.mktemp(f"node-{name}")
-                    cfg = node_config(d / "smsgate.toml", sim.sim.port, name)
+                    cfg = node_config(d / "smsgate.toml", sim.sim.port, name, http_upstream.port)
                     nodes.append(support.GatewayProcess(d, env=env, config=cfg).start())
                 yield nodes, sim
             finally:
@@ -243,6 +261,39 @@ def test_connector_tps_cap_holds_for_the_sum_of_nodes(cluster: Any) -> None:
     for node in nodes:  # the LISTEN connection held and nothing crashed
         text = node.log.read_text()
         assert "LISTEN" not in text and "Traceback" not in text, text[-2000:]
+
+
+def test_http_connector_cap_and_pause_hold_for_all_nodes(cluster: Any, http_upstream: support.ScriptedUpstream) -> None:
+    """An HTTP connector's max_tps holds for the sum of both nodes (Redis), and a pause made through one node's
+    operator API stops the connector on the other node too (the pause is stored)."""
+    nodes, _sim = cluster
+    acc = nodes[0].create_account("capped-http", balance=10**8 * 10**6)
+    count = 300
+    responses = asyncio.run(
+        asyncio.wait_for(send_all(nodes, tokens_for(nodes, acc), [f"+{HTTP_PREFIX}{i:04d}" for i in range(count)]), 30)
+    )
+    assert all(r.status == 200 for r in responses)
+    support.wait_for(lambda: len(http_upstream.requests) >= count, timeout=30)
+    stamps = sorted(r["at"] for r in http_upstream.requests)
+    assert count / (stamps[-1] - stamps[0]) <= CAP_TPS * 1.1
+    for t0 in stamps:  # in every 1-second window: the rate plus one burst of 0.2 s
+        assert sum(1 for t in stamps if t0 <= t < t0 + 1.0) <= CAP_TPS * 1.2 + 2
+
+    def op(node: support.GatewayProcess, path: str) -> httpx.Response:
+        return httpx.post(node.url + path, headers={"authorization": "Bearer " + node.operator_token}, timeout=10)
+
+    def paused_on(node: support.GatewayProcess) -> bool:
+        r = httpx.get(node.url + "/v1/connectors", headers={"authorization": "Bearer " + node.operator_token})
+        return {c["name"]: c["paused"] for c in r.json()["connectors"]}["capped-http"]
+
+    assert op(nodes[0], "/v1/connectors/capped-http/pause").status_code == 200
+    support.wait_for(lambda: paused_on(nodes[1]), timeout=5)  # the other node reads the pause at its heartbeat
+    held = asyncio.run(send_all(nodes[1:], tokens_for(nodes[1:], acc), [f"+{HTTP_PREFIX}9{i:03d}" for i in range(5)]))
+    assert all(r.status == 200 for r in held)
+    time.sleep(1.0)
+    assert len(http_upstream.requests) == count  # nothing went out while paused
+    assert op(nodes[1], "/v1/connectors/capped-http/resume").status_code == 200
+    support.wait_for(lambda: len(http_upstream.requests) >= count + 5, timeout=40)
 
 
 def test_workers_refused_without_postgresql(tmp_path: pathlib.Path) -> None:

@@ -151,3 +151,12 @@ async def test_redis_down_is_store_unavailable() -> None:
             await limits.RedisQuotas(client, seeded(0)).take(account(quota=1))
     finally:
         await client.aclose()
+
+
+def test_throttle_chunks_never_cut_a_message() -> None:
+    """HTTP upstreams take a message's parts as one text: a chunk ends only where a message ends."""
+    throttle = dispatch_throttle.SharedThrottle(limits.TokenBuckets(), {"http": 10.0})  # a 2-part bucket
+    parts = ["a1", "b1", "b2", "b3", "c1", "d1", "d2"]
+    chunks = [list(c) for c in throttle.chunks("http", parts, key=lambda p: p[0])]
+    assert chunks == [["a1", "b1", "b2", "b3"], ["c1", "d1", "d2"]]
+    assert [list(c) for c in throttle.chunks("http", parts)] == [["a1", "b1"], ["b2", "b3"], ["c1", "d1"], ["d2"]]

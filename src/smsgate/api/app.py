@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors, metrics, version
-from smsgate.api import auth, console, fastpath, messages, peers, sandbox, webhooks
+from smsgate.api import auth, connectors, console, fastpath, messages, peers, sandbox, webhooks
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
@@ -39,6 +39,8 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 * **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
   HTTP Basic `api_key:api_secret`.
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`.
+* **Connectors** — the operator's `GET /v1/connectors`, `POST /v1/connectors/{name}/pause` and `/resume`; the
+  receivers HTTP upstreams call back, `/connectors/{name}/receipts` and `/connectors/{name}/inbound`.
 
 Use **Authorize** with your api_key as client_id and api_secret as client_secret; "Try it out" then works.
 """
@@ -70,8 +72,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         renderers[prefix] = vonage.render_error
     renderers.update(dict.fromkeys(kaarai.PREFIXES, kaarai.render_error))
     renderers.update(
-        dict.fromkeys(("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account"), messages.render_error)
-    )  # ours, under /v1/
+        dict.fromkeys(
+            ("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account", "/v1/connectors", "/connectors/"),
+            messages.render_error,
+        )
+    )  # ours, under /v1/, and the upstreams' receivers
     app.state.renderers = renderers
 
     app.include_router(kpn.router)
@@ -81,6 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(messages.router)
     app.include_router(sandbox.router)
     app.include_router(webhooks.router)
+    app.include_router(connectors.router)
     app.include_router(console.router)
 
     def renderer_for(path: str) -> Renderer:

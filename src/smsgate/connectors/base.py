@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
 
 class ConnectorState(enum.Enum):
@@ -29,10 +29,16 @@ class ConnectorState(enum.Enum):
 class ConnectorHealth:
     """A connector's state with one line of detail for a human ("bound to 10.0.0.5:2775", "circuit open: ...").
 
-    The detail never holds credentials: it is shown on ``/readyz`` and in logs."""
+    The detail never holds credentials: it is shown on ``/readyz`` and in logs. ``in_flight`` counts the
+    requests the connector has on the wire now, ``circuit`` is an HTTP connector's breaker ("closed", "open",
+    "half-open"; None for connectors without one), ``retry_in`` the seconds until a connector that cannot submit
+    now will try again, when it knows (an open circuit's next probe, a throttle's end)."""
 
     state: ConnectorState
     detail: str = ""
+    in_flight: int = 0
+    circuit: str | None = None
+    retry_in: float | None = None
 
 
 class SettingError(ValueError):
@@ -50,6 +56,9 @@ class SubmitStatus(enum.Enum):
     ACCEPTED = "accepted"  # the network took it; ``network_id`` is set
     RETRY = "retry"  # temporary: throttled, queue full, connection lost before the response
     FAILED = "failed"  # permanent: the network refused it (``error`` says why)
+    # the request went out but no answer came (an HTTP upstream timed out) and retrying could send the SMS twice:
+    # recorded as submitted with ``error`` saying so, and never retried nor offered to another connector
+    UNKNOWN = "unknown"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +91,11 @@ class SubmitOutcome:
     error: str | None = None  # human-readable reason (the SMSC's status name, ...)
     error_code: int | None = None  # the network's numeric status, when it has one
     retry_after: float | None = None  # seconds, for RETRY
+    # RETRY: True when the part certainly did not reach the network (connection refused, circuit open, HTTP 429/
+    # 503...), so the dispatcher may offer it to another connector at once. False (SMPP: an unanswered submit_sm
+    # may have been taken) sends it back to the outbox, to be tried again after its backoff.
+    unsent: bool = False
+    note: str | None = None  # for the event log, e.g. "final: no receipt from upstream"
 
 
 class ReceiptState(enum.Enum):
@@ -140,6 +154,9 @@ class Connector(Protocol):
     """A route to the network."""
 
     name: str
+    # set by the operator (``POST /v1/connectors/{name}/pause``): not ``available``, health PAUSED; a paused
+    # connector still takes receipts and inbound messages, it only submits nothing
+    paused: bool
 
     @property
     def available(self) -> bool:
@@ -161,3 +178,30 @@ class Connector(Protocol):
     async def close(self) -> None:
         """Stop gracefully (unbind) and release everything."""
         ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """A request an upstream made to our receiver, ``/connectors/{name}/receipts`` or ``/connectors/{name}/inbound``.
+
+    Header names are lower-case; ``query`` holds the URL's parameters (Vonage may call with GET)."""
+
+    kind: Literal["receipts", "inbound"]
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """A connector whose upstream calls back with receipts or inbound messages (HTTP upstreams).
+
+    ``receive`` checks the call (signature, token), hands what it carries to the sink and returns once that is
+    durable, with how many receipts or parts it took; it raises ``errors.AuthError`` for a bad signature,
+    ``errors.NotFound`` for a kind this upstream does not send and ``errors.ValidationError`` for a body it cannot
+    read."""
+
+    name: str
+
+    async def receive(self, call: UpstreamCall) -> int: ...

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from smsgate.connectors import base, sandbox
+from smsgate.connectors import http as http_connectors
 from smsgate.connectors.smpp import settings as smpp_settings
 
 
@@ -25,6 +26,7 @@ class Defaults:
 
     sandbox_receipt_delay: float = 0.2
     sandbox_slow_receipt_delay: float = 30.0
+    public_url: str | None = None  # where HTTP upstreams call back (receipt and inbound receivers)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,6 +70,15 @@ def types() -> dict[str, ConnectorType]:
 def dataclass_keys(cls: type) -> frozenset[str]:
     """The keys of a settings dataclass: its fields."""
     return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def dataclass_required(cls: type) -> frozenset[str]:
+    """The fields of a settings dataclass that have no default."""
+    return frozenset(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
 
 
 def lookup(table: Mapping[str, object]) -> ConnectorType:
@@ -144,3 +155,18 @@ register(
         required=frozenset({"name", "host"}),
     )
 )
+
+
+def _http_type(
+    kind: str, settings_cls: type[http_connectors.HttpSettings], connector_cls: type[http_connectors.HttpConnector]
+) -> ConnectorType:
+    def build(s: http_connectors.HttpSettings, defaults: Defaults) -> base.Connector:
+        return connector_cls(s, public_url=defaults.public_url)
+
+    return ConnectorType(
+        kind, dataclass_keys(settings_cls), settings_cls.from_mapping, build, required=dataclass_required(settings_cls)
+    )
+
+
+for _kind, (_settings_cls, _connector_cls) in http_connectors.TYPES.items():
+    register(_http_type(_kind, _settings_cls, _connector_cls))

@@ -37,6 +37,7 @@ class SandboxNetwork:
         self.receipt_delay = receipt_delay
         self.slow_delay = slow_delay
         self.up = True
+        self.paused = False
         self._sink: base.InboundSink | None = None
         self._heap: list[tuple[float, int, base.Receipt]] = []
         self._seq = itertools.count()
@@ -47,9 +48,11 @@ class SandboxNetwork:
 
     @property
     def available(self) -> bool:
-        return self.up
+        return self.up and not self.paused
 
     def health(self) -> base.ConnectorHealth:
+        if self.paused:
+            return base.ConnectorHealth(base.ConnectorState.PAUSED, "paused by the operator")
         if self.up:
             return base.ConnectorHealth(base.ConnectorState.UP, "sandbox network: no SMS leaves this machine")
         return base.ConnectorHealth(base.ConnectorState.DOWN, "sandbox network switched off by the operator")

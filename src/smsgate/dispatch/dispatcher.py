@@ -8,6 +8,14 @@ not fit the in-memory queue). Each connector has a feeder that packs parts of ma
 Outcomes are written through the group committer; the job leaves the outbox in the same transaction that
 records its parts as submitted, and a retry puts it back with its ``run_at``. A crash at any point leaves the
 job in the outbox, claimed by a node that stops heart-beating, and another (or the restarted) node takes it.
+
+Routing happens here, at submit time: the message's rule (``core.routing``) names one connector or several, and
+a job goes to the queue of the one its strategy picks among those ``available`` now (not paused, bound, circuit
+not open). A job whose connector cannot take it when its batch comes up, or whose parts come back as RETRY that
+certainly did not go out, or as rejected on a rule with ``reroute_on = ["rejected"]``, is offered at once to a
+connector of its route it has not tried yet, still claimed and in memory; when none is left it goes back to the
+outbox. Each attempt is an event: ``submitted``/``rejected`` per part (with the connector and upstream id),
+``rerouted`` and ``retry`` per message. The part row records the connector that took it, so receipts match.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate.connectors import base
 from smsgate.core import message as core_message
-from smsgate.core import senders
+from smsgate.core import routing, senders
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
@@ -36,6 +44,9 @@ from smsgate.store import tables
 
 log = logging.getLogger(__name__)
 Status = core_message.Status
+# a message whose route has no usable connector is looked at again after its backoff, but at least this often,
+# so traffic resumes soon after a long outage rather than after a five-minute backoff
+ROUTE_RECHECK = 30.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -48,6 +59,11 @@ class Job:
     parts: list[base.OutboundPart]
     part_status: dict[str, Status]
     attempts: int = 0
+    recipient: str = ""
+    country: str | None = None
+    dialect: str = ""
+    route: routing.Route | None = None
+    tried: set[str] = dataclasses.field(default_factory=set)  # connectors this job went to since it left the outbox
 
 
 class Dispatcher:
@@ -58,6 +74,7 @@ class Dispatcher:
         committer: store_committer.GroupCommitter,
         outbox: store_outbox.Outbox,
         connectors: Mapping[str, base.Connector],
+        router: routing.Router,
         batch_size: int = 500,
         in_flight_batches: int = 8,
         poll_interval: float = 0.5,
@@ -69,6 +86,8 @@ class Dispatcher:
         self._committer = committer
         self._outbox = outbox
         self._connectors = dict(connectors)
+        self._router = router
+        self._pickers: dict[routing.Route, routing.Picker] = {}
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_queue = max_queue
@@ -82,6 +101,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._batches: set[asyncio.Task[None]] = set()
         self.submitted = 0
+        # parts by outcome for each connector (submitted, rejected, unknown, retried, rerouted), for /metrics
+        self.counts: dict[str, dict[str, int]] = {n: {} for n in self._connectors}
 
     # -- entry points -------------------------------------------------------------------------------------
     def has_room(self) -> bool:
@@ -92,11 +113,60 @@ class Dispatcher:
         for job in jobs:
             if job.message_id in self._in_memory:
                 continue
-            q = self._queues.get(job.connector)
-            if q is None:  # route removed from the config: leave it to the poll loop's error path
-                continue
             self._in_memory.add(job.message_id)
-            q.put_nowait(job)
+            self._place(job, self._choose(job))
+
+    def queued(self, name: str) -> int:
+        """Jobs waiting in memory for this connector."""
+        q = self._queues.get(name)
+        return q.qsize() if q is not None else 0
+
+    def drain(self, name: str) -> int:
+        """Take the jobs waiting for a connector that can no longer take them (paused) out of its queue: each goes
+        to another connector of its route or back to the outbox, so the connector holds nothing."""
+        q = self._queues[name]
+        jobs = []
+        while not q.empty():
+            jobs.append(q.get_nowait())
+        if jobs:
+            task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-drain-{name}")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+        return len(jobs)
+
+    # -- routing -----------------------------------------------------------------------------------------------------
+    def _route(self, job: Job) -> routing.Route:
+        if job.route is None:
+            job.route = self._router.route(
+                digits=job.recipient.lstrip("+"), country=job.country, account=job.account_id, dialect=job.dialect
+            )
+        return job.route
+
+    def _usable(self, name: str) -> bool:
+        c = self._connectors.get(name)
+        return c is not None and c.available
+
+    def _retry_in(self, name: str) -> float | None:
+        c = self._connectors.get(name)
+        return c.health().retry_in if c is not None else None
+
+    def _choose(self, job: Job) -> str | None:
+        """The connector of the job's route to try next, among the usable ones it has not tried; None if none."""
+        route = self._route(job)
+        picker = self._pickers.setdefault(route, routing.Picker()) if route.strategy == "weighted" else None
+        return route.choose(self._usable, exclude=job.tried, picker=picker)
+
+    def _place(self, job: Job, name: str | None) -> None:
+        """Queue the job for ``name``; with None (nothing usable now), for the first connector of its route that
+        exists here, whose batch finds it unavailable and hands the job back to the outbox."""
+        if name is None:
+            route = self._route(job)
+            name = next((c for c in (*route.connectors, job.connector) if c in self._queues), None)
+            if name is None:  # the runtime refuses such a config; should it happen, the job waits for its lease
+                log.error("message %s: no connector of its route %s exists here", job.message_id, route.connectors)
+                self._in_memory.discard(job.message_id)
+                return
+        self._queues[name].put_nowait(job)
 
     def wake(self) -> None:
         self._wake.set()
@@ -170,6 +240,17 @@ class Dispatcher:
         now = time.time()
         expired = [j for j in jobs if now >= j.expires_at]
         live = await self._still_held([j for j in jobs if now < j.expires_at])
+        moves: list[tuple[Job, str]] = []
+        if not connector.available:  # went down, paused or throttled since the job was queued: try another
+            stay = []
+            for j in live:
+                j.tried.add(name)
+                alt = self._choose(j)
+                if alt is None:
+                    stay.append(j)
+                else:
+                    moves.append((j, alt))
+            live = stay
         parts = [p for j in live for p in j.parts if j.part_status[p.part_id] is Status.ACCEPTED]
         outcomes: dict[str, base.SubmitOutcome] = {}
         if parts:
@@ -182,23 +263,49 @@ class Dispatcher:
                     outcomes = {
                         p.part_id: base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error=str(exc)) for p in parts
                     }
-            else:
-                outcomes = {
-                    p.part_id: base.SubmitOutcome(p.part_id, base.SubmitStatus.RETRY, error="route unavailable")
-                    for p in parts
-                }
-        results = [self._result(j, name, outcomes, now) for j in live] + [self._expire(j, name) for j in expired]
+            else:  # no connector of the route can take these now: look again when one may, not after a long backoff
+                health = connector.health()
+                why = "route unavailable: " + health.detail
+                for j in live:
+                    wait = min(_backoff(j.attempts), ROUTE_RECHECK)
+                    hints = [h for h in (self._retry_in(c) for c in self._route(j).connectors) if h is not None]
+                    if hints:
+                        wait = min(wait, max(min(hints), 0.2))
+                    for p in j.parts:
+                        outcomes[p.part_id] = base.SubmitOutcome(
+                            p.part_id, base.SubmitStatus.RETRY, error=why, retry_after=wait, unsent=True
+                        )
+        results = []
+        for j in live:
+            result, alt = self._result(j, name, outcomes, now)
+            results.append(result)
+            if alt is not None:
+                moves.append((j, alt))
+        results += [self._expire(j, name) for j in expired]
+        moved = {j.message_id for j, _alt in moves}
         try:
             # The parts went to the network already: a lost outcome would leave the job claimed until its lease ran
             # out and then submit it again. Meanwhile the jobs stay in memory, so the lease loop keeps their claims.
-            if not await self._committer.write_until_stored("job_results", results):
+            if results and not await self._committer.write_until_stored("job_results", results):
                 log.error("%d submit results not recorded; the jobs are taken back after the lease", len(results))
         finally:
             for j in jobs:
-                self._in_memory.discard(j.message_id)
-        self.submitted += sum(1 for o in outcomes.values() if o.status is base.SubmitStatus.ACCEPTED)
+                if j.message_id not in moved:
+                    self._in_memory.discard(j.message_id)
+        for j, alt in moves:  # after the write, so the next connector's results are recorded after this one's
+            self._place(j, alt)
+        self._count(name, outcomes.values(), len(moves))
         if any(r.retry_at is not None for r in results):
             self.wake()
+
+    def _count(self, name: str, outcomes: Iterable[base.SubmitOutcome], rerouted: int) -> None:
+        counts = self.counts.setdefault(name, {})
+        for o in outcomes:
+            key = _COUNTED[o.status]
+            counts[key] = counts.get(key, 0) + 1
+        if rerouted:
+            counts["rerouted"] = counts.get("rerouted", 0) + rerouted
+        self.submitted = sum(c.get("submitted", 0) for c in self.counts.values())
 
     async def _still_held(self, jobs: list[Job]) -> list[Job]:
         """The jobs this node still holds, their leases renewed. A node that was too slow to heart-beat is
@@ -220,7 +327,8 @@ class Dispatcher:
         if self._throttle is None or not self._throttle.limits(name):
             return list(await connector.submit(parts))
         out: list[base.SubmitOutcome] = []
-        for chunk in self._throttle.chunks(name, parts):
+        # never cut a message: an HTTP upstream takes a message's parts together, as one text
+        for chunk in self._throttle.chunks(name, parts, key=_message_of):
             await self._throttle.acquire(name, len(chunk))
             try:
                 out += await connector.submit(list(chunk))
@@ -241,34 +349,66 @@ class Dispatcher:
     # -- outcome -> result ----------------------------------------------------------------------------------
     def _result(
         self, job: Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
-    ) -> store_messages.JobResult:
+    ) -> tuple[store_messages.JobResult, str | None]:
+        """What this round did to the job, and the connector to offer its remaining parts to at once (or None)."""
+        route = self._route(job)
+        pending = [p for p in job.parts if job.part_status[p.part_id] is Status.ACCEPTED]
+        got = {p.part_id: outcomes.get(p.part_id) for p in pending}
+
+        def rerouting(o: base.SubmitOutcome | None) -> bool:
+            if o is None:
+                return False
+            if o.status is base.SubmitStatus.RETRY:
+                return o.unsent
+            return o.status is base.SubmitStatus.FAILED and route.reroutes("rejected")
+
+        again = [pid for pid, o in got.items() if o is None or o.status is base.SubmitStatus.RETRY or rerouting(o)]
+        alt = None
+        if again and all(rerouting(got[pid]) for pid in again):
+            job.tried.add(connector)
+            alt = self._choose(job)
         updates: list[store_messages.PartUpdate] = []
         retry_after: float | None = None
         reason = None
-        for part in job.parts:
-            if job.part_status[part.part_id] is not Status.ACCEPTED:
-                continue
-            o = outcomes.get(part.part_id)
-            if o is None or o.status is base.SubmitStatus.RETRY:
-                updates.append(store_messages.PartUpdate(part.part_id, Status.ACCEPTED, connector))
-                wait = (o.retry_after if o and o.retry_after else 0.0) or _backoff(job.attempts)
-                retry_after = max(retry_after or 0.0, wait)
+        took = False
+        for pid, o in got.items():
+            if o is None or o.status is base.SubmitStatus.RETRY or (alt is not None and rerouting(o)):
                 reason = (o.error if o else None) or "no answer"
+                if alt is None:
+                    updates.append(store_messages.PartUpdate(pid, Status.ACCEPTED, connector))
+                    wait = (o.retry_after if o and o.retry_after else 0.0) or _backoff(job.attempts)
+                    retry_after = max(retry_after or 0.0, wait)
                 continue
-            st = Status.SUBMITTED if o.status is base.SubmitStatus.ACCEPTED else Status.REJECTED
-            job.part_status[part.part_id] = st
-            updates.append(store_messages.PartUpdate(part.part_id, st, connector, o.network_id, o.error_code, o.error))
+            if o.status is base.SubmitStatus.FAILED:
+                st = Status.REJECTED
+            else:  # ACCEPTED, or UNKNOWN: handed over, outcome not known (never sent again)
+                st, took = Status.SUBMITTED, True
+            job.part_status[pid] = st
+            updates.append(
+                store_messages.PartUpdate(pid, st, connector, o.network_id, o.error_code, o.error, note=o.note)
+            )
         new_status = core_message.derive(job.part_status.values())
-        done = retry_after is None
-        return store_messages.JobResult(
+        done = retry_after is None and alt is None
+        events: list[tuple[str, dict[str, Any]]] = []
+        if alt is not None:
+            events.append(("rerouted", {"from": connector, "to": alt, "reason": reason, "parts": len(again)}))
+        moved_to = connector if took and connector != job.connector else None
+        if moved_to is not None:
+            job.connector = connector
+        result = store_messages.JobResult(
             message_id=job.message_id,
             account_id=job.account_id,
             updates=updates,
             message_status=new_status if new_status is not Status.ACCEPTED else None,
             done=done,
-            retry_at=None if done else min(now + (retry_after or 1.0), job.expires_at),
+            retry_at=None if done or alt is not None else min(now + (retry_after or 1.0), job.expires_at),
             retry_reason=reason,
+            connector=connector,
+            keep_claim=alt is not None,
+            message_connector=moved_to,
+            events=events,
         )
+        return result, alt
 
     def _expire(self, job: Job, connector: str) -> store_messages.JobResult:
         updates = []
@@ -337,7 +477,24 @@ def job_from_rows(message: Mapping[str, Any], parts: list[Mapping[str, Any]]) ->
         expires_at=created + lifetime,
         parts=outbound,
         part_status={p["id"]: Status(p["status"]) for p in parts},
+        recipient=message["recipient"],
+        country=message.get("country"),
+        dialect=message["dialect"],
+        # a demo account's message stays on the sandbox connector it was given (services.Gateway.send)
+        route=routing.Route((message["connector"],)) if meta.get("pinned") else None,
     )
+
+
+def _message_of(part: base.OutboundPart) -> str:
+    return part.message_id
+
+
+_COUNTED = {
+    base.SubmitStatus.ACCEPTED: "submitted",
+    base.SubmitStatus.FAILED: "rejected",
+    base.SubmitStatus.UNKNOWN: "unknown",
+    base.SubmitStatus.RETRY: "retried",
+}
 
 
 def _backoff(attempts: int) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from smsgate import limits
@@ -36,12 +36,21 @@ class SharedThrottle:
     def limits(self, connector: str) -> bool:
         return connector in self._rates
 
-    def chunks(self, connector: str, items: Sequence[T]) -> Iterator[Sequence[T]]:
-        """The batch cut into pieces of at most one bucket's worth (all of it for an unthrottled connector)."""
+    def chunks(
+        self, connector: str, items: Sequence[T], *, key: Callable[[T], object] | None = None
+    ) -> Iterator[Sequence[T]]:
+        """The batch cut into pieces of one bucket's worth (all of it for an unthrottled connector); with ``key``,
+        a run of items with the same key stays in one piece even if that makes it larger (a message's parts)."""
         rate = self._rates.get(connector)
-        size = len(items) if rate is None else int(rate.burst)
-        for i in range(0, len(items), max(1, size)):
-            yield items[i : i + max(1, size)]
+        size = max(1, len(items) if rate is None else int(rate.burst))
+        start = 0
+        while start < len(items):
+            end = min(start + size, len(items))
+            if key is not None:
+                while end < len(items) and key(items[end]) == key(items[end - 1]):
+                    end += 1
+            yield items[start:end]
+            start = end
 
     async def acquire(self, connector: str, n: int) -> None:
         """Wait until ``n`` submits fit under the connector's shared cap."""

@@ -61,6 +61,7 @@ class PartUpdate:
     network_id: str | None = None
     error_code: int | None = None
     error_text: str | None = None
+    note: str | None = None  # for the part's event only ("final: no receipt from upstream")
 
 
 @dataclasses.dataclass(slots=True)
@@ -74,6 +75,10 @@ class JobResult:
     done: bool  # every part has left "accepted": remove the outbox job
     retry_at: float | None = None  # otherwise: when to try the remaining parts again
     retry_reason: str | None = None
+    connector: str | None = None  # the connector of this round, for the retry event
+    keep_claim: bool = False  # not done, still held in memory (offered to another connector): leave the job as is
+    message_connector: str | None = None  # the message went out through another connector than recorded at accept
+    events: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)  # (type, data) per message
 
 
 class Hooks:
@@ -204,11 +209,22 @@ class MessageWrites:
                 data: dict[str, Any] = {"connector": u.connector, "network_id": u.network_id}
                 if u.error_text:
                     data.update(error_code=u.error_code, error_text=u.error_text)
+                if u.note:
+                    data["note"] = u.note
                 events.append(_event(r.message_id, u.part_id, r.account_id, u.status.value, now, data))
+            for type_, extra in r.events:
+                events.append(_event(r.message_id, None, r.account_id, type_, now, extra))
             if r.retry_at is not None:
-                retry = {"reason": r.retry_reason, "at": r.retry_at}
+                retry = {"reason": r.retry_reason, "at": r.retry_at, "connector": r.connector}
                 events.append(_event(r.message_id, None, r.account_id, "retry", now, retry))
         await self._set_message_status(conn, [(r.message_id, r.account_id, r.message_status) for r in items], now)
+        m = tables.messages
+        await fastsql.executemany(
+            conn,
+            "messages:connector",
+            lambda: m.update().where(m.c.id == sa.bindparam("mid")).values(connector=sa.bindparam("conn")),
+            [{"mid": r.message_id, "conn": r.message_connector} for r in items if r.message_connector],
+        )
         await fastsql.insert_many(conn, tables.events, events)
         _log_changes(events)
         await fastsql.executemany(
@@ -217,7 +233,7 @@ class MessageWrites:
             lambda: o.delete().where(o.c.kind == "submit", o.c.ref == sa.bindparam("ref")),
             [{"ref": r.message_id} for r in items if r.done],
         )
-        later = [r for r in items if not r.done]
+        later = [r for r in items if not r.done and not r.keep_claim]
         if later:
             await fastsql.executemany(
                 conn,
@@ -314,7 +330,9 @@ class MessageWrites:
     ) -> list[bool]:
         now = time.time()
         p, m = tables.parts, tables.messages
-        found: dict[tuple[str, str], dict[str, Any]] = {}
+        # an upstream that gives one id per message (KPN, Kaarai, a generic HTTP API) puts it on every part, so a
+        # receipt for that id applies to all of them
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
         by_conn: dict[str, list[str]] = {}
         for r in receipts:
             by_conn.setdefault(r.connector, []).append(r.network_id)
@@ -328,15 +346,15 @@ class MessageWrites:
                 ids,
                 {"c": c},
             ):
-                found[(c, row["network_id"])] = row
+                found.setdefault((c, row["network_id"]), []).append(row)
         matched: list[bool] = []
         held: list[dict[str, Any]] = []
         part_status: dict[str, Status] = {}
         part_message: dict[str, str] = {}
         events_src: list[tuple[str, str, Status, connector_base.Receipt]] = []
         for r in receipts:
-            hit = found.get((r.connector, r.network_id))
-            if hit is None:
+            hits = found.get((r.connector, r.network_id))
+            if not hits:
                 matched.append(False)
                 if hold_unmatched:
                     held.append(
@@ -351,13 +369,14 @@ class MessageWrites:
                     )
                 continue
             matched.append(True)
-            pid = hit["id"]
-            current = part_status.get(pid, Status(hit["status"]))
             new = RECEIPT_STATUS[r.state]
-            if core_message.can_move(current, new):
-                part_status[pid] = new
-                part_message[pid] = hit["message_id"]
-                events_src.append((hit["message_id"], pid, new, r))
+            for hit in hits:
+                pid = hit["id"]
+                current = part_status.get(pid, Status(hit["status"]))
+                if core_message.can_move(current, new):
+                    part_status[pid] = new
+                    part_message[pid] = hit["message_id"]
+                    events_src.append((hit["message_id"], pid, new, r))
         if held:
             self._held_at = time.monotonic()
             await fastsql.insert_many(conn, tables.pending_receipts, held)

@@ -255,3 +255,13 @@ webhook_attempts = sa.Table(
     sa.Column("latency_ms", sa.Float),
     sa.Column("error", sa.String(500)),
 )
+
+# Connectors the operator paused (``POST /v1/connectors/{name}/pause``): every node reads this, so a pause holds for
+# all nodes and across restarts.
+connector_pauses = sa.Table(
+    "connector_pauses",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("paused_at", sa.Float, nullable=False),
+)

@@ -96,6 +96,7 @@ class SmppConnector:
         self._stop = asyncio.Event()
         self._supervisors: list[asyncio.Task[None]] = []
         self._paused_until = 0.0
+        self.paused = False  # by the operator: stays bound (receipts keep coming), submits nothing
         self._bucket: TokenBucket | None = None
         self.binds = 0  # successful binds so far (tests and metrics)
 
@@ -104,7 +105,7 @@ class SmppConnector:
     @property
     def available(self) -> bool:
         tx = self._tx
-        if tx is None or not tx.bound or tx.closing:
+        if self.paused or tx is None or not tx.bound or tx.closing:
             return False
         return time.monotonic() >= self._paused_until
 
@@ -112,6 +113,8 @@ class SmppConnector:
         s = self.settings
         where = f"{s.host}:{s.port}"
         tx = self._tx
+        if self.paused:
+            return ConnectorHealth(ConnectorState.PAUSED, f"paused by the operator ({where})")
         if tx is None or not tx.bound or tx.closing:
             return ConnectorHealth(ConnectorState.DOWN, f"not bound to {where}")
         if time.monotonic() < self._paused_until:
