@@ -59,7 +59,6 @@ class GatewayProcess:
         self.port = free_port()
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.args = (*args, "--tls-self-signed") if tls else args
-        self.log_level = log_level
         self.ca_file: pathlib.Path | None = data_dir / "tls" / "selfsigned-cert.pem" if tls else None
         self.operator_token = "op-" + os.urandom(8).hex()
         self.env = {
@@ -75,7 +74,6 @@ class GatewayProcess:
             **(env or {}),
         }
         self.config = config
-        self.log_level = "warning"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / f"gateway-{self.port}.log"
 

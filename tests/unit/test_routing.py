@@ -72,5 +72,5 @@ def test_bad_rules_are_refused_with_the_key_and_the_fix(rule: dict[str, Any], me
 
 
 def test_unknown_routing_key() -> None:
-    with pytest.raises(ValueError, match="unknown key 'rule' \\(did you mean \"rules\"\\?\\)"):
+    with pytest.raises(ValueError, match="unknown key 'rule' \\(did you mean rules\\?\\)"):
         routing.Router.from_mapping({"rule": []}, fallback="x")
