@@ -21,6 +21,7 @@ from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
 from smsgate.runtime import Runtime
+from smsgate.store import engine as store_engine
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,22 @@ def create_app(runtime: Runtime) -> FastAPI:
             where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
             msg = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid request"))
             return render(request, errors.ValidationError(msg), 400)
+        down = store_engine.unavailable(exc)
+        if down is not None:  # a read on a cache miss while the database is cut: "try again", not a 500
+            log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return render(request, down, None)
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return render(request, exc, 500)
 
-    for kind in (errors.SmsgateError, StarletteHTTPException, RequestValidationError, Exception):
+    # the database's own failure types get a handler of their own: Starlette re-raises what only the catch-all
+    # ``Exception`` handler answered, and the server then drops the keep-alive connection
+    for kind in (
+        errors.SmsgateError,
+        StarletteHTTPException,
+        RequestValidationError,
+        *store_engine.UNAVAILABLE,
+        Exception,
+    ):
         app.add_exception_handler(kind, on_error)
     app.state.on_error = on_error
 

@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from smsgate import errors
+
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _BACKENDS = {"sqlite": "sqlite", "postgres": "postgresql", "postgresql": "postgresql"}
 
@@ -60,7 +62,29 @@ def prepare_sqlite(url: str) -> None:
 
 def create(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> AsyncEngine:
     """An engine for ``url``; for SQLite every connection gets WAL, a busy timeout and ``synchronous``."""
-    url = normalise_url(url)
+    return _create(normalise_url(url), sqlite_synchronous=sqlite_synchronous, pool_size=pool_size)
+
+
+# what a database that cannot be reached raises (the HTTP edge handles these types as "try again later")
+UNAVAILABLE: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+
+
+def unavailable(exc: BaseException) -> errors.StoreUnavailable | None:
+    """``StoreUnavailable`` for an exception that means the database cannot be reached now (down, cut, locked past
+    the timeout), else None: the error every dialect answers with its own "try again later" (KPN 503, Kaarai 5030,
+    Vonage status 1...), never a 500. Reads happen on cache misses anywhere on a request's path (a token's account,
+    a number's owner), so the HTTP edge asks this of whatever it did not expect. asyncpg's refused connections
+    arrive as a bare ``OSError``, SQLAlchemy's as ``OperationalError``/``InterfaceError``."""
+    if isinstance(exc, errors.StoreUnavailable):
+        return exc
+    if isinstance(exc, UNAVAILABLE) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated):
+        err = errors.StoreUnavailable(f"the message store is unavailable: {type(exc).__name__}")
+        err.__cause__ = exc
+        return err
+    return None
+
+
+def _create(url: str, *, sqlite_synchronous: str, pool_size: int) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 5.0})
 
