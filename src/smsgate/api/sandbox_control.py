@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from smsgate import errors
 from smsgate.api import auth, bodies, sandbox
@@ -55,6 +55,8 @@ class ResetOut(BaseModel):
 
 
 class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     match: str = Field(
         min_length=1,
         max_length=handsets.MAX_PATTERN,
@@ -71,6 +73,8 @@ class RuleIn(BaseModel):
 
 
 class ScriptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     rules: list[RuleIn] = Field(max_length=handsets.MAX_RULES, description="tried in order; the first match answers")
 
 
@@ -93,6 +97,8 @@ class ScriptOut(BaseModel):
 
 
 class ReceiptsBehaviour(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     duplicate: float = Field(0.0, ge=0, le=1, description="fraction of receipts sent twice")
     missing: float = Field(0.0, ge=0, le=1, description="fraction of receipts never sent")
     out_of_order: bool = Field(False, description="receipts held up to 0.5 s and handed over newest first")
@@ -100,6 +106,8 @@ class ReceiptsBehaviour(BaseModel):
 
 
 class BehaviourIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     receipts: ReceiptsBehaviour = Field(default_factory=ReceiptsBehaviour)
     throttle: float = Field(0.0, ge=0, le=1, description="fraction of submits answered throttled (then retried)")
 

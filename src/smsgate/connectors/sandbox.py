@@ -130,8 +130,13 @@ class SandboxNetwork:
         return out
 
     def set_behaviour(self, account_id: str, behaviour: handsets.Behaviour | None) -> None:
-        """Switch an account's network behaviour (None or all off: the normal network); fractions count afresh."""
-        if behaviour is None or behaviour.normal:
+        """Switch an account's network behaviour (None or all off: the normal network); when it changes, fractions
+        count afresh (a refresh that reads the same switches again keeps counting)."""
+        if behaviour is not None and behaviour.normal:
+            behaviour = None
+        if self.behaviours.get(account_id) == behaviour:
+            return
+        if behaviour is None:
             self.behaviours.pop(account_id, None)
         else:
             self.behaviours[account_id] = behaviour
