@@ -18,7 +18,7 @@ from typing import Any
 
 import re2
 
-from smsgate import errors
+from smsgate.errors import ValidationError
 
 # the first run of 4 to 8 digits that is a whole run (not part of a phone number or an amount in cents)
 DEFAULT_OTP_PATTERN = r"(?:^|\D)(\d{4,8})(?:\D|$)"
@@ -48,16 +48,16 @@ class Pattern:
 def compile_pattern(source: str, what: str) -> Pattern:
     """``source`` compiled, or a ValidationError naming ``what`` (the field) and RE2's reason."""
     if not source:
-        raise errors.ValidationError(f"{what}: must not be empty")
+        raise ValidationError(f"{what}: must not be empty")
     if len(source) > MAX_PATTERN:
-        raise errors.ValidationError(f"{what}: at most {MAX_PATTERN} characters")
+        raise ValidationError(f"{what}: at most {MAX_PATTERN} characters")
     try:
         return Pattern(source, re2.compile(source, _OPTIONS))
     except re2.error as exc:
         reason = exc.args[0] if exc.args else "invalid"
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        raise errors.ValidationError(
+        raise ValidationError(
             f"{what}: not a pattern RE2 takes ({reason}); look-arounds and back-references are not supported"
         ) from None
 
@@ -93,17 +93,17 @@ class Rule:
 def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
     """Rules from their JSON form (as stored and as sent), each checked; errors name ``rules[i].field``."""
     if len(raw) > MAX_RULES:
-        raise errors.ValidationError(f"rules: at most {MAX_RULES}")
+        raise ValidationError(f"rules: at most {MAX_RULES}")
     out = []
     for i, item in enumerate(raw):
         where = f"rules[{i}]"
         match = compile_pattern(str(item.get("match", "")), f"{where}.match")
         reply = str(item.get("reply", ""))
         if not reply or len(reply) > MAX_REPLY:
-            raise errors.ValidationError(f"{where}.reply: 1 to {MAX_REPLY} characters")
+            raise ValidationError(f"{where}.reply: 1 to {MAX_REPLY} characters")
         delay = item.get("delay_ms", 0)
         if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY_MS:
-            raise errors.ValidationError(f"{where}.delay_ms: a whole number from 0 to {MAX_DELAY_MS}")
+            raise ValidationError(f"{where}.delay_ms: a whole number from 0 to {MAX_DELAY_MS}")
         _check_template(match, reply, f"{where}.reply")
         out.append(Rule(match, reply, delay))
     return tuple(out)
@@ -117,9 +117,9 @@ def _check_template(match: Pattern, reply: str, what: str) -> None:
         ref = number or name
         if ref.isdigit():
             if int(ref) > match.compiled.groups:
-                raise errors.ValidationError(f"{what}: \\{ref} names no group of the match pattern")
+                raise ValidationError(f"{what}: \\{ref} names no group of the match pattern")
         elif ref not in names:
-            raise errors.ValidationError(f"{what}: \\g<{ref}> names no group of the match pattern")
+            raise ValidationError(f"{what}: \\g<{ref}> names no group of the match pattern")
 
 
 def respond(rules: Sequence[Rule], text: str | None) -> tuple[int, str, int] | None:
@@ -178,9 +178,9 @@ class Behaviour:
             ("throttle", b.throttle),
         ):
             if not 0.0 <= value <= 1.0:
-                raise errors.ValidationError(f"{name}: a fraction from 0 to 1")
+                raise ValidationError(f"{name}: a fraction from 0 to 1")
         if not 0.0 <= b.late_by <= MAX_LATE_SECONDS:
-            raise errors.ValidationError(f"receipts.late_by: seconds from 0 to {MAX_LATE_SECONDS:g}")
+            raise ValidationError(f"receipts.late_by: seconds from 0 to {MAX_LATE_SECONDS:g}")
         return b
 
 
