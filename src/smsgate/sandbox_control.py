@@ -229,7 +229,13 @@ class SandboxControl:
             self._scripts[account_id] = rules
         else:
             self._scripts.pop(account_id, None)
-        self._set_behaviour(account_id, handsets.Behaviour.from_json(behaviour) if behaviour else None)
+        switches = None
+        if behaviour:
+            try:
+                switches = handsets.Behaviour.from_json(behaviour)
+            except errors.ValidationError as exc:
+                log.warning("sandbox behaviour of %s is unusable (%s); the normal network", account_id, exc.message)
+        self._set_behaviour(account_id, switches)
 
     # -- after a submit commits ---------------------------------------------------------------------------------
     def _after_results(self, _kind: str, items: Sequence[Any], _results: Sequence[Any]) -> None:
