@@ -6,7 +6,6 @@ caches would otherwise keep it for a minute)."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from tests import support
+from tests.e2e.test_security_multinode import env_for  # caches kept a minute: a change seen is a signal
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 PHONE = "31612345678"
@@ -23,22 +23,11 @@ PHONE = "31612345678"
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[support.GatewayProcess]]:
     redis_url = support.require_redis()
-    with support.postgres_database() as db:
-        env = {
-            "SMSGATE_DATABASE_URL": db,
-            "SMSGATE_REDIS_URL": redis_url,
-            "SMSGATE_REDIS_PREFIX": f"smsgate-test-{os.urandom(4).hex()}:",
-            "SMSGATE_CACHE_SECONDS": "60",
-            "SMSGATE_SANDBOX": "false",
-        }
-        started: list[support.GatewayProcess] = []
-        try:
-            for name in ("a", "b"):
-                started.append(support.GatewayProcess(tmp_path_factory.mktemp(f"node-{name}"), env=env).start())
-            yield started
-        finally:
-            for n in started:
-                n.stop()
+    with (
+        support.postgres_database() as db,
+        support.gateway_nodes(tmp_path_factory.mktemp, env_for(db, redis_url)) as gws,
+    ):
+        yield gws
 
 
 def clients(nodes: list[support.GatewayProcess], acc: dict[str, str]) -> tuple[httpx.Client, httpx.Client]:
