@@ -9,6 +9,9 @@ import pytest
 
 from tests.support import GatewayProcess
 
+# a user's project, run by its own pytest (tests/e2e/test_plugin.py): not part of this suite
+collect_ignore = ["plugin_example"]
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:

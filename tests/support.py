@@ -215,6 +215,21 @@ def gateway_process(data_dir: pathlib.Path, **kw: Any) -> Iterator[GatewayProces
 
 
 @contextlib.contextmanager
+def gateway_nodes(
+    make_dir: Callable[[str], pathlib.Path], env: dict[str, str], count: int = 2
+) -> Iterator[list[GatewayProcess]]:
+    """``count`` gateway processes sharing ``env`` (one PostgreSQL, one Redis), each with its own data dir."""
+    started: list[GatewayProcess] = []
+    try:
+        for i in range(count):
+            started.append(GatewayProcess(make_dir(f"node-{chr(ord('a') + i)}"), env=env).start())
+        yield started
+    finally:
+        for n in started:
+            n.stop()
+
+
+@contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """A throwaway PostgreSQL database (``smsgate_test_<random>``), dropped afterwards; fails loudly without a server."""
     import asyncpg  # a test dependency only where PostgreSQL tests run

@@ -25,7 +25,7 @@ from smsgate.store import notify
 
 log = logging.getLogger(__name__)
 
-ACCOUNT, NUMBER, SENDERS = notify.ACCOUNT, notify.NUMBER, notify.SENDERS
+ACCOUNT, NUMBER, SENDERS, SANDBOX = notify.ACCOUNT, notify.NUMBER, notify.SENDERS, notify.SANDBOX
 Handler = Callable[[str | None], None]  # the key that changed, or None: anything may have
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate import changes, limits, owners, services, startup
+from smsgate import changes, limits, owners, sandbox_control, services, startup
 from smsgate.connectors import base, registry, sandbox
 from smsgate.connectors import http as http_connectors
-from smsgate.core import pricing, routing
+from smsgate.core import handsets, pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.settings import Settings
@@ -34,6 +34,7 @@ from smsgate.store import migrate, notify, tables
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
 from smsgate.store import ownership as store_ownership
+from smsgate.store import sandbox as store_sandbox
 from smsgate.webhooks import planner as webhook_planner
 from smsgate.webhooks import sender as webhook_sender
 
@@ -196,6 +197,16 @@ class Runtime:
             else None
         )
         self.ingest = services.Ingest(self.committer)
+        self.sandbox_control = sandbox_control.SandboxControl(
+            store=store_sandbox.SandboxStore(self.engine),
+            networks=[c for c in self.connectors.values() if isinstance(c, sandbox.SandboxNetwork)],
+            owners=self.gateway.owners,
+            otp_pattern=handsets.compile_pattern(settings.sandbox_otp_pattern, "SMSGATE_SANDBOX_OTP_PATTERN"),
+            waits_per_account=settings.sandbox_waits_per_account,
+            # several nodes may submit an account's messages: a waiter also looks now and then (sandbox_control)
+            recheck=sandbox_control.REMOTE_RECHECK if self.engine.dialect.name == "postgresql" else None,
+        )
+        self.sandbox_control.watch(self.committer, self.changes)
         self.committer.register("ready", self._ready_write)
         self._ready_check: asyncio.Future[None] | None = None
         self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
@@ -230,6 +241,7 @@ class Runtime:
         for c in self.connectors.values():
             await c.start(self.ingest)
         await self._sync_pauses()
+        await self.sandbox_control.start()
         await self._resume_sandbox()
         self.dispatcher.start()
         self.webhooks.start()
@@ -249,6 +261,7 @@ class Runtime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await self.sandbox_control.close()
         await self.dispatcher.close()
         await self.webhooks.close()
         for c in self.connectors.values():

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smsgate import configfile, errors
+from smsgate.core import handsets
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     # sandbox network
     sandbox_receipt_delay: float = 0.2
     sandbox_slow_receipt_delay: float = 30.0
+    # what ``GET /sandbox/handsets/{msisdn}/messages/latest`` reads as the one-time code (RE2; first group if any)
+    sandbox_otp_pattern: str = handsets.DEFAULT_OTP_PATTERN
+    sandbox_waits_per_account: int = 20  # long polls on the handsets open at once per account and process
 
     # throughput limits at accept (the account's own TPS is an account setting); burst = rate * burst_seconds
     sender_tps: float | None = None
@@ -131,6 +135,15 @@ class Settings(BaseSettings):
     def _log_format(cls, value: str) -> str:
         if value not in ("text", "json"):
             raise ValueError("must be text or json")
+        return value
+
+    @field_validator("sandbox_otp_pattern")
+    @classmethod
+    def _otp_pattern(cls, value: str) -> str:
+        try:
+            handsets.compile_pattern(value, "pattern")
+        except errors.ValidationError as exc:
+            raise ValueError(exc.message.removeprefix("pattern: ")) from None
         return value
 
     @field_validator("trusted_proxies", "cors_origins", mode="before")

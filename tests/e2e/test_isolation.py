@@ -65,6 +65,7 @@ class Party:
     hook: str  # receipt_url, inbound_url and moHttpUrl
     out_text: str
     in_text: str
+    script_text: str  # what its script on the shared handset matches (never sent, so it never answers)
     out_id: str = ""
     in_id: str = ""
     delivery_ids: tuple[str, ...] = ()
@@ -72,7 +73,7 @@ class Party:
 
     def markers(self) -> list[str]:
         fixed = [self.account_id, self.api_key, self.number, self.test_number, self.hook, self.out_text]
-        return [*fixed, self.in_text, self.out_id, self.in_id, *self.delivery_ids]
+        return [*fixed, self.script_text, self.in_text, self.out_id, self.in_id, *self.delivery_ids]
 
     def basic(self, gw: GatewayProcess) -> httpx.Client:
         return self._client(gw, "basic", self.secret)
@@ -166,6 +167,20 @@ def handset_count_is_mine(w: World, me: Party, r: httpx.Response) -> None:
     assert counts["+" + w.handset] == len(_own_list(w, me, number="+" + w.handset))
 
 
+def latest_is_mine(w: World, me: Party, r: httpx.Response) -> None:
+    assert me.basic(w.gw).get(f"/v1/messages/{r.json()['id']}").status_code == 200
+
+
+def put_script(client: httpx.Client, handset: str, p: Party) -> None:
+    r = client.put(f"/sandbox/handsets/{handset}/script", json={"rules": [{"match": p.script_text, "reply": "never"}]})
+    assert r.status_code == 200, r.text
+
+
+def restore_script(w: World, me: Party, r: httpx.Response) -> None:
+    """The row deleted the caller's script: put it back for the rows after it."""
+    put_script(me.basic(w.gw), w.handset, me)
+
+
 def take_new_secret(w: World, me: Party, r: httpx.Response) -> None:
     """The rotation revoked the caller's secret and tokens: later rows use the new ones."""
     old = me.secret
@@ -181,6 +196,8 @@ _UPDATE = {**_NUMBER, "moHttpUrl": "{me.hook}"}
 _SEARCH = {"country": "NL", "pattern": "31970", "size": "100"}
 _VONAGE_SMS = {"from": "smsgate", "to": "{w.handset}", "text": "{tag}"}
 _NOTHING = '"messages":[]'
+_LATEST, _LATEST_URL = "/sandbox/handsets/{msisdn}/messages/latest", "/sandbox/handsets/{w.handset}/messages/latest"
+_SCRIPT, _SCRIPT_URL = "/sandbox/handsets/{msisdn}/script", "/sandbox/handsets/{w.handset}/script"
 
 CASES: list[Case] = [
     # messages, with their parts and events: by id, in lists, with filters
@@ -205,6 +222,16 @@ CASES: list[Case] = [
     Case(OWN, "GET", "/console/api/handsets", check=handset_count_is_mine),
     Case(OWN, "GET", "/console/api/handsets/{msisdn}", "/console/api/handsets/{w.handset}", shows="{me.out_id}"),
     Case(SEND, "POST", "/sandbox/handsets/{msisdn}/reply", "/sandbox/handsets/{w.handset}/reply", json={"to": "{me.number}", "text": "{tag}"}, status=202),
+    # the sandbox as a test double (reset and a handset's deletion: ISOLATED_ELSEWHERE): a script and a behaviour each
+    Case(OWN, "GET", _LATEST, _LATEST_URL, check=latest_is_mine),
+    Case(OWN, "GET", _LATEST, _LATEST_URL, auth="token", params={"wait": "0.2"}, check=latest_is_mine),
+    Case(DENIED, "GET", _LATEST, _LATEST_URL, params={"since": "{other.out_id}"}, status=400, error={"error": {"code": "invalid_request"}}),
+    Case(OWN, "GET", _SCRIPT, _SCRIPT_URL, shows="{me.script_text}"),
+    Case(OWN, "PUT", _SCRIPT, _SCRIPT_URL, json={"rules": [{"match": "{me.script_text}", "reply": "never"}]}, shows="{me.script_text}"),
+    Case(OWN, "DELETE", _SCRIPT, _SCRIPT_URL, auth="token", status=204, after=restore_script),
+    Case(OWN, "PUT", "/sandbox/behaviour", json={"receipts": {"duplicate": 1}}, shows='"duplicate":1.0'),
+    Case(OWN, "GET", "/sandbox/behaviour", auth="token", shows='"duplicate":1.0'),
+    Case(OWN, "DELETE", "/sandbox/behaviour", shows='"duplicate":0.0'),
     # operator only (no reader shows the switch, but the SEND rows below need the network up)
     Case(DENIED, "POST", "/sandbox/network", json={"available": False}, status=401, error={"error": {"code": "unauthorized"}}),
     Case(DENIED, "GET", "/v1/connectors", status=401, error={"error": {"code": "unauthorized"}}),
@@ -273,6 +300,17 @@ NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
 }
 
 
+# Routes that delete the caller's own conversations: a row would take the party's data from the rows after it, so each
+# has its own test with two accounts (the other's conversations, scripts and behaviour untouched).
+ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("POST", "/sandbox/reset"): "tests/e2e/test_sandbox_control.py::test_reset_touches_only_the_calling_account",
+    (
+        "DELETE",
+        "/sandbox/handsets/{msisdn}/messages",
+    ): "tests/e2e/test_sandbox_control.py::test_delete_a_handsets_conversation",
+}
+
+
 # -- the world ---------------------------------------------------------------------------------------------------
 def _pool(gw: GatewayProcess, owned: Mapping[str, str | None]) -> None:
     """Numbers straight into the pool, ``msisdn -> account_id`` (None: available)."""
@@ -305,6 +343,7 @@ def _make_party(gw: GatewayProcess, name: str, receiver: Receiver, handset: str)
         hook=f"{receiver.url}/{name}-{tag}",
         out_text=f"out-{name}-{tag}",
         in_text=f"in-{name}-{tag}",
+        script_text=f"script-{name}-{tag}",
     )
     _pool(gw, {p.number: p.account_id})
     c, t = p.basic(gw), p.bearer(gw)
@@ -314,6 +353,7 @@ def _make_party(gw: GatewayProcess, name: str, receiver: Receiver, handset: str)
     assert r.status_code == 200, r.text
     r = t.post(NEXMO + "/sms/register", data={"to": p.test_number, "callback_url": p.hook})
     assert r.status_code == 200, r.text
+    put_script(p.basic(gw), handset, p)
     sent = t.post(
         "/messaging/sms-kpn/v1/send", json={"messages": [{"mobile_number": "+" + handset, "content": p.out_text}]}
     )
@@ -381,6 +421,8 @@ def state_of(w: World, p: Party) -> dict[str, Any]:
         ("deliveries-out", c, "/v1/webhooks/deliveries", {"message": p.out_id}),
         ("deliveries-in", c, "/v1/webhooks/deliveries", {"message": p.in_id}),
         ("account", c, "/v1/account", {}),
+        ("script", c, f"/sandbox/handsets/{w.handset}/script", {}),
+        ("behaviour", t, "/sandbox/behaviour", {}),
     ]:
         r = client.get(url, params=params)
         assert r.status_code == 200, (key, r.text)
@@ -490,11 +532,16 @@ def test_every_route_is_in_the_matrix(tmp_path: pathlib.Path) -> None:
     served = app_routes(tmp_path)
     assert len(served) > 40, served  # the route table was read, not an empty stand-in
     covered = {(c.method, c.route) for c in CASES}
-    missing = served - covered - set(NOT_ACCOUNT_SCOPED)
+    elsewhere = set(ISOLATED_ELSEWHERE)
+    missing = served - covered - set(NOT_ACCOUNT_SCOPED) - elsewhere
     assert not missing, f"routes with no isolation row (add a Case, or a NOT_ACCOUNT_SCOPED reason): {sorted(missing)}"
-    stale = (covered | set(NOT_ACCOUNT_SCOPED)) - served
+    stale = (covered | set(NOT_ACCOUNT_SCOPED) | elsewhere) - served
     assert not stale, f"rows for routes the app does not serve: {sorted(stale)}"
-    assert not covered & set(NOT_ACCOUNT_SCOPED)
+    assert not covered & set(NOT_ACCOUNT_SCOPED) and not (covered | set(NOT_ACCOUNT_SCOPED)) & elsewhere
+    tests = pathlib.Path(__file__).parent
+    for where in ISOLATED_ELSEWHERE.values():  # the named test exists
+        path, name = where.split("::")
+        assert f"def {name}(" in (tests.parent.parent / path).read_text(), where
 
 
 # -- tokens ------------------------------------------------------------------------------------------------------

@@ -40,16 +40,11 @@ def env_for(db: str, redis_url: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[support.GatewayProcess]]:
     redis_url = support.require_redis()
-    with support.postgres_database() as db:
-        env = env_for(db, redis_url)
-        started: list[support.GatewayProcess] = []
-        try:
-            for name in ("a", "b"):
-                started.append(support.GatewayProcess(tmp_path_factory.mktemp(f"node-{name}"), env=env).start())
-            yield started
-        finally:
-            for n in started:
-                n.stop()
+    with (
+        support.postgres_database() as db,
+        support.gateway_nodes(tmp_path_factory.mktemp, env_for(db, redis_url)) as gws,
+    ):
+        yield gws
 
 
 def sends(node: support.GatewayProcess, token: str) -> int:

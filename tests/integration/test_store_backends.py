@@ -383,3 +383,58 @@ async def test_notify_is_a_no_op_on_sqlite(tmp_path: pathlib.Path) -> None:
             await notify.notify_outbox(conn)
     finally:
         await engine.dispose()
+
+
+async def test_sandbox_store(engine: AsyncEngine) -> None:
+    """The sandbox's per-account state (issue #22) reads and deletes the same on both backends: the newest message
+    after a cursor, deletion that leaves messages in flight, scripts and behaviour switches."""
+    from smsgate.store import sandbox as store_sandbox
+
+    store = store_sandbox.SandboxStore(engine)
+    now = time.time()
+
+    def row(mid: str, at: float, **kw: Any) -> dict[str, Any]:
+        base = {"id": mid, "account_id": "acc_a", "direction": "outbound", "dialect": "kaarai", "sender": "Shop",
+                "recipient": "+31612345678", "text": f"code {mid[-4:]}", "encoding": "gsm7", "parts_count": 1,
+                "status": "delivered", "connector": "sandbox", "created_at": at, "updated_at": at}  # fmt: skip
+        return {**base, **kw}
+
+    ids = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(5)]
+    async with engine.begin() as conn:
+        await conn.execute(
+            tables.messages.insert(),
+            [
+                row(ids[0], now),
+                row(ids[1], now),  # same time: the id orders them
+                row(ids[2], now + 1, status="accepted"),  # in flight
+                row(ids[3], now + 2, direction="inbound", sender="+31612345678", recipient="Shop", status="received"),
+                row(ids[4], now + 3, account_id="acc_b"),
+            ],
+        )
+        await conn.execute(
+            tables.parts.insert(),
+            [{"id": f"P{i}", "message_id": m, "idx": 1, "total": 1, "status": "delivered", "data_coding": 0,
+              "udh": b"", "payload": b"x", "text": "x", "submitted_at": now + i} for i, m in enumerate(ids)],
+        )  # fmt: skip
+        await conn.execute(tables.outbox.insert().values(kind="submit", ref=ids[2], run_at=now, created_at=now))
+    latest = await store.latest("acc_a", ["sandbox"], "+31612345678", None)
+    assert latest is not None and latest.id == ids[1] and latest.received_at == now + 1
+    after = await store.cursor_of("acc_a", ids[0])
+    assert after == store_sandbox.Cursor(now, ids[0])
+    assert (await store.latest("acc_a", ["sandbox"], "+31612345678", after)).id == ids[1]  # type: ignore[union-attr]
+    assert await store.latest("acc_a", ["sandbox"], "+31612345678", store_sandbox.Cursor(now)) is None
+    assert await store.cursor_of("acc_a", ids[4]) is None  # another account's
+    await store.put_script("acc_a", "+31612345678", [{"match": "a", "reply": "b", "delay_ms": 0}])
+    await store.record_run("acc_a", "+31612345678", {"status": "sent"})
+    [script] = await store.scripts("acc_a")
+    assert script.rules[0]["reply"] == "b" and script.last_run == {"status": "sent"}
+    await store.put_behaviour("acc_a", {"throttle": 0.5})
+    assert await store.behaviours() == {"acc_a": {"throttle": 0.5}}
+    assert await store.delete_messages("acc_a", ["sandbox"], "+31612345679") == 0
+    done = await store.reset("acc_a", ["sandbox"])
+    assert done == store_sandbox.Reset(messages=3, scripts=1, behaviour=True)
+    async with engine.connect() as conn:
+        left = set((await conn.scalars(sa.select(tables.messages.c.id))).all())
+        parts_left = set((await conn.scalars(sa.select(tables.parts.c.message_id))).all())
+    assert left == parts_left == {ids[2], ids[4]}  # in flight, and the other account's
+    assert await store.scripts() == [] and await store.behaviours() == {}

@@ -62,7 +62,7 @@ class NetworkOut(BaseModel):
     available: bool
 
 
-def _number(raw: str) -> numbers.Number:
+def handset_number(raw: str) -> numbers.Number:
     try:
         return numbers.parse_international(raw)
     except errors.InvalidNumber:
@@ -88,7 +88,7 @@ async def handset_messages(
     account: core_accounts.Account = Depends(auth.any_credentials),
 ) -> Response:
     sbx = _sandbox(request)
-    number = _number(msisdn)
+    number = handset_number(msisdn)
     m, p = tables.messages, tables.parts
     engine = request.app.state.runtime.engine
     received = sa.and_(
@@ -162,9 +162,9 @@ async def handset_reply(
 ) -> Response:
     body = await bodies.parse(request, ReplyIn)
     sbx = _sandbox(request)
-    source = _number(msisdn)
+    source = handset_number(msisdn)
     to = body.to.strip()
-    destination = to if not to.lstrip("+").isdigit() else _number(to).e164
+    destination = to if not to.lstrip("+").isdigit() else handset_number(to).e164
     if await auth.gateway(request).owners.of_address(destination) != account.id:
         # else any account could put words in another's inbox (and fire its inbound webhook)
         raise errors.DestinationNotAllowed(

@@ -81,6 +81,7 @@ class OutboundPart:
     validity_seconds: int | None = None
     protocol_id: int = 0
     message_class: int | None = None
+    account_id: str = ""  # whose message it is: the sandbox network applies that account's behaviour switches
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,12 +10,18 @@ Magic destination endings pick the other fates (documented in the README):
     …0002  rejected by the network at submit
     …0003  expired: the handset never answers; receipt "expired" after the slow delay
     …0004  slow receipt: "delivered" after the slow delay
+
+Each account may ask for a worse network for its own traffic (``behaviours``, set through ``sandbox_control``):
+receipts duplicated, missing, late or out of order, and a fraction of submits throttled. With no account asking,
+``behaviours`` is empty and a submit pays one truth test for it. What a switch did to a part is said in the
+part's ``submitted`` event (its ``note``), so a test can see why a receipt did not come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import heapq
 import itertools
@@ -24,11 +30,24 @@ import time
 from collections.abc import Sequence
 
 from smsgate.connectors import base
-from smsgate.core import encoding, segments
+from smsgate.core import encoding, handsets, segments
 
 log = logging.getLogger(__name__)
 
 ABSENT, REJECTED, EXPIRES, SLOW = "0001", "0002", "0003", "0004"
+DUPLICATE_GAP = 0.05  # seconds between a receipt and its copy: a network's duplicate comes as a second delivery
+OUT_OF_ORDER_WINDOW = 0.5  # seconds out-of-order receipts are held, to be handed over newest first
+THROTTLED = 0x58  # ESME_RTHROTTLED, as an SMSC answers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Release:
+    """A heap entry: hand over the out-of-order receipts held for ``account`` that are due."""
+
+    account: str
+
+
+_Entry = tuple[float, int, base.Receipt | _Release]
 
 
 class SandboxNetwork:
@@ -39,12 +58,16 @@ class SandboxNetwork:
         self.up = True
         self.paused = False
         self._sink: base.InboundSink | None = None
-        self._heap: list[tuple[float, int, base.Receipt]] = []
+        self._heap: list[_Entry] = []
         self._seq = itertools.count()
         self._ids = itertools.count(int(time.time() * 1000) % 10**12)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._mo_ref = itertools.count(1)
+        # account id -> its switches; only accounts that asked for a worse network are here
+        self.behaviours: dict[str, handsets.Behaviour] = {}
+        self._diffusers: dict[tuple[str, str], handsets.Diffuser] = {}
+        self._held: dict[str, list[tuple[float, base.Receipt]]] = {}  # out-of-order receipts, by account
 
     @property
     def available(self) -> bool:
@@ -71,6 +94,7 @@ class SandboxNetwork:
     async def submit(self, parts: Sequence[base.OutboundPart]) -> list[base.SubmitOutcome]:
         out = []
         now = time.time()
+        behaviours = self.behaviours
         for p in parts:
             if not self.up:
                 out.append(
@@ -86,12 +110,46 @@ class SandboxNetwork:
                     )
                 )
                 continue
+            behaviour = behaviours.get(p.account_id) if behaviours else None
+            if behaviour is not None and self._diffuse(p.account_id, "throttle", behaviour.throttle):
+                out.append(
+                    base.SubmitOutcome(
+                        p.part_id,
+                        base.SubmitStatus.RETRY,
+                        error="throttled by the sandbox network (behaviour: throttle)",
+                        error_code=THROTTLED,
+                        unsent=True,  # it did not go out: the route's next connector may take it
+                    )
+                )
+                continue
             nid = f"SBX{next(self._ids):012d}"
-            out.append(base.SubmitOutcome(p.part_id, base.SubmitStatus.ACCEPTED, network_id=nid))
             # receipts regardless of registered_delivery: the status in the store is the sandbox's whole point
-            self._schedule(nid, p.destination, now)
+            note = self._schedule(nid, p.destination, now, p.account_id, behaviour)
+            out.append(base.SubmitOutcome(p.part_id, base.SubmitStatus.ACCEPTED, network_id=nid, note=note))
         self._wake.set()
         return out
+
+    def set_behaviour(self, account_id: str, behaviour: handsets.Behaviour | None) -> None:
+        """Switch an account's network behaviour (None or all off: the normal network); when it changes, fractions
+        count afresh (a refresh that reads the same switches again keeps counting)."""
+        if behaviour is not None and behaviour.normal:
+            behaviour = None
+        if self.behaviours.get(account_id) == behaviour:
+            return
+        if behaviour is None:
+            self.behaviours.pop(account_id, None)
+        else:
+            self.behaviours[account_id] = behaviour
+        for key in [k for k in self._diffusers if k[0] == account_id]:
+            del self._diffusers[key]
+
+    def _diffuse(self, account_id: str, kind: str, fraction: float) -> bool:
+        if fraction <= 0.0:
+            return False
+        d = self._diffusers.get((account_id, kind))
+        if d is None:
+            d = self._diffusers[account_id, kind] = handsets.Diffuser()
+        return d(fraction)
 
     def resume(self, pending: Sequence[tuple[str, str]]) -> None:
         """Re-arm receipts for (network_id, destination) pairs submitted before a restart."""
@@ -100,7 +158,10 @@ class SandboxNetwork:
             self._schedule(nid, destination.lstrip("+"), now)
         self._wake.set()
 
-    def _schedule(self, nid: str, destination: str, now: float) -> None:
+    def _schedule(
+        self, nid: str, destination: str, now: float, account: str = "", behaviour: handsets.Behaviour | None = None
+    ) -> str | None:
+        """Arm the part's receipt; with a behaviour, what it did to it (for the part's event), else None."""
         state, err, delay = base.ReceiptState.DELIVERED, 0, self.receipt_delay
         if destination.endswith(ABSENT):
             state, err = base.ReceiptState.UNDELIVERABLE, 2
@@ -116,22 +177,70 @@ class SandboxNetwork:
             done_at=dt.datetime.fromtimestamp(now + delay, dt.UTC),
             raw=f"id:{nid} stat:{state.value.upper()[:7]} err:{err:03d}",
         )
-        heapq.heappush(self._heap, (now + delay, next(self._seq), receipt))
+        if behaviour is None:
+            heapq.heappush(self._heap, (now + delay, next(self._seq), receipt))
+            return None
+        return self._misbehave(receipt, now + delay, account, behaviour)
+
+    def _misbehave(self, receipt: base.Receipt, due: float, account: str, behaviour: handsets.Behaviour) -> str | None:
+        """Arm ``receipt`` as the account's behaviour says; what was done, for the part's event."""
+        if self._diffuse(account, "missing", behaviour.missing_receipts):
+            return "sandbox behaviour: no receipt will come (receipts.missing)"
+        notes = []
+        if behaviour.late_by:
+            due += behaviour.late_by
+            receipt = dataclasses.replace(receipt, done_at=dt.datetime.fromtimestamp(due, dt.UTC))
+            notes.append(f"receipt {behaviour.late_by:g} s late (receipts.late_by)")
+        copies = 1
+        if self._diffuse(account, "duplicate", behaviour.duplicate_receipts):
+            copies = 2
+            notes.append("receipt sent twice (receipts.duplicate)")
+        if behaviour.out_of_order_receipts:
+            notes.append("receipts handed over newest first (receipts.out_of_order)")
+        for copy in range(copies):
+            at = due + copy * DUPLICATE_GAP
+            if behaviour.out_of_order_receipts:
+                self._hold(account, at, receipt)
+            else:
+                heapq.heappush(self._heap, (at, next(self._seq), receipt))
+        return "sandbox behaviour: " + "; ".join(notes) if notes else None
+
+    def _hold(self, account: str, due: float, receipt: base.Receipt) -> None:
+        held = self._held.setdefault(account, [])
+        if not held:  # the first of a group: release the group once the window after it has passed
+            heapq.heappush(self._heap, (due + OUT_OF_ORDER_WINDOW, next(self._seq), _Release(account)))
+        held.append((due, receipt))
+
+    def _release(self, account: str, now: float) -> list[base.Receipt]:
+        """The account's held receipts that are due, newest first; the rest wait for their own window."""
+        held = self._held.pop(account, [])
+        ready = [r for due, r in sorted(held, key=lambda x: x[0]) if due <= now]
+        later = [(due, r) for due, r in held if due > now]
+        for due, r in later:
+            self._hold(account, due, r)
+        return ready[::-1]
 
     async def _receipts_loop(self) -> None:
         while True:
             now = time.time()
             due: list[base.Receipt] = []
+            reordered: list[base.Receipt] = []
             while self._heap and self._heap[0][0] <= now and len(due) < 2000:
-                due.append(heapq.heappop(self._heap)[2])
-            if due and self._sink is not None:
-                try:
-                    await self._sink.receipts(due)
-                except Exception:
-                    log.exception("sandbox could not hand over %d receipts; retrying", len(due))
-                    for r in due:
-                        heapq.heappush(self._heap, (now + 1.0, next(self._seq), r))
-                    await asyncio.sleep(1.0)
+                item = heapq.heappop(self._heap)[2]
+                if isinstance(item, _Release):
+                    reordered += self._release(item.account, now)
+                else:
+                    due.append(item)
+            if (due or reordered) and self._sink is not None:
+                # out-of-order receipts one at a time, each in its own commit, so their order is the one recorded
+                for batch in ([due] if due else []) + [[r] for r in reordered]:
+                    try:
+                        await self._sink.receipts(batch)
+                    except Exception:
+                        log.exception("sandbox could not hand over %d receipts; retrying", len(batch))
+                        for r in batch:
+                            heapq.heappush(self._heap, (now + 1.0, next(self._seq), r))
+                        await asyncio.sleep(1.0)
                 continue
             wait = (self._heap[0][0] - now) if self._heap else 3600.0
             self._wake.clear()

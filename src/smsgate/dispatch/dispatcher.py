@@ -466,6 +466,7 @@ def job_from_rows(message: Mapping[str, Any], parts: list[Mapping[str, Any]]) ->
             validity_seconds=int(validity) if validity else None,
             protocol_id=int(meta.get("protocol_id", 0)),
             message_class=meta.get("message_class"),
+            account_id=message["account_id"],
         )
         for p in parts
     ]

@@ -265,3 +265,24 @@ connector_pauses = sa.Table(
     sa.Column("reason", sa.String(500)),
     sa.Column("paused_at", sa.Float, nullable=False),
 )
+
+# What an account's sandbox handset answers (``PUT /sandbox/handsets/{msisdn}/script``): its rules, and what the last
+# message it matched led to (a reply sent, or why not), so a test can see why no reply came.
+sandbox_scripts = sa.Table(
+    "sandbox_scripts",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("msisdn", sa.String(40), primary_key=True),  # E.164 with "+", as messages store numbers
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("last_run", sa.JSON),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# How the sandbox network treats an account's own traffic (``PUT /sandbox/behaviour``); no row: the normal network.
+sandbox_behaviours = sa.Table(
+    "sandbox_behaviours",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("behaviour", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
