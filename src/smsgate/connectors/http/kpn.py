@@ -79,11 +79,13 @@ class KpnConnector(http_base.HttpConnector):
             "messages": [{"mobile_number": "+" + sub.first.destination, "content": sub.text}],
         }
         url = self.kpn.base_url.rstrip("/") + SEND_PATH
-        for renewed in (False, True):
-            auth = await self._authorization(client, renew=renewed)
+        refused: str | None = None
+        for _ in range(2):
+            auth = await self._authorization(client, refused=refused)
             response = await client.post(url, json=body, headers={"authorization": auth})
             if response.status_code != 401:
                 return [self._answer(response)]
+            refused = auth
         return [http_base.Answer(http_base.Verdict.UNHEALTHY, error="KPN refused a freshly issued token (401)")]
 
     def _answer(self, response: httpx.Response) -> http_base.Answer:
@@ -101,14 +103,16 @@ class KpnConnector(http_base.HttpConnector):
             return http_base.Answer(http_base.Verdict.UNHEALTHY, error=f"KPN answered {status}: check base_url")
         return http_base.Answer(http_base.Verdict.REJECTED, error=_error_text(response), code=status)
 
-    async def _authorization(self, client: httpx.AsyncClient, *, renew: bool) -> str:
-        """``<token_type> <access_token>``, fetched once for all concurrent requests."""
+    async def _authorization(self, client: httpx.AsyncClient, *, refused: str | None) -> str:
+        """``<token_type> <access_token>``, fetched once for all concurrent requests; ``refused`` is the value KPN
+        just answered 401 to, renewed once however many requests saw it refused."""
         held = self._token
-        if held is not None and not renew and held[1] > time.monotonic():
+        if held is not None and held[0] != refused and held[1] > time.monotonic():
             return held[0]
         async with self._token_lock:
-            if self._token is not None and self._token is not held and self._token[1] > time.monotonic():
-                return self._token[0]  # another request renewed it meanwhile
+            current = self._token
+            if current is not None and current[0] != refused and current[1] > time.monotonic():
+                return current[0]  # fetched, or renewed by another request, while this one waited
             self._token = await self._fetch_token(client)
             return self._token[0]
 
