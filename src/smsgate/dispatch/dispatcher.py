@@ -47,6 +47,7 @@ Status = core_message.Status
 # a message whose route has no usable connector is looked at again after its backoff, but at least this often,
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
+MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
 
 
 @dataclasses.dataclass(slots=True)
@@ -193,7 +194,11 @@ class Dispatcher:
 
     # -- loops ----------------------------------------------------------------------------------------------
     async def _poll_loop(self) -> None:
+        """Claim what is due; then sleep until woken (NOTIFY, a retry here), the next job comes due, or the poll
+        interval ends. The wake flag is cleared before the claim, so a wake-up that arrives during it is kept."""
         while True:
+            self._wake.clear()
+            wait = self._poll_interval
             try:
                 room = self._max_queue - len(self._in_memory)
                 if room > 0:
@@ -203,11 +208,14 @@ class Dispatcher:
                         self.enqueue(await self.load_jobs(dict(claimed)))
                         if len(claimed) >= self._batch_size:
                             continue  # more may be waiting
+                    # a retry put back by any node comes due at its run_at: be there, not a poll interval later
+                    due = await self._outbox.next_due("submit")
+                    if due is not None:
+                        wait = min(wait, max(due - time.time(), MIN_WAIT))
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _lease_loop(self) -> None:
         while True:

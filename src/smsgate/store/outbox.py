@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate.store import tables
+from smsgate.store import notify, tables
 
 
 class Outbox:
@@ -38,10 +38,12 @@ class Outbox:
         """Give back this node's claims on a clean shutdown, so others need not wait for the lease."""
         o = tables.outbox
         async with self._engine.begin() as conn:
-            await conn.execute(
+            res = await conn.execute(
                 o.update().where(o.c.claimed_by == self.node_id).values(claimed_by=None, claimed_until=None)
             )
             await conn.execute(tables.nodes.delete().where(tables.nodes.c.id == self.node_id))
+            if res.rowcount:  # the other nodes take them now, not at their next poll
+                await notify.notify_outbox(conn)
 
     def _due(self, kind: str, now: float) -> sa.ColumnElement[bool]:
         o, n = tables.outbox, tables.nodes
@@ -122,7 +124,12 @@ class Outbox:
             return {r[0] for r in rows}
 
     async def next_due(self, kind: str) -> float | None:
+        """When the next job of ``kind`` may be claimed: its ``run_at``, or the end of its lease when a node holds
+        it (a node that dies is noticed by the poll, not here); None when there is none."""
         o = tables.outbox
+        free_at = sa.case(
+            (o.c.claimed_by.is_(None), o.c.run_at), (o.c.claimed_until > o.c.run_at, o.c.claimed_until), else_=o.c.run_at
+        )
         async with self._engine.connect() as conn:
-            v = await conn.scalar(sa.select(sa.func.min(o.c.run_at)).where(o.c.kind == kind))
+            v = await conn.scalar(sa.select(sa.func.min(free_at)).where(o.c.kind == kind))
         return float(v) if v is not None else None

@@ -217,6 +217,7 @@ class Sender:
     # -- loops ------------------------------------------------------------------------------------------------
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the claim: a delivery that ends during it wakes the next round
             try:
                 free = self.settings.concurrency - len(self._inflight)
                 if free > 0:
@@ -234,7 +235,6 @@ class Sender:
                             raise
             except Exception:
                 log.exception("webhook claim failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
 
