@@ -31,7 +31,7 @@ SMS status codes (``messages[].status``, always HTTP 200):
     ======  ====================================================  ======================================
 
 Codes 7 and 29 both come from ``DestinationNotAllowed``; the demo allow-list refusal is told apart by its
-message ("Non-Whitelisted Destination", raised in ``services.Gateway.check_destination``). ``type=text`` with
+message ("Non-Whitelisted Destination", raised in ``sending.Gateway.check_destination``). ``type=text`` with
 characters outside GSM-7 is sent as UCS-2 rather than mangled. Phone Numbers / Account errors: 401
 authentication failed, 420 (Vonage's "method failed") for bad parameters or a number the account does not own
 or cannot buy, 429 throttled, 404/405 unknown path or method, 5xx store trouble.
@@ -50,10 +50,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors, services
+from smsgate import errors
 from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
+from smsgate.services import sending
 from smsgate.webhooks import targets
 
 MAX_BODY = 64 * 1024
@@ -222,16 +223,14 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
 def send_request(
     account: core_accounts.Account, params: dict[str, str], *, dialect: str, allow_private: bool
-) -> services.SendRequest:
+) -> sending.SendRequest:
     """Vonage SMS parameters (``from``, ``to``, ``text`` and the advanced keys) as a SendRequest."""
     sender = _required(params, "from")
     recipient = parse_recipient(_required(params, "to"))
     kind = params.get("type", "").strip().lower() or "text"
     if kind not in ("text", "unicode", "binary"):
         raise errors.ValidationError(f"Invalid type param: {kind!r} is not supported (use text, unicode or binary)")
-    req = services.SendRequest(
-        account=account, dialect=dialect, recipient=recipient, sender=sender, max_chars=MAX_CHARS
-    )
+    req = sending.SendRequest(account=account, dialect=dialect, recipient=recipient, sender=sender, max_chars=MAX_CHARS)
     if kind == "binary":
         body = _hex(params, "body")
         if body is None:
@@ -253,16 +252,17 @@ def send_request(
     req.client_ref = _printable(params, "client-ref")
     if params.get("callback"):
         req.callback_url = check_url(params["callback"], allow_private=allow_private)
-    for key in ("account-ref", "entity-id", "content-id"):
-        if params.get(key):
-            req.meta[key.replace("-", "_")] = (_printable(params, key) or "")[:100]
+    refs = {key: (_printable(params, key) or "")[:100] for key in ("account-ref", "entity-id", "content-id")}
+    req.account_ref = refs["account-ref"] or None
+    req.entity_id = refs["entity-id"] or None
+    req.content_id = refs["content-id"] or None
     if "trusted-number" in params:
-        req.meta["trusted_number"] = _bool(params, "trusted-number", False)
+        req.trusted_number = _bool(params, "trusted-number", False)
     return req
 
 
 # -- SMS responses --------------------------------------------------------------------------------------------
-def sent_body(req: services.SendRequest, result: services.SendResult) -> dict[str, Any]:
+def sent_body(req: sending.SendRequest, result: sending.SendResult) -> dict[str, Any]:
     """``message-count`` = parts; one entry per part, each with its own id and price; all values strings."""
     entries = []
     for part in result.parts:
@@ -277,8 +277,8 @@ def sent_body(req: services.SendRequest, result: services.SendResult) -> dict[st
             entry["network"] = result.network
         if req.client_ref is not None:
             entry["client-ref"] = req.client_ref
-        if req.meta.get("account_ref"):
-            entry["account-ref"] = str(req.meta["account_ref"])
+        if req.account_ref:
+            entry["account-ref"] = req.account_ref
         entries.append(entry)
     return {"message-count": str(len(entries)), "messages": entries}
 
@@ -376,7 +376,7 @@ def numbers_error(exc: BaseException, status_hint: int | None = None) -> tuple[i
     return 500, numbers_status("500", "internal error")
 
 
-def _store(gw: services.Gateway) -> Any:
+def _store(gw: sending.Gateway) -> Any:
     if gw.numbers is None:
         raise errors.StoreUnavailable("the numbers store is not configured")
     return gw.numbers
@@ -409,7 +409,7 @@ def _paging(params: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def list_owned(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, Any]:
+async def list_owned(gw: sending.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, Any]:
     count, rows = await _store(gw).owned(account.id, country=_country(params, False), **_paging(params))
     out = []
     for r in rows:
@@ -423,7 +423,7 @@ async def list_owned(gw: services.Gateway, account: core_accounts.Account, param
     return {"count": count, "numbers": out}
 
 
-async def search_available(gw: services.Gateway, params: dict[str, str]) -> dict[str, Any]:
+async def search_available(gw: sending.Gateway, params: dict[str, str]) -> dict[str, Any]:
     country = _country(params)
     assert country is not None
     features = [f for f in params.get("features", "").replace(" ", "").split(",") if f]
@@ -443,7 +443,7 @@ async def search_available(gw: services.Gateway, params: dict[str, str]) -> dict
     return {"count": count, "numbers": out}
 
 
-async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
+async def buy(gw: sending.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
     msisdn = _msisdn(params)
@@ -453,7 +453,7 @@ async def buy(gw: services.Gateway, account: core_accounts.Account, params: dict
     return NUMBERS_OK
 
 
-async def cancel(gw: services.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
+async def cancel(gw: sending.Gateway, account: core_accounts.Account, params: dict[str, str]) -> dict[str, str]:
     country = _country(params)
     assert country is not None
     msisdn = _msisdn(params)
@@ -466,7 +466,7 @@ _UPDATE_SETTINGS = ("app_id", "moSmppSysType", "voiceCallbackType", "voiceCallba
 
 
 async def update(
-    gw: services.Gateway, account: core_accounts.Account, params: dict[str, str], *, allow_private: bool
+    gw: sending.Gateway, account: core_accounts.Account, params: dict[str, str], *, allow_private: bool
 ) -> dict[str, str]:
     """``moHttpUrl`` sets where inbound SMS to the number go (empty string clears it)."""
     country = _country(params)
@@ -480,7 +480,7 @@ async def update(
     return NUMBERS_OK
 
 
-async def balance(gw: services.Gateway, account: core_accounts.Account) -> dict[str, Any]:
+async def balance(gw: sending.Gateway, account: core_accounts.Account) -> dict[str, Any]:
     """``value`` is a JSON number (unlike the SMS API's strings); read fresh, not from the credential cache."""
     fresh = await gw.accounts.get(account.id) or account
     value = pricing.from_units(fresh.balance).quantize(Decimal("0.00000001"))
@@ -513,11 +513,16 @@ def allow_private(request: Request) -> bool:
 
 
 async def send(
-    request: Request, account: core_accounts.Account, params: dict[str, str], *, dialect: str, meta: dict[str, Any]
+    request: Request,
+    account: core_accounts.Account,
+    params: dict[str, str],
+    *,
+    dialect: str,
+    reply_routing: bool = False,
 ) -> dict[str, Any]:
-    """Send an SMS from Vonage parameters (``meta`` added to the request's); the Vonage SMS body."""
+    """Send an SMS from Vonage parameters; the Vonage SMS body."""
     req = send_request(account, params, dialect=dialect, allow_private=allow_private(request))
-    req.meta.update(meta)
+    req.reply_routing = reply_routing
     return sent_body(req, await auth.gateway(request).send(req))
 
 

@@ -6,6 +6,7 @@ from its parts: delivered when all parts are, failed / rejected / expired as soo
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable
 
@@ -61,3 +62,81 @@ def derive(part_statuses: Iterable[Status]) -> Status:
 class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
     INBOUND = "inbound"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Part:
+    """One SMS part of a message: the bytes that go on the wire and what became of them."""
+
+    id: str
+    message_id: str
+    index: int  # 1-based
+    total: int
+    status: Status
+    data_coding: int
+    udh: bytes
+    payload: bytes
+    text: str | None
+    connector: str | None = None
+    concat_ref: int = 0
+    price: int = 0  # 1e-8 units (core.pricing)
+    attempts: int = 0
+    network_id: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+    submitted_at: float | None = None
+    done_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A message, outbound or inbound, with its delivery settings as attributes.
+
+    The store keeps the settings in the message's ``meta`` column (``store.rows``); ``/v1/messages`` shows that
+    column as it is, so its keys are part of our API.
+    """
+
+    id: str
+    account_id: str
+    direction: Direction
+    dialect: str
+    sender: str
+    recipient: str
+    text: str | None
+    encoding: str
+    parts_count: int
+    status: Status
+    created_at: float
+    updated_at: float
+    connector: str | None = None
+    network: str | None = None
+    country: str | None = None
+    price: int = 0  # 1e-8 units, all parts
+    client_ref: str | None = None
+    callback_url: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+    # -- delivery settings (outbound)
+    ttl_seconds: float | None = None  # validity asked for; else the gateway retries for ``retry_max_seconds``
+    retry_max_seconds: float | None = None
+    status_report: bool = True  # a delivery receipt was asked for (Vonage status-report-req)
+    message_class: int | None = None
+    protocol_id: int = 0
+    pinned: bool = False  # a sandbox-only account's message: never leaves the connector it was given
+    reply_routing: bool = False  # KPN's ``inbound: yes``: replies to the sender go to its /register callback
+    # -- references echoed back to the client (Vonage account-ref..., Kaarai's requested ``from``)
+    account_ref: str | None = None
+    entity_id: str | None = None
+    content_id: str | None = None
+    trusted_number: bool | None = None
+    requested_from: str | None = None
+    # -- inbound
+    routed_by: str | None = None  # how its owner was found (store.ownership: number, callback, reserved)
+    incomplete: bool = False  # not every part arrived before the reassembly timeout
+    parts_received: tuple[int, ...] | None = None
+    data: str | None = None  # a binary inbound message's payload, hex
+
+    @property
+    def lifetime(self) -> float:
+        """Seconds after acceptance that the gateway keeps trying to submit it."""
+        return float(self.ttl_seconds or self.retry_max_seconds or 24 * 3600)

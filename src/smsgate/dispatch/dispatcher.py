@@ -30,17 +30,15 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from smsgate.connectors import base
+from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.core import routing, senders
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
 from smsgate.store import outbox as store_outbox
-from smsgate.store import tables
+from smsgate.store import reads as store_reads
 
 log = logging.getLogger(__name__)
 Status = core_message.Status
@@ -71,7 +69,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        reads: store_reads.MessageReads,
         committer: store_committer.GroupCommitter,
         outbox: store_outbox.Outbox,
         connectors: Mapping[str, base.Connector],
@@ -83,7 +81,7 @@ class Dispatcher:
         throttle: dispatch_throttle.SharedThrottle | None = None,
         fence: bool = False,
     ) -> None:
-        self._engine = engine
+        self._reads = reads
         self._committer = committer
         self._outbox = outbox
         self._connectors = dict(connectors)
@@ -397,9 +395,11 @@ class Dispatcher:
             )
         new_status = core_message.derive(job.part_status.values())
         done = retry_after is None and alt is None
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[core_events.EventType, dict[str, Any]]] = []
         if alt is not None:
-            events.append(("rerouted", {"from": connector, "to": alt, "reason": reason, "parts": len(again)}))
+            events.append(
+                (core_events.EventType.REROUTED, {"from": connector, "to": alt, "reason": reason, "parts": len(again)})
+            )
         moved_to = connector if took and connector != job.connector else None
         if moved_to is not None:
             job.connector = connector
@@ -434,62 +434,53 @@ class Dispatcher:
 
     # -- loading ----------------------------------------------------------------------------------------------
     async def load_jobs(self, refs: Mapping[str, int]) -> list[Job]:
-        m, p = tables.messages, tables.parts
-        async with self._engine.connect() as conn:
-            mrows = (await conn.execute(sa.select(m).where(m.c.id.in_(list(refs))))).all()
-            prows = (await conn.execute(sa.select(p).where(p.c.message_id.in_(list(refs))).order_by(p.c.idx))).all()
-        by_msg: dict[str, list[Any]] = {}
-        for r in prows:
-            by_msg.setdefault(r.message_id, []).append(r)
         jobs = []
-        for r in mrows:
-            job = job_from_rows(dict(r._mapping), [dict(x._mapping) for x in by_msg.get(r.id, [])])
-            job.attempts = refs[r.id]
+        for message, parts in await self._reads.jobs(refs):
+            job = job_from(message, parts)
+            job.attempts = refs[message.id]
             jobs.append(job)
         return jobs
 
 
-def job_from_rows(message: Mapping[str, Any], parts: list[Mapping[str, Any]]) -> Job:
-    """Build a job from a message row and its part rows (what the accept transaction wrote)."""
-    meta = message.get("meta") or {}
-    sender = senders.parse_sender(message["sender"])
-    validity = meta.get("ttl_seconds")
-    created = float(message["created_at"])
-    lifetime = float(validity) if validity else float(meta.get("retry_max_seconds", 24 * 3600))
+def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) -> Job:
+    """A job for an accepted message and its parts (what the accept transaction wrote)."""
+    sender = senders.parse_sender(message.sender)
+    validity = int(message.ttl_seconds) if message.ttl_seconds else None
+    part_list = list(parts)
     outbound = [
         base.OutboundPart(
-            part_id=p["id"],
-            message_id=message["id"],
+            part_id=p.id,
+            message_id=message.id,
             source=sender.value,
             source_ton=sender.ton,
             source_npi=sender.npi,
-            destination=message["recipient"].lstrip("+"),
-            data_coding=p["data_coding"],
-            udh=p["udh"],
-            payload=p["payload"],
-            part_index=p["idx"],
-            part_total=p["total"],
-            concat_ref=p["concat_ref"],
-            registered_delivery=bool(meta.get("status_report", True)),
-            validity_seconds=int(validity) if validity else None,
-            protocol_id=int(meta.get("protocol_id", 0)),
-            message_class=meta.get("message_class"),
+            destination=message.recipient.lstrip("+"),
+            data_coding=p.data_coding,
+            udh=p.udh,
+            payload=p.payload,
+            part_index=p.index,
+            part_total=p.total,
+            concat_ref=p.concat_ref,
+            registered_delivery=message.status_report,
+            validity_seconds=validity,
+            protocol_id=message.protocol_id,
+            message_class=message.message_class,
         )
-        for p in parts
+        for p in part_list
     ]
     return Job(
-        message_id=message["id"],
-        account_id=message["account_id"],
-        connector=message["connector"],
-        created_at=created,
-        expires_at=created + lifetime,
+        message_id=message.id,
+        account_id=message.account_id,
+        connector=message.connector or "",
+        created_at=message.created_at,
+        expires_at=message.created_at + message.lifetime,
         parts=outbound,
-        part_status={p["id"]: Status(p["status"]) for p in parts},
-        recipient=message["recipient"],
-        country=message.get("country"),
-        dialect=message["dialect"],
-        # a demo account's message stays on the sandbox connector it was given (services.Gateway.send)
-        route=routing.Route((message["connector"],)) if meta.get("pinned") else None,
+        part_status={p.id: p.status for p in part_list},
+        recipient=message.recipient,
+        country=message.country,
+        dialect=message.dialect,
+        # a demo account's message stays on the sandbox connector it was given (services.sending.Gateway.send)
+        route=routing.Route((message.connector or "",)) if message.pinned else None,
     )
 
 

@@ -128,8 +128,16 @@ class Outbox:
         it (a node that dies is noticed by the poll, not here); None when there is none."""
         o = tables.outbox
         free_at = sa.case(
-            (o.c.claimed_by.is_(None), o.c.run_at), (o.c.claimed_until > o.c.run_at, o.c.claimed_until), else_=o.c.run_at
+            (o.c.claimed_by.is_(None), o.c.run_at),
+            (o.c.claimed_until > o.c.run_at, o.c.claimed_until),
+            else_=o.c.run_at,
         )
         async with self._engine.connect() as conn:
             v = await conn.scalar(sa.select(sa.func.min(free_at)).where(o.c.kind == kind))
         return float(v) if v is not None else None
+
+
+async def touch(conn: Any, node_id: str) -> None:
+    """Inside a group-commit transaction: this node's heartbeat (the readiness probe's durable write)."""
+    n = tables.nodes
+    await conn.execute(n.update().where(n.c.id == node_id).values(heartbeat_at=time.time()))

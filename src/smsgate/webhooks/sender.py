@@ -25,19 +25,16 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate import errors
+from smsgate.core import deliveries as core_deliveries
 from smsgate.core import signing
 from smsgate.store import committer as store_committer
 from smsgate.store import outbox as store_outbox
-from smsgate.store import tables
-from smsgate.webhooks import planner as webhook_planner
+from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import targets
 
 log = logging.getLogger(__name__)
@@ -78,19 +75,7 @@ class SenderSettings:
     defer_delay: float = 0.25  # a job whose target is busy waits this long before it is claimed again
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    delivery_id: str
-    at: float
-    status: str  # delivered | retrying | dead | pending (deferred: not tried)
-    status_code: int | None = None
-    latency_ms: float | None = None
-    error: str | None = None
-    retry_at: float | None = None
-
-    @property
-    def tried(self) -> bool:
-        return self.status != "pending"
+Outcome = core_deliveries.Outcome
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -99,69 +84,16 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return float(d / 2 + random.uniform(0, d / 2))
 
 
-async def record(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> list[None]:
-    """Group-commit handler: attempts, delivery state and the outbox job, in one transaction."""
-    tried = [o for o in outcomes if o.tried]
-    if tried:
-        await conn.execute(
-            tables.webhook_attempts.insert(),
-            [
-                {
-                    "delivery_id": o.delivery_id,
-                    "at": o.at,
-                    "status_code": o.status_code,
-                    "latency_ms": o.latency_ms,
-                    "error": (o.error or "")[:500] or None,
-                }
-                for o in tried
-            ],
-        )
-        w = tables.webhook_deliveries
-        await conn.execute(
-            w.update()
-            .where(w.c.id == sa.bindparam("did"))
-            .values(
-                status=sa.bindparam("st"),
-                attempts=w.c.attempts + 1,
-                last_status_code=sa.bindparam("code"),
-                last_error=sa.bindparam("err"),
-                updated_at=sa.bindparam("b_at"),
-            ),
-            [
-                {"did": o.delivery_id, "st": o.status, "code": o.status_code, "err": o.error, "b_at": o.at}
-                for o in tried
-            ],
-        )
-    o_ = tables.outbox
-    finished = [o.delivery_id for o in outcomes if o.retry_at is None]
-    if finished:
-        await conn.execute(o_.delete().where(o_.c.kind == "webhook", o_.c.ref.in_(finished)))
-    later = [o for o in outcomes if o.retry_at is not None]
-    if later:
-        await conn.execute(
-            o_.update()
-            .where(o_.c.kind == "webhook", o_.c.ref == sa.bindparam("b_ref"))
-            .values(
-                run_at=sa.bindparam("b_run_at"),
-                claimed_by=None,
-                claimed_until=None,
-                attempts=o_.c.attempts + sa.bindparam("b_inc"),
-            ),
-            [{"b_ref": o.delivery_id, "b_run_at": o.retry_at, "b_inc": 1 if o.tried else 0} for o in later],
-        )
-    return [None] * len(outcomes)
-
-
 class Sender:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        deliveries: store_webhooks.Deliveries,
         committer: store_committer.GroupCommitter,
         outbox: store_outbox.Outbox,
         settings: SenderSettings,
     ) -> None:
-        self._engine = engine
+        self._deliveries = deliveries
         self._committer = committer
         self._outbox = outbox
         self.settings = settings
@@ -173,19 +105,8 @@ class Sender:
         self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
-        committer.register("webhook_results", record, lazy=True)
+        committer.register("webhook_results", store_webhooks.record, lazy=True)
         quiet_httpx()
-
-    def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
-        """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""
-
-        def after(_kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
-            if planner.dirty:
-                planner.dirty = False
-                self.wake()
-
-        for kind in kinds:
-            self._committer.after_commit(kind, after)
 
     def wake(self) -> None:
         self._wake.set()
@@ -245,7 +166,7 @@ class Sender:
                 await self._outbox.extend("webhook", [*self._inflight, *(ref for ref, _ in self._unstarted)])
 
     async def _start(self, claimed: list[tuple[str, int]]) -> None:
-        rows = await self._load([ref for ref, _ in claimed])
+        rows = await self._deliveries.load([ref for ref, _ in claimed])
         now = time.time()
         put_back: list[Outcome] = []
         for ref, attempts in claimed:
@@ -268,17 +189,6 @@ class Sender:
             self._inflight[ref] = task
         if put_back:
             await self._committer.write_until_stored("webhook_results", put_back)
-
-    async def _load(self, refs: list[str]) -> dict[str, dict[str, Any]]:
-        w, o, a = tables.webhook_deliveries, tables.outbox, tables.accounts
-        q = (
-            sa.select(w, o.c.created_at.label("queued_at"), a.c.signature_secret)
-            .join(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
-            .outerjoin(a, a.c.id == w.c.account_id)
-            .where(w.c.id.in_(refs))
-        )
-        async with self._engine.connect() as conn:
-            return {r.id: dict(r._mapping) for r in (await conn.execute(q)).all()}
 
     # -- one delivery -----------------------------------------------------------------------------------------
     async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:

@@ -17,7 +17,7 @@ from smsgate import errors
 from smsgate.api.console import routes
 from smsgate.api.messages import json_response
 from smsgate.core import numbers
-from smsgate.store import messages as store_messages
+from smsgate.store import reads as store_reads
 from smsgate.store import tables
 
 router = APIRouter(include_in_schema=False)
@@ -76,7 +76,7 @@ async def conversation(msisdn: str, request: Request, who: routes.Viewer = Depen
         q = q.where(m.c.account_id == who.account_id)
     async with routes.engine_of(request).connect() as conn:
         rows = (await conn.execute(q.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(200))).all()
-    items: list[dict[str, Any]] = [routes.summary(store_messages.as_dict(r)) for r in reversed(rows)]
+    items: list[dict[str, Any]] = [routes.summary(store_reads.as_dict(r)) for r in reversed(rows)]
     # the handset answers whoever wrote to it last: that is where the routing sends a reply back
     reply_to = next((i["from"] for i in reversed(items) if i["direction"] == "outbound"), None)
     return json_response({"msisdn": e164, "messages": items, "reply_to": reply_to})

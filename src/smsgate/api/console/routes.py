@@ -31,7 +31,7 @@ from smsgate import errors
 from smsgate.api import auth
 from smsgate.api.messages import json_response, message_json
 from smsgate.core import accounts as core_accounts
-from smsgate.store import messages as store_messages
+from smsgate.store import reads as store_reads
 from smsgate.store import tables
 
 router = APIRouter(include_in_schema=False)
@@ -203,7 +203,7 @@ async def _webhooks_of(engine: AsyncEngine, message_id: str) -> list[dict[str, A
         by_delivery.setdefault(t.delivery_id, []).append(
             {"at": t.at, "status_code": t.status_code, "latency_ms": t.latency_ms, "error": t.error}
         )
-    return [{**store_messages.as_dict(r), "attempt_log": by_delivery.get(r.id, [])} for r in rows]
+    return [{**store_reads.as_dict(r), "attempt_log": by_delivery.get(r.id, [])} for r in rows]
 
 
 # -- the live stream ------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ async def changes(
     top = max(cursor, max(r.id for r in rows))
     for old in [i for i in seen if i <= top - _LOOKBACK]:
         seen.discard(old)
-    found = sorted((store_messages.as_dict(r) for r in msgs), key=lambda x: (x["created_at"], x["id"]))
+    found = sorted((store_reads.as_dict(r) for r in msgs), key=lambda x: (x["created_at"], x["id"]))
     return [summary(x) for x in found], top
 
 

@@ -33,10 +33,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors, services
+from smsgate import errors
 from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
+from smsgate.services import sending
 
 SEND_PATH = "/v1/send-sms"
 PREFIXES = ("/v1/",)
@@ -202,13 +203,13 @@ async def send_sms(request: Request) -> Response:
     account = await _authenticate(request)
     to, sender, text = _parse(request.headers.get("content-type"), await _body(request))
     recipient = numbers.parse_international(to)
-    req = services.SendRequest(
+    req = sending.SendRequest(
         account=account,
         dialect="kaarai",
         recipient=recipient,
         sender=await _sender(gw, account, sender),
         text=text,
-        meta={"requested_from": sender},
+        requested_from=sender,
     )
     result = await gw.send(req)
     code = 2021 if result.queued else 2020
@@ -264,7 +265,7 @@ def _kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
-async def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
+async def _sender(gw: sending.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
     """The requested sender if the account may use it, else None (the default): the spec's fallback. A sender that
     is another account's (its number, or a name reserved for it) is refused (4031), not silently replaced."""
     if raw is None:

@@ -14,10 +14,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors, limits, services
+from smsgate import errors, limits
 from smsgate.api import auth, fastpath
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
+from smsgate.services import sending
 
 PREFIXES = ("/messaging/sms-kpn/", "/oauth/")
 TOKEN_PATH = "/oauth/client_credential/accesstoken"
@@ -375,7 +376,7 @@ async def send(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise _BadRequest(errors.json_problem(body, exc.pos, exc.msg)) from None
     sender, number, content = _parse(data)
-    req = services.SendRequest(
+    req = sending.SendRequest(
         account=account,
         dialect="kpn",
         recipient=number,

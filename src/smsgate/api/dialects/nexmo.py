@@ -9,7 +9,7 @@ quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaVi
 KPN demo extras (reference notes §2.5): ``/sms/register`` claims a number for the account (first come, one account
 per number; never a number another account owns, holds in the pool or sends from) with a callback,
 and the ``inbound: yes`` header on ``/sms/send`` marks the message so replies to its ``from`` number go to that
-callback (``SendRequest.meta["inbound"]``; the store routes replies by the ``callbacks`` table).
+callback (``SendRequest.reply_routing``; the planner routes replies by the ``callbacks`` table).
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ _SEND_DOC: dict[str, Any] = {
 @fastpath.hot
 async def send(request: Request) -> Response:
     account, params = await _caller(request)
-    meta = {"inbound": True} if request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1") else {}
-    return _json(await vonage_wire.send(request, account, params, dialect="nexmo", meta=meta))
+    reply_routing = request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1")
+    return _json(await vonage_wire.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
 
 
 @router.post(

@@ -158,7 +158,7 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 # -- SMS ------------------------------------------------------------------------------------------------------
 async def _send(request: Request) -> dict[str, Any]:
     account, params = await _caller(request)
-    return await vonage_wire.send(request, account, params, dialect="vonage", meta={})
+    return await vonage_wire.send(request, account, params, dialect="vonage")
 
 
 @router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string

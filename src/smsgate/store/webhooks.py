@@ -1,0 +1,189 @@
+"""Webhook deliveries in the store: what the planner reads, the deliveries it decided (each with its ``webhook``
+outbox job), the sender's attempts, and the delivery log ``/v1/webhooks`` and the console show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smsgate.core import accounts as core_accounts
+from smsgate.core import deliveries
+from smsgate.core import message as core_message
+from smsgate.store import accounts as store_accounts
+from smsgate.store import fastsql, ownership, rows, tables
+
+# -- planning (inside the transaction that records the events) -----------------------------------------------------
+
+
+async def subjects(
+    conn: AsyncConnection, message_ids: Sequence[str]
+) -> tuple[dict[str, core_message.Message], dict[str, core_accounts.Account]]:
+    """The messages (as this transaction sees them) and their owners' accounts."""
+    m, a = tables.messages, tables.accounts
+    found = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
+    msgs = {r["id"]: rows.message(r) for r in found}
+    account_ids = sorted({msg.account_id for msg in msgs.values() if msg.account_id})
+    accs = await fastsql.fetch_in(conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids)
+    return msgs, {r["id"]: store_accounts.from_row(r) for r in accs}
+
+
+async def context(
+    conn: AsyncConnection, needs: deliveries.Needs, msgs: Mapping[str, core_message.Message]
+) -> deliveries.Context:
+    """What ``planner.plan`` reads besides messages and accounts."""
+    p, w = tables.parts, tables.webhook_deliveries
+    parts: dict[str, list[core_message.Part]] = {}
+    if needs.parts_of:
+        q = sa.select(p).where(p.c.message_id.in_(sorted(needs.parts_of))).order_by(p.c.message_id, p.c.idx)
+        for r in (await conn.execute(q)).all():
+            parts.setdefault(r.message_id, []).append(rows.part(r._mapping))
+    sent: frozenset[tuple[str, str]] = frozenset()
+    if needs.sent:
+        ids, events = sorted({mid for mid, _ in needs.sent}), sorted({ev for _, ev in needs.sent})
+        q2 = sa.select(w.c.message_id, w.c.event).where(w.c.message_id.in_(ids), w.c.event.in_(events))
+        sent = frozenset((r.message_id, r.event) for r in (await conn.execute(q2)).all()) & needs.sent
+    routes = {mid: await inbound_route(conn, msgs[mid]) for mid in needs.inbound}
+    return deliveries.Context(parts, sent, routes)
+
+
+async def inbound_route(conn: AsyncConnection, msg: core_message.Message) -> deliveries.InboundRoute:
+    """The owner's URL for the number written to, what the owner last sent the handset from it (newest first),
+    and the owner's /register callback of the handset."""
+    cb, m = tables.callbacks, tables.messages
+    found = await ownership.owner(conn, msg.recipient)
+    number_url = found.url if found is not None and found.account_id == msg.account_id else None
+    from_digits = msg.sender.lstrip("+")
+    to_digits = msg.recipient.lstrip("+")
+    recent = (
+        await conn.execute(
+            sa.select(m.c.dialect, m.c.meta)
+            .where(
+                m.c.account_id == msg.account_id,
+                m.c.direction == "outbound",
+                m.c.recipient == "+" + from_digits,
+                m.c.sender.in_([msg.recipient, to_digits, "+" + to_digits]),
+            )
+            .order_by(m.c.created_at.desc())
+            .limit(20)
+        )
+    ).all()
+    callback = await conn.scalar(
+        sa.select(cb.c.callback_url).where(cb.c.msisdn == from_digits, cb.c.account_id == msg.account_id).limit(1)
+    )
+    conversation = tuple((r.dialect, (r.meta or {}).get("inbound") is True) for r in recent)
+    return deliveries.InboundRoute(number_url or None, conversation, str(callback) if callback else None)
+
+
+async def insert(conn: AsyncConnection, deliveries: Sequence[deliveries.Delivery], now: float) -> None:
+    """Each delivery with its ``webhook`` outbox job (claimed round-robin by account, ``Outbox.claim_fair``)."""
+    await conn.execute(
+        tables.webhook_deliveries.insert(),
+        [
+            {
+                "id": d.id,
+                "account_id": d.account_id,
+                "message_id": d.message_id,
+                "event": d.event,
+                "url": d.url,
+                "method": d.method,
+                "content_type": d.content_type,
+                "body": d.body,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for d in deliveries
+        ],
+    )
+    await conn.execute(
+        tables.outbox.insert(),
+        [
+            {
+                "kind": "webhook",
+                "ref": d.id,
+                "run_at": now,
+                "attempts": 0,
+                "created_at": now,
+                "account_id": d.account_id,
+            }
+            for d in deliveries
+        ],
+    )
+
+
+# -- the sender ----------------------------------------------------------------------------------------------------
+async def record(conn: AsyncConnection, outcomes: Sequence[deliveries.Outcome]) -> list[None]:
+    """Group-commit handler: attempts, delivery state and the outbox job, in one transaction."""
+    tried = [o for o in outcomes if o.tried]
+    if tried:
+        await conn.execute(
+            tables.webhook_attempts.insert(),
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "at": o.at,
+                    "status_code": o.status_code,
+                    "latency_ms": o.latency_ms,
+                    "error": (o.error or "")[:500] or None,
+                }
+                for o in tried
+            ],
+        )
+        w = tables.webhook_deliveries
+        await conn.execute(
+            w.update()
+            .where(w.c.id == sa.bindparam("did"))
+            .values(
+                status=sa.bindparam("st"),
+                attempts=w.c.attempts + 1,
+                last_status_code=sa.bindparam("code"),
+                last_error=sa.bindparam("err"),
+                updated_at=sa.bindparam("b_at"),
+            ),
+            [
+                {"did": o.delivery_id, "st": o.status, "code": o.status_code, "err": o.error, "b_at": o.at}
+                for o in tried
+            ],
+        )
+    o_ = tables.outbox
+    finished = [o.delivery_id for o in outcomes if o.retry_at is None]
+    if finished:
+        await conn.execute(o_.delete().where(o_.c.kind == "webhook", o_.c.ref.in_(finished)))
+    later = [o for o in outcomes if o.retry_at is not None]
+    if later:
+        await conn.execute(
+            o_.update()
+            .where(o_.c.kind == "webhook", o_.c.ref == sa.bindparam("b_ref"))
+            .values(
+                run_at=sa.bindparam("b_run_at"),
+                claimed_by=None,
+                claimed_until=None,
+                attempts=o_.c.attempts + sa.bindparam("b_inc"),
+            ),
+            [{"b_ref": o.delivery_id, "b_run_at": o.retry_at, "b_inc": 1 if o.tried else 0} for o in later],
+        )
+    return [None] * len(outcomes)
+
+
+class Deliveries:
+    """Deliveries outside a write transaction: what the sender loads, and the log accounts read."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self, refs: list[str]) -> dict[str, dict[str, Any]]:
+        """Claimed deliveries with the time their job was queued and the account's signature secret."""
+        w, o, a = tables.webhook_deliveries, tables.outbox, tables.accounts
+        q = (
+            sa.select(w, o.c.created_at.label("queued_at"), a.c.signature_secret)
+            .join(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
+            .outerjoin(a, a.c.id == w.c.account_id)
+            .where(w.c.id.in_(refs))
+        )
+        async with self._engine.connect() as conn:
+            return {r.id: dict(r._mapping) for r in (await conn.execute(q)).all()}
