@@ -21,10 +21,12 @@ from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.services import recording, sending
+from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
+from smsgate.store import console as store_console
 from smsgate.store import engine as store_engine
 from smsgate.store import messages as store_messages
 from smsgate.store import migrate, notify
@@ -182,6 +184,13 @@ class Runtime:
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
         )
+        self.webhook_service = services_webhooks.Webhooks(
+            store_webhooks.Deliveries(self.engine),
+            self.gateway,
+            allow_private=settings.webhooks_allow_private,
+            wake=self.webhooks.wake,
+        )
+        self.live = store_console.Live(self.engine)
         self.listener = (
             notify.Listener(
                 settings.effective_database_url,

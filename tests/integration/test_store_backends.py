@@ -218,8 +218,8 @@ async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node
     assert [parts[pt.id].status for pt in ok.parts] == ["submitted", "submitted"]
     assert (parts[later.parts[0].id].status, parts[later.parts[0].id].attempts) == ("accepted", 1)
     got = await store_reads.MessageReads(engine).get(acc, ok.message.id)
-    assert got is not None and got["status"] == "submitted"
-    assert [ev["type"] for ev in got["events"]] == ["accepted", "submitted", "submitted"]
+    assert got is not None and got.message.status is Status.SUBMITTED
+    assert [ev.type.value for ev in got.events] == ["accepted", "submitted", "submitted"]
     assert await node.outbox.claim("submit", 10) == []  # the retry is not due yet
     assert await node.outbox.next_due("submit") == pytest.approx(retry_at)
 
@@ -250,12 +250,12 @@ async def test_receipts_and_pending_receipts(engine: AsyncEngine, node: Node) ->
     await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.DELIVERED, raw="r1"))
     got = await store_reads.MessageReads(engine).get(acc, item.message.id)
     assert got is not None
-    assert [pt["status"] for pt in got["parts"]] == ["delivered", "delivered"]
-    assert got["status"] == "delivered"
+    assert [pt.status.value for pt in got.parts] == ["delivered", "delivered"]
+    assert got.message.status is Status.DELIVERED
     # a late duplicate receipt does not move a final part back
     await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.UNDELIVERABLE))
     again = await store_reads.MessageReads(engine).get(acc, item.message.id)
-    assert again is not None and again["status"] == "delivered"
+    assert again is not None and again.message.status is Status.DELIVERED
 
 
 async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Node) -> None:

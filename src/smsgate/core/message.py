@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Iterable
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -62,6 +63,17 @@ def derive(part_statuses: Iterable[Status]) -> Status:
 class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
     INBOUND = "inbound"
+
+
+# (meta key, Message attribute) of the references and flags an outbound message carries, in the order written
+_REFERENCES = (
+    ("account_ref", "account_ref"),
+    ("entity_id", "entity_id"),
+    ("content_id", "content_id"),
+    ("trusted_number", "trusted_number"),
+    ("inbound", "reply_routing"),
+    ("requested_from", "requested_from"),
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,6 +147,36 @@ class Message:
     incomplete: bool = False  # not every part arrived before the reassembly timeout
     parts_received: tuple[int, ...] | None = None
     data: str | None = None  # a binary inbound message's payload, hex
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The settings as the ``meta`` column keeps them and ``/v1/messages`` shows them (names and order kept
+        from before they were attributes: they are part of our API)."""
+        if self.direction is Direction.INBOUND:
+            out: dict[str, Any] = {"routed_by": self.routed_by}
+            if self.incomplete:
+                out["incomplete"] = True
+                out["parts_received"] = list(self.parts_received or ())
+            if self.data is not None:
+                out["data"] = self.data
+            return out
+        out = {}
+        for key, attr in _REFERENCES:
+            value = getattr(self, attr)
+            if value is not None and (value is not False or attr == "trusted_number"):
+                out[key] = value
+        if self.ttl_seconds:
+            out["ttl_seconds"] = self.ttl_seconds
+        else:
+            out["retry_max_seconds"] = self.retry_max_seconds
+        out["status_report"] = self.status_report
+        if self.message_class is not None:
+            out["message_class"] = self.message_class
+        if self.protocol_id:
+            out["protocol_id"] = self.protocol_id
+        if self.pinned:
+            out["pinned"] = True
+        return out
 
     @property
     def lifetime(self) -> float:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from smsgate import changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
@@ -276,7 +276,7 @@ class Gateway:
         )
 
     # -- reading ----------------------------------------------------------------------------------------------
-    async def message(self, account: core_accounts.Account | None, message_id: str) -> dict[str, Any]:
+    async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:
         found = await self.reads.get(account.id if account else None, message_id)
         if found is None:
             raise errors.NotFound("no such message")

@@ -6,12 +6,14 @@ One account sees only its own messages (``account_id`` None = the operator).
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.store import rows, tables
 
@@ -21,13 +23,22 @@ def as_dict(row: Any) -> dict[str, Any]:
     return {str(k): v for k, v in row._mapping.items()}
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Detail:
+    """One message with its parts (in order) and its history (oldest first)."""
+
+    message: core_message.Message
+    parts: list[core_message.Part]
+    events: list[core_events.Event]
+
+
 class MessageReads:
     """The read side: one account sees only its own messages (``account_id`` None = operator)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def get(self, account_id: str | None, message_id: str) -> dict[str, Any] | None:
+    async def get(self, account_id: str | None, message_id: str) -> Detail | None:
         m, p, e = tables.messages, tables.parts, tables.events
         q = sa.select(m).where(m.c.id == message_id)
         if account_id is not None:
@@ -36,38 +47,19 @@ class MessageReads:
             row = (await conn.execute(q)).first()
             if row is None:
                 return None
-            part_rows = (
-                await conn.execute(
-                    sa.select(
-                        p.c.id,
-                        p.c.idx,
-                        p.c.total,
-                        p.c.status,
-                        p.c.connector,
-                        p.c.network_id,
-                        p.c.text,
-                        p.c.data_coding,
-                        p.c.price,
-                        p.c.error_code,
-                        p.c.error_text,
-                        p.c.submitted_at,
-                        p.c.done_at,
-                    )
-                    .where(p.c.message_id == message_id)
-                    .order_by(p.c.idx)
-                )
-            ).all()
+            part_rows = (await conn.execute(sa.select(p).where(p.c.message_id == message_id).order_by(p.c.idx))).all()
             event_rows = (
                 await conn.execute(
-                    sa.select(e.c.type, e.c.part_id, e.c.at, e.c.data)
+                    sa.select(e.c.message_id, e.c.part_id, e.c.account_id, e.c.type, e.c.at, e.c.data)
                     .where(e.c.message_id == message_id)
                     .order_by(e.c.id)
                 )
             ).all()
-        out = as_dict(row)
-        out["parts"] = [as_dict(r) for r in part_rows]
-        out["events"] = [as_dict(r) for r in event_rows]
-        return out
+        return Detail(
+            rows.message(row._mapping),
+            [rows.part(r._mapping) for r in part_rows],
+            [rows.event(r._mapping) for r in event_rows],
+        )
 
     async def list(
         self,
@@ -83,7 +75,7 @@ class MessageReads:
         text: str | None = None,
         before: tuple[float, str] | None = None,
         limit: int = 50,
-    ) -> builtins.list[dict[str, Any]]:
+    ) -> builtins.list[core_message.Message]:
         m = tables.messages
         q = sa.select(m)
         if account_id is not None:
@@ -109,8 +101,8 @@ class MessageReads:
             q = q.where(sa.or_(m.c.created_at < t, sa.and_(m.c.created_at == t, m.c.id < mid)))
         q = q.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(limit)
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        return [as_dict(r) for r in rows]
+            found = (await conn.execute(q)).all()
+        return [rows.message(r._mapping) for r in found]
 
     async def count_since(self, account_id: str, since: float) -> int:
         """Parts the account sent since ``since``: what quotas count (a long message costs what it is billed)."""

@@ -1,7 +1,7 @@
 """Typed values to rows and back: ``core.message.Message``/``Part`` and ``core.events.Event``.
 
-The delivery settings of a message live in its ``meta`` JSON column under the names ``/v1/messages`` has always
-shown (``ttl_seconds``, ``status_report``, ``inbound``...), written in the same order; only this module knows them.
+The delivery settings of a message live in its ``meta`` JSON column (``Message.meta`` writes it; ``message``
+reads it back into attributes).
 """
 
 from __future__ import annotations
@@ -13,45 +13,6 @@ from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 
 Direction, Status = core_message.Direction, core_message.Status
-
-# (meta key, Message attribute) of the references and flags an outbound message carries, in the order written
-_REFERENCES = (
-    ("account_ref", "account_ref"),
-    ("entity_id", "entity_id"),
-    ("content_id", "content_id"),
-    ("trusted_number", "trusted_number"),
-    ("inbound", "reply_routing"),
-    ("requested_from", "requested_from"),
-)
-
-
-def meta(m: core_message.Message) -> dict[str, Any]:
-    """The ``meta`` column of a message."""
-    if m.direction is Direction.INBOUND:
-        out: dict[str, Any] = {"routed_by": m.routed_by}
-        if m.incomplete:
-            out["incomplete"] = True
-            out["parts_received"] = list(m.parts_received or ())
-        if m.data is not None:
-            out["data"] = m.data
-        return out
-    out = {}
-    for key, attr in _REFERENCES:
-        value = getattr(m, attr)
-        if value is not None and (value is not False or attr == "trusted_number"):
-            out[key] = value
-    if m.ttl_seconds:
-        out["ttl_seconds"] = m.ttl_seconds
-    else:
-        out["retry_max_seconds"] = m.retry_max_seconds
-    out["status_report"] = m.status_report
-    if m.message_class is not None:
-        out["message_class"] = m.message_class
-    if m.protocol_id:
-        out["protocol_id"] = m.protocol_id
-    if m.pinned:
-        out["pinned"] = True
-    return out
 
 
 def message_row(m: core_message.Message) -> dict[str, Any]:
@@ -72,7 +33,7 @@ def message_row(m: core_message.Message) -> dict[str, Any]:
         "price": m.price,
         "client_ref": m.client_ref,
         "callback_url": m.callback_url,
-        "meta": meta(m),
+        "meta": m.meta,
         "created_at": m.created_at,
         "updated_at": m.updated_at,
     }
@@ -176,3 +137,9 @@ def event_row(e: core_events.Event) -> dict[str, Any]:
         "at": e.at,
         "data": dict(e.data) if e.data is not None else None,
     }
+
+
+def event(row: Mapping[Any, Any]) -> core_events.Event:
+    return core_events.Event(
+        row["message_id"], row["part_id"], row["account_id"], core_events.EventType(row["type"]), row["at"], row["data"]
+    )

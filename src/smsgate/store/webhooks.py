@@ -4,6 +4,8 @@ outbox job), the sender's attempts, and the delivery log ``/v1/webhooks`` and th
 
 from __future__ import annotations
 
+import builtins
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -187,3 +189,86 @@ class Deliveries:
         )
         async with self._engine.connect() as conn:
             return {r.id: dict(r._mapping) for r in (await conn.execute(q)).all()}
+
+    async def list(
+        self,
+        account_id: str,
+        *,
+        status: str | None = None,
+        target: str | None = None,
+        message: str | None = None,
+        event: str | None = None,
+        delivery_id: str | None = None,
+        before: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> builtins.list[dict[str, Any]]:
+        """An account's deliveries, newest first, each with ``run_at`` (its job's, if queued) and its attempts."""
+        w, o = tables.webhook_deliveries, tables.outbox
+        where: builtins.list[Any] = [w.c.account_id == account_id]
+        if status:
+            where.append(w.c.status == status)
+        if target:
+            where.append(w.c.url.contains(target, autoescape=True))
+        if message:
+            where.append(w.c.message_id == message)
+        if event:
+            where.append(w.c.event == event)
+        if delivery_id:
+            where.append(w.c.id == delivery_id)
+        if before is not None:
+            t, did = before
+            where.append(sa.or_(w.c.created_at < t, sa.and_(w.c.created_at == t, w.c.id < did)))
+        q = (
+            sa.select(w, o.c.run_at)
+            .outerjoin(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
+            .where(*where)
+            .order_by(w.c.created_at.desc(), w.c.id.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            found = [dict(r._mapping) for r in (await conn.execute(q)).all()]
+            tries = await _attempts(conn, [r["id"] for r in found])
+        return [{**r, "tries": tries.get(r["id"], [])} for r in found]
+
+    async def of_message(self, message_id: str) -> builtins.list[dict[str, Any]]:
+        """Every delivery planned for a message, oldest first, with its attempts (the console's detail view)."""
+        d = tables.webhook_deliveries
+        cols = (d.c.id, d.c.event, d.c.url, d.c.method, d.c.status, d.c.attempts, d.c.last_status_code,
+                d.c.last_error, d.c.created_at, d.c.updated_at)  # fmt: skip
+        async with self._engine.connect() as conn:
+            found = [
+                {str(k): v for k, v in r._mapping.items()}
+                for r in (
+                    await conn.execute(sa.select(*cols).where(d.c.message_id == message_id).order_by(d.c.created_at))
+                ).all()
+            ]
+            tries = await _attempts(conn, [r["id"] for r in found])
+        return [{**r, "attempt_log": tries.get(r["id"], [])} for r in found]
+
+    async def replay(self, account_id: str, delivery_id: str) -> None:
+        """Queue a delivery again now: a waiting one is due at once; a finished one gets a new job (and so a fresh
+        retry window) and is pending again."""
+        w, o = tables.webhook_deliveries, tables.outbox
+        now = time.time()
+        async with self._engine.begin() as conn:
+            moved = await conn.execute(
+                o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now)
+            )
+            if moved.rowcount == 0:
+                await conn.execute(
+                    o.insert().values(
+                        kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now, account_id=account_id
+                    )
+                )
+                await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
+
+
+async def _attempts(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, builtins.list[dict[str, Any]]]:
+    at = tables.webhook_attempts
+    tries: dict[str, builtins.list[dict[str, Any]]] = {}
+    if ids:
+        for a in (await conn.execute(sa.select(at).where(at.c.delivery_id.in_(ids)).order_by(at.c.id))).all():
+            tries.setdefault(a.delivery_id, []).append(
+                {"at": a.at, "status_code": a.status_code, "latency_ms": a.latency_ms, "error": a.error}
+            )
+    return tries
