@@ -20,6 +20,7 @@ from smsgate.connectors import http as http_connectors
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import throttle as dispatch_throttle
+from smsgate.services import numbers as services_numbers
 from smsgate.services import recording, sending
 from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
@@ -171,7 +172,6 @@ class Runtime:
             token_ttl=settings.token_ttl_seconds,
             retry_max_seconds=settings.submit_retry_max_seconds,
             node_id=self.node_id,
-            numbers=store_numbers.NumberStore(self.engine),
             quotas=quotas,
             buckets=buckets,
             policy=limits.Policy(
@@ -189,6 +189,9 @@ class Runtime:
             self.gateway,
             allow_private=settings.webhooks_allow_private,
             wake=self.webhooks.wake,
+        )
+        self.numbers = services_numbers.Numbers(
+            store_numbers.NumberStore(self.engine), self.gateway, allow_private=settings.webhooks_allow_private
         )
         self.live = store_console.Live(self.engine)
         self.listener = (

@@ -25,7 +25,6 @@ from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
-from smsgate.store import numbers as store_numbers
 from smsgate.store import reads as store_reads
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,6 @@ class Gateway:
         token_ttl: float,
         retry_max_seconds: float,
         node_id: str,
-        numbers: store_numbers.NumberStore | None = None,
         quotas: limits.QuotaLimiter | None = None,
         buckets: limits.RateLimiter | None = None,
         policy: limits.Policy | None = None,
@@ -106,7 +104,6 @@ class Gateway:
         has_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self.accounts = accounts
-        self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
         self.reads = reads
         self._committer = committer
         # whether the dispatcher can take a new message at once (it is then claimed in its accept transaction)
@@ -155,7 +152,7 @@ class Gateway:
         if account.level == "demo" and account.demo_allowlist is not None:
             allowed = {n.lstrip("+") for n in account.demo_allowlist}
             if number.digits not in allowed:
-                raise errors.DestinationNotAllowed("Non-Whitelisted Destination")
+                raise errors.NotWhitelisted()
 
     async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
         """The sender to use: the account's default (set by the operator), or the requested one if the account may

@@ -1,6 +1,6 @@
 """Vonage (Nexmo) SMS and Phone Numbers through KPN's API Store (``/communication/nexmo/...``).
 
-Same Vonage wire format as the native dialect (``api.vonage_wire``), but authenticated with the KPN OAuth2
+Same Vonage wire format as the native dialect (``api.vonage_sms``, ``api.vonage_numbers``), but authenticated with the KPN OAuth2
 Bearer token (``/oauth/client_credential/accesstoken``) instead of api_key/api_secret. Gateway-level failures come
 out as KPN's Apigee bodies: a bad or expired token is ``401 {"fault": …}`` and a used-up quota (the KPN product
 quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaViolation}``; everything else on
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, vonage_wire
+from smsgate.api import auth, fastpath, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -41,30 +41,29 @@ _FAULT_EXPIRED = {
     }
 }
 _SECURITY: list[dict[str, list[str]]] = [{"kpnOAuth2": []}]
-_json = vonage_wire.json_response
 
 
 def _kpn_error(status: int, name: str, message: str, info: str = "") -> Response:
     """KPN's SMS-Vonage ``ErrorResponse`` (flat), for errors outside the Vonage bodies."""
     body = {"transactionId": str(uuid.uuid4()), "status": str(status), "name": name, "message": message, "info": info}
-    return _json(body, status)
+    return responses.json(body, status)
 
 
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     path = request.url.path
     if isinstance(exc, errors.TokenError):
-        return _json(_FAULT_EXPIRED if exc.expired else _FAULT_INVALID, 401)
+        return responses.json(_FAULT_EXPIRED if exc.expired else _FAULT_INVALID, 401)
     if isinstance(exc, errors.AuthError):
-        return _json(_FAULT_INVALID, 401)
+        return responses.json(_FAULT_INVALID, 401)
     if isinstance(exc, errors.QuotaExceeded):
         fault = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return _json(fault, 429, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        return responses.json(fault, 429, responses.retry_after(exc.retry_after))
     if status_hint == 404:
         return _kpn_error(404, "Not Found", f"No resource at {path}")
     if status_hint == 405:
         return _kpn_error(405, "Method Not Allowed", f"{request.method} is not allowed here")
     if path == SMS + "/send":
-        return _json(vonage_wire.error_body(exc))
+        return responses.json(vonage_sms.error_body(exc))
     if path == SMS + "/register":
         if isinstance(exc, errors.InvalidUrl):
             return _kpn_error(400, "Invalid Callback Url", "Invalid Callback Url (status 23)", exc.message)
@@ -73,8 +72,8 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         if isinstance(exc, errors.StoreUnavailable):
             return _kpn_error(503, "Service Unavailable", "The store is unavailable; try again")
         return _kpn_error(500, "Internal Server Error", "Unexpected error")
-    status, body = vonage_wire.numbers_error(exc, status_hint)
-    return _json(body, status)
+    status, body = vonage_numbers.numbers_error(exc, status_hint)
+    return responses.json(body, status)
 
 
 async def _account(request: Request) -> core_accounts.Account:
@@ -86,7 +85,7 @@ async def _account(request: Request) -> core_accounts.Account:
 
 async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
     account = await _account(request)  # the token first: a bad one is a 401 whatever the body
-    return account, await vonage_wire.request_params(request)
+    return account, await vonage_sms.request_params(request)
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ _SEND_DOC: dict[str, Any] = {
     ],
     "requestBody": {
         "required": True,
-        **vonage_wire.form_body(
+        **vonage_numbers.form_body(
             ["from", "to"],
             {
                 "from": {"type": "string", "example": "31612345678"},
@@ -132,7 +131,7 @@ _SEND_DOC: dict[str, Any] = {
     responses={
         200: {
             "description": "One entry per part, or a Vonage error status",
-            "content": {"application/json": {"schema": vonage_wire.SMS_SCHEMA}},
+            "content": {"application/json": {"schema": vonage_sms.SMS_SCHEMA}},
         },
         401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
     },
@@ -141,7 +140,7 @@ _SEND_DOC: dict[str, Any] = {
 async def send(request: Request) -> Response:
     account, params = await _caller(request)
     reply_routing = request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1")
-    return _json(await vonage_wire.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
+    return responses.json(await vonage_sms.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
 
 
 @router.post(
@@ -150,7 +149,7 @@ async def send(request: Request) -> Response:
     openapi_extra={
         "requestBody": {
             "required": True,
-            **vonage_wire.form_body(
+            **vonage_numbers.form_body(
                 ["to", "callback_url"],
                 {
                     "to": {"type": "string", "example": "31612345678"},
@@ -178,21 +177,16 @@ async def send(request: Request) -> Response:
 )
 async def register(request: Request) -> Response:
     account, params = await _caller(request)
-    gw = auth.gateway(request)
     raw_to = params.get("to", "").strip()
     if not raw_to:
-        raise vonage_wire.MissingParam("Missing to param")
-    number = vonage_wire.parse_recipient(raw_to)
+        raise errors.MissingParameter("Missing to param")
+    number = vonage_sms.parse_recipient(raw_to)
     if not params.get("callback_url", "").strip():
         raise errors.InvalidUrl("Missing callback_url param")
-    url = vonage_wire.check_url(params["callback_url"], allow_private=vonage_wire.allow_private(request))
-    store = gw.numbers
-    if store is None:
-        raise errors.StoreUnavailable()
-    await store.register_callback(account.id, number.digits, url)  # claims it, unless it is another account's
-    await gw.number_changed(number.digits)
-    return _json({"message": "Your callback url is registered."})
+    # claims it, unless it is another account's
+    await vonage_numbers.service(request).register_callback(account, number.digits, params["callback_url"])
+    return responses.json({"message": "Your callback url is registered."})
 
 
 # -- Phone Numbers ------------------------------------------------------------------------------------------------
-vonage_wire.add_number_routes(router, NUMBERS, _caller, _SECURITY)
+vonage_numbers.add_number_routes(router, NUMBERS, _caller, _SECURITY)
