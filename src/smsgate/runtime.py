@@ -1,6 +1,8 @@
-"""Composition root: builds every object from ``Settings`` and runs the background loops.
+"""Composition root: builds every object from ``Settings``, wires them, and runs the background loops.
 
-The only module (with ``cli``) that sees Settings and concrete connector classes.
+The only module (with ``cli``) that sees Settings and concrete connector classes. It is also where the layers meet
+without importing each other: the dispatcher hears of committed messages (``Recorder.on_accepted``) and the webhook
+sender of planned deliveries (``Recorder.on_deliveries``) through callbacks set here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from smsgate.connectors import base, registry, sandbox
 from smsgate.connectors import http as http_connectors
 from smsgate.core import pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
+from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.services import numbers as services_numbers
 from smsgate.services import recording, sending
@@ -158,7 +161,9 @@ class Runtime:
         self.accounts = store_accounts.AccountStore(self.engine)
         # the dispatcher takes what this node accepts straight from the accept commit (its fast path)
         self.recorder.on_accepted.append(
-            lambda items: self.dispatcher.enqueue([dispatch.job_from(i.message, i.parts) for i in items if i.claim])
+            lambda items: self.dispatcher.enqueue(
+                [dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim]
+            )
         )
         self.gateway = sending.Gateway(
             accounts=self.accounts,

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
-import random
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smsgate.connectors import base
+from smsgate.core import backoff, routing
 from smsgate.core import events as core_events
 from smsgate.core import message as core_message
-from smsgate.core import routing, senders
+from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
@@ -46,23 +45,6 @@ Status = core_message.Status
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
 MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
-
-
-@dataclasses.dataclass(slots=True)
-class Job:
-    message_id: str
-    account_id: str
-    connector: str
-    created_at: float
-    expires_at: float
-    parts: list[base.OutboundPart]
-    part_status: dict[str, Status]
-    attempts: int = 0
-    recipient: str = ""
-    country: str | None = None
-    dialect: str = ""
-    route: routing.Route | None = None
-    tried: set[str] = dataclasses.field(default_factory=set)  # connectors this job went to since it left the outbox
 
 
 class Dispatcher:
@@ -93,7 +75,7 @@ class Dispatcher:
         self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
         # several nodes: confirm the claims just before submitting, see _still_held
         self._fence = fence
-        self._queues: dict[str, asyncio.Queue[Job]] = {n: asyncio.Queue() for n in self._connectors}
+        self._queues: dict[str, asyncio.Queue[dispatch_jobs.Job]] = {n: asyncio.Queue() for n in self._connectors}
         self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
         self._in_memory: set[str] = set()
         self._wake = asyncio.Event()
@@ -108,7 +90,7 @@ class Dispatcher:
         """Whether a new message may take the fast path (and be claimed in its accept transaction)."""
         return len(self._in_memory) < self._max_queue
 
-    def enqueue(self, jobs: list[Job]) -> None:
+    def enqueue(self, jobs: list[dispatch_jobs.Job]) -> None:
         for job in jobs:
             if job.message_id in self._in_memory:
                 continue
@@ -134,7 +116,7 @@ class Dispatcher:
         return len(jobs)
 
     # -- routing -----------------------------------------------------------------------------------------------------
-    def _route(self, job: Job) -> routing.Route:
+    def _route(self, job: dispatch_jobs.Job) -> routing.Route:
         if job.route is None:
             job.route = self._router.route(
                 digits=job.recipient.lstrip("+"), country=job.country, account=job.account_id, dialect=job.dialect
@@ -149,13 +131,13 @@ class Dispatcher:
         c = self._connectors.get(name)
         return c.health().retry_in if c is not None else None
 
-    def _choose(self, job: Job) -> str | None:
+    def _choose(self, job: dispatch_jobs.Job) -> str | None:
         """The connector of the job's route to try next, among the usable ones it has not tried; None if none."""
         route = self._route(job)
         picker = self._pickers.setdefault(route, routing.Picker()) if route.strategy == "weighted" else None
         return route.choose(self._usable, exclude=job.tried, picker=picker)
 
-    def _place(self, job: Job, name: str | None) -> None:
+    def _place(self, job: dispatch_jobs.Job, name: str | None) -> None:
         """Queue the job for ``name``; with None (nothing usable now), for the first connector of its route that
         exists here, whose batch finds it unavailable and hands the job back to the outbox."""
         if name is None:
@@ -241,12 +223,12 @@ class Dispatcher:
         self._batches.discard(task)
         slots.release()
 
-    async def _run_batch(self, name: str, jobs: list[Job]) -> None:
+    async def _run_batch(self, name: str, jobs: list[dispatch_jobs.Job]) -> None:
         connector = self._connectors[name]
         now = time.time()
         expired = [j for j in jobs if now >= j.expires_at]
         live = await self._still_held([j for j in jobs if now < j.expires_at])
-        moves: list[tuple[Job, str]] = []
+        moves: list[tuple[dispatch_jobs.Job, str]] = []
         if not connector.available:  # went down, paused or throttled since the job was queued: try another
             stay = []
             for j in live:
@@ -313,7 +295,7 @@ class Dispatcher:
             counts["rerouted"] = counts.get("rerouted", 0) + rerouted
         self.submitted = sum(c.get("submitted", 0) for c in self.counts.values())
 
-    async def _still_held(self, jobs: list[Job]) -> list[Job]:
+    async def _still_held(self, jobs: list[dispatch_jobs.Job]) -> list[dispatch_jobs.Job]:
         """The jobs this node still holds, their leases renewed. A node that was too slow to heart-beat is
         taken for dead and its jobs are claimed by another node; without this check both would submit them."""
         if not self._fence or not jobs:
@@ -354,7 +336,7 @@ class Dispatcher:
 
     # -- outcome -> result ----------------------------------------------------------------------------------
     def _result(
-        self, job: Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
+        self, job: dispatch_jobs.Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
     ) -> tuple[store_messages.JobResult, str | None]:
         """What this round did to the job, and the connector to offer its remaining parts to at once (or None)."""
         route = self._route(job)
@@ -418,7 +400,7 @@ class Dispatcher:
         )
         return result, alt
 
-    def _expire(self, job: Job, connector: str) -> store_messages.JobResult:
+    def _expire(self, job: dispatch_jobs.Job, connector: str) -> store_messages.JobResult:
         updates = []
         for pid, st in job.part_status.items():
             if st is Status.ACCEPTED:
@@ -433,55 +415,13 @@ class Dispatcher:
         )
 
     # -- loading ----------------------------------------------------------------------------------------------
-    async def load_jobs(self, refs: Mapping[str, int]) -> list[Job]:
+    async def load_jobs(self, refs: Mapping[str, int]) -> list[dispatch_jobs.Job]:
         jobs = []
         for message, parts in await self._reads.jobs(refs):
-            job = job_from(message, parts)
+            job = dispatch_jobs.job_from(message, parts)
             job.attempts = refs[message.id]
             jobs.append(job)
         return jobs
-
-
-def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) -> Job:
-    """A job for an accepted message and its parts (what the accept transaction wrote)."""
-    sender = senders.parse_sender(message.sender)
-    validity = int(message.ttl_seconds) if message.ttl_seconds else None
-    part_list = list(parts)
-    outbound = [
-        base.OutboundPart(
-            part_id=p.id,
-            message_id=message.id,
-            source=sender.value,
-            source_ton=sender.ton,
-            source_npi=sender.npi,
-            destination=message.recipient.lstrip("+"),
-            data_coding=p.data_coding,
-            udh=p.udh,
-            payload=p.payload,
-            part_index=p.index,
-            part_total=p.total,
-            concat_ref=p.concat_ref,
-            registered_delivery=message.status_report,
-            validity_seconds=validity,
-            protocol_id=message.protocol_id,
-            message_class=message.message_class,
-        )
-        for p in part_list
-    ]
-    return Job(
-        message_id=message.id,
-        account_id=message.account_id,
-        connector=message.connector or "",
-        created_at=message.created_at,
-        expires_at=message.created_at + message.lifetime,
-        parts=outbound,
-        part_status={p.id: p.status for p in part_list},
-        recipient=message.recipient,
-        country=message.country,
-        dialect=message.dialect,
-        # a demo account's message stays on the sandbox connector it was given (services.sending.Gateway.send)
-        route=routing.Route((message.connector or "",)) if message.pinned else None,
-    )
 
 
 def _message_of(part: base.OutboundPart) -> str:
@@ -498,5 +438,4 @@ _COUNTED = {
 
 def _backoff(attempts: int) -> float:
     """1 s, 2 s, 4 s ... capped at 5 minutes, with jitter so retries of many messages spread out."""
-    base_delay: float = min(300.0, 2.0 ** min(attempts, 9))
-    return base_delay * random.uniform(0.8, 1.2)
+    return backoff.delay(attempts, base=1.0, cap=300.0)

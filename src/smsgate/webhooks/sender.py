@@ -27,11 +27,12 @@ import random
 import time
 from typing import Any
 
+import cachetools
 import httpx
 
 from smsgate import errors
+from smsgate.core import backoff, signing
 from smsgate.core import deliveries as core_deliveries
-from smsgate.core import signing
 from smsgate.store import committer as store_committer
 from smsgate.store import outbox as store_outbox
 from smsgate.store import webhooks as store_webhooks
@@ -78,12 +79,6 @@ class SenderSettings:
 Outcome = core_deliveries.Outcome
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Delay before try ``attempt + 1``: exponential, capped, with "equal jitter" (half fixed, half random)."""
-    d = min(cap, base * (2 ** max(0, attempt - 1)))
-    return float(d / 2 + random.uniform(0, d / 2))
-
-
 class Sender:
     def __init__(
         self,
@@ -102,7 +97,7 @@ class Sender:
         self._unstarted: list[tuple[str, int]] = []  # claimed, but loading them failed (the store was away)
         self._per_target: collections.Counter[str] = collections.Counter()
         self._per_account: collections.Counter[str] = collections.Counter()
-        self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
+        self._clients = _Clients(MAX_CLIENTS)
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
         committer.register("webhook_results", store_webhooks.record, lazy=True)
@@ -244,7 +239,8 @@ class Sender:
         deadline = float(row["queued_at"]) + s.retry_window
         if now >= deadline:
             return Outcome(row["id"], started, "dead", code, latency, error)
-        retry_at = min(now + backoff(attempt, s.retry_base, s.retry_max_delay), deadline)
+        wait = backoff.delay(attempt - 1, base=s.retry_base, cap=s.retry_max_delay, jitter=backoff.EQUAL)
+        retry_at = min(now + wait, deadline)
         return Outcome(row["id"], started, "retrying", code, latency, error, retry_at)
 
     async def _send(self, row: dict[str, Any], target: targets.Target, addresses: list[str]) -> int:
@@ -286,12 +282,7 @@ class Sender:
         """One pool per target, so a TLS connection made for one name is never reused for another."""
         client = self._clients.get(key)
         if client is not None:
-            self._clients.move_to_end(key)
             return client
-        if len(self._clients) >= MAX_CLIENTS:
-            _old_key, old = self._clients.popitem(last=False)
-            task = asyncio.create_task(old.aclose(), name="webhooks-close-client")
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.timeout),
             limits=httpx.Limits(
@@ -302,3 +293,13 @@ class Sender:
         )
         self._clients[key] = client
         return client
+
+
+class _Clients(cachetools.LRUCache[str, httpx.AsyncClient]):
+    """At most ``maxsize`` clients, one per target; the least recently used is closed when another is needed."""
+
+    def popitem(self) -> tuple[str, httpx.AsyncClient]:
+        key, old = super().popitem()
+        task = asyncio.create_task(old.aclose(), name="webhooks-close-client")
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        return key, old
