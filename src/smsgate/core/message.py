@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -182,3 +182,24 @@ class Message:
     def lifetime(self) -> float:
         """Seconds after acceptance that the gateway keeps trying to submit it."""
         return float(self.ttl_seconds or self.retry_max_seconds or 24 * 3600)
+
+
+def settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Message`` attributes a ``meta`` column holds: the inverse of ``Message.meta``."""
+    out: dict[str, Any] = {attr: meta[key] for key, attr in _REFERENCES if key in meta}
+    out["reply_routing"] = meta.get("inbound") is True
+    ttl = meta.get("ttl_seconds")
+    received = meta.get("parts_received")
+    out.update(
+        ttl_seconds=float(ttl) if ttl else None,
+        retry_max_seconds=meta.get("retry_max_seconds"),
+        status_report=meta.get("status_report", True) is not False,
+        message_class=meta.get("message_class"),
+        protocol_id=int(meta.get("protocol_id", 0)),
+        pinned=bool(meta.get("pinned")),
+        routed_by=meta.get("routed_by"),
+        incomplete=bool(meta.get("incomplete")),
+        parts_received=tuple(received) if received is not None else None,
+        data=meta.get("data"),
+    )
+    return out

@@ -228,16 +228,8 @@ class Gateway:
             callback_url=req.callback_url,
             ttl_seconds=req.ttl_seconds or None,
             retry_max_seconds=None if req.ttl_seconds else self._retry_max,
-            status_report=req.status_report,
-            message_class=req.message_class,
-            protocol_id=req.protocol_id,
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
-            reply_routing=req.reply_routing,
-            account_ref=req.account_ref,
-            entity_id=req.entity_id,
-            content_id=req.content_id,
-            trusted_number=req.trusted_number,
-            requested_from=req.requested_from,
+            **{name: getattr(req, name) for name in _PASSED_ON},
         )
         parts = tuple(
             core_message.Part(
@@ -280,6 +272,9 @@ class Gateway:
         return found
 
 
+# what a SendRequest hands to its Message as it is: delivery settings and the references echoed back
+_PASSED_ON = ("status_report", "message_class", "protocol_id", "reply_routing", "account_ref", "entity_id",
+              "content_id", "trusted_number", "requested_from")  # fmt: skip
 SILENT, SIM_DATA_DOWNLOAD = 0x40, 0x7F  # TP-PID "short message type 0" and "(U)SIM data download" (3GPP TS 23.040)
 
 

@@ -45,19 +45,8 @@ async def add_fragment(
     )
     seen = await conn.scalar(sa.select(sa.func.count()).where(*key_ref, f.c.seq == info.seq))
     if not seen:
-        await conn.execute(
-            f.insert().values(
-                connector=part.connector,
-                source=part.source,
-                destination=part.destination,
-                ref=info.ref,
-                total=info.total,
-                seq=info.seq,
-                data_coding=part.data_coding,
-                payload=part.payload,
-                received_at=now,
-            )
-        )
+        kept = {c: getattr(part, c) for c in ("connector", "source", "destination", "data_coding", "payload")}
+        await conn.execute(f.insert().values(**kept, ref=info.ref, total=info.total, seq=info.seq, received_at=now))
     found = (await conn.execute(sa.select(f).where(*key_ref).order_by(f.c.seq))).all()
     if len(found) < info.total:
         return None

@@ -21,6 +21,7 @@ from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import fastsql, notify, rows, tables
+from smsgate.store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
 
@@ -112,24 +113,13 @@ class MessageWrites:
                 log.debug("message %s accepted: to %s, %d part(s), %s dialect", m.id, logs.mask_number(m.recipient),
                           len(i.parts), m.dialect)  # fmt: skip
         lease_until = now + self.lease
-        await fastsql.insert_many(
-            conn,
-            tables.outbox,
-            [
-                {
-                    "kind": "submit",
-                    "ref": i.message.id,
-                    "run_at": now,
-                    "claimed_by": self.node_id if i.claim else None,
-                    "claimed_until": lease_until if i.claim else None,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-                for i in ok
-            ],
-        )
-        if any(not i.claim for i in ok):  # jobs no node holds yet: wake the other nodes (PostgreSQL)
-            await notify.notify_outbox(conn)
+        jobs = [
+            store_outbox.NewJob(i.message.id, claimed_by=self.node_id, claimed_until=lease_until)
+            if i.claim
+            else store_outbox.NewJob(i.message.id)
+            for i in ok
+        ]
+        await store_outbox.add(conn, "submit", jobs, now)
         a = tables.accounts
         await fastsql.executemany(
             conn,

@@ -7,14 +7,47 @@ claimed, or its lease ran out, or its node stopped heart-beating. PostgreSQL cla
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate.store import notify, tables
+from smsgate.store import fastsql, notify, tables
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    ref: str  # the message (submit) or the delivery (webhook)
+    account_id: str | None = None  # whose it is: webhook jobs are claimed round-robin by account
+    claimed_by: str | None = None  # a node that holds it from the start (the dispatcher's fast path)
+    claimed_until: float | None = None
+
+
+async def add(conn: Any, kind: str, jobs: Sequence[NewJob], now: float) -> None:
+    """Inside a write transaction: new jobs of ``kind``, due now (the one place outbox rows are created). Submit
+    jobs no node holds wake the other nodes' dispatchers (PostgreSQL ``NOTIFY``, delivered on commit)."""
+    await fastsql.insert_many(
+        conn,
+        tables.outbox,
+        [
+            {
+                "kind": kind,
+                "ref": j.ref,
+                "run_at": now,
+                "claimed_by": j.claimed_by,
+                "claimed_until": j.claimed_until,
+                "attempts": 0,
+                "created_at": now,
+                "account_id": j.account_id,
+            }
+            for j in jobs
+        ],
+    )
+    if kind == "submit" and any(j.claimed_by is None for j in jobs):
+        await notify.notify_outbox(conn)
 
 
 class Outbox:

@@ -15,116 +15,43 @@ from smsgate.core import message as core_message
 Direction, Status = core_message.Direction, core_message.Status
 
 
+# columns holding the attribute of the same name (the others: direction and status, enums; meta, the settings)
+_MESSAGE = ("id", "account_id", "dialect", "sender", "recipient", "text", "encoding", "parts_count", "connector",
+            "network", "country", "price", "client_ref", "callback_url", "created_at", "updated_at")  # fmt: skip
+_PART = ("id", "message_id", "total", "concat_ref", "connector", "data_coding", "udh", "payload", "text", "price",
+         "attempts", "done_at")  # fmt: skip
+_PART_RESULT = ("network_id", "error_code", "error_text", "submitted_at")  # read back; written by updates
+
+
 def message_row(m: core_message.Message) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "account_id": m.account_id,
-        "direction": m.direction.value,
-        "dialect": m.dialect,
-        "sender": m.sender,
-        "recipient": m.recipient,
-        "text": m.text,
-        "encoding": m.encoding,
-        "parts_count": m.parts_count,
-        "status": m.status.value,
-        "connector": m.connector,
-        "network": m.network,
-        "country": m.country,
-        "price": m.price,
-        "client_ref": m.client_ref,
-        "callback_url": m.callback_url,
-        "meta": m.meta,
-        "created_at": m.created_at,
-        "updated_at": m.updated_at,
-    }
+    row = {c: getattr(m, c) for c in _MESSAGE}
+    row.update(direction=m.direction.value, status=m.status.value, meta=m.meta)
+    return row
 
 
 def message(row: Mapping[Any, Any]) -> core_message.Message:
     """A message from its row (every column of ``messages``)."""
-    md = row.get("meta") or {}
-    received = md.get("parts_received")
-    ttl = md.get("ttl_seconds")
     return core_message.Message(
-        id=row["id"],
-        account_id=row["account_id"],
+        **{c: row[c] for c in _MESSAGE},
         direction=Direction(row["direction"]),
-        dialect=row["dialect"],
-        sender=row["sender"],
-        recipient=row["recipient"],
-        text=row["text"],
-        encoding=row["encoding"],
-        parts_count=row["parts_count"],
         status=Status(row["status"]),
-        created_at=float(row["created_at"]),
-        updated_at=float(row["updated_at"]),
-        connector=row["connector"],
-        network=row["network"],
-        country=row["country"],
-        price=row["price"] or 0,
-        client_ref=row["client_ref"],
-        callback_url=row["callback_url"],
         error_code=row.get("error_code"),
         error_text=row.get("error_text"),
-        ttl_seconds=float(ttl) if ttl else None,
-        retry_max_seconds=md.get("retry_max_seconds"),
-        status_report=md.get("status_report", True) is not False,
-        message_class=md.get("message_class"),
-        protocol_id=int(md.get("protocol_id", 0)),
-        pinned=bool(md.get("pinned")),
-        reply_routing=md.get("inbound") is True,
-        account_ref=md.get("account_ref"),
-        entity_id=md.get("entity_id"),
-        content_id=md.get("content_id"),
-        trusted_number=md.get("trusted_number"),
-        requested_from=md.get("requested_from"),
-        routed_by=md.get("routed_by"),
-        incomplete=bool(md.get("incomplete")),
-        parts_received=tuple(received) if received is not None else None,
-        data=md.get("data"),
+        **core_message.settings(row.get("meta") or {}),
     )
 
 
 def part_row(p: core_message.Part) -> dict[str, Any]:
     """The columns an accepted or received part is inserted with."""
-    return {
-        "id": p.id,
-        "message_id": p.message_id,
-        "idx": p.index,
-        "total": p.total,
-        "concat_ref": p.concat_ref,
-        "status": p.status.value,
-        "connector": p.connector,
-        "data_coding": p.data_coding,
-        "udh": p.udh,
-        "payload": p.payload,
-        "text": p.text,
-        "price": p.price,
-        "attempts": p.attempts,
-        "done_at": p.done_at,
-    }
+    row = {c: getattr(p, c) for c in _PART}
+    row.update(idx=p.index, status=p.status.value)
+    return row
 
 
 def part(row: Mapping[Any, Any]) -> core_message.Part:
     """A part from its row (every column of ``parts``)."""
     return core_message.Part(
-        id=row["id"],
-        message_id=row["message_id"],
-        index=row["idx"],
-        total=row["total"],
-        status=Status(row["status"]),
-        data_coding=row["data_coding"],
-        udh=bytes(row["udh"]),
-        payload=bytes(row["payload"]),
-        text=row["text"],
-        connector=row["connector"],
-        concat_ref=row["concat_ref"],
-        price=row["price"] or 0,
-        attempts=row["attempts"] or 0,
-        network_id=row["network_id"],
-        error_code=row["error_code"],
-        error_text=row["error_text"],
-        submitted_at=row["submitted_at"],
-        done_at=row["done_at"],
+        **{c: row[c] for c in (*_PART, *_PART_RESULT)}, index=row["idx"], status=Status(row["status"])
     )
 
 

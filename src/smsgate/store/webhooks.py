@@ -17,6 +17,7 @@ from smsgate.core import deliveries
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import fastsql, ownership, rows, tables
+from smsgate.store import outbox as store_outbox
 
 # -- planning (inside the transaction that records the events) -----------------------------------------------------
 
@@ -102,20 +103,7 @@ async def insert(conn: AsyncConnection, deliveries: Sequence[deliveries.Delivery
             for d in deliveries
         ],
     )
-    await conn.execute(
-        tables.outbox.insert(),
-        [
-            {
-                "kind": "webhook",
-                "ref": d.id,
-                "run_at": now,
-                "attempts": 0,
-                "created_at": now,
-                "account_id": d.account_id,
-            }
-            for d in deliveries
-        ],
-    )
+    await store_outbox.add(conn, "webhook", [store_outbox.NewJob(d.id, d.account_id) for d in deliveries], now)
 
 
 # -- the sender ----------------------------------------------------------------------------------------------------
@@ -255,11 +243,7 @@ class Deliveries:
                 o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now)
             )
             if moved.rowcount == 0:
-                await conn.execute(
-                    o.insert().values(
-                        kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now, account_id=account_id
-                    )
-                )
+                await store_outbox.add(conn, "webhook", [store_outbox.NewJob(delivery_id, account_id)], now)
                 await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
 
 

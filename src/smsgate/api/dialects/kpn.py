@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits
-from smsgate.api import auth, fastpath, responses
+from smsgate.api import apigee, auth, fastpath, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -148,33 +148,17 @@ def error_body(status: int, message: str, info: str) -> dict[str, Any]:
     return {"errorResponse": {"code": str(status), "message": message, "info": info}}
 
 
-_FAULT_INVALID = {
-    "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
-}
-_FAULT_EXPIRED = {
-    "fault": {
-        "faultstring": "Access Token expired",
-        "detail": {"errorcode": "keymanagement.service.access_token_expired"},
-    }
-}
-
-
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     """Every error of this dialect, in KPN's shapes (Apigee's for gateway-level failures)."""
     quota = getattr(request.state, "quota", None)
-    if isinstance(exc, errors.TokenError):
-        return kpn_json(request, 401, _FAULT_EXPIRED if exc.expired else _FAULT_INVALID, quota)
     if isinstance(exc, errors.AuthError):
-        if request.url.path == TOKEN_PATH:
+        if request.url.path == TOKEN_PATH and not isinstance(exc, errors.TokenError):
             return kpn_json(request, 401, {"ErrorCode": "invalid_client", "Error": "ClientId is Invalid"})
-        return kpn_json(request, 401, _FAULT_INVALID, quota)
+        return kpn_json(request, 401, apigee.token_fault(exc), quota)
     if isinstance(exc, errors.QuotaExceeded):
-        body = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return kpn_json(request, 429, body, quota, extra=responses.retry_after(exc.retry_after))
+        return kpn_json(request, 429, apigee.quota_fault(exc), quota, extra=responses.retry_after(exc.retry_after))
     if isinstance(exc, errors.RateLimited):
-        body = {
-            "fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"}}
-        }
+        body = apigee.fault(exc.message, "policies.ratelimit.SpikeArrestViolation")
         return kpn_json(request, 429, body, quota, extra=responses.retry_after(exc.retry_after))
     if isinstance(exc, errors.InsufficientBalance):
         return kpn_json(request, 403, error_body(403, "Forbidden", "Insufficient balance"), quota)
@@ -343,7 +327,10 @@ async def preflight(request: Request) -> Response:
             "description": "Bad request",
             "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
-        401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
+        401: {
+            "description": "Invalid or expired token",
+            "content": {"application/json": {"example": apigee.INVALID_TOKEN}},
+        },
         403: {
             "description": "Not allowed for this account",
             "content": _error_example("403", "Forbidden", "Insufficient balance"),

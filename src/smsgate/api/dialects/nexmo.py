@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, responses, vonage_numbers, vonage_sms
+from smsgate.api import apigee, auth, fastpath, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -31,15 +31,6 @@ NUMBERS = BASE + "/phone-numbers"
 
 router = APIRouter(tags=["Vonage SMS and Phone Numbers via KPN"])
 
-_FAULT_INVALID = {
-    "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
-}
-_FAULT_EXPIRED = {
-    "fault": {
-        "faultstring": "Access Token expired",
-        "detail": {"errorcode": "keymanagement.service.access_token_expired"},
-    }
-}
 _SECURITY: list[dict[str, list[str]]] = [{"kpnOAuth2": []}]
 
 
@@ -51,13 +42,10 @@ def _kpn_error(status: int, name: str, message: str, info: str = "") -> Response
 
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     path = request.url.path
-    if isinstance(exc, errors.TokenError):
-        return responses.json(_FAULT_EXPIRED if exc.expired else _FAULT_INVALID, 401)
     if isinstance(exc, errors.AuthError):
-        return responses.json(_FAULT_INVALID, 401)
+        return responses.json(apigee.token_fault(exc), 401)
     if isinstance(exc, errors.QuotaExceeded):
-        fault = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return responses.json(fault, 429, responses.retry_after(exc.retry_after))
+        return responses.json(apigee.quota_fault(exc), 429, responses.retry_after(exc.retry_after))
     if status_hint == 404:
         return _kpn_error(404, "Not Found", f"No resource at {path}")
     if status_hint == 405:
@@ -133,7 +121,10 @@ _SEND_DOC: dict[str, Any] = {
             "description": "One entry per part, or a Vonage error status",
             "content": {"application/json": {"schema": vonage_sms.SMS_SCHEMA}},
         },
-        401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
+        401: {
+            "description": "Invalid or expired token",
+            "content": {"application/json": {"example": apigee.INVALID_TOKEN}},
+        },
     },
 )
 @fastpath.hot
