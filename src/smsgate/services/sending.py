@@ -231,23 +231,12 @@ class Gateway:
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
             **{name: getattr(req, name) for name in _PASSED_ON},
         )
+        accepted = core_message.Status.ACCEPTED
         parts = tuple(
-            core_message.Part(
-                id=pid,
-                message_id=message_id,
-                index=p.index,
-                total=p.total,
-                status=core_message.Status.ACCEPTED,
-                data_coding=seg.data_coding,
-                udh=p.udh,
-                payload=p.payload,
-                text=p.text,
-                connector=connector,
-                concat_ref=self._ref,
-                price=units,
-            )
+            core_message.Part(pid, message_id, p.index, p.total, accepted, seg.data_coding, p.udh, p.payload, p.text,
+                              connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
-        )
+        )  # fmt: skip
         item = store_messages.NewMessage(message, parts, units * seg.count, claim=self._has_room())
         try:
             remaining = await self._committer.write("accept", item)

@@ -120,6 +120,28 @@ def _as_dict(c: Compiled, row: Sequence[Any]) -> dict[str, Any]:
     return d
 
 
+async def update_many(
+    conn: Any,
+    name: str,
+    table: sa.Table,
+    values: Callable[[], Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "id",
+) -> None:
+    """``UPDATE table SET ... WHERE <key> = :k`` once per row, compiled once under ``name``. ``values()`` maps each
+    column to the name of a bind parameter the rows carry, or to a column expression (``attempts + 1``); called
+    only to compile. Each row carries ``k`` too. Bind names must not be column names (SQLAlchemy reserves those)."""
+    if not rows:
+        return
+
+    def build() -> Any:
+        sets = {c: sa.bindparam(v) if isinstance(v, str) else v for c, v in values().items()}
+        return table.update().where(table.c[key] == sa.bindparam("k")).values(sets)
+
+    await executemany(conn, name, build, rows)
+
+
 async def insert_many(conn: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows that all have the same keys (the first row's)."""
     if not rows:

@@ -138,41 +138,16 @@ class MessageWrites:
         p, o = tables.parts, tables.outbox
         updates = [u for r in items for u in r.updates]
         final_parts = [u for u in updates if u.status is not Status.ACCEPTED]
-        await fastsql.executemany(
-            conn,
-            "parts:submitted",
-            lambda: (
-                p.update()
-                .where(p.c.id == sa.bindparam("pid"))
-                .values(
-                    status=sa.bindparam("st"),
-                    connector=sa.bindparam("conn"),
-                    network_id=sa.bindparam("nid"),
-                    error_code=sa.bindparam("ec"),
-                    error_text=sa.bindparam("et"),
-                    submitted_at=sa.bindparam("now"),
-                    attempts=p.c.attempts + 1,
-                )
-            ),
-            [
-                {
-                    "pid": u.part_id,
-                    "st": u.status.value,
-                    "conn": u.connector,
-                    "nid": u.network_id,
-                    "ec": u.error_code,
-                    "et": u.error_text,
-                    "now": now,
-                }
-                for u in final_parts
-            ],
-        )
-        await fastsql.executemany(
-            conn,
-            "parts:retried",
-            lambda: p.update().where(p.c.id == sa.bindparam("pid")).values(attempts=p.c.attempts + 1),
-            [{"pid": u.part_id} for u in updates if u.status is Status.ACCEPTED],
-        )
+
+        def submitted() -> dict[str, Any]:
+            return {"status": "st", "connector": "conn", "network_id": "nid", "error_code": "ec", "error_text": "et",
+                    "submitted_at": "now", "attempts": p.c.attempts + 1}  # fmt: skip
+
+        outcomes = [{"k": u.part_id, "st": u.status.value, "conn": u.connector, "nid": u.network_id,
+                     "ec": u.error_code, "et": u.error_text, "now": now} for u in final_parts]  # fmt: skip
+        await fastsql.update_many(conn, "parts:submitted", p, submitted, outcomes)
+        retried = [{"k": u.part_id} for u in updates if u.status is Status.ACCEPTED]
+        await fastsql.update_many(conn, "parts:retried", p, lambda: {"attempts": p.c.attempts + 1}, retried)
         events: list[core_events.Event] = []
         for r in items:
             for u in r.updates:
@@ -190,12 +165,12 @@ class MessageWrites:
                 retry = {"reason": r.retry_reason, "at": r.retry_at, "connector": r.connector}
                 events.append(core_events.Event(r.message_id, None, r.account_id, EventType.RETRY, now, retry))
         await set_status(conn, [(r.message_id, r.message_status) for r in items if r.message_status], now)
-        m = tables.messages
-        await fastsql.executemany(
+        await fastsql.update_many(
             conn,
             "messages:connector",
-            lambda: m.update().where(m.c.id == sa.bindparam("mid")).values(connector=sa.bindparam("conn")),
-            [{"mid": r.message_id, "conn": r.message_connector} for r in items if r.message_connector],
+            tables.messages,
+            lambda: {"connector": "conn"},
+            [{"k": r.message_id, "conn": r.message_connector} for r in items if r.message_connector],
         )
         await insert_events(conn, events)
         await fastsql.executemany(
@@ -227,16 +202,12 @@ class MessageWrites:
 
 async def set_status(conn: AsyncConnection, changes: Sequence[tuple[str, Status]], now: float) -> None:
     """Messages' new statuses."""
-    m = tables.messages
-    await fastsql.executemany(
+    await fastsql.update_many(
         conn,
         "messages:status",
-        lambda: (
-            m.update()
-            .where(m.c.id == sa.bindparam("mid"))
-            .values(status=sa.bindparam("st"), updated_at=sa.bindparam("now"))
-        ),
-        [{"mid": mid, "st": st.value, "now": now} for mid, st in changes],
+        tables.messages,
+        lambda: {"status": "st", "updated_at": "now"},
+        [{"k": mid, "st": st.value, "now": now} for mid, st in changes],
     )
 
 

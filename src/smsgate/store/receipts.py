@@ -76,16 +76,12 @@ async def write(conn: AsyncConnection, outcome: core_receipts.Outcome, now: floa
     """The parts' and messages' new statuses and the events ``core.receipts.apply`` decided."""
     if not outcome.parts:
         return
-    p = tables.parts
-    await fastsql.executemany(
+    await fastsql.update_many(
         conn,
         "parts:receipt",
-        lambda: (
-            p.update()
-            .where(p.c.id == sa.bindparam("pid"))
-            .values(status=sa.bindparam("st"), done_at=sa.bindparam("now"), error_code=sa.bindparam("ec"))
-        ),
-        [{"pid": c.part_id, "st": c.status.value, "ec": c.error_code, "now": now} for c in outcome.parts],
+        tables.parts,
+        lambda: {"status": "st", "done_at": "now", "error_code": "ec"},
+        [{"k": c.part_id, "st": c.status.value, "ec": c.error_code, "now": now} for c in outcome.parts],
     )
     await store_messages.set_status(conn, outcome.messages, now)
     if outcome.events:

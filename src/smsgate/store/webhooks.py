@@ -5,6 +5,7 @@ outbox job), the sender's attempts, and the delivery log ``/v1/webhooks`` and th
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -81,29 +82,11 @@ async def inbound_route(conn: AsyncConnection, msg: core_message.Message) -> del
     return deliveries.InboundRoute(number_url or None, conversation, str(callback) if callback else None)
 
 
-async def insert(conn: AsyncConnection, deliveries: Sequence[deliveries.Delivery], now: float) -> None:
+async def insert(conn: AsyncConnection, planned: Sequence[deliveries.Delivery], now: float) -> None:
     """Each delivery with its ``webhook`` outbox job (claimed round-robin by account, ``Outbox.claim_fair``)."""
-    await conn.execute(
-        tables.webhook_deliveries.insert(),
-        [
-            {
-                "id": d.id,
-                "account_id": d.account_id,
-                "message_id": d.message_id,
-                "event": d.event,
-                "url": d.url,
-                "method": d.method,
-                "content_type": d.content_type,
-                "body": d.body,
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for d in deliveries
-        ],
-    )
-    await store_outbox.add(conn, "webhook", [store_outbox.NewJob(d.id, d.account_id) for d in deliveries], now)
+    fresh = {"status": "pending", "attempts": 0, "created_at": now, "updated_at": now}
+    await conn.execute(tables.webhook_deliveries.insert(), [{**dataclasses.asdict(d), **fresh} for d in planned])
+    await store_outbox.add(conn, "webhook", [store_outbox.NewJob(d.id, d.account_id) for d in planned], now)
 
 
 # -- the sender ----------------------------------------------------------------------------------------------------
