@@ -25,6 +25,7 @@ from smsgate.services import numbers as services_numbers
 FORM = "application/x-www-form-urlencoded"
 # (account, parameters) of a request, authenticated the dialect's way
 Caller = Callable[[Request], Awaitable[tuple[core_accounts.Account, dict[str, str]]]]
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def service(request: Request) -> services_numbers.Numbers:
@@ -209,12 +210,12 @@ def add_number_routes(router: APIRouter, prefix: str, caller: Caller, security: 
         await service(request).cancel(account, _country_required(params), _msisdn(params))
         return responses.json(NUMBERS_OK)
 
-    @router.get(
-        prefix + "/number/search",
-        summary="Available numbers in a country",
-        openapi_extra={"security": security, "parameters": _query(country_required=True, search=True)},
-        responses=listed,
-    )
+    def listing(path: str, summary: str, *, search: bool) -> Callable[[Handler], Handler]:
+        """A GET listing numbers: search (a country required, type and features) or the account's own."""
+        extra = {"security": security, "parameters": _query(country_required=search, search=search)}
+        return router.get(prefix + path, summary=summary, openapi_extra=extra, responses=listed)
+
+    @listing("/number/search", "Available numbers in a country", search=True)
     async def number_search(request: Request) -> Response:
         _, params = await caller(request)
         features = [f for f in params.get("features", "").replace(" ", "").split(",") if f]
@@ -223,12 +224,7 @@ def add_number_routes(router: APIRouter, prefix: str, caller: Caller, security: 
         )
         return responses.json(available_body(count, rows))
 
-    @router.get(
-        prefix + "/account/numbers",
-        summary="Numbers this account owns",
-        openapi_extra={"security": security, "parameters": _query(country_required=False, search=False)},
-        responses=listed,
-    )
+    @listing("/account/numbers", "Numbers this account owns", search=False)
     async def account_numbers(request: Request) -> Response:
         account, params = await caller(request)
         count, rows = await service(request).owned(account, country=_country(params, False), **_paging(params))

@@ -36,27 +36,15 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
     sender = senders.parse_sender(message.sender)
     validity = int(message.ttl_seconds) if message.ttl_seconds else None
     part_list = list(parts)
+    destination = message.recipient.lstrip("+")
+    # (part, message, source, its TON and NPI, destination, data coding, UDH, payload, index, total, reference)
     outbound = [
-        base.OutboundPart(
-            part_id=p.id,
-            message_id=message.id,
-            source=sender.value,
-            source_ton=sender.ton,
-            source_npi=sender.npi,
-            destination=message.recipient.lstrip("+"),
-            data_coding=p.data_coding,
-            udh=p.udh,
-            payload=p.payload,
-            part_index=p.index,
-            part_total=p.total,
-            concat_ref=p.concat_ref,
-            registered_delivery=message.status_report,
-            validity_seconds=validity,
-            protocol_id=message.protocol_id,
-            message_class=message.message_class,
-        )
+        base.OutboundPart(p.id, message.id, sender.value, sender.ton, sender.npi, destination, p.data_coding, p.udh,
+                          p.payload, p.index, p.total, p.concat_ref, registered_delivery=message.status_report,
+                          validity_seconds=validity, protocol_id=message.protocol_id,
+                          message_class=message.message_class)
         for p in part_list
-    ]
+    ]  # fmt: skip
     return Job(
         message_id=message.id,
         account_id=message.account_id,
