@@ -26,13 +26,23 @@ from smsgate.store import outbox as store_outbox
 async def subjects(
     conn: AsyncConnection, message_ids: Sequence[str]
 ) -> tuple[dict[str, core_message.Message], dict[str, core_accounts.Account]]:
-    """The messages (as this transaction sees them) and their owners' accounts."""
+    """The messages (as this transaction sees them) that can cause a webhook, and their owners' accounts: an
+    inbound message with an owner, an outbound one with a target (``deliveries.target``). Only those are turned
+    into values: on the receipt path most messages have no target, and a typed message costs microseconds."""
     m, a = tables.messages, tables.accounts
     found = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
-    msgs = {r["id"]: rows.message(r) for r in found}
-    account_ids = sorted({msg.account_id for msg in msgs.values() if msg.account_id})
-    accs = await fastsql.fetch_in(conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids)
-    return msgs, {r["id"]: store_accounts.from_row(r) for r in accs}
+    account_ids = sorted({r["account_id"] for r in found if r["account_id"]})
+    acc_rows = await fastsql.fetch_in(
+        conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids
+    )
+    accs = {r["id"]: store_accounts.from_row(r) for r in acc_rows}
+
+    def wanted(r: Mapping[str, Any]) -> bool:
+        if r["direction"] == "inbound":
+            return r["account_id"] in accs
+        return deliveries.target(r["callback_url"], accs.get(r["account_id"])) is not None
+
+    return {r["id"]: rows.message(r) for r in found if wanted(r)}, accs
 
 
 async def context(

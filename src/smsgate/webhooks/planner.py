@@ -47,9 +47,7 @@ def relevant(events: Sequence[core_events.Event]) -> list[core_events.Event]:
 
 
 def _target(msg: core_message.Message, accs: Accounts) -> str | None:
-    acc = accs.get(msg.account_id)
-    url = msg.callback_url or (acc.receipt_url if acc is not None else None)
-    return url or None
+    return core_deliveries.target(msg.callback_url, accs.get(msg.account_id))
 
 
 def _vonage_receipts(events: Sequence[core_events.Event], msgs: Messages, accs: Accounts) -> list[core_events.Event]:
