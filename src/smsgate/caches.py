@@ -39,10 +39,6 @@ class Expiring(Generic[K, V]):
     def put(self, key: K, value: V, ttl: float) -> None:
         self._data[key] = (value, self._clock() + ttl)
 
-    def put_until(self, key: K, value: V, until: float) -> None:
-        """Keep ``value`` until ``until`` on the cache's clock."""
-        self._data[key] = (value, until)
-
     def pop(self, key: K) -> None:
         self._data.pop(key, None)
 

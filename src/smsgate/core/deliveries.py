@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from smsgate.core import accounts as core_accounts
 from smsgate.core import message as core_message
 
 
@@ -65,7 +64,7 @@ class Outcome:
         return self.status != "pending"
 
 
-def target(callback_url: str | None, account: core_accounts.Account | None) -> str | None:
+def target(callback_url: str | None, receipt_url: str | None) -> str | None:
     """Where an outbound message's receipts and status events go: its own callback, else its account's receipt
     URL; None when neither is set (then nothing is planned for it, and the store need not even load it)."""
-    return callback_url or (account.receipt_url if account is not None else None) or None
+    return callback_url or receipt_url or None

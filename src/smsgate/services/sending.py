@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import secrets
 import time
 import uuid
@@ -229,7 +230,7 @@ class Gateway:
             ttl_seconds=req.ttl_seconds or None,
             retry_max_seconds=None if req.ttl_seconds else self._retry_max,
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
-            **{name: getattr(req, name) for name in _PASSED_ON},
+            **dict(zip(_PASSED_ON, _passed_on(req), strict=True)),
         )
         accepted = core_message.Status.ACCEPTED
         parts = tuple(
@@ -264,6 +265,7 @@ class Gateway:
 # what a SendRequest hands to its Message as it is: delivery settings and the references echoed back
 _PASSED_ON = ("status_report", "message_class", "protocol_id", "reply_routing", "account_ref", "entity_id",
               "content_id", "trusted_number", "requested_from")  # fmt: skip
+_passed_on = operator.attrgetter(*_PASSED_ON)
 SILENT, SIM_DATA_DOWNLOAD = 0x40, 0x7F  # TP-PID "short message type 0" and "(U)SIM data download" (3GPP TS 23.040)
 
 

@@ -17,8 +17,8 @@ from smsgate.core import concat
 from smsgate.core import events as core_events
 from smsgate.core import inbound as core_inbound
 from smsgate.core import message as core_message
+from smsgate.store import fastsql, rows, tables
 from smsgate.store import messages as store_messages
-from smsgate.store import rows, tables
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +86,6 @@ async def insert(
     event: core_events.Event,
 ) -> None:
     """A received message with its parts and its ``received`` event."""
-    await conn.execute(tables.messages.insert().values(**rows.message_row(message)))
-    await conn.execute(tables.parts.insert(), [rows.part_row(p) for p in parts])
+    await fastsql.insert_tuples(conn, tables.messages, rows.MESSAGE_COLUMNS, [rows.message_values(message)])
+    await fastsql.insert_tuples(conn, tables.parts, rows.PART_COLUMNS, [rows.part_values(p) for p in parts])
     await store_messages.insert_events(conn, [event], log_changes=False)

@@ -99,8 +99,12 @@ class MessageWrites:
             ok.append(item)
         if not ok:
             return results, ok, []
-        await fastsql.insert_many(conn, tables.messages, [rows.message_row(i.message) for i in ok])
-        await fastsql.insert_many(conn, tables.parts, [rows.part_row(p) for i in ok for p in i.parts])
+        await fastsql.insert_tuples(
+            conn, tables.messages, rows.MESSAGE_COLUMNS, [rows.message_values(i.message) for i in ok]
+        )
+        await fastsql.insert_tuples(
+            conn, tables.parts, rows.PART_COLUMNS, [rows.part_values(p) for i in ok for p in i.parts]
+        )
         events = [
             core_events.Event(i.message.id, None, i.message.account_id, EventType.ACCEPTED, now,
                               {"dialect": i.message.dialect})
@@ -113,12 +117,8 @@ class MessageWrites:
                 log.debug("message %s accepted: to %s, %d part(s), %s dialect", m.id, logs.mask_number(m.recipient),
                           len(i.parts), m.dialect)  # fmt: skip
         lease_until = now + self.lease
-        jobs = [
-            store_outbox.NewJob(i.message.id, claimed_by=self.node_id, claimed_until=lease_until)
-            if i.claim
-            else store_outbox.NewJob(i.message.id)
-            for i in ok
-        ]
+        node = self.node_id
+        jobs = [(i.message.id, None, node, lease_until) if i.claim else (i.message.id, None, None, None) for i in ok]
         await store_outbox.add(conn, "submit", jobs, now)
         a = tables.accounts
         await fastsql.executemany(
@@ -214,7 +214,7 @@ async def set_status(conn: AsyncConnection, changes: Sequence[tuple[str, Status]
 async def insert_events(
     conn: AsyncConnection, events: Sequence[core_events.Event], *, log_changes: bool = True
 ) -> None:
-    await fastsql.insert_many(conn, tables.events, [rows.event_row(e) for e in events])
+    await fastsql.insert_tuples(conn, tables.events, rows.EVENT_COLUMNS, [rows.event_values(e) for e in events])
     if log_changes and log.isEnabledFor(logging.DEBUG):
         _log_changes(events)
 

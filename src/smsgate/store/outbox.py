@@ -7,7 +7,6 @@ claimed, or its lease ran out, or its node stopped heart-beating. PostgreSQL cla
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,36 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate.store import fastsql, notify, tables
 
+# a new job: (ref, account_id, claimed_by, claimed_until). ``ref`` is the message (submit) or the delivery (webhook);
+# the account is whose it is (webhook jobs are claimed round-robin by account); a node that holds it from the start
+# (the dispatcher's fast path) is named with its lease. A plain tuple: the accept path makes one per message.
+NewJob = tuple[str, str | None, str | None, float | None]
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewJob:
-    ref: str  # the message (submit) or the delivery (webhook)
-    account_id: str | None = None  # whose it is: webhook jobs are claimed round-robin by account
-    claimed_by: str | None = None  # a node that holds it from the start (the dispatcher's fast path)
-    claimed_until: float | None = None
+
+_JOB_COLUMNS = ("kind", "ref", "run_at", "claimed_by", "claimed_until", "attempts", "created_at", "account_id")
 
 
 async def add(conn: Any, kind: str, jobs: Sequence[NewJob], now: float) -> None:
     """Inside a write transaction: new jobs of ``kind``, due now (the one place outbox rows are created). Submit
     jobs no node holds wake the other nodes' dispatchers (PostgreSQL ``NOTIFY``, delivered on commit)."""
-    await fastsql.insert_many(
+    await fastsql.insert_tuples(
         conn,
         tables.outbox,
-        [
-            {
-                "kind": kind,
-                "ref": j.ref,
-                "run_at": now,
-                "claimed_by": j.claimed_by,
-                "claimed_until": j.claimed_until,
-                "attempts": 0,
-                "created_at": now,
-                "account_id": j.account_id,
-            }
-            for j in jobs
-        ],
+        _JOB_COLUMNS,
+        [(kind, ref, now, claimed_by, until, 0, now, account_id) for ref, account_id, claimed_by, until in jobs],
     )
-    if kind == "submit" and any(j.claimed_by is None for j in jobs):
+    if kind == "submit" and any(j[2] is None for j in jobs):
         await notify.notify_outbox(conn)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,11 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.store import rows, tables
-
-
-def as_dict(row: Any) -> dict[str, Any]:
-    """A row as a plain dict with plain ``str`` keys (SQLAlchemy may hand back ``quoted_name`` keys)."""
-    return {str(k): v for k, v in row._mapping.items()}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -27,22 +27,28 @@ async def subjects(
     conn: AsyncConnection, message_ids: Sequence[str]
 ) -> tuple[dict[str, core_message.Message], dict[str, core_accounts.Account]]:
     """The messages (as this transaction sees them) that can cause a webhook, and their owners' accounts: an
-    inbound message with an owner, an outbound one with a target (``deliveries.target``). Only those are turned
-    into values: on the receipt path most messages have no target, and a typed message costs microseconds."""
+    inbound message with an owner, an outbound one with a target (its callback, else its account's receipt URL,
+    as ``deliveries.target`` decides). Only those (and their accounts) become values: on the receipt path most messages have no target,
+    and a typed message costs microseconds."""
     m, a = tables.messages, tables.accounts
     found = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
     account_ids = sorted({r["account_id"] for r in found if r["account_id"]})
-    acc_rows = await fastsql.fetch_in(
-        conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids
-    )
-    accs = {r["id"]: store_accounts.from_row(r) for r in acc_rows}
+    acc_rows = {
+        r["id"]: r
+        for r in await fastsql.fetch_in(
+            conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids
+        )
+    }
 
     def wanted(r: Mapping[str, Any]) -> bool:
+        owner = acc_rows.get(r["account_id"])
         if r["direction"] == "inbound":
-            return r["account_id"] in accs
-        return deliveries.target(r["callback_url"], accs.get(r["account_id"])) is not None
+            return owner is not None
+        return deliveries.target(r["callback_url"], owner["receipt_url"] if owner is not None else None) is not None
 
-    return {r["id"]: rows.message(r) for r in found if wanted(r)}, accs
+    msgs = {r["id"]: rows.message(r) for r in found if wanted(r)}
+    owners = {msg.account_id for msg in msgs.values()}
+    return msgs, {aid: store_accounts.from_row(acc_rows[aid]) for aid in owners}
 
 
 async def context(
@@ -96,7 +102,7 @@ async def insert(conn: AsyncConnection, planned: Sequence[deliveries.Delivery], 
     """Each delivery with its ``webhook`` outbox job (claimed round-robin by account, ``Outbox.claim_fair``)."""
     fresh = {"status": "pending", "attempts": 0, "created_at": now, "updated_at": now}
     await conn.execute(tables.webhook_deliveries.insert(), [{**dataclasses.asdict(d), **fresh} for d in planned])
-    await store_outbox.add(conn, "webhook", [store_outbox.NewJob(d.id, d.account_id) for d in planned], now)
+    await store_outbox.add(conn, "webhook", [(d.id, d.account_id, None, None) for d in planned], now)
 
 
 # -- the sender ----------------------------------------------------------------------------------------------------
@@ -236,7 +242,7 @@ class Deliveries:
                 o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now)
             )
             if moved.rowcount == 0:
-                await store_outbox.add(conn, "webhook", [store_outbox.NewJob(delivery_id, account_id)], now)
+                await store_outbox.add(conn, "webhook", [(delivery_id, account_id, None, None)], now)
                 await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
 
 

@@ -47,7 +47,8 @@ def relevant(events: Sequence[core_events.Event]) -> list[core_events.Event]:
 
 
 def _target(msg: core_message.Message, accs: Accounts) -> str | None:
-    return core_deliveries.target(msg.callback_url, accs.get(msg.account_id))
+    acc = accs.get(msg.account_id)
+    return core_deliveries.target(msg.callback_url, acc.receipt_url if acc is not None else None)
 
 
 def _vonage_receipts(events: Sequence[core_events.Event], msgs: Messages, accs: Accounts) -> list[core_events.Event]:
