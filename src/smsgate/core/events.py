@@ -32,7 +32,7 @@ STATUSES = frozenset(
 RECEIPTS = frozenset({EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Event:
     message_id: str
     part_id: str | None  # None: about the whole message

@@ -76,7 +76,7 @@ _REFERENCES = (
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Part:
     """One SMS part of a message: the bytes that go on the wire and what became of them."""
 
@@ -100,7 +100,7 @@ class Part:
     done_at: float | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Message:
     """A message, outbound or inbound, with its delivery settings as attributes.
 

@@ -63,7 +63,7 @@ class Receipt:
     raw: str = ""  # the receipt text as received, for the event log
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class TrackedPart:
     """A part a receipt may match: what the rule needs of it."""
 
@@ -72,7 +72,7 @@ class TrackedPart:
     status: Status
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class TrackedMessage:
     """The message of a matched part; ``parts``: every part's status (multi-part messages only)."""
 
@@ -83,14 +83,14 @@ class TrackedMessage:
     parts: Mapping[str, Status] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class PartChange:
     part_id: str
     status: Status
     error_code: int  # of the receipt that set this status (not of an earlier intermediate one)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Outcome:
     matched: list[bool]  # per receipt, in order
     parts: list[PartChange]
