@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import changes, errors, limits, startup
 from smsgate import settings as settings_mod
@@ -61,7 +60,7 @@ def startup_errors(debug: bool) -> Iterator[None]:
 
 def run_store(
     config: pathlib.Path | None,
-    fn: Callable[[AsyncEngine], Awaitable[T]],
+    fn: Callable[[store_engine.Engine], Awaitable[T]],
     *,
     create: bool = False,
     writes: bool = True,

@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import time
 
-from smsgate import bounded, errors, logs
+from smsgate import caches, errors, logs
 from smsgate.core import accounts as core_accounts
 from smsgate.store import accounts as store_accounts
 
 CACHE_SECONDS = 5.0
+TOKEN_GRACE = 60.0  # a token is cached this long past its expiry, so it is refused as expired without a query
 
 
 class Credentials:
@@ -30,23 +31,21 @@ class Credentials:
         self._accounts = accounts
         self._token_ttl = token_ttl
         self._cache_seconds = cache_seconds
-        self._logins: bounded.Bounded[tuple[str, str], tuple[core_accounts.Account, float]] = bounded.Bounded(10_000)
-        self._tokens: bounded.Bounded[str, tuple[str, float, int]] = bounded.Bounded(
-            100_000
-        )  # hash -> (account, expires, gen)
-        self._cached: bounded.Bounded[str, tuple[core_accounts.Account, float]] = bounded.Bounded(100_000)
-        self._live: bounded.Bounded[str, tuple[str, float, float, int]] = bounded.Bounded(
-            100_000
-        )  # account -> live token
+        self._logins: caches.Expiring[tuple[str, str], core_accounts.Account] = caches.Expiring(10_000)
+        # token hash -> (account, expires_at, generation), kept a minute past its expiry ("expired", not "unknown")
+        self._tokens: caches.Expiring[str, tuple[str, float, int]] = caches.Expiring(100_000)
+        self._cached: caches.Expiring[str, core_accounts.Account] = caches.Expiring(100_000)
+        # account -> its live token (token, issued_at, expires_at, generation), while half its lifetime is left
+        self._live: caches.Expiring[str, tuple[str, float, float, int]] = caches.Expiring(100_000)
 
     # -- key and secret --------------------------------------------------------------------------------------
     def cached_login(self, api_key: str, secret: str) -> core_accounts.Account | None:
         """The account if this very pair was verified in the last few seconds (no limiter needed: it is right)."""
         hit = self._logins.get((api_key, _digest(secret)))
-        if hit is None or hit[1] <= time.monotonic():
+        if hit is None:
             return None
-        logs.current_account.set(hit[0].id)  # the request acts for it (the access line names it)
-        return hit[0]
+        logs.current_account.set(hit.id)  # the request acts for it (the access line names it)
+        return hit
 
     async def authenticate(self, api_key: str, secret: str) -> core_accounts.Account:
         """The active account for this pair; AuthError when the pair is wrong (the same whether the key exists or
@@ -57,7 +56,7 @@ class Credentials:
             if found is None:
                 raise errors.AuthError()
             acc = found
-            self._logins.put((api_key, _digest(secret)), (acc, time.monotonic() + self._cache_seconds))
+            self._logins.put((api_key, _digest(secret)), acc, self._cache_seconds)
         if not acc.active:
             raise errors.AccountDisabled()
         logs.current_account.set(acc.id)
@@ -71,11 +70,13 @@ class Credentials:
         if live is not None and live[3] == account.credential_gen and live[2] - now >= self._token_ttl / 2:
             return live[0], live[1], live[2] - now
         token, issued = await self._accounts.issue_token(account.id, self._token_ttl, account.credential_gen)
-        self._live.put(account.id, (token, issued, issued + self._token_ttl, account.credential_gen))
-        self._tokens.put(
-            store_accounts.hash_token(token), (account.id, issued + self._token_ttl, account.credential_gen)
-        )
+        expires = issued + self._token_ttl
+        self._live.put(account.id, (token, issued, expires, account.credential_gen), self._token_ttl / 2)
+        self._remember_token(store_accounts.hash_token(token), (account.id, expires, account.credential_gen))
         return token, issued, self._token_ttl
+
+    def _remember_token(self, key: str, owner: tuple[str, float, int]) -> None:
+        self._tokens.put(key, owner, max(0.0, owner[1] - time.time()) + TOKEN_GRACE)
 
     async def account_for_token(self, token: str) -> core_accounts.Account:
         key = store_accounts.hash_token(token)
@@ -85,7 +86,7 @@ class Credentials:
             if owner is None:
                 raise errors.TokenError("Invalid access token")
             hit = owner
-            self._tokens.put(key, hit)
+            self._remember_token(key, hit)
         account_id, expires_at, generation = hit
         if time.time() >= expires_at:
             raise errors.TokenError("Access Token expired", expired=True)
@@ -97,13 +98,12 @@ class Credentials:
 
     # -- accounts --------------------------------------------------------------------------------------------
     async def account(self, account_id: str) -> core_accounts.Account | None:
-        now = time.monotonic()
         hit = self._cached.get(account_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        if hit is not None:
+            return hit
         acc = await self._accounts.get(account_id)
         if acc is not None:
-            self._cached.put(account_id, (acc, now + self._cache_seconds))
+            self._cached.put(account_id, acc, self._cache_seconds)
         return acc
 
     def forget(self, account_id: str | None) -> None:
@@ -116,7 +116,7 @@ class Credentials:
             return
         self._cached.pop(account_id)
         self._live.pop(account_id)
-        self._logins.drop(lambda v: v[0].id != account_id)
+        self._logins.drop(lambda v: v.id != account_id)
 
 
 def _digest(secret: str) -> str:

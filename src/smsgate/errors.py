@@ -6,6 +6,8 @@ are translated where they occur (``raise X from exc``).
 
     SmsgateError
     ├── ValidationError            bad input a client can fix
+    │   ├── MissingParameter       a required parameter is absent or empty (Vonage status 2)
+    │   ├── SignatureAndSecret     a Vonage ``sig`` together with ``api_secret`` (status 32)
     │   ├── EmptyText
     │   ├── TextTooLong            more parts or characters than the dialect allows
     │   ├── InvalidEncoding        forced encoding the text does not fit / bad hex body
@@ -14,9 +16,11 @@ are translated where they occur (``raise X from exc``).
     │   └── InvalidUrl
     ├── AuthError                  unknown client, wrong secret, disabled account
     │   ├── TokenError             missing, unknown, expired or revoked bearer token
+    │   ├── InvalidSignature       a Vonage request signature that does not verify, is stale or was seen before
     │   └── AccountDisabled        the credentials are right, but the account is disabled
     ├── PolicyError                valid input that this account may not do
-    │   ├── DestinationNotAllowed  demo allow-list, country not enabled, blocked destination, not the sandbox
+    │   ├── DestinationNotAllowed  country not enabled, blocked destination, not the sandbox
+    │   │   └── NotWhitelisted     not on a demo account's allow-list (Vonage status 29)
     │   ├── SenderNotAllowed       not on the account's list, or a number it does not own
     │   │   └── SenderTaken        another account's number or reserved name
     │   ├── FeatureNotAllowed      silent, SIM data download or class-2 binary without the account's permission
@@ -26,7 +30,8 @@ are translated where they occur (``raise X from exc``).
     │   ├── RateLimited            ``retry_after`` seconds until a token is free
     │   └── NotFound               an object that does not exist or belongs to another account
     ├── RouteUnavailable           no connector for this message
-    └── StoreUnavailable           the database refused the write; nothing was half-written
+    ├── StoreUnavailable           the database refused the write; nothing was half-written
+    └── DialectRefusal             a refusal a dialect's own parser decided, with that dialect's code (Kaarai's)
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ class SmsgateError(Exception):
 
 class ValidationError(SmsgateError):
     """The request is not valid."""
+
+
+class MissingParameter(ValidationError):
+    """A required parameter is missing."""
+
+
+class SignatureAndSecret(ValidationError):
+    """Signature And API Secret Disallowed"""
 
 
 class EmptyText(ValidationError):
@@ -98,6 +111,10 @@ class TokenError(AuthError):
         self.expired = expired
 
 
+class InvalidSignature(AuthError):
+    """Invalid Signature"""
+
+
 class AccountDisabled(AuthError):
     """account disabled"""
 
@@ -108,6 +125,10 @@ class PolicyError(SmsgateError):
 
 class DestinationNotAllowed(PolicyError):
     """The destination is not allowed for this account."""
+
+
+class NotWhitelisted(DestinationNotAllowed):
+    """Non-Whitelisted Destination"""
 
 
 class SenderNotAllowed(PolicyError):
@@ -156,6 +177,14 @@ class RouteUnavailable(SmsgateError):
 
 class StoreUnavailable(SmsgateError):
     """The message store is unavailable; nothing was written."""
+
+
+class DialectRefusal(SmsgateError):
+    """A refusal decided by a dialect's parser, with that dialect's own code already chosen (Kaarai's 4000...)."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def json_problem(body: bytes | str, pos: int, reason: str) -> str:

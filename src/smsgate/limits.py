@@ -22,8 +22,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from smsgate import bounded, errors
+import cachetools
+
+from smsgate import caches, errors
 from smsgate.core import accounts as core_accounts
+from smsgate.core import rates
 
 CountSince = Callable[[str, float], Awaitable[int]]
 
@@ -135,39 +138,39 @@ class Quotas:
 
 
 class TokenBuckets:
-    """Throughput limits (messages per second with a burst), keyed by whatever the caller limits."""
+    """Throughput limits (messages per second with a burst), keyed by whatever the caller limits; at most ``size``
+    buckets (the least recently used is forgotten: it refills to full, which a limit's own traffic never notices)."""
 
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+    def __init__(self, *, size: int = 100_000) -> None:
+        self._buckets: cachetools.LRUCache[str, rates.Bucket] = cachetools.LRUCache(maxsize=size)
 
-    def _level(self, r: Rate, now: float) -> float:
-        tokens, last = self._buckets.get(r.key, (r.burst, now))
-        return min(r.burst, tokens + (now - last) * r.rate)
+    def _bucket(self, r: Rate, now: float) -> rates.Bucket:
+        b = self._buckets.get(r.key)
+        if b is None:
+            b = self._buckets[r.key] = rates.Bucket(r.rate, r.burst, now)
+        else:
+            b.rate, b.burst = r.rate, r.burst  # the account's TPS may have changed
+        return b
 
     async def take(self, key: str, rate: float, burst: float | None = None) -> None:
         await self.take_all([Rate.of(key, rate, burst)])
 
-    async def take_all(self, rates: Sequence[Rate], n: int = 1) -> None:
+    async def take_all(self, limits: Sequence[Rate], n: int = 1) -> None:
         """``n`` tokens (the parts of one message) from every bucket, or none at all and RateLimited with the
         longest wait. A bucket must hold ``n`` tokens, or be full when ``n`` is more than it can ever hold; the
         rest is taken as debt, so a long message is paid for by the wait before the next one."""
         now = time.monotonic()
-        levels = [self._level(r, now) for r in rates]
-        needs = [min(float(n), r.burst) for r in rates]
-        wait = max(
-            [(need - t) / r.rate for r, t, need in zip(rates, levels, needs, strict=True) if t < need], default=0.0
-        )
+        buckets = [self._bucket(r, now) for r in limits]
+        wait = max((b.wait_for(n, now) for b in buckets), default=0.0)
         if wait > 0:
             raise errors.RateLimited(retry_after=wait)
-        for r, t in zip(rates, levels, strict=True):
-            self._buckets[r.key] = (t - n, now)
+        for b in buckets:
+            b.spend(n, now)
 
     async def reserve(self, rate: Rate, n: int) -> float:
         """Take ``n`` tokens now, going into debt; returns the seconds to wait before using them."""
         now = time.monotonic()
-        tokens = self._level(rate, now) - n
-        self._buckets[rate.key] = (tokens, now)
-        return max(0.0, -tokens / rate.rate)
+        return self._bucket(rate, now).spend(n, now)
 
 
 class Failures:
@@ -176,7 +179,7 @@ class Failures:
 
     def __init__(self, limit: int, window: float, *, size: int = 100_000) -> None:
         self.limit, self.window = limit, window
-        self._fails: bounded.Bounded[str, collections.deque[float]] = bounded.Bounded(size)
+        self._fails: caches.Expiring[str, collections.deque[float]] = caches.Expiring(size)
 
     def _recent(self, key: str, now: float) -> collections.deque[float] | None:
         times = self._fails.get(key)
@@ -200,27 +203,20 @@ class Failures:
         now = time.monotonic()
         times = self._recent(key, now) or collections.deque(maxlen=self.limit)
         times.append(now)
-        self._fails.put(key, times)
+        self._fails.put(key, times, self.window)
 
 
 class SeenOnce:
     """Keys remembered for their own time to live; ``first`` is True only the first time a live key is offered.
-    At most ``size`` keys (the oldest forgotten first)."""
+    At most ``size`` keys (the least recently offered forgotten first)."""
 
     def __init__(self, *, size: int = 200_000) -> None:
-        self._size = size
-        self._until: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._seen: caches.Expiring[str, bool] = caches.Expiring(size)
 
     async def first(self, key: str, ttl: float) -> bool:
-        now = time.monotonic()
-        while self._until and next(iter(self._until.values())) <= now:
-            self._until.popitem(last=False)
-        until = self._until.get(key)
-        if until is not None and until > now:
+        if self._seen.get(key):
             return False
-        self._until[key] = now + ttl
-        if len(self._until) > self._size:
-            self._until.popitem(last=False)
+        self._seen.put(key, True, ttl)
         return True
 
 

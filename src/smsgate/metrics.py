@@ -33,7 +33,7 @@ class RuntimeCollector(Collector):
         accepted = CounterMetricFamily(
             "smsgate_messages_accepted", "Messages accepted (2xx), by dialect", labels=["dialect"]
         )
-        for dialect, n in sorted(rt.gateway.accepted.items()):
+        for dialect, n in sorted(rt.recorder.accepted.items()):
             accepted.add_metric([dialect], n)
         yield accepted
         yield CounterMetricFamily(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from smsgate import bounded, changes, errors
+from smsgate import caches, changes, errors
 from smsgate.core import accounts as core_accounts
 from smsgate.core import senders
 from smsgate.store import ownership
@@ -27,9 +27,7 @@ class Owners:
     def __init__(self, store: ownership.Ownership, *, cache_seconds: float = 5.0) -> None:
         self._store = store
         self._ttl = cache_seconds
-        self._numbers: bounded.Bounded[str, tuple[str, float]] = bounded.Bounded(
-            100_000
-        )  # digits -> (owner or "", until)
+        self._numbers: caches.Expiring[str, str] = caches.Expiring(100_000)  # digits -> owner ("" for nobody)
         self._names: dict[str, str] = {}
         self._names_until = 0.0
 
@@ -60,11 +58,11 @@ class Owners:
                     raise
             return self._names.get(ownership.name_key(sender.value))
         hit = self._numbers.get(sender.value)
-        if hit is None or hit[1] <= now:
+        if hit is None:
             found = await self._store.owner(sender.value)
-            hit = (found.account_id if found is not None else _NOBODY, now + self._ttl)
-            self._numbers.put(sender.value, hit)
-        return hit[0] or None
+            hit = found.account_id if found is not None else _NOBODY
+            self._numbers.put(sender.value, hit, self._ttl)
+        return hit or None
 
     async def of_address(self, address: str) -> str | None:
         """The owner of an address as typed (a number in any form, or a name), read fresh."""

@@ -1,6 +1,8 @@
-"""Composition root: builds every object from ``Settings`` and runs the background loops.
+"""Composition root: builds every object from ``Settings``, wires them, and runs the background loops.
 
-The only module (with ``cli``) that sees Settings and concrete connector classes.
+The only module (with ``cli``) that sees Settings and concrete connector classes. It is also where the layers meet
+without importing each other: the dispatcher hears of committed messages (``Recorder.on_accepted``) and the webhook
+sender of planned deliveries (``Recorder.on_deliveries``) through callbacks set here.
 """
 
 from __future__ import annotations
@@ -14,28 +16,31 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from smsgate import changes, limits, owners, sandbox_control, services, startup
+from smsgate import changes, limits, owners, startup
 from smsgate.connectors import base, registry, sandbox
 from smsgate.connectors import http as http_connectors
 from smsgate.core import handsets, pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
+from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
+from smsgate.services import numbers as services_numbers
+from smsgate.services import recording, sending
+from smsgate.services import sandbox as sandbox_control
+from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
+from smsgate.store import console as store_console
 from smsgate.store import engine as store_engine
-from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, notify, tables
+from smsgate.store import migrate, notify
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
 from smsgate.store import ownership as store_ownership
+from smsgate.store import reads as store_reads
 from smsgate.store import sandbox as store_sandbox
-from smsgate.webhooks import planner as webhook_planner
+from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import sender as webhook_sender
 
 log = logging.getLogger(__name__)
@@ -80,7 +85,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.node_id = "node_" + secrets.token_hex(6)
-        self.engine: AsyncEngine = store_engine.create(
+        self.engine = store_engine.create(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
         self.committer = store_committer.GroupCommitter(
@@ -89,16 +94,9 @@ class Runtime:
                 settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
             ),
         )
-        self.hooks = webhook_planner.Planner()
-        self.writes = store_messages.MessageWrites(
-            node_id=self.node_id, lease=settings.claim_lease_seconds, hooks=self.hooks
-        )
-        self.inbound_writes = store_inbound.InboundWrites(self.hooks)
-        self.committer.register("accept", self.writes.accept)
-        self.committer.register("job_results", self.writes.job_results, lazy=True)
-        self.committer.register("receipts", self.writes.receipts, lazy=True)
-        self.committer.register("inbound", self.inbound_writes.inbound)
-        self.committer.register("sweep", self._sweep, lazy=True)
+        self.writes = store_messages.MessageWrites(node_id=self.node_id, lease=settings.claim_lease_seconds)
+        self.recorder = recording.Recorder(self.writes, reassembly_timeout=settings.inbound_reassembly_timeout)
+        self.recorder.register(self.committer)
         self.outbox = store_outbox.Outbox(
             self.engine,
             node_id=self.node_id,
@@ -106,7 +104,7 @@ class Runtime:
             dead_after=settings.node_dead_after,
         )
         self.webhooks = webhook_sender.Sender(
-            engine=self.engine,
+            deliveries=store_webhooks.Deliveries(self.engine),
             committer=self.committer,
             outbox=self.outbox,
             settings=webhook_sender.SenderSettings(
@@ -121,13 +119,13 @@ class Runtime:
                 poll_interval=max(settings.poll_interval, 0.1),
             ),
         )
-        self.webhooks.watch(self.hooks, ["accept", "job_results", "receipts", "inbound", "sweep"])
+        self.recorder.on_deliveries.append(self.webhooks.wake)  # deliveries were planned: no waiting for a poll
         self.connectors = build_connectors(settings)
         self.router = routing.Router.from_mapping(settings.routing, fallback=next(iter(self.connectors)))
         missing = self.router.connectors() - set(self.connectors)
         if missing:
             raise ValueError(f"routing names unknown connectors: {sorted(missing)}")
-        self.reads = store_messages.MessageReads(self.engine)
+        self.reads = store_reads.MessageReads(self.engine)
         # one node: limits in this process; several nodes: shared through Redis (atomic Lua scripts)
         self.redis: Any = limits.redis_client(settings.redis_url) if settings.redis_url else None
         quotas: limits.QuotaLimiter
@@ -153,7 +151,7 @@ class Runtime:
         throttle = dispatch_throttle.SharedThrottle(buckets, caps) if self.redis is not None and caps else None
         self.dispatcher = dispatch.Dispatcher(
             throttle=throttle,
-            engine=self.engine,
+            reads=self.reads,
             committer=self.committer,
             outbox=self.outbox,
             connectors=self.connectors,
@@ -163,11 +161,17 @@ class Runtime:
             fence=self.engine.dialect.name == "postgresql",  # several nodes may share it: fence the claims
         )
         self.accounts = store_accounts.AccountStore(self.engine)
-        self.gateway = services.Gateway(
+        # the dispatcher takes what this node accepts straight from the accept commit (its fast path)
+        self.recorder.on_accepted.append(
+            lambda items: self.dispatcher.enqueue(
+                [dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim]
+            )
+        )
+        self.gateway = sending.Gateway(
             accounts=self.accounts,
             reads=self.reads,
             committer=self.committer,
-            dispatcher=self.dispatcher,
+            has_room=self.dispatcher.has_room,
             connectors=self.connectors,
             router=self.router,
             prices=pricing.PriceTable.from_mapping(settings.prices) if settings.prices else pricing.DEFAULT_PRICES,
@@ -175,7 +179,6 @@ class Runtime:
             token_ttl=settings.token_ttl_seconds,
             retry_max_seconds=settings.submit_retry_max_seconds,
             node_id=self.node_id,
-            numbers=store_numbers.NumberStore(self.engine),
             quotas=quotas,
             buckets=buckets,
             policy=limits.Policy(
@@ -186,8 +189,18 @@ class Runtime:
             changes_bus=self.changes,
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
-            sandboxes=[n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)],
+            sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
         )
+        self.webhook_service = services_webhooks.Webhooks(
+            store_webhooks.Deliveries(self.engine),
+            self.gateway,
+            allow_private=settings.webhooks_allow_private,
+            wake=self.webhooks.wake,
+        )
+        self.numbers = services_numbers.Numbers(
+            store_numbers.NumberStore(self.engine), self.gateway, allow_private=settings.webhooks_allow_private
+        )
+        self.live = store_console.Live(self.engine)
         self.listener = (
             notify.Listener(
                 settings.effective_database_url,
@@ -196,7 +209,7 @@ class Runtime:
             if self.engine.dialect.name == "postgresql"
             else None
         )
-        self.ingest = services.Ingest(self.committer)
+        self.ingest = recording.Ingest(self.committer)
         self.sandbox_control = sandbox_control.SandboxControl(
             store=store_sandbox.SandboxStore(self.engine),
             networks=[c for c in self.connectors.values() if isinstance(c, sandbox.SandboxNetwork)],
@@ -308,9 +321,8 @@ class Runtime:
             self._ready_check = asyncio.ensure_future(self.committer.write("ready", None))
         return self._ready_check
 
-    async def _ready_write(self, conn: Any, items: Sequence[None]) -> list[None]:
-        n = tables.nodes
-        await conn.execute(n.update().where(n.c.id == self.node_id).values(heartbeat_at=time.time()))
+    async def _ready_write(self, tx: Any, items: Sequence[None]) -> list[None]:
+        await store_outbox.touch(tx, self.node_id)
         return [None] * len(items)
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -371,28 +383,13 @@ class Runtime:
             except Exception as exc:
                 log.warning("sweep failed: %s", exc)
 
-    async def _sweep(self, conn: Any, items: Sequence[None]) -> list[None]:
-        """A group-commit kind: on SQLite the sweep then writes through the one writer connection like everything
-        else, and deliveries it plans wake the webhook sender after the commit, as for any other kind."""
-        await self.writes.apply_pending(conn)
-        await self.inbound_writes.sweep(conn, time.time() - self.settings.inbound_reassembly_timeout)
-        return [None] * len(items)
-
     async def _resume_sandbox(self) -> None:
         """Receipts the sandbox owed when the process stopped."""
         for name, c in self.connectors.items():
             if not isinstance(c, sandbox.SandboxNetwork):
                 continue
-            p, m = tables.parts, tables.messages
-            async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        sa.select(p.c.network_id, m.c.recipient)
-                        .join(m, m.c.id == p.c.message_id)
-                        .where(p.c.connector == name, p.c.status == "submitted", p.c.network_id.is_not(None))
-                    )
-                ).all()
-            c.resume([(r[0], r[1]) for r in rows])
+            rows = await self.reads.awaiting_receipts(name)
+            c.resume(rows)
 
     @property
     def sandbox_only(self) -> bool:
@@ -403,13 +400,11 @@ class Runtime:
         """On first start of a sandbox-only gateway: one ready account, shown once (its secret is not kept).
 
         With any real connector configured there is no demo account: well-known credentials must never reach a
-        real network. The account is ``sandbox_only`` (``services.Gateway.send`` keeps it off real connectors
+        real network. The account is ``sandbox_only`` (``services.sending.Gateway.send`` keeps it off real connectors
         should one be configured later)."""
         if not self.sandbox_only:
             return None
-        async with self.engine.connect() as conn:
-            n = await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts))
-        if n:
+        if await self.accounts.count():
             return None
         # On loopback the demo account has well-known credentials, so the README's curl lines work as pasted.
         loopback = self.settings.host in ("127.0.0.1", "localhost", "::1")
@@ -427,10 +422,7 @@ class Runtime:
     async def _warn_demo_accounts(self) -> None:
         """On every start: say that sandbox-only (demo) accounts exist, and loudly if the well-known one still
         opens with its published secret."""
-        a = tables.accounts.c
-        async with self.engine.connect() as conn:
-            keys = (await conn.scalars(sa.select(a.api_key).where(a.sandbox_only, a.status == "active"))).all()
-        for key in keys:
+        for key in await self.accounts.sandbox_only_keys():
             known = key == DEMO_KEY and await self.accounts.verify(DEMO_KEY, DEMO_SECRET) is not None
             log.warning(
                 "demo account %s exists (sandbox only: its messages go to the sandbox network, never to a real one)%s",

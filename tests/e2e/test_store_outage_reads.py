@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import pathlib
 
-import httpx
-
 from tests.support import GatewayProcess, TcpProxy, create_account, postgres_database, wait_for
 
 KPN_SEND = "/messaging/sms-kpn/v1/send"

@@ -239,10 +239,11 @@ def test_status_codes(gateway: GatewayProcess, settings: dict[str, Any], fields:
 
 
 def test_missing_credentials_and_internal_error_status() -> None:
-    from smsgate.api import vonage_wire
+    from smsgate import errors
+    from smsgate.api import vonage_sms
 
-    assert vonage_wire.status_for(RuntimeError("boom")) == ("5", "Internal Error")
-    assert vonage_wire.status_for(vonage_wire.MissingParam("Missing api_key param")) == ("2", "Missing api_key param")
+    assert vonage_sms.status_for(RuntimeError("boom")) == ("5", "Internal Error")
+    assert vonage_sms.status_for(errors.MissingParameter("Missing api_key param")) == ("2", "Missing api_key param")
 
 
 def test_unknown_path_and_method(gateway: GatewayProcess) -> None:

@@ -1,7 +1,7 @@
 """Receipts in any order (and before their submit), inbound routing, and webhook planning in the same transaction.
 
-Drives the real write handlers (``MessageWrites``, ``InboundWrites``) through a real ``GroupCommitter`` on a real
-SQLite file, with the real webhook ``Planner`` as their hooks.
+Drives the real use cases (``services.recording.Recorder``: the store's writes, the receipt rule, the webhook
+planner) through a real ``GroupCommitter`` on a real SQLite file.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from vonage_http_client import auth as vonage_auth  # type: ignore[import-untype
 
 from smsgate.connectors import base
 from smsgate.core import concat, encoding, segments, signing
+from smsgate.core import message as core_message
+from smsgate.services import recording
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import engine as store_engine
-from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, tables
-from smsgate.webhooks import planner as webhook_planner
+from smsgate.store import migrate, rows, tables
 
 ST = store_messages.Status
 RS = base.ReceiptState
@@ -37,14 +37,10 @@ RS = base.ReceiptState
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.planner = webhook_planner.Planner()
-        self.writes = store_messages.MessageWrites(node_id="node_test", lease=60, hooks=self.planner)
-        self.inbound = store_inbound.InboundWrites(self.planner)
+        self.writes = store_messages.MessageWrites(node_id="node_test", lease=60)
+        self.recorder = recording.Recorder(self.writes, reassembly_timeout=0.0)
         self.committer = store_committer.GroupCommitter(engine)
-        self.committer.register("accept", self.writes.accept)
-        self.committer.register("job_results", self.writes.job_results)
-        self.committer.register("receipts", self.writes.receipts)
-        self.committer.register("inbound", self.inbound.inbound)
+        self.recorder.register(self.committer)
         self.accounts = store_accounts.AccountStore(engine)
 
     async def account(self, **settings: Any) -> dict[str, Any]:
@@ -73,18 +69,20 @@ class Store:
         now = time.time()
         pids = [secrets.token_hex(8).upper() for _ in seg.parts]
         message = {
+            "client_ref": None, "callback_url": None,
             "id": mid, "account_id": account_id, "direction": "outbound", "dialect": dialect,
             "sender": extra.pop("sender", "smsgate"), "recipient": extra.pop("recipient", "+31612345678"),
             "text": text, "encoding": "gsm7", "parts_count": seg.count, "status": "accepted", "connector": "sbx",
             "network": "20408", "country": "NL", "price": 100 * seg.count, "meta": extra.pop("meta", {}),
             "created_at": now, "updated_at": now, **extra,
         }  # fmt: skip
-        rows = [
-            {"id": pid, "message_id": mid, "idx": p.index, "total": p.total, "concat_ref": 7, "status": "accepted",
-             "connector": "sbx", "data_coding": 0, "udh": p.udh, "payload": p.payload, "text": p.text, "price": 100}
+        parts = tuple(
+            core_message.Part(pid, mid, p.index, p.total, ST.ACCEPTED, 0, p.udh, p.payload, p.text, connector="sbx",
+                              concat_ref=7, price=100)
             for pid, p in zip(pids, seg.parts, strict=True)
-        ]  # fmt: skip
-        await self.committer.write("accept", store_messages.NewMessage(message, rows, 100 * seg.count, claim=False))
+        )  # fmt: skip
+        item = store_messages.NewMessage(rows.message(message), parts, 100 * seg.count, claim=False)
+        await self.committer.write("accept", item)
         return [mid, *pids]
 
     async def submitted(self, ids: list[str], nids: list[str], status: ST = ST.SUBMITTED) -> None:
@@ -177,7 +175,7 @@ async def test_receipts_for_unknown_ids_wait_then_apply_by_sweep(store: Store) -
         p = tables.parts
         await conn.execute(p.update().where(p.c.id == ids[1]).values(status="submitted", network_id="S1"))
     async with store.engine.begin() as conn:
-        assert await store.writes.apply_pending(conn) == 1
+        assert await store.recorder.apply_held(conn) == 1
     assert await store.statuses(ids[0]) == ("expired", [("expired", 1)])
     pr = tables.pending_receipts
     assert [r[0] for r in await store.rows(sa.select(pr.c.network_id))] == ["GHOST"]
@@ -185,7 +183,7 @@ async def test_receipts_for_unknown_ids_wait_then_apply_by_sweep(store: Store) -
     async with store.engine.begin() as conn:
         await conn.execute(pr.update().values(received_at=time.time() - 2 * 86400))
     async with store.engine.begin() as conn:
-        await store.writes.apply_pending(conn)
+        await store.recorder.apply_held(conn)
     assert await store.scalar(sa.select(sa.func.count()).select_from(pr)) == 0
 
 
@@ -230,7 +228,7 @@ async def test_no_target_no_delivery_and_rollback_plans_nothing(store: Store) ->
     before = len(await store.deliveries())
     with pytest.raises(RuntimeError):
         async with store.engine.begin() as conn:
-            await store.writes.receipts(conn, [base.Receipt("sbx", "Z2", RS.DELIVERED)])
+            await store.recorder.receipts(conn, [base.Receipt("sbx", "Z2", RS.DELIVERED)])
             raise RuntimeError("crash before commit")
     assert len(await store.deliveries()) == before
     assert await store.scalar(sa.select(tables.parts.c.status).where(tables.parts.c.id == ids2[1])) == "submitted"
@@ -397,7 +395,7 @@ async def test_incomplete_inbound_goes_out_part_by_part(store: Store) -> None:
     parts = mo_parts("y" * 400, "31600002222", "31655552222", ref=201)
     await store.committer.write_many("inbound", [parts[0], parts[2]])
     async with store.engine.begin() as conn:
-        assert await store.inbound.sweep(conn, time.time() + 1) == 1
+        await store.recorder.sweep(conn, [None])
     d = await store.deliveries()
     bodies = sorted((json.loads(x["body"]) for x in d), key=lambda b: b["concat-part"])
     assert [(b["concat"], b["concat-total"], b["concat-part"]) for b in bodies] == [

@@ -21,12 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import errors
 from smsgate.connectors import base
+from smsgate.core import message as core_message
+from smsgate.services import recording
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import engine as store_engine
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, tables
+from smsgate.store import migrate, rows, tables
 from smsgate.store import outbox as store_outbox
+from smsgate.store import reads as store_reads
 from tests import support
 
 Status = store_messages.Status
@@ -67,9 +70,7 @@ class Node:
         self.id = node_id
         self.writes = store_messages.MessageWrites(node_id=node_id, lease=lease)
         self.committer = store_committer.GroupCommitter(engine)
-        self.committer.register("accept", self.writes.accept)
-        self.committer.register("job_results", self.writes.job_results)
-        self.committer.register("receipts", self.writes.receipts)
+        recording.Recorder(self.writes, reassembly_timeout=60.0).register(self.committer)
         self.outbox = store_outbox.Outbox(engine, node_id=node_id, lease=lease, dead_after=dead_after)
 
 
@@ -86,44 +87,47 @@ async def node(engine: AsyncEngine) -> AsyncIterator[Node]:
 def new_message(account_id: str, *, parts: int = 1, unit_price: int = 100, claim: bool = False) -> Any:
     now = time.time()
     mid = str(uuid.uuid4())
-    message = {
-        "id": mid,
-        "account_id": account_id,
-        "direction": "outbound",
-        "dialect": "kpn",
-        "sender": "smsgate",
-        "recipient": "+31612345678",
-        "text": "hello",
-        "encoding": "gsm7",
-        "parts_count": parts,
-        "status": Status.ACCEPTED.value,
-        "connector": "sandbox",
-        "network": "kpn",
-        "country": "NL",
-        "price": unit_price * parts,
-        "meta": {"status_report": True},
-        "created_at": now,
-        "updated_at": now,
-    }
-    part_rows = [
+    message = rows.message(
         {
-            "id": secrets.token_hex(8).upper(),
-            "message_id": mid,
-            "idx": i + 1,
-            "total": parts,
-            "concat_ref": 7,
+            "id": mid,
+            "account_id": account_id,
+            "direction": "outbound",
+            "dialect": "kpn",
+            "sender": "smsgate",
+            "recipient": "+31612345678",
+            "text": "hello",
+            "encoding": "gsm7",
+            "parts_count": parts,
             "status": Status.ACCEPTED.value,
             "connector": "sandbox",
-            "data_coding": 0,
-            "udh": b"",
-            "payload": b"hello",
-            "text": "hello",
-            "price": unit_price,
-            "attempts": 0,
+            "network": "kpn",
+            "country": "NL",
+            "price": unit_price * parts,
+            "client_ref": None,
+            "callback_url": None,
+            "meta": {"status_report": True},
+            "created_at": now,
+            "updated_at": now,
         }
+    )
+    part_values = tuple(
+        core_message.Part(
+            id=secrets.token_hex(8).upper(),
+            message_id=mid,
+            index=i + 1,
+            total=parts,
+            status=Status.ACCEPTED,
+            data_coding=0,
+            udh=b"",
+            payload=b"hello",
+            text="hello",
+            connector="sandbox",
+            concat_ref=7,
+            price=unit_price,
+        )
         for i in range(parts)
-    ]
-    return store_messages.NewMessage(message, part_rows, unit_price * parts, {"dialect": "kpn"}, claim=claim)
+    )
+    return store_messages.NewMessage(message, part_values, unit_price * parts, claim=claim)
 
 
 async def make_account(engine: AsyncEngine, balance: int = 10_000) -> str:
@@ -170,9 +174,9 @@ async def test_accept_debits_balance_and_refuses_overdraft(engine: AsyncEngine, 
     assert await scalar(engine, sa.select(sa.func.count()).select_from(m)) == 2
     assert await scalar(engine, sa.select(sa.func.count()).select_from(p)) == 8
     assert await scalar(engine, sa.select(sa.func.count()).select_from(e).where(e.c.type == "accepted")) == 2
-    refused = items[2].message["id"]
+    refused = items[2].message.id
     assert await scalar(engine, sa.select(sa.func.count()).select_from(o).where(o.c.ref == refused)) == 0
-    assert await store_messages.MessageReads(engine).count_since(acc, time.time() - 60) == 8  # parts, as quotas count
+    assert await store_reads.MessageReads(engine).count_since(acc, time.time() - 60) == 8  # parts, as quotas count
 
 
 async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node) -> None:
@@ -181,25 +185,22 @@ async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node
     for item in (ok, later):
         await node.committer.write("accept", item)
     claimed = dict(await node.outbox.claim("submit", 10))
-    assert set(claimed) == {ok.message["id"], later.message["id"]}
+    assert set(claimed) == {ok.message.id, later.message.id}
     retry_at = time.time() + 30
     await node.committer.write_many(
         "job_results",
         [
             store_messages.JobResult(
-                ok.message["id"],
+                ok.message.id,
                 acc,
-                [
-                    store_messages.PartUpdate(pt["id"], Status.SUBMITTED, "sandbox", f"nid-{pt['idx']}")
-                    for pt in ok.parts
-                ],
+                [store_messages.PartUpdate(pt.id, Status.SUBMITTED, "sandbox", f"nid-{pt.index}") for pt in ok.parts],
                 Status.SUBMITTED,
                 done=True,
             ),
             store_messages.JobResult(
-                later.message["id"],
+                later.message.id,
                 acc,
-                [store_messages.PartUpdate(later.parts[0]["id"], Status.ACCEPTED, "sandbox")],
+                [store_messages.PartUpdate(later.parts[0].id, Status.ACCEPTED, "sandbox")],
                 None,
                 done=False,
                 retry_at=retry_at,
@@ -211,14 +212,14 @@ async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node
     async with engine.connect() as conn:
         jobs = {r.ref: r for r in (await conn.execute(sa.select(o))).all()}
         parts = {r.id: r for r in (await conn.execute(sa.select(p))).all()}
-    assert set(jobs) == {later.message["id"]}  # the finished job left the outbox
-    job = jobs[later.message["id"]]
+    assert set(jobs) == {later.message.id}  # the finished job left the outbox
+    job = jobs[later.message.id]
     assert (job.claimed_by, job.attempts) == (None, 1) and job.run_at == pytest.approx(retry_at)
-    assert [parts[pt["id"]].status for pt in ok.parts] == ["submitted", "submitted"]
-    assert (parts[later.parts[0]["id"]].status, parts[later.parts[0]["id"]].attempts) == ("accepted", 1)
-    got = await store_messages.MessageReads(engine).get(acc, ok.message["id"])
-    assert got is not None and got["status"] == "submitted"
-    assert [ev["type"] for ev in got["events"]] == ["accepted", "submitted", "submitted"]
+    assert [parts[pt.id].status for pt in ok.parts] == ["submitted", "submitted"]
+    assert (parts[later.parts[0].id].status, parts[later.parts[0].id].attempts) == ("accepted", 1)
+    got = await store_reads.MessageReads(engine).get(acc, ok.message.id)
+    assert got is not None and got.message.status is Status.SUBMITTED
+    assert [ev.type.value for ev in got.events] == ["accepted", "submitted", "submitted"]
     assert await node.outbox.claim("submit", 10) == []  # the retry is not due yet
     assert await node.outbox.next_due("submit") == pytest.approx(retry_at)
 
@@ -227,7 +228,7 @@ async def test_receipts_and_pending_receipts(engine: AsyncEngine, node: Node) ->
     acc = await make_account(engine)
     item = new_message(acc, parts=2)
     await node.committer.write("accept", item)
-    pid1, pid2 = (pt["id"] for pt in item.parts)
+    pid1, pid2 = (pt.id for pt in item.parts)
     # the receipt for part 2 overtakes its submit result: it is held, not lost
     await node.committer.write("receipts", base.Receipt("sandbox", "nid-2", base.ReceiptState.DELIVERED, raw="r2"))
     pr = tables.pending_receipts
@@ -235,7 +236,7 @@ async def test_receipts_and_pending_receipts(engine: AsyncEngine, node: Node) ->
     await node.committer.write(
         "job_results",
         store_messages.JobResult(
-            item.message["id"],
+            item.message.id,
             acc,
             [
                 store_messages.PartUpdate(pid1, Status.SUBMITTED, "sandbox", "nid-1"),
@@ -247,14 +248,14 @@ async def test_receipts_and_pending_receipts(engine: AsyncEngine, node: Node) ->
     )
     assert await scalar(engine, sa.select(sa.func.count()).select_from(pr)) == 0
     await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.DELIVERED, raw="r1"))
-    got = await store_messages.MessageReads(engine).get(acc, item.message["id"])
+    got = await store_reads.MessageReads(engine).get(acc, item.message.id)
     assert got is not None
-    assert [pt["status"] for pt in got["parts"]] == ["delivered", "delivered"]
-    assert got["status"] == "delivered"
+    assert [pt.status.value for pt in got.parts] == ["delivered", "delivered"]
+    assert got.message.status is Status.DELIVERED
     # a late duplicate receipt does not move a final part back
     await node.committer.write("receipts", base.Receipt("sandbox", "nid-1", base.ReceiptState.UNDELIVERABLE))
-    again = await store_messages.MessageReads(engine).get(acc, item.message["id"])
-    assert again is not None and again["status"] == "delivered"
+    again = await store_reads.MessageReads(engine).get(acc, item.message.id)
+    assert again is not None and again.message.status is Status.DELIVERED
 
 
 async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Node) -> None:
@@ -265,11 +266,11 @@ async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Nod
     await b.heartbeat()
     first = new_message(acc)
     await node.committer.write("accept", first)
-    assert [r for r, _ in await b.claim("submit", 10)] == [first.message["id"]]
+    assert [r for r, _ in await b.claim("submit", 10)] == [first.message.id]
     assert await a.claim("submit", 10) == []  # b holds the lease
     await asyncio.sleep(0.4)
     await b.heartbeat()  # alive, but its lease ran out: the job is due again
-    assert [r for r, _ in await a.claim("submit", 10)] == [first.message["id"]]
+    assert [r for r, _ in await a.claim("submit", 10)] == [first.message.id]
     # a job claimed in the accept transaction by node_a (the fast path), then node_a stops heart-beating
     second = new_message(acc, claim=True)
     await a.heartbeat()
@@ -278,10 +279,10 @@ async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Nod
     await asyncio.sleep(1.1)
     await b.heartbeat()
     got = {r for r, _ in await b.claim("submit", 10)}
-    assert got == {first.message["id"], second.message["id"]}  # node_a is dead: b takes its jobs
+    assert got == {first.message.id, second.message.id}  # node_a is dead: b takes its jobs
     # node_a comes back (it was only slow): it learns the jobs are no longer its own before submitting them
-    assert await a.extend("submit", [first.message["id"], second.message["id"]]) == set()
-    assert await b.extend("submit", [second.message["id"]]) == {second.message["id"]}
+    assert await a.extend("submit", [first.message.id, second.message.id]) == set()
+    assert await b.extend("submit", [second.message.id]) == {second.message.id}
     await b.leave()  # a clean shutdown hands the claims back at once
     assert (
         await scalar(engine, sa.select(sa.func.count()).select_from(tables.nodes).where(tables.nodes.c.id == "node_b"))
@@ -355,9 +356,9 @@ async def test_listen_notify_wakes_other_nodes(pg_url: str) -> None:
         await asyncio.wait_for(woken.wait(), 5)
         woken.clear()
         retry = store_messages.JobResult(
-            item.message["id"],
+            item.message.id,
             acc,
-            [store_messages.PartUpdate(item.parts[0]["id"], Status.ACCEPTED, "sandbox")],
+            [store_messages.PartUpdate(item.parts[0].id, Status.ACCEPTED, "sandbox")],
             None,
             done=False,
             retry_at=time.time(),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
@@ -87,8 +89,13 @@ def test_dutch_m2m(raw: str) -> None:
     ],
 )
 def test_dutch_refusals(raw: str, reason: str) -> None:
+    assert_refused(parse_dutch_mobile, raw, reason)
+
+
+def assert_refused(parse: Callable[[str], Number], raw: str, reason: str) -> None:
+    """``parse`` refuses ``raw`` with this reason, and says why in words."""
     with pytest.raises(InvalidNumber) as info:
-        parse_dutch_mobile(raw)
+        parse(raw)
     assert info.value.reason == reason
     assert info.value.message
 
@@ -197,10 +204,7 @@ INTERNATIONAL_INVALID = [
 
 @pytest.mark.parametrize(("raw", "reason"), INTERNATIONAL_INVALID)
 def test_international_invalid(raw: str, reason: str) -> None:
-    with pytest.raises(InvalidNumber) as info:
-        parse_international(raw)
-    assert info.value.reason == reason
-    assert info.value.message
+    assert_refused(parse_international, raw, reason)
 
 
 @FAST

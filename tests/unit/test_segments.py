@@ -84,11 +84,14 @@ def test_segmentation_properties(text: str, ref16: bool, reference: int) -> None
     st.booleans(),
 )
 def test_gsm_part_counts_match_the_table(text: str, ref16: bool) -> None:
+    assert_counts(text, ref16, Encoding.GSM7, single=160, per_part=152 if ref16 else 153)
+
+
+def assert_counts(text: str, ref16: bool, encoding: Encoding, *, single: int, per_part: int) -> None:
+    """One part up to ``single`` characters, else ``per_part`` characters a part (the UDH takes the rest)."""
     seg = segment_text(text, reference_16bit=ref16)
-    per_part = 152 if ref16 else 153
-    expected = 1 if len(text) <= 160 else math.ceil(len(text) / per_part)
-    assert seg.encoding is Encoding.GSM7
-    assert seg.count == expected
+    assert seg.encoding is encoding
+    assert seg.count == (1 if len(text) <= single else math.ceil(len(text) / per_part))
 
 
 @FAST
@@ -96,11 +99,7 @@ def test_gsm_part_counts_match_the_table(text: str, ref16: bool) -> None:
     st.text(alphabet=st.characters(min_codepoint=0x400, max_codepoint=0x4FF), min_size=1, max_size=500), st.booleans()
 )
 def test_ucs2_part_counts_match_the_table(text: str, ref16: bool) -> None:
-    seg = segment_text(text, reference_16bit=ref16)
-    per_part = 66 if ref16 else 67
-    expected = 1 if len(text) <= 70 else math.ceil(len(text) / per_part)
-    assert seg.encoding is Encoding.UCS2
-    assert seg.count == expected
+    assert_counts(text, ref16, Encoding.UCS2, single=70, per_part=66 if ref16 else 67)
 
 
 @FAST

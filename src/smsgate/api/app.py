@@ -59,6 +59,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.gateway = runtime.gateway
+    app.state.webhooks = runtime.webhook_service
+    app.state.numbers = runtime.numbers
     app.state.settings = runtime.settings
     app.state.cors_origins = frozenset(runtime.settings.cors_origins)
     app.state.proxies = peers.networks(runtime.settings.trusted_proxies)

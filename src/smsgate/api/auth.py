@@ -19,17 +19,18 @@ import logging
 
 from fastapi import Request
 
-from smsgate import errors, limits, services
+from smsgate import errors, limits
 from smsgate.api import peers
 from smsgate.core import accounts as core_accounts
+from smsgate.services import sending
 
 log = logging.getLogger(__name__)
 BEARER_SCHEMES = ("bearer", "bearertoken")
 _KEY_CHARS = 64  # of an api_key in a limiter key or a log line: a caller chooses it
 
 
-def gateway(request: Request) -> services.Gateway:
-    gw: services.Gateway = request.app.state.gateway
+def gateway(request: Request) -> sending.Gateway:
+    gw: sending.Gateway = request.app.state.gateway
     return gw
 
 

@@ -18,8 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth
-from smsgate.api.messages import json_response
+from smsgate.api import auth, responses
 from smsgate.connectors import base
 
 router = APIRouter(tags=["Connectors"])
@@ -93,7 +92,7 @@ def _connector(request: Request, name: str) -> base.Connector:
 async def list_connectors(request: Request) -> Response:
     await auth.operator(request)
     connectors = request.app.state.runtime.connectors
-    return json_response({"connectors": [_view(request, n, c) for n, c in connectors.items()]})
+    return responses.json({"connectors": [_view(request, n, c) for n, c in connectors.items()]})
 
 
 @router.post(
@@ -106,7 +105,7 @@ async def pause(request: Request, name: str = NAME, body: PauseIn | None = Body(
     await auth.operator(request)
     c = _connector(request, name)
     await request.app.state.runtime.pause(name, body.reason if body else None)
-    return json_response(_view(request, name, c))
+    return responses.json(_view(request, name, c))
 
 
 @router.post(
@@ -119,7 +118,7 @@ async def resume(request: Request, name: str = NAME) -> Response:
     await auth.operator(request)
     c = _connector(request, name)
     await request.app.state.runtime.resume(name)
-    return json_response(_view(request, name, c))
+    return responses.json(_view(request, name, c))
 
 
 def _receiver(kind: Literal["receipts", "inbound"], what: str) -> None:
@@ -136,7 +135,7 @@ def _receiver(kind: Literal["receipts", "inbound"], what: str) -> None:
             query=dict(request.query_params),
             body=await request.body(),
         )
-        return json_response({"received": await c.receive(call)})
+        return responses.json({"received": await c.receive(call)})
 
     for method in ("POST", "GET"):  # Vonage can be set to call with GET
         router.add_api_route(

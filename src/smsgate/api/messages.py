@@ -6,19 +6,19 @@ messages. Errors: ``{"error": {"code", "message"}}`` with the matching HTTP stat
 
 from __future__ import annotations
 
-import base64
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth, bodies
+from smsgate.api import auth, bodies, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, pricing, segments
+from smsgate.core import events as core_events
+from smsgate.core import message as core_message
 
 router = APIRouter(tags=["Messages"])
 
@@ -38,95 +38,86 @@ _STATUS = [
 _HINTS = {404: "not_found", 405: "method_not_allowed", 400: "invalid_request"}
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
-    )
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, bytes):
-        return obj.hex()
-    if isinstance(obj, Decimal):
-        return str(obj)
-    raise TypeError
-
-
 def render_error(request: Request, exc: Exception, status_hint: int | None) -> Response:
     headers: dict[str, str] = {}
     for cls, status, code in _STATUS:
         if isinstance(exc, cls):
             if isinstance(exc, errors.QuotaExceeded | errors.RateLimited):
-                headers["retry-after"] = str(max(1, int(exc.retry_after + 0.999)))
+                headers.update(responses.retry_after(exc.retry_after))
             if status == 401:
                 headers["www-authenticate"] = 'Bearer, Basic realm="smsgate"'
-            return json_response({"error": {"code": code, "message": exc.message}}, status, headers)
+            return responses.json({"error": {"code": code, "message": exc.message}}, status, headers)
     if status_hint in _HINTS:
         detail = getattr(exc, "detail", None) or _HINTS[status_hint].replace("_", " ")
-        return json_response({"error": {"code": _HINTS[status_hint], "message": str(detail)}}, status_hint, headers)
-    return json_response({"error": {"code": "internal_error", "message": "unexpected error"}}, 500)
+        return responses.json({"error": {"code": _HINTS[status_hint], "message": str(detail)}}, status_hint, headers)
+    return responses.json({"error": {"code": "internal_error", "message": "unexpected error"}}, 500)
 
 
 def _amount(units: int | None) -> str:
     return pricing.format_amount(pricing.from_units(units or 0))
 
 
-def _error(row: dict[str, Any]) -> dict[str, Any] | None:
-    return {"code": row["error_code"], "text": row["error_text"]} if row.get("error_text") else None
+def _error(code: int | None, text: str | None) -> dict[str, Any] | None:
+    return {"code": code, "text": text} if text else None
 
 
 _DETAIL_ONLY = ("connector", "country", "client_ref", "meta")
 
 
 def message_json(
-    m: dict[str, Any], *, brief: bool = False, part_columns: tuple[str, ...] = ("connector",)
+    m: core_message.Message,
+    parts: Sequence[core_message.Part] | None = None,
+    events: Sequence[core_events.Event] | None = None,
+    *,
+    brief: bool = False,
+    part_columns: tuple[str, ...] = ("connector",),
 ) -> dict[str, Any]:
-    """A message as our APIs show it, with its parts and events when ``m`` has them (the one-message reads).
+    """A message as our APIs show it, with its parts and events when given (the one-message reads).
 
     ``brief`` leaves out what only a detail view needs (the console's list); ``part_columns`` are the part
-    columns shown as stored besides the common ones (the console shows ``data_coding``, ``/v1`` the connector).
+    attributes shown besides the common ones (the console shows ``data_coding``, ``/v1`` the connector).
     """
-    out = {
-        "id": m["id"],
-        "direction": m["direction"],
-        "dialect": m["dialect"],
-        "status": m["status"],
-        "from": m["sender"],
-        "to": m["recipient"],
-        "text": m["text"],
-        "encoding": m["encoding"],
-        "parts_count": m["parts_count"],
-        "connector": m["connector"],
-        "network": m["network"],
-        "country": m["country"],
-        "price": _amount(m["price"]),
-        "client_ref": m["client_ref"],
-        "error": _error(m),
-        "meta": m["meta"],
-        "created_at": m["created_at"],
-        "updated_at": m["updated_at"],
+    out: dict[str, Any] = {
+        "id": m.id,
+        "direction": m.direction.value,
+        "dialect": m.dialect,
+        "status": m.status.value,
+        "from": m.sender,
+        "to": m.recipient,
+        "text": m.text,
+        "encoding": m.encoding,
+        "parts_count": m.parts_count,
+        "connector": m.connector,
+        "network": m.network,
+        "country": m.country,
+        "price": _amount(m.price),
+        "client_ref": m.client_ref,
+        "error": _error(m.error_code, m.error_text),
+        "meta": m.meta,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
     }
     if brief:
         for key in _DETAIL_ONLY:
             del out[key]
-    if "parts" in m:
+    if parts is not None:
         out["parts"] = [
             {
-                "id": p["id"],
-                "index": p["idx"],
-                "total": p["total"],
-                "status": p["status"],
-                **{c: p[c] for c in part_columns},
-                "network_message_id": p["network_id"],
-                "text": p["text"],
-                "price": _amount(p["price"]),
-                "error": _error(p),
-                "submitted_at": p["submitted_at"],
-                "done_at": p["done_at"],
+                "id": p.id,
+                "index": p.index,
+                "total": p.total,
+                "status": p.status.value,
+                **{c: getattr(p, c) for c in part_columns},
+                "network_message_id": p.network_id,
+                "text": p.text,
+                "price": _amount(p.price),
+                "error": _error(p.error_code, p.error_text),
+                "submitted_at": p.submitted_at,
+                "done_at": p.done_at,
             }
-            for p in m["parts"]
+            for p in parts
         ]
-        out["events"] = m["events"]
+        out["events"] = [{"type": e.type.value, "part_id": e.part_id, "at": e.at, "data": e.data} for e in events or ()]
     return out
 
 
@@ -215,18 +206,8 @@ class SegmentsOut(PreviewOut):
 async def get_message(
     message_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
-    m = await auth.gateway(request).message(account, message_id)
-    return json_response(message_json(m))
-
-
-def _cursor(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    try:
-        t, _, mid = base64.urlsafe_b64decode(raw.encode() + b"==").decode().partition("|")
-        return float(t), mid
-    except (ValueError, UnicodeDecodeError):
-        raise errors.ValidationError("bad cursor") from None
+    found = await auth.gateway(request).message(account, message_id)
+    return responses.json(message_json(found.message, found.parts, found.events))
 
 
 @router.get(
@@ -259,16 +240,13 @@ async def list_messages(
         since=since,
         until=until,
         text=q,
-        before=_cursor(cursor),
+        before=responses.after_cursor(cursor),
         limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    nxt = None
-    if more and rows:
-        last = rows[-1]
-        nxt = base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode()).decode().rstrip("=")
-    return json_response({"messages": [message_json(r) for r in rows], "next_cursor": nxt})
+    nxt = responses.cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return responses.json({"messages": [message_json(r) for r in rows], "next_cursor": nxt})
 
 
 class SegmentsIn(BaseModel):
@@ -296,7 +274,7 @@ async def segments_preview(
         out["rewrite"] = (
             {"text": rewritten, **_preview(alt), "saves_parts": seg.count - alt.count} if alt is not None else None
         )
-    return json_response(out)
+    return responses.json(out)
 
 
 def _preview(seg: segments.Segmentation) -> dict[str, Any]:

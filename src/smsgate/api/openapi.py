@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from smsgate.api import vonage_wire
+from smsgate.api import vonage_numbers
 from smsgate.api.dialects import kpn
 
 Responses = dict[str, dict[str, Any]]
@@ -45,7 +45,7 @@ APIGEE_FAULT = {
 }
 OAUTH_ERROR = _strings("ErrorCode", "Error")
 NEXMO_ERROR = _strings("transactionId", "status", "name", "message", "info")  # KPN's flat ErrorResponse
-NUMBERS_ERROR = vonage_wire.NUMBERS_STATUS_SCHEMA  # Vonage Phone Numbers / Account
+NUMBERS_ERROR = vonage_numbers.NUMBERS_STATUS_SCHEMA  # Vonage Phone Numbers / Account
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from smsgate import errors
-from smsgate.api import auth, bodies
-from smsgate.api.messages import json_response
+from smsgate.api import auth, bodies, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
-from smsgate.store import tables
+from smsgate.store import console as store_console
 
 router = APIRouter(tags=["Sandbox network"])
 _SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
@@ -89,54 +87,33 @@ async def handset_messages(
 ) -> Response:
     sbx = _sandbox(request)
     number = handset_number(msisdn)
-    m, p = tables.messages, tables.parts
-    engine = request.app.state.runtime.engine
-    received = sa.and_(
-        m.c.recipient == number.e164,
-        m.c.direction == "outbound",
-        m.c.connector == sbx.name,
-        m.c.status.in_(["submitted", "delivered"]),
+    found = await store_console.conversation(
+        request.app.state.runtime.engine, [sbx.name], number.e164, account.id, delivered_only=True
     )
-    sent = sa.and_(m.c.sender == number.e164, m.c.direction == "inbound", m.c.connector == sbx.name)
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(m)
-                .where(m.c.account_id == account.id, sa.or_(received, sent))
-                .order_by(m.c.created_at.desc())
-                .limit(200)
-            )
-        ).all()
-        ids = [r.id for r in rows]
-        part_rows = (
-            (await conn.execute(sa.select(p).where(p.c.message_id.in_(ids)).order_by(p.c.idx))).all() if ids else []
-        )
-    parts: dict[str, list[dict[str, Any]]] = {}
-    for pr in part_rows:
-        parts.setdefault(pr.message_id, []).append(
-            {
-                "index": pr.idx,
-                "total": pr.total,
-                "text": pr.text,
-                "udh": pr.udh.hex(),
-                "network_message_id": pr.network_id,
-            }
-        )
     out = [
         {
-            "id": r.id,
-            "direction": "received" if r.direction == "outbound" else "sent",
-            "from": r.sender,
-            "to": r.recipient,
-            "text": r.text,
-            "encoding": r.encoding,
-            "status": r.status,
-            "parts": parts.get(r.id, []),
-            "at": r.created_at,
+            "id": m.id,
+            "direction": "received" if m.direction.value == "outbound" else "sent",
+            "from": m.sender,
+            "to": m.recipient,
+            "text": m.text,
+            "encoding": m.encoding,
+            "status": m.status.value,
+            "parts": [
+                {
+                    "index": p.index,
+                    "total": p.total,
+                    "text": p.text,
+                    "udh": p.udh.hex(),
+                    "network_message_id": p.network_id,
+                }
+                for p in parts
+            ],
+            "at": m.created_at,
         }
-        for r in rows
+        for m, parts in found
     ]
-    return json_response({"msisdn": number.e164, "messages": out})
+    return responses.json({"msisdn": number.e164, "messages": out})
 
 
 class ReplyIn(BaseModel):
@@ -171,7 +148,7 @@ async def handset_reply(
             f"a handset can only reply to a number (or reserved sender) your account owns, not {destination}"
         )
     n = await sbx.reply(source.e164, destination, body.text)
-    return json_response({"status": "sent", "from": source.e164, "to": destination, "parts": n}, 202)
+    return responses.json({"status": "sent", "from": source.e164, "to": destination, "parts": n}, 202)
 
 
 class NetworkIn(BaseModel):
@@ -191,4 +168,4 @@ async def network_state(request: Request) -> Response:
     sbx.up = body.available
     if body.available:
         request.app.state.runtime.dispatcher.wake()
-    return json_response({"available": sbx.up})
+    return responses.json({"available": sbx.up})

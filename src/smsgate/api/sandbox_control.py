@@ -16,11 +16,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from smsgate import errors
-from smsgate.api import auth, bodies, sandbox
-from smsgate.api.messages import json_response
+from smsgate.api import auth, bodies, responses, sandbox
 from smsgate.core import accounts as core_accounts
 from smsgate.core import handsets
-from smsgate.sandbox_control import MAX_WAIT, SandboxControl
+from smsgate.services.sandbox import MAX_WAIT, SandboxControl
 from smsgate.store import sandbox as store_sandbox
 
 router = APIRouter(tags=["Sandbox network"])
@@ -186,7 +185,7 @@ async def latest(
     found = await control.latest(account.id, number.e164, after, wait)
     if found is None:
         raise errors.NotFound(f"no message to {number.e164}" + (f" within {wait:g} s" if wait else ""))
-    return json_response(_message_json(control, found, pattern))
+    return responses.json(_message_json(control, found, pattern))
 
 
 @router.delete(
@@ -202,7 +201,7 @@ async def delete_messages(
 ) -> Response:
     number = sandbox.handset_number(msisdn)
     n = await _control(request).delete_handset(account.id, number.e164)
-    return json_response({"msisdn": number.e164, "deleted": n})
+    return responses.json({"msisdn": number.e164, "deleted": n})
 
 
 @router.post(
@@ -213,7 +212,9 @@ async def delete_messages(
 )
 async def reset(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
     done = await _control(request).reset(account.id)
-    return json_response({"deleted": {"messages": done.messages, "scripts": done.scripts, "behaviour": done.behaviour}})
+    return responses.json(
+        {"deleted": {"messages": done.messages, "scripts": done.scripts, "behaviour": done.behaviour}}
+    )
 
 
 @router.put(
@@ -231,7 +232,7 @@ async def put_script(
     number = sandbox.handset_number(msisdn)
     rules = handsets.parse_rules([r.model_dump() for r in body.rules])
     script = await _control(request).put_script(account.id, number.e164, rules)
-    return json_response(_script_json(script))
+    return responses.json(_script_json(script))
 
 
 @router.get(
@@ -249,7 +250,7 @@ async def get_script(
     script = await _control(request).script(account.id, number.e164)
     if script is None:
         raise errors.NotFound(f"no script for {number.e164}")
-    return json_response(_script_json(script))
+    return responses.json(_script_json(script))
 
 
 @router.delete(
@@ -280,7 +281,7 @@ async def put_behaviour(request: Request, account: core_accounts.Account = Depen
     body = await bodies.parse(request, BehaviourIn)
     behaviour = handsets.Behaviour.from_json(body.model_dump())
     await _control(request).set_behaviour(account.id, behaviour)
-    return json_response(behaviour.as_json())
+    return responses.json(behaviour.as_json())
 
 
 @router.get(
@@ -290,7 +291,7 @@ async def put_behaviour(request: Request, account: core_accounts.Account = Depen
     responses={200: {"model": BehaviourIn}},
 )
 async def get_behaviour(request: Request, account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
-    return json_response(_control(request).behaviour(account.id).as_json())
+    return responses.json(_control(request).behaviour(account.id).as_json())
 
 
 @router.delete(
@@ -303,4 +304,4 @@ async def delete_behaviour(
     request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
     await _control(request).set_behaviour(account.id, handsets.NORMAL)
-    return json_response(handsets.NORMAL.as_json())
+    return responses.json(handsets.NORMAL.as_json())

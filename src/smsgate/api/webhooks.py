@@ -6,21 +6,15 @@ renderer of ``api.messages``). Payload formats and signatures are described in d
 
 from __future__ import annotations
 
-import base64
-import time
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from smsgate import errors
-from smsgate.api import auth, bodies
-from smsgate.api.messages import json_response
+from smsgate.api import auth, bodies, responses
 from smsgate.core import accounts as core_accounts
-from smsgate.store import tables
-from smsgate.webhooks import targets
+from smsgate.services import webhooks as services_webhooks
 
 router = APIRouter(tags=["Webhooks"])
 SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
@@ -81,45 +75,12 @@ class WebhookSettingsOut(BaseModel):
     has_signature_secret: bool
 
 
-def _engine(request: Request) -> Any:
-    return request.app.state.runtime.engine
+def service(request: Request) -> services_webhooks.Webhooks:
+    found: services_webhooks.Webhooks = request.app.state.webhooks
+    return found
 
 
-def _cursor(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    try:
-        t, sep, did = base64.urlsafe_b64decode(raw.encode() + b"==").decode().partition("|")
-        if not sep:
-            raise ValueError(raw)
-        return float(t), did
-    except (ValueError, UnicodeDecodeError):
-        raise errors.ValidationError("bad cursor") from None
-
-
-async def _deliveries(engine: Any, where: list[Any], limit: int) -> list[dict[str, Any]]:
-    w, o, at = tables.webhook_deliveries, tables.outbox, tables.webhook_attempts
-    q = (
-        sa.select(w, o.c.run_at)
-        .outerjoin(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
-        .where(*where)
-        .order_by(w.c.created_at.desc(), w.c.id.desc())
-        .limit(limit)
-    )
-    async with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in (await conn.execute(q)).all()]
-        ids = [r["id"] for r in rows]
-        tries: dict[str, list[dict[str, Any]]] = {}
-        if ids:
-            aq = sa.select(at).where(at.c.delivery_id.in_(ids)).order_by(at.c.id)
-            for a in (await conn.execute(aq)).all():
-                tries.setdefault(a.delivery_id, []).append(
-                    {"at": a.at, "status_code": a.status_code, "latency_ms": a.latency_ms, "error": a.error}
-                )
-    return [_out(r, tries.get(r["id"], [])) for r in rows]
-
-
-def _out(r: dict[str, Any], tries: list[dict[str, Any]]) -> dict[str, Any]:
+def _out(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": r["id"],
         "event": r["event"],
@@ -135,7 +96,7 @@ def _out(r: dict[str, Any], tries: list[dict[str, Any]]) -> dict[str, Any]:
         "next_attempt_at": r["run_at"] if r["status"] in ("pending", "retrying") else None,
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
-        "attempts": tries,
+        "attempts": r["tries"],
     }
 
 
@@ -155,35 +116,17 @@ async def list_deliveries(
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=200),
 ) -> Response:
-    w = tables.webhook_deliveries
-    where: list[Any] = [w.c.account_id == account.id]
-    if status:
-        where.append(w.c.status == status)
-    if target:
-        where.append(w.c.url.contains(target, autoescape=True))
-    if message:
-        where.append(w.c.message_id == message)
-    if event:
-        where.append(w.c.event == event)
-    before = _cursor(cursor)
-    if before is not None:
-        t, did = before
-        where.append(sa.or_(w.c.created_at < t, sa.and_(w.c.created_at == t, w.c.id < did)))
-    rows = await _deliveries(_engine(request), where, limit + 1)
-    nxt = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        nxt = base64.urlsafe_b64encode(f"{last['created_at']!r}|{last['id']}".encode()).decode().rstrip("=")
-    return json_response({"deliveries": rows, "next_cursor": nxt})
-
-
-async def _one(request: Request, account: core_accounts.Account, delivery_id: str) -> dict[str, Any]:
-    w = tables.webhook_deliveries
-    rows = await _deliveries(_engine(request), [w.c.account_id == account.id, w.c.id == delivery_id], 1)
-    if not rows:
-        raise errors.NotFound("no such webhook delivery")
-    return rows[0]
+    found, last = await service(request).page(
+        account,
+        before=responses.after_cursor(cursor),
+        limit=limit,
+        status=status,
+        target=target,
+        message=message,
+        event=event,
+    )
+    nxt = responses.cursor(*last) if last is not None else None
+    return responses.json({"deliveries": [_out(r) for r in found], "next_cursor": nxt})
 
 
 @router.get(
@@ -195,7 +138,7 @@ async def _one(request: Request, account: core_accounts.Account, delivery_id: st
 async def get_delivery(
     delivery_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
-    return json_response(await _one(request, account, delivery_id))
+    return responses.json(_out(await service(request).one(account, delivery_id)))
 
 
 @router.post(
@@ -208,21 +151,7 @@ async def get_delivery(
 async def replay(
     delivery_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
-    await _one(request, account, delivery_id)
-    w, o = tables.webhook_deliveries, tables.outbox
-    now = time.time()
-    async with _engine(request).begin() as conn:
-        # the outbox job is the queue entry; a finished delivery has none, so it gets a new one with a fresh window
-        moved = await conn.execute(o.update().where(o.c.kind == "webhook", o.c.ref == delivery_id).values(run_at=now))
-        if moved.rowcount == 0:
-            await conn.execute(
-                o.insert().values(
-                    kind="webhook", ref=delivery_id, run_at=now, attempts=0, created_at=now, account_id=account.id
-                )
-            )
-            await conn.execute(w.update().where(w.c.id == delivery_id).values(status="pending", updated_at=now))
-    request.app.state.runtime.webhooks.wake()
-    return json_response(await _one(request, account, delivery_id), 202)
+    return responses.json(_out(await service(request).replay(account, delivery_id)), 202)
 
 
 # -- the account's webhook settings -------------------------------------------------------------------------------
@@ -259,7 +188,7 @@ class WebhookSettingsIn(BaseModel):
     responses={200: {"model": WebhookSettingsOut}},
 )
 async def get_settings(account: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
-    return json_response(_settings_out(account))
+    return responses.json(_settings_out(account))
 
 
 @router.put(
@@ -270,22 +199,12 @@ async def get_settings(account: core_accounts.Account = Depends(auth.any_credent
 )
 async def put_settings(request: Request, account: core_accounts.Account = Depends(auth.secret_or_operator)) -> Response:
     body = await bodies.parse(request, WebhookSettingsIn)
-    allow_private = bool(request.app.state.settings.webhooks_allow_private)
     given = body.model_fields_set
-    changes: dict[str, Any] = {}
-    for field in ("receipt_url", "inbound_url"):
-        if field in given:
-            raw = getattr(body, field)
-            changes[field] = targets.check_url(raw, allow_private) if raw else None
-    if "method" in given and body.method:
-        changes["webhook_method"] = body.method
-    if "format" in given and body.format:
-        changes["webhook_format"] = body.format
-    if "sign_webhooks" in given and body.sign_webhooks is not None:
-        if body.sign_webhooks and not account.signature_secret:
-            raise errors.ValidationError("this account has no signature secret; ask the operator to set one")
-        changes["sign_webhooks"] = body.sign_webhooks
-    gw = auth.gateway(request)
-    updated = await gw.accounts.update(account.id, **changes) if changes else account
-    await gw.account_changed(account.id)
-    return json_response(_settings_out(updated))
+    updated = await service(request).change_settings(
+        account,
+        urls={f: getattr(body, f) for f in ("receipt_url", "inbound_url") if f in given},
+        method=body.method if "method" in given else None,
+        fmt=body.format if "format" in given else None,
+        sign=body.sign_webhooks if "sign_webhooks" in given else None,
+    )
+    return responses.json(_settings_out(updated))

@@ -10,10 +10,12 @@ The dispatcher only knows this module; concrete connectors are chosen by ``runti
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
+
+from smsgate.core import inbound as core_inbound
+from smsgate.core import receipts as core_receipts
 
 
 class ConnectorState(enum.Enum):
@@ -99,48 +101,11 @@ class SubmitOutcome:
     note: str | None = None  # for the event log, e.g. "final: no receipt from upstream"
 
 
-class ReceiptState(enum.Enum):
-    """Final or intermediate state a network reports for a part."""
-
-    ENROUTE = "enroute"
-    DELIVERED = "delivered"
-    EXPIRED = "expired"
-    DELETED = "deleted"
-    UNDELIVERABLE = "undeliverable"
-    ACCEPTED = "accepted"
-    UNKNOWN = "unknown"
-    REJECTED = "rejected"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Receipt:
-    """A delivery receipt for one part, keyed by the network's id."""
-
-    connector: str
-    network_id: str
-    state: ReceiptState
-    error_code: int = 0  # network error code (Vonage err-code semantics where known)
-    done_at: dt.datetime | None = None
-    submitted_at: dt.datetime | None = None
-    raw: str = ""  # the receipt text as received, for the event log
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class InboundPart:
-    """An inbound (MO) SMS part as it came off the network; reassembly happens above the connector."""
-
-    connector: str
-    source: str  # E.164 without "+" (or alphanumeric)
-    destination: str
-    data_coding: int
-    payload: bytes  # user data without the UDH
-    udh: bytes = b""
-    # concatenation info from SAR TLVs, when the network used them instead of a UDH
-    sar_ref: int | None = None
-    sar_total: int | None = None
-    sar_seq: int | None = None
-    network_id: str | None = None
-    received_at: dt.datetime | None = None
+# Receipts and inbound parts are core values (the store and services use them too); named here as well because
+# they are what a connector hands its sink.
+ReceiptState = core_receipts.ReceiptState
+Receipt = core_receipts.Receipt
+InboundPart = core_inbound.InboundPart
 
 
 class InboundSink(Protocol):

@@ -11,7 +11,7 @@ Magic destination endings pick the other fates (documented in the README):
     …0003  expired: the handset never answers; receipt "expired" after the slow delay
     …0004  slow receipt: "delivered" after the slow delay
 
-Each account may ask for a worse network for its own traffic (``behaviours``, set through ``sandbox_control``):
+Each account may ask for a worse network for its own traffic (``behaviours``, set through ``services.sandbox``):
 receipts duplicated, missing, late or out of order, and a fraction of submits throttled. With no account asking,
 ``behaviours`` is empty and a submit pays one truth test for it. What a switch did to a part is said in the
 part's ``submitted`` event (its ``note``), so a test can see why a receipt did not come.

@@ -6,8 +6,10 @@ from its parts: delivered when all parts are, failed / rejected / expired as soo
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -61,3 +63,143 @@ def derive(part_statuses: Iterable[Status]) -> Status:
 class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
     INBOUND = "inbound"
+
+
+# (meta key, Message attribute) of the references and flags an outbound message carries, in the order written
+_REFERENCES = (
+    ("account_ref", "account_ref"),
+    ("entity_id", "entity_id"),
+    ("content_id", "content_id"),
+    ("trusted_number", "trusted_number"),
+    ("inbound", "reply_routing"),
+    ("requested_from", "requested_from"),
+)
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
+class Part:
+    """One SMS part of a message: the bytes that go on the wire and what became of them."""
+
+    id: str
+    message_id: str
+    index: int  # 1-based
+    total: int
+    status: Status
+    data_coding: int
+    udh: bytes
+    payload: bytes
+    text: str | None
+    connector: str | None = None
+    concat_ref: int = 0
+    price: int = 0  # 1e-8 units (core.pricing)
+    attempts: int = 0
+    network_id: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+    submitted_at: float | None = None
+    done_at: float | None = None
+
+
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
+class Message:
+    """A message, outbound or inbound, with its delivery settings as attributes.
+
+    The store keeps the settings in the message's ``meta`` column (``store.rows``); ``/v1/messages`` shows that
+    column as it is, so its keys are part of our API.
+    """
+
+    id: str
+    account_id: str
+    direction: Direction
+    dialect: str
+    sender: str
+    recipient: str
+    text: str | None
+    encoding: str
+    parts_count: int
+    status: Status
+    created_at: float
+    updated_at: float
+    connector: str | None = None
+    network: str | None = None
+    country: str | None = None
+    price: int = 0  # 1e-8 units, all parts
+    client_ref: str | None = None
+    callback_url: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+    # -- delivery settings (outbound)
+    ttl_seconds: float | None = None  # validity asked for; else the gateway retries for ``retry_max_seconds``
+    retry_max_seconds: float | None = None
+    status_report: bool = True  # a delivery receipt was asked for (Vonage status-report-req)
+    message_class: int | None = None
+    protocol_id: int = 0
+    pinned: bool = False  # a sandbox-only account's message: never leaves the connector it was given
+    reply_routing: bool = False  # KPN's ``inbound: yes``: replies to the sender go to its /register callback
+    # -- references echoed back to the client (Vonage account-ref..., Kaarai's requested ``from``)
+    account_ref: str | None = None
+    entity_id: str | None = None
+    content_id: str | None = None
+    trusted_number: bool | None = None
+    requested_from: str | None = None
+    # -- inbound
+    routed_by: str | None = None  # how its owner was found (store.ownership: number, callback, reserved)
+    incomplete: bool = False  # not every part arrived before the reassembly timeout
+    parts_received: tuple[int, ...] | None = None
+    data: str | None = None  # a binary inbound message's payload, hex
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The settings as the ``meta`` column keeps them and ``/v1/messages`` shows them (names and order kept
+        from before they were attributes: they are part of our API)."""
+        if self.direction is Direction.INBOUND:
+            out: dict[str, Any] = {"routed_by": self.routed_by}
+            if self.incomplete:
+                out["incomplete"] = True
+                out["parts_received"] = list(self.parts_received or ())
+            if self.data is not None:
+                out["data"] = self.data
+            return out
+        out = {}
+        for key, attr in _REFERENCES:
+            value = getattr(self, attr)
+            if value is not None and (value is not False or attr == "trusted_number"):
+                out[key] = value
+        if self.ttl_seconds:
+            out["ttl_seconds"] = self.ttl_seconds
+        else:
+            out["retry_max_seconds"] = self.retry_max_seconds
+        out["status_report"] = self.status_report
+        if self.message_class is not None:
+            out["message_class"] = self.message_class
+        if self.protocol_id:
+            out["protocol_id"] = self.protocol_id
+        if self.pinned:
+            out["pinned"] = True
+        return out
+
+    @property
+    def lifetime(self) -> float:
+        """Seconds after acceptance that the gateway keeps trying to submit it."""
+        return float(self.ttl_seconds or self.retry_max_seconds or 24 * 3600)
+
+
+def settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Message`` attributes a ``meta`` column holds: the inverse of ``Message.meta``."""
+    out: dict[str, Any] = {attr: meta[key] for key, attr in _REFERENCES if key in meta}
+    out["reply_routing"] = meta.get("inbound") is True
+    ttl = meta.get("ttl_seconds")
+    received = meta.get("parts_received")
+    out.update(
+        ttl_seconds=float(ttl) if ttl else None,
+        retry_max_seconds=meta.get("retry_max_seconds"),
+        status_report=meta.get("status_report", True) is not False,
+        message_class=meta.get("message_class"),
+        protocol_id=int(meta.get("protocol_id", 0)),
+        pinned=bool(meta.get("pinned")),
+        routed_by=meta.get("routed_by"),
+        incomplete=bool(meta.get("incomplete")),
+        parts_received=tuple(received) if received is not None else None,
+        data=meta.get("data"),
+    )
+    return out

@@ -22,55 +22,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
-import random
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from smsgate.connectors import base
+from smsgate.core import backoff, routing
+from smsgate.core import events as core_events
 from smsgate.core import message as core_message
-from smsgate.core import routing, senders
+from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
 from smsgate.store import outbox as store_outbox
-from smsgate.store import tables
+from smsgate.store import reads as store_reads
 
 log = logging.getLogger(__name__)
 Status = core_message.Status
 # a message whose route has no usable connector is looked at again after its backoff, but at least this often,
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
-
-
-@dataclasses.dataclass(slots=True)
-class Job:
-    message_id: str
-    account_id: str
-    connector: str
-    created_at: float
-    expires_at: float
-    parts: list[base.OutboundPart]
-    part_status: dict[str, Status]
-    attempts: int = 0
-    recipient: str = ""
-    country: str | None = None
-    dialect: str = ""
-    route: routing.Route | None = None
-    tried: set[str] = dataclasses.field(default_factory=set)  # connectors this job went to since it left the outbox
+MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
 
 
 class Dispatcher:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        reads: store_reads.MessageReads,
         committer: store_committer.GroupCommitter,
         outbox: store_outbox.Outbox,
         connectors: Mapping[str, base.Connector],
@@ -82,7 +63,7 @@ class Dispatcher:
         throttle: dispatch_throttle.SharedThrottle | None = None,
         fence: bool = False,
     ) -> None:
-        self._engine = engine
+        self._reads = reads
         self._committer = committer
         self._outbox = outbox
         self._connectors = dict(connectors)
@@ -94,7 +75,7 @@ class Dispatcher:
         self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
         # several nodes: confirm the claims just before submitting, see _still_held
         self._fence = fence
-        self._queues: dict[str, asyncio.Queue[Job]] = {n: asyncio.Queue() for n in self._connectors}
+        self._queues: dict[str, asyncio.Queue[dispatch_jobs.Job]] = {n: asyncio.Queue() for n in self._connectors}
         self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
         self._in_memory: set[str] = set()
         self._wake = asyncio.Event()
@@ -109,7 +90,7 @@ class Dispatcher:
         """Whether a new message may take the fast path (and be claimed in its accept transaction)."""
         return len(self._in_memory) < self._max_queue
 
-    def enqueue(self, jobs: list[Job]) -> None:
+    def enqueue(self, jobs: list[dispatch_jobs.Job]) -> None:
         for job in jobs:
             if job.message_id in self._in_memory:
                 continue
@@ -135,7 +116,7 @@ class Dispatcher:
         return len(jobs)
 
     # -- routing -----------------------------------------------------------------------------------------------------
-    def _route(self, job: Job) -> routing.Route:
+    def _route(self, job: dispatch_jobs.Job) -> routing.Route:
         if job.route is None:
             job.route = self._router.route(
                 digits=job.recipient.lstrip("+"), country=job.country, account=job.account_id, dialect=job.dialect
@@ -150,13 +131,13 @@ class Dispatcher:
         c = self._connectors.get(name)
         return c.health().retry_in if c is not None else None
 
-    def _choose(self, job: Job) -> str | None:
+    def _choose(self, job: dispatch_jobs.Job) -> str | None:
         """The connector of the job's route to try next, among the usable ones it has not tried; None if none."""
         route = self._route(job)
         picker = self._pickers.setdefault(route, routing.Picker()) if route.strategy == "weighted" else None
         return route.choose(self._usable, exclude=job.tried, picker=picker)
 
-    def _place(self, job: Job, name: str | None) -> None:
+    def _place(self, job: dispatch_jobs.Job, name: str | None) -> None:
         """Queue the job for ``name``; with None (nothing usable now), for the first connector of its route that
         exists here, whose batch finds it unavailable and hands the job back to the outbox."""
         if name is None:
@@ -193,7 +174,11 @@ class Dispatcher:
 
     # -- loops ----------------------------------------------------------------------------------------------
     async def _poll_loop(self) -> None:
+        """Claim what is due; then sleep until woken (NOTIFY, a retry here), the next job comes due, or the poll
+        interval ends. The wake flag is cleared before the claim, so a wake-up that arrives during it is kept."""
         while True:
+            self._wake.clear()
+            wait = self._poll_interval
             try:
                 room = self._max_queue - len(self._in_memory)
                 if room > 0:
@@ -203,11 +188,14 @@ class Dispatcher:
                         self.enqueue(await self.load_jobs(dict(claimed)))
                         if len(claimed) >= self._batch_size:
                             continue  # more may be waiting
+                    # a retry put back by any node comes due at its run_at: be there, not a poll interval later
+                    due = await self._outbox.next_due("submit")
+                    if due is not None:
+                        wait = min(wait, max(due - time.time(), MIN_WAIT))
             except Exception:
                 log.exception("dispatcher poll failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _lease_loop(self) -> None:
         while True:
@@ -235,12 +223,12 @@ class Dispatcher:
         self._batches.discard(task)
         slots.release()
 
-    async def _run_batch(self, name: str, jobs: list[Job]) -> None:
+    async def _run_batch(self, name: str, jobs: list[dispatch_jobs.Job]) -> None:
         connector = self._connectors[name]
         now = time.time()
         expired = [j for j in jobs if now >= j.expires_at]
         live = await self._still_held([j for j in jobs if now < j.expires_at])
-        moves: list[tuple[Job, str]] = []
+        moves: list[tuple[dispatch_jobs.Job, str]] = []
         if not connector.available:  # went down, paused or throttled since the job was queued: try another
             stay = []
             for j in live:
@@ -307,7 +295,7 @@ class Dispatcher:
             counts["rerouted"] = counts.get("rerouted", 0) + rerouted
         self.submitted = sum(c.get("submitted", 0) for c in self.counts.values())
 
-    async def _still_held(self, jobs: list[Job]) -> list[Job]:
+    async def _still_held(self, jobs: list[dispatch_jobs.Job]) -> list[dispatch_jobs.Job]:
         """The jobs this node still holds, their leases renewed. A node that was too slow to heart-beat is
         taken for dead and its jobs are claimed by another node; without this check both would submit them."""
         if not self._fence or not jobs:
@@ -348,7 +336,7 @@ class Dispatcher:
 
     # -- outcome -> result ----------------------------------------------------------------------------------
     def _result(
-        self, job: Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
+        self, job: dispatch_jobs.Job, connector: str, outcomes: Mapping[str, base.SubmitOutcome], now: float
     ) -> tuple[store_messages.JobResult, str | None]:
         """What this round did to the job, and the connector to offer its remaining parts to at once (or None)."""
         route = self._route(job)
@@ -389,9 +377,11 @@ class Dispatcher:
             )
         new_status = core_message.derive(job.part_status.values())
         done = retry_after is None and alt is None
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[core_events.EventType, dict[str, Any]]] = []
         if alt is not None:
-            events.append(("rerouted", {"from": connector, "to": alt, "reason": reason, "parts": len(again)}))
+            events.append(
+                (core_events.EventType.REROUTED, {"from": connector, "to": alt, "reason": reason, "parts": len(again)})
+            )
         moved_to = connector if took and connector != job.connector else None
         if moved_to is not None:
             job.connector = connector
@@ -410,7 +400,7 @@ class Dispatcher:
         )
         return result, alt
 
-    def _expire(self, job: Job, connector: str) -> store_messages.JobResult:
+    def _expire(self, job: dispatch_jobs.Job, connector: str) -> store_messages.JobResult:
         updates = []
         for pid, st in job.part_status.items():
             if st is Status.ACCEPTED:
@@ -425,65 +415,13 @@ class Dispatcher:
         )
 
     # -- loading ----------------------------------------------------------------------------------------------
-    async def load_jobs(self, refs: Mapping[str, int]) -> list[Job]:
-        m, p = tables.messages, tables.parts
-        async with self._engine.connect() as conn:
-            mrows = (await conn.execute(sa.select(m).where(m.c.id.in_(list(refs))))).all()
-            prows = (await conn.execute(sa.select(p).where(p.c.message_id.in_(list(refs))).order_by(p.c.idx))).all()
-        by_msg: dict[str, list[Any]] = {}
-        for r in prows:
-            by_msg.setdefault(r.message_id, []).append(r)
+    async def load_jobs(self, refs: Mapping[str, int]) -> list[dispatch_jobs.Job]:
         jobs = []
-        for r in mrows:
-            job = job_from_rows(dict(r._mapping), [dict(x._mapping) for x in by_msg.get(r.id, [])])
-            job.attempts = refs[r.id]
+        for message, parts in await self._reads.jobs(refs):
+            job = dispatch_jobs.job_from(message, parts)
+            job.attempts = refs[message.id]
             jobs.append(job)
         return jobs
-
-
-def job_from_rows(message: Mapping[str, Any], parts: list[Mapping[str, Any]]) -> Job:
-    """Build a job from a message row and its part rows (what the accept transaction wrote)."""
-    meta = message.get("meta") or {}
-    sender = senders.parse_sender(message["sender"])
-    validity = meta.get("ttl_seconds")
-    created = float(message["created_at"])
-    lifetime = float(validity) if validity else float(meta.get("retry_max_seconds", 24 * 3600))
-    outbound = [
-        base.OutboundPart(
-            part_id=p["id"],
-            message_id=message["id"],
-            source=sender.value,
-            source_ton=sender.ton,
-            source_npi=sender.npi,
-            destination=message["recipient"].lstrip("+"),
-            data_coding=p["data_coding"],
-            udh=p["udh"],
-            payload=p["payload"],
-            part_index=p["idx"],
-            part_total=p["total"],
-            concat_ref=p["concat_ref"],
-            registered_delivery=bool(meta.get("status_report", True)),
-            validity_seconds=int(validity) if validity else None,
-            protocol_id=int(meta.get("protocol_id", 0)),
-            message_class=meta.get("message_class"),
-            account_id=message["account_id"],
-        )
-        for p in parts
-    ]
-    return Job(
-        message_id=message["id"],
-        account_id=message["account_id"],
-        connector=message["connector"],
-        created_at=created,
-        expires_at=created + lifetime,
-        parts=outbound,
-        part_status={p["id"]: Status(p["status"]) for p in parts},
-        recipient=message["recipient"],
-        country=message.get("country"),
-        dialect=message["dialect"],
-        # a demo account's message stays on the sandbox connector it was given (services.Gateway.send)
-        route=routing.Route((message["connector"],)) if meta.get("pinned") else None,
-    )
 
 
 def _message_of(part: base.OutboundPart) -> str:
@@ -500,5 +438,4 @@ _COUNTED = {
 
 def _backoff(attempts: int) -> float:
     """1 s, 2 s, 4 s ... capped at 5 minutes, with jitter so retries of many messages spread out."""
-    base_delay: float = min(300.0, 2.0 ** min(attempts, 9))
-    return base_delay * random.uniform(0.8, 1.2)
+    return backoff.delay(attempts, base=1.0, cap=300.0)

@@ -6,6 +6,7 @@ against guessing and keeps per-request Basic auth cheap (docs/decisions.md).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import secrets
@@ -121,6 +122,16 @@ class AccountStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(tables.accounts).order_by(tables.accounts.c.created_at))).all()
         return [from_row(r._mapping) for r in rows]
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(tables.accounts)) or 0)
+
+    async def sandbox_only_keys(self) -> builtins.list[str]:
+        """api_keys of the active sandbox-only (demo) accounts."""
+        a = tables.accounts.c
+        async with self._engine.connect() as conn:
+            return list((await conn.scalars(sa.select(a.api_key).where(a.sandbox_only, a.status == "active"))).all())
 
     async def update(self, account_id: str, **settings: Any) -> core_accounts.Account:
         """Change settings; disabling also revokes every token (they stay dead if the account is enabled again)."""

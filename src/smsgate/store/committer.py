@@ -31,6 +31,7 @@ import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate import errors
+from smsgate.core import backoff
 from smsgate.store import engine as store_engine
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class GroupCommitter:
         """Write ``items``, retrying those the store refused (backing off to 5 s) until it takes them or
         ``patience`` runs out (False). For outcomes of work already done outside (a submit, a webhook call):
         dropping them would leave the job claimed until its lease ran out and then do the work again."""
-        pending, delay = list(items), 0.2
+        pending, attempt = list(items), 0
         give_up = time.monotonic() + patience
         while True:
             outs = await asyncio.gather(*(self.write(kind, i) for i in pending), return_exceptions=True)
@@ -150,10 +151,11 @@ class GroupCommitter:
             if time.monotonic() > give_up:
                 log.error("gave up writing %d %s (%s)", len(failed), kind, errs)
                 return False
+            delay = backoff.delay(attempt, base=0.2, cap=5.0, jitter=backoff.NONE)
             log.warning("could not write %d %s (%s); retrying in %.1f s", len(failed), kind, errs, delay)
             pending = failed
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            attempt += 1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-committer")

@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgate import errors
 
+# what the rest of smsgate holds a database by (only ``store`` imports SQLAlchemy)
+Engine = AsyncEngine
+
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _BACKENDS = {"sqlite": "sqlite", "postgres": "postgresql", "postgresql": "postgresql"}
 

@@ -120,6 +120,43 @@ def _as_dict(c: Compiled, row: Sequence[Any]) -> dict[str, Any]:
     return d
 
 
+async def update_many(
+    conn: Any,
+    name: str,
+    table: sa.Table,
+    values: Callable[[], Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "id",
+) -> None:
+    """``UPDATE table SET ... WHERE <key> = :k`` once per row, compiled once under ``name``. ``values()`` maps each
+    column to the name of a bind parameter the rows carry, or to a column expression (``attempts + 1``); called
+    only to compile. Each row carries ``k`` too. Bind names must not be column names (SQLAlchemy reserves those)."""
+    if not rows:
+        return
+
+    def build() -> Any:
+        sets = {c: sa.bindparam(v) if isinstance(v, str) else v for c, v in values().items()}
+        return table.update().where(table.c[key] == sa.bindparam("k")).values(sets)
+
+    await executemany(conn, name, build, rows)
+
+
+async def insert_tuples(conn: Any, table: sa.Table, columns: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows given as tuples in ``columns`` order, JSON values already serialised: no dict per row and no
+    look-up per value (the accept path inserts a message, its parts, its event and its job this way)."""
+    if not rows:
+        return
+    c = _compile(
+        conn.dialect,
+        f"insert-tuples:{table.name}:{','.join(columns)}",
+        lambda: table.insert().values({k: sa.bindparam(k) for k in columns}),
+    )
+    if c.names != columns:  # the driver takes parameters in the statement's order
+        raise RuntimeError(f"{table.name}: compiled parameter order {c.names} is not {columns}")
+    await conn.exec_driver_sql(c.sql, list(rows))
+
+
 async def insert_many(conn: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows that all have the same keys (the first row's)."""
     if not rows:

@@ -8,13 +8,34 @@ claimed, or its lease ran out, or its node stopped heart-beating. PostgreSQL cla
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgate.store import tables
+from smsgate.store import fastsql, notify, tables
+
+# a new job: (ref, account_id, claimed_by, claimed_until). ``ref`` is the message (submit) or the delivery (webhook);
+# the account is whose it is (webhook jobs are claimed round-robin by account); a node that holds it from the start
+# (the dispatcher's fast path) is named with its lease. A plain tuple: the accept path makes one per message.
+NewJob = tuple[str, str | None, str | None, float | None]
+
+
+_JOB_COLUMNS = ("kind", "ref", "run_at", "claimed_by", "claimed_until", "attempts", "created_at", "account_id")
+
+
+async def add(conn: Any, kind: str, jobs: Sequence[NewJob], now: float) -> None:
+    """Inside a write transaction: new jobs of ``kind``, due now (the one place outbox rows are created). Submit
+    jobs no node holds wake the other nodes' dispatchers (PostgreSQL ``NOTIFY``, delivered on commit)."""
+    await fastsql.insert_tuples(
+        conn,
+        tables.outbox,
+        _JOB_COLUMNS,
+        [(kind, ref, now, claimed_by, until, 0, now, account_id) for ref, account_id, claimed_by, until in jobs],
+    )
+    if kind == "submit" and any(j[2] is None for j in jobs):
+        await notify.notify_outbox(conn)
 
 
 class Outbox:
@@ -38,10 +59,12 @@ class Outbox:
         """Give back this node's claims on a clean shutdown, so others need not wait for the lease."""
         o = tables.outbox
         async with self._engine.begin() as conn:
-            await conn.execute(
+            res = await conn.execute(
                 o.update().where(o.c.claimed_by == self.node_id).values(claimed_by=None, claimed_until=None)
             )
             await conn.execute(tables.nodes.delete().where(tables.nodes.c.id == self.node_id))
+            if res.rowcount:  # the other nodes take them now, not at their next poll
+                await notify.notify_outbox(conn)
 
     def _due(self, kind: str, now: float) -> sa.ColumnElement[bool]:
         o, n = tables.outbox, tables.nodes
@@ -122,7 +145,20 @@ class Outbox:
             return {r[0] for r in rows}
 
     async def next_due(self, kind: str) -> float | None:
+        """When the next job of ``kind`` may be claimed: its ``run_at``, or the end of its lease when a node holds
+        it (a node that dies is noticed by the poll, not here); None when there is none."""
         o = tables.outbox
+        free_at = sa.case(
+            (o.c.claimed_by.is_(None), o.c.run_at),
+            (o.c.claimed_until > o.c.run_at, o.c.claimed_until),
+            else_=o.c.run_at,
+        )
         async with self._engine.connect() as conn:
-            v = await conn.scalar(sa.select(sa.func.min(o.c.run_at)).where(o.c.kind == kind))
+            v = await conn.scalar(sa.select(sa.func.min(free_at)).where(o.c.kind == kind))
         return float(v) if v is not None else None
+
+
+async def touch(conn: Any, node_id: str) -> None:
+    """Inside a group-commit transaction: this node's heartbeat (the readiness probe's durable write)."""
+    n = tables.nodes
+    await conn.execute(n.update().where(n.c.id == node_id).values(heartbeat_at=time.time()))

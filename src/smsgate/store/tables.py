@@ -48,7 +48,7 @@ accounts = sa.Table(
     sa.Column("webhook_format", sa.String(8), nullable=False, server_default="json"),
     sa.Column("created_at", sa.Float, nullable=False),
     # Raised when the secret is rotated or the account disabled: tokens minted under an older generation are dead
-    # (checked against the cached account, so revocation costs the send path no query; see services.Gateway).
+    # (checked against the cached account, so revocation costs the send path no query; see credentials.Credentials).
     sa.Column("credential_gen", sa.Integer, nullable=False, server_default="0"),
     # Traffic only to sandbox connectors (the demo account); silent / SIM-data / class-2 binary messages allowed.
     sa.Column("sandbox_only", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from smsgate.core import accounts as core_accounts
+from smsgate.core import message as core_message
 from smsgate.core import pricing, signing
 
 JSON = "application/json"
@@ -57,29 +59,29 @@ def _digits(address: str) -> str:
 
 
 def vonage_receipt(
-    message: Mapping[str, Any], part: Mapping[str, Any], account: Mapping[str, Any], status: str, at: float
+    message: core_message.Message, part: core_message.Part, account: core_accounts.Account, status: str, at: float
 ) -> dict[str, str]:
     """One part's delivery receipt as Vonage posts it (reference notes §1.6)."""
-    code = int(part.get("error_code") or 0)
+    code = int(part.error_code or 0)
     err = code if code in VONAGE_ERR_CODES else 99
     if status in ("delivered", "submitted"):
         err = 0
     elif err == 0:
         err = 99  # a failure without a code: Vonage's "general error"
     params = {
-        "msisdn": _digits(message["recipient"]),
-        "to": _digits(message["sender"]),
-        "network-code": message.get("network") or "",
-        "messageId": part["id"],
-        "price": pricing.format_amount(pricing.from_units(part.get("price") or 0)),
+        "msisdn": _digits(message.recipient),
+        "to": _digits(message.sender),
+        "network-code": message.network or "",
+        "messageId": part.id,
+        "price": pricing.format_amount(pricing.from_units(part.price or 0)),
         "status": VONAGE_STATUS.get(status, status),
-        "scts": scts(part.get("done_at") or part.get("submitted_at") or at),
+        "scts": scts(part.done_at or part.submitted_at or at),
         "err-code": str(err),
-        "api-key": account["api_key"],
+        "api-key": account.api_key,
         "message-timestamp": vonage_time(at),
     }
-    if message.get("client_ref"):
-        params["client-ref"] = message["client_ref"]
+    if message.client_ref:
+        params["client-ref"] = message.client_ref
     return params
 
 
@@ -93,50 +95,49 @@ def _vonage_type(encoding: str) -> str:
 
 
 def vonage_inbound(
-    message: Mapping[str, Any], parts: Sequence[Mapping[str, Any]], account: Mapping[str, Any]
+    message: core_message.Message, parts: Sequence[core_message.Part], account: core_accounts.Account
 ) -> list[dict[str, str]]:
     """An inbound SMS as Vonage posts it (§1.7): one webhook with the whole text when every part arrived.
 
     A message whose parts did not all arrive in time goes out part by part with ``concat``/``concat-ref``/
     ``concat-total``/``concat-part``, as Vonage sends parts it could not join.
     """
-    at = float(message["created_at"])
+    at = message.created_at
     base = {
-        "msisdn": _digits(message["sender"]),
-        "to": _digits(message["recipient"]),
-        "type": _vonage_type(message["encoding"]),
+        "msisdn": _digits(message.sender),
+        "to": _digits(message.recipient),
+        "type": _vonage_type(message.encoding),
         "message-timestamp": vonage_time(at),
         "timestamp": str(int(at)),
         "nonce": str(uuid.uuid4()),
-        "api-key": account["api_key"],
+        "api-key": account.api_key,
     }
-    meta = message.get("meta") or {}
-    if not meta.get("incomplete") or len(parts) < 1:
-        params = {**base, "messageId": parts[0]["id"] if parts else message["id"]}
+    if not message.incomplete or len(parts) < 1:
+        params = {**base, "messageId": parts[0].id if parts else message.id}
         if base["type"] == "binary":
-            params["data"] = meta.get("data") or b"".join(p["payload"] for p in parts).hex()
+            params["data"] = message.data or b"".join(p.payload for p in parts).hex()
             params["udh"] = ""
         else:
-            params["text"] = message.get("text") or ""
-            params["keyword"] = _keyword(message.get("text"))
+            params["text"] = message.text or ""
+            params["keyword"] = _keyword(message.text)
         return [params]
-    ref = str(int(uuid.UUID(message["id"]).int & 0xFFFF))
+    ref = str(int(uuid.UUID(message.id).int & 0xFFFF))
     out = []
     for p in parts:
         params = {
             **base,
-            "messageId": p["id"],
+            "messageId": p.id,
             "concat": "true",
             "concat-ref": ref,
-            "concat-total": str(p["total"]),
-            "concat-part": str(p["idx"]),
+            "concat-total": str(p.total),
+            "concat-part": str(p.index),
         }
         if base["type"] == "binary":
-            params["data"] = bytes(p["payload"]).hex()
+            params["data"] = p.payload.hex()
             params["udh"] = ""
         else:
-            params["text"] = p.get("text") or ""
-            params["keyword"] = _keyword(p.get("text"))
+            params["text"] = p.text or ""
+            params["keyword"] = _keyword(p.text)
         out.append(params)
     return out
 
@@ -157,43 +158,38 @@ def encode_vonage(params: Mapping[str, str], method: str, fmt: str) -> tuple[str
     return JSON, orjson.dumps(dict(params)).decode()
 
 
-def message_data(message: Mapping[str, Any], parts: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def message_data(message: core_message.Message, parts: Sequence[core_message.Part] | None = None) -> dict[str, Any]:
     """The ``data`` of our own events: the message as ``GET /v1/messages/{id}`` shows it, without history."""
-    meta = message.get("meta") or {}
     out: dict[str, Any] = {
-        "id": message["id"],
-        "direction": message["direction"],
-        "dialect": message["dialect"],
-        "status": message["status"],
-        "from": message["sender"],
-        "to": message["recipient"],
-        "text": message.get("text"),
-        "encoding": message["encoding"],
-        "parts_count": message["parts_count"],
-        "network": message.get("network"),
-        "country": message.get("country"),
-        "price": pricing.format_amount(pricing.from_units(message.get("price") or 0)),
-        "client_ref": message.get("client_ref"),
-        "error": (
-            {"code": message.get("error_code"), "text": message.get("error_text")}
-            if message.get("error_text")
-            else None
-        ),
-        "created_at": iso_time(float(message["created_at"])),
-        "updated_at": iso_time(float(message["updated_at"])),
+        "id": message.id,
+        "direction": message.direction.value,
+        "dialect": message.dialect,
+        "status": message.status.value,
+        "from": message.sender,
+        "to": message.recipient,
+        "text": message.text,
+        "encoding": message.encoding,
+        "parts_count": message.parts_count,
+        "network": message.network,
+        "country": message.country,
+        "price": pricing.format_amount(pricing.from_units(message.price or 0)),
+        "client_ref": message.client_ref,
+        "error": {"code": message.error_code, "text": message.error_text} if message.error_text else None,
+        "created_at": iso_time(message.created_at),
+        "updated_at": iso_time(message.updated_at),
     }
-    if message["direction"] == "inbound":
-        out["incomplete"] = bool(meta.get("incomplete"))
-        if meta.get("data"):
-            out["data"] = meta["data"]
+    if message.direction is core_message.Direction.INBOUND:
+        out["incomplete"] = message.incomplete
+        if message.data:
+            out["data"] = message.data
     if parts is not None:
         out["parts"] = [
             {
-                "id": p["id"],
-                "index": p["idx"],
-                "status": p["status"],
-                "error_code": p.get("error_code"),
-                "network_message_id": p.get("network_id"),
+                "id": p.id,
+                "index": p.index,
+                "status": p.status.value,
+                "error_code": p.error_code,
+                "network_message_id": p.network_id,
             }
             for p in parts
         ]

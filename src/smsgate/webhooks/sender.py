@@ -25,19 +25,17 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Sequence
 from typing import Any
 
+import cachetools
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate import errors
-from smsgate.core import signing
+from smsgate.core import backoff, signing
+from smsgate.core import deliveries as core_deliveries
 from smsgate.store import committer as store_committer
 from smsgate.store import outbox as store_outbox
-from smsgate.store import tables
-from smsgate.webhooks import planner as webhook_planner
+from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import targets
 
 log = logging.getLogger(__name__)
@@ -78,90 +76,19 @@ class SenderSettings:
     defer_delay: float = 0.25  # a job whose target is busy waits this long before it is claimed again
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    delivery_id: str
-    at: float
-    status: str  # delivered | retrying | dead | pending (deferred: not tried)
-    status_code: int | None = None
-    latency_ms: float | None = None
-    error: str | None = None
-    retry_at: float | None = None
-
-    @property
-    def tried(self) -> bool:
-        return self.status != "pending"
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Delay before try ``attempt + 1``: exponential, capped, with "equal jitter" (half fixed, half random)."""
-    d = min(cap, base * (2 ** max(0, attempt - 1)))
-    return float(d / 2 + random.uniform(0, d / 2))
-
-
-async def record(conn: AsyncConnection, outcomes: Sequence[Outcome]) -> list[None]:
-    """Group-commit handler: attempts, delivery state and the outbox job, in one transaction."""
-    tried = [o for o in outcomes if o.tried]
-    if tried:
-        await conn.execute(
-            tables.webhook_attempts.insert(),
-            [
-                {
-                    "delivery_id": o.delivery_id,
-                    "at": o.at,
-                    "status_code": o.status_code,
-                    "latency_ms": o.latency_ms,
-                    "error": (o.error or "")[:500] or None,
-                }
-                for o in tried
-            ],
-        )
-        w = tables.webhook_deliveries
-        await conn.execute(
-            w.update()
-            .where(w.c.id == sa.bindparam("did"))
-            .values(
-                status=sa.bindparam("st"),
-                attempts=w.c.attempts + 1,
-                last_status_code=sa.bindparam("code"),
-                last_error=sa.bindparam("err"),
-                updated_at=sa.bindparam("b_at"),
-            ),
-            [
-                {"did": o.delivery_id, "st": o.status, "code": o.status_code, "err": o.error, "b_at": o.at}
-                for o in tried
-            ],
-        )
-    o_ = tables.outbox
-    finished = [o.delivery_id for o in outcomes if o.retry_at is None]
-    if finished:
-        await conn.execute(o_.delete().where(o_.c.kind == "webhook", o_.c.ref.in_(finished)))
-    later = [o for o in outcomes if o.retry_at is not None]
-    if later:
-        await conn.execute(
-            o_.update()
-            .where(o_.c.kind == "webhook", o_.c.ref == sa.bindparam("b_ref"))
-            .values(
-                run_at=sa.bindparam("b_run_at"),
-                claimed_by=None,
-                claimed_until=None,
-                attempts=o_.c.attempts + sa.bindparam("b_inc"),
-            ),
-            [{"b_ref": o.delivery_id, "b_run_at": o.retry_at, "b_inc": 1 if o.tried else 0} for o in later],
-        )
-    return [None] * len(outcomes)
+Outcome = core_deliveries.Outcome
 
 
 class Sender:
     def __init__(
         self,
         *,
-        engine: AsyncEngine,
+        deliveries: store_webhooks.Deliveries,
         committer: store_committer.GroupCommitter,
         outbox: store_outbox.Outbox,
         settings: SenderSettings,
     ) -> None:
-        self._engine = engine
+        self._deliveries = deliveries
         self._committer = committer
         self._outbox = outbox
         self.settings = settings
@@ -170,22 +97,11 @@ class Sender:
         self._unstarted: list[tuple[str, int]] = []  # claimed, but loading them failed (the store was away)
         self._per_target: collections.Counter[str] = collections.Counter()
         self._per_account: collections.Counter[str] = collections.Counter()
-        self._clients: collections.OrderedDict[str, httpx.AsyncClient] = collections.OrderedDict()
+        self._clients = _Clients(MAX_CLIENTS)
         self._tasks: list[asyncio.Task[None]] = []
         self.delivered = 0
-        committer.register("webhook_results", record, lazy=True)
+        committer.register("webhook_results", store_webhooks.record, lazy=True)
         quiet_httpx()
-
-    def watch(self, planner: webhook_planner.Planner, kinds: Sequence[str]) -> None:
-        """Wake up after a commit in which the planner queued deliveries (no waiting for the next poll)."""
-
-        def after(_kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
-            if planner.dirty:
-                planner.dirty = False
-                self.wake()
-
-        for kind in kinds:
-            self._committer.after_commit(kind, after)
 
     def wake(self) -> None:
         self._wake.set()
@@ -217,6 +133,7 @@ class Sender:
     # -- loops ------------------------------------------------------------------------------------------------
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the claim: a delivery that ends during it wakes the next round
             try:
                 free = self.settings.concurrency - len(self._inflight)
                 if free > 0:
@@ -234,7 +151,6 @@ class Sender:
                             raise
             except Exception:
                 log.exception("webhook claim failed; retrying")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
 
@@ -245,7 +161,7 @@ class Sender:
                 await self._outbox.extend("webhook", [*self._inflight, *(ref for ref, _ in self._unstarted)])
 
     async def _start(self, claimed: list[tuple[str, int]]) -> None:
-        rows = await self._load([ref for ref, _ in claimed])
+        rows = await self._deliveries.load([ref for ref, _ in claimed])
         now = time.time()
         put_back: list[Outcome] = []
         for ref, attempts in claimed:
@@ -268,17 +184,6 @@ class Sender:
             self._inflight[ref] = task
         if put_back:
             await self._committer.write_until_stored("webhook_results", put_back)
-
-    async def _load(self, refs: list[str]) -> dict[str, dict[str, Any]]:
-        w, o, a = tables.webhook_deliveries, tables.outbox, tables.accounts
-        q = (
-            sa.select(w, o.c.created_at.label("queued_at"), a.c.signature_secret)
-            .join(o, sa.and_(o.c.kind == "webhook", o.c.ref == w.c.id))
-            .outerjoin(a, a.c.id == w.c.account_id)
-            .where(w.c.id.in_(refs))
-        )
-        async with self._engine.connect() as conn:
-            return {r.id: dict(r._mapping) for r in (await conn.execute(q)).all()}
 
     # -- one delivery -----------------------------------------------------------------------------------------
     async def _deliver(self, row: dict[str, Any], attempts: int, key: str) -> None:
@@ -334,7 +239,8 @@ class Sender:
         deadline = float(row["queued_at"]) + s.retry_window
         if now >= deadline:
             return Outcome(row["id"], started, "dead", code, latency, error)
-        retry_at = min(now + backoff(attempt, s.retry_base, s.retry_max_delay), deadline)
+        wait = backoff.delay(attempt - 1, base=s.retry_base, cap=s.retry_max_delay, jitter=backoff.EQUAL)
+        retry_at = min(now + wait, deadline)
         return Outcome(row["id"], started, "retrying", code, latency, error, retry_at)
 
     async def _send(self, row: dict[str, Any], target: targets.Target, addresses: list[str]) -> int:
@@ -376,12 +282,7 @@ class Sender:
         """One pool per target, so a TLS connection made for one name is never reused for another."""
         client = self._clients.get(key)
         if client is not None:
-            self._clients.move_to_end(key)
             return client
-        if len(self._clients) >= MAX_CLIENTS:
-            _old_key, old = self._clients.popitem(last=False)
-            task = asyncio.create_task(old.aclose(), name="webhooks-close-client")
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.timeout),
             limits=httpx.Limits(
@@ -392,3 +293,13 @@ class Sender:
         )
         self._clients[key] = client
         return client
+
+
+class _Clients(cachetools.LRUCache[str, httpx.AsyncClient]):
+    """At most ``maxsize`` clients, one per target; the least recently used is closed when another is needed."""
+
+    def popitem(self) -> tuple[str, httpx.AsyncClient]:
+        key, old = super().popitem()
+        task = asyncio.create_task(old.aclose(), name="webhooks-close-client")
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        return key, old

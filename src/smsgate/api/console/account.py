@@ -9,18 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from smsgate import errors
-from smsgate.api import auth, webhooks
-from smsgate.api.console import routes
-from smsgate.api.messages import json_response
+from smsgate.api import auth, responses, webhooks
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
-from smsgate.store import tables
+from smsgate.store import console as store_console
 
 router = APIRouter(tags=["Account"])
 _SECURITY: dict[str, Any] = {"security": [{"kpnOAuth2": []}, {"basicAuth": []}]}
@@ -110,7 +107,7 @@ async def get_account(request: Request, account: core_accounts.Account = Depends
         "receipt_url": acc.receipt_url,
         "inbound_url": acc.inbound_url,
     }
-    return json_response(body, headers={"cache-control": "no-store"})
+    return responses.json(body, headers={"cache-control": "no-store"})
 
 
 @router.post(
@@ -125,7 +122,7 @@ async def rotate_secret(
     gw = auth.gateway(request)
     secret = await gw.accounts.rotate_secret(account.id)
     await gw.account_changed(account.id)  # the old secret and its tokens stop working now, on every node
-    return json_response({"api_key": account.api_key, "api_secret": secret}, headers={"cache-control": "no-store"})
+    return responses.json({"api_key": account.api_key, "api_secret": secret}, headers={"cache-control": "no-store"})
 
 
 @router.get(
@@ -142,24 +139,10 @@ async def stats(
     now = time.time()
     end = float(int(now // 60) * 60 + 60)  # the current minute is the last bucket
     start = end - minutes * 60
-    m = tables.messages
-    offset = m.c.created_at - start
-    engine = routes.engine_of(request)
-    # whole minutes since ``start``: CAST truncates on SQLite but rounds on PostgreSQL, hence floor() there
-    bucket = (
-        sa.func.floor(offset / 60) if engine.dialect.name == "postgresql" else sa.cast(offset / 60, sa.Integer)
-    ).label("b")
-    q = (
-        sa.select(bucket, m.c.direction, sa.func.count().label("n"))
-        .where(m.c.account_id == account.id, m.c.created_at >= start, m.c.created_at < end)
-        .group_by(bucket, m.c.direction)
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(q)).all()
+    counted = await store_console.per_minute(request.app.state.runtime.engine, account.id, start, end)
     series = [{"at": start + i * 60, "outbound": 0, "inbound": 0} for i in range(minutes)]
-    for b, direction, n in rows:
-        i = int(b)
+    for i, direction, n in counted:
         if 0 <= i < minutes and direction in ("outbound", "inbound"):
-            series[i][direction] = int(n)
+            series[i][direction] = n
     totals = {d: sum(int(s[d]) for s in series) for d in ("outbound", "inbound")}
-    return json_response({"minutes": minutes, "start": start, "end": end, "per_minute": series, "totals": totals})
+    return responses.json({"minutes": minutes, "start": start, "end": end, "per_minute": series, "totals": totals})

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from smsgate import errors
+from smsgate.api import responses
 from smsgate.api.console import routes
-from smsgate.api.messages import json_response
 from smsgate.core import numbers
-from smsgate.store import messages as store_messages
-from smsgate.store import tables
+from smsgate.store import console as store_console
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,25 +31,12 @@ async def handsets(
     request: Request, who: routes.Viewer = Depends(routes.viewer), limit: int = Query(100, ge=1, le=500)
 ) -> Response:
     """Numbers with their last activity, most recent first."""
-    m = tables.messages
     names = _sandbox_names(request)
     if not names:
-        return json_response({"handsets": [], "sandbox": False})
-    mine: list[sa.ColumnElement[bool]] = [m.c.connector.in_(names)]
-    if who.account_id is not None:
-        mine.append(m.c.account_id == who.account_id)
-    number = sa.case((m.c.direction == "outbound", m.c.recipient), else_=m.c.sender).label("number")
-    q = (
-        sa.select(number, sa.func.count().label("n"), sa.func.max(m.c.created_at).label("last_at"))
-        .where(*mine)
-        .group_by(number)
-        .order_by(sa.desc("last_at"))
-        .limit(limit)
-    )
-    async with routes.engine_of(request).connect() as conn:
-        rows = (await conn.execute(q)).all()
-    out = [{"msisdn": r.number, "messages": int(r.n), "last_at": r.last_at} for r in rows]
-    return json_response({"handsets": out, "sandbox": True})
+        return responses.json({"handsets": [], "sandbox": False})
+    found = await store_console.handsets(request.app.state.runtime.engine, names, who.account_id, limit)
+    out = [{"msisdn": h.msisdn, "messages": h.messages, "last_at": h.last_at} for h in found]
+    return responses.json({"handsets": out, "sandbox": True})
 
 
 def _number(raw: str) -> str:
@@ -64,19 +49,12 @@ def _number(raw: str) -> str:
 @router.get("/console/api/handsets/{msisdn}")
 async def conversation(msisdn: str, request: Request, who: routes.Viewer = Depends(routes.viewer)) -> Response:
     """Both sides of one handset's conversation, oldest first, as a phone shows it."""
-    m = tables.messages
     e164 = _number(msisdn)
     names = _sandbox_names(request)
     if not names:
         raise errors.NotFound("the sandbox network is not configured on this gateway")
-    received = sa.and_(m.c.direction == "outbound", m.c.recipient == e164)
-    sent = sa.and_(m.c.direction == "inbound", m.c.sender == e164)
-    q = sa.select(m).where(m.c.connector.in_(names), sa.or_(received, sent))
-    if who.account_id is not None:
-        q = q.where(m.c.account_id == who.account_id)
-    async with routes.engine_of(request).connect() as conn:
-        rows = (await conn.execute(q.order_by(m.c.created_at.desc(), m.c.id.desc()).limit(200))).all()
-    items: list[dict[str, Any]] = [routes.summary(store_messages.as_dict(r)) for r in reversed(rows)]
+    found = await store_console.conversation(request.app.state.runtime.engine, names, e164, who.account_id)
+    items: list[dict[str, Any]] = [routes.summary(m) for m, _parts in reversed(found)]
     # the handset answers whoever wrote to it last: that is where the routing sends a reply back
     reply_to = next((i["from"] for i in reversed(items) if i["direction"] == "outbound"), None)
-    return json_response({"msisdn": e164, "messages": items, "reply_to": reply_to})
+    return responses.json({"msisdn": e164, "messages": items, "reply_to": reply_to})

@@ -22,17 +22,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 import orjson
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import errors
-from smsgate.api import auth
-from smsgate.api.messages import json_response, message_json
+from smsgate.api import auth, responses
+from smsgate.api import webhooks as api_webhooks
+from smsgate.api.messages import message_json
 from smsgate.core import accounts as core_accounts
-from smsgate.store import messages as store_messages
-from smsgate.store import tables
+from smsgate.core import message as core_message
+from smsgate.store import console as store_console
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,7 +45,6 @@ _CSP = (
 POLL_SECONDS = 0.5
 PING_SECONDS = 15.0
 STREAM_SECONDS = 300.0  # then the client reconnects from its cursor; bounds what a forgotten tab holds
-_LOOKBACK = 256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,9 +64,9 @@ async def viewer(request: Request) -> Viewer:
     return Viewer(await auth.any_credentials(request))
 
 
-def engine_of(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.runtime.engine
-    return engine
+def live_of(request: Request) -> store_console.Live:
+    live: store_console.Live = request.app.state.runtime.live
+    return live
 
 
 # -- shell and static files -----------------------------------------------------------------------------------
@@ -93,21 +91,16 @@ async def static(name: str) -> Response:
 
 
 # -- messages -------------------------------------------------------------------------------------------------
-def summary(m: dict[str, Any]) -> dict[str, Any]:
+def summary(m: core_message.Message) -> dict[str, Any]:
     """A row of the live list: the short form of ``/v1/messages``, with the owner (the operator sees all)."""
-    return {"account_id": m["account_id"], **message_json(m, brief=True)}
-
-
-async def last_event_id(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.max(tables.events.c.id))) or 0)
+    return {"account_id": m.account_id, **message_json(m, brief=True)}
 
 
 @router.get("/console/api/whoami")
 async def whoami(request: Request, who: Viewer = Depends(viewer)) -> Response:
     acc = who.account
     account = None if acc is None else {"id": acc.id, "name": acc.name, "api_key": acc.api_key, "level": acc.level}
-    return json_response({"operator": acc is None, "account": account})
+    return responses.json({"operator": acc is None, "account": account})
 
 
 @router.get("/console/api/messages")
@@ -126,7 +119,7 @@ async def list_messages(
     limit: int = Query(50, ge=1, le=200),
 ) -> Response:
     """Newest first; ``stream_after`` is the event id to start the live stream from (read before the list)."""
-    cursor = await last_event_id(engine_of(request))
+    cursor = await live_of(request).last_event_id()
     rows = await auth.gateway(request).reads.list(
         who.account_id,
         direction=direction,
@@ -137,13 +130,13 @@ async def list_messages(
         since=since,
         until=until,
         text=q or None,
-        before=_before(before),
+        before=responses.after_cursor(before),
         limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    nxt = f"{rows[-1]['created_at']!r}|{rows[-1]['id']}" if more and rows else None
-    return json_response({"messages": [summary(r) for r in rows], "next": nxt, "stream_after": cursor})
+    nxt = responses.cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return responses.json({"messages": [summary(r) for r in rows], "next": nxt, "stream_after": cursor})
 
 
 def _e164ish(number: str | None) -> str | None:
@@ -154,79 +147,13 @@ def _e164ish(number: str | None) -> str | None:
     return "+" + compact.lstrip("+") if compact.lstrip("+").isdigit() else compact
 
 
-def _before(raw: str | None) -> tuple[float, str] | None:
-    if not raw:
-        return None
-    t, sep, mid = raw.partition("|")
-    try:
-        if not sep:
-            raise ValueError(raw)
-        return float(t), mid
-    except ValueError:
-        raise errors.ValidationError("bad 'before' cursor") from None
-
-
 @router.get("/console/api/messages/{message_id}")
 async def message_detail(message_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
-    m = await auth.gateway(request).message(who.account, message_id)
-    out = {"account_id": m["account_id"], **message_json(m, part_columns=("data_coding",))}
-    out["webhooks"] = await _webhooks_of(engine_of(request), message_id)
-    return json_response(out)
-
-
-async def _webhooks_of(engine: AsyncEngine, message_id: str) -> list[dict[str, Any]]:
-    """Deliveries planned for this message, each with its attempts (read straight from the webhook tables)."""
-    d, a = tables.webhook_deliveries, tables.webhook_attempts
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(
-                    d.c.id,
-                    d.c.event,
-                    d.c.url,
-                    d.c.method,
-                    d.c.status,
-                    d.c.attempts,
-                    d.c.last_status_code,
-                    d.c.last_error,
-                    d.c.created_at,
-                    d.c.updated_at,
-                )
-                .where(d.c.message_id == message_id)
-                .order_by(d.c.created_at)
-            )
-        ).all()
-        ids = [r.id for r in rows]
-        tries = (await conn.execute(sa.select(a).where(a.c.delivery_id.in_(ids)).order_by(a.c.id))).all() if ids else []
-    by_delivery: dict[str, list[dict[str, Any]]] = {}
-    for t in tries:
-        by_delivery.setdefault(t.delivery_id, []).append(
-            {"at": t.at, "status_code": t.status_code, "latency_ms": t.latency_ms, "error": t.error}
-        )
-    return [{**store_messages.as_dict(r), "attempt_log": by_delivery.get(r.id, [])} for r in rows]
-
-
-# -- the live stream ------------------------------------------------------------------------------------------
-async def changes(
-    engine: AsyncEngine, account_id: str | None, cursor: int, seen: set[int]
-) -> tuple[list[dict[str, Any]], int]:
-    """Messages touched by events after ``cursor`` (plus unseen ones in the lookback), and the new cursor."""
-    e, m = tables.events, tables.messages
-    q = sa.select(e.c.id, e.c.message_id).where(e.c.id > max(0, cursor - _LOOKBACK))
-    if account_id is not None:
-        q = q.where(e.c.account_id == account_id)
-    async with engine.connect() as conn:
-        rows = [r for r in (await conn.execute(q.order_by(e.c.id).limit(2000))).all() if r.id not in seen]
-        if not rows:
-            return [], cursor
-        ids = sorted({r.message_id for r in rows})
-        msgs = (await conn.execute(sa.select(m).where(m.c.id.in_(ids)))).all()
-    seen.update(r.id for r in rows)
-    top = max(cursor, max(r.id for r in rows))
-    for old in [i for i in seen if i <= top - _LOOKBACK]:
-        seen.discard(old)
-    found = sorted((store_messages.as_dict(r) for r in msgs), key=lambda x: (x["created_at"], x["id"]))
-    return [summary(x) for x in found], top
+    found = await auth.gateway(request).message(who.account, message_id)
+    out: dict[str, Any] = {"account_id": found.message.account_id}
+    out.update(message_json(found.message, found.parts, found.events, part_columns=("data_coding",)))
+    out["webhooks"] = await api_webhooks.service(request).of_message(message_id)
+    return responses.json(out)
 
 
 def _frame(event: str, data: Any, event_id: int | None = None) -> bytes:
@@ -237,32 +164,28 @@ def _frame(event: str, data: Any, event_id: int | None = None) -> bytes:
 @router.get("/console/api/stream")
 async def stream(request: Request, who: Viewer = Depends(viewer), after: int | None = Query(None, ge=0)) -> Response:
     """``text/event-stream`` of ``messages`` events: ``{"messages": [...]}`` with the event id as SSE ``id``."""
-    engine = engine_of(request)
+    live = live_of(request)
     header = request.headers.get("last-event-id", "").strip()
     if header and not (header.isascii() and header.isdigit() and len(header) <= 18):
         raise errors.ValidationError("Last-Event-ID must be an event id (digits)")
     start = int(header) if header else after
     if start is None:
-        start = await last_event_id(engine)
+        start = await live.last_event_id()
     streams: StreamCounter = request.app.state.console_streams
     holder = who.account_id or "operator"
     streams.open(holder)
 
     async def frames() -> AsyncIterator[bytes]:
         cursor = start
-        seen: set[int] = set()
-        if cursor > 0:  # what is already below the cursor was seen by the caller's list
-            async with engine.connect() as conn:
-                e = tables.events
-                q = sa.select(e.c.id).where(e.c.id > max(0, cursor - _LOOKBACK), e.c.id <= cursor)
-                seen.update(int(i) for i in (await conn.scalars(q)).all())
+        # what is already below the cursor was seen by the caller's list
+        seen: set[int] = await live.seen_below(cursor) if cursor > 0 else set()
         yield b"retry: 1000\n" + _frame("hello", {"after": cursor}, cursor)
         ends = time.monotonic() + STREAM_SECONDS
         quiet_since = time.monotonic()
         while time.monotonic() < ends and not await request.is_disconnected():
-            found, cursor = await changes(engine, who.account_id, cursor, seen)
+            found, cursor = await live.changes(who.account_id, cursor, seen)
             if found:
-                yield _frame("messages", {"messages": found}, cursor)
+                yield _frame("messages", {"messages": [summary(m) for m in found]}, cursor)
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > PING_SECONDS:
                 yield b": ping\n\n"

@@ -33,10 +33,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors, services
-from smsgate.api import auth, fastpath
+from smsgate import errors
+from smsgate.api import auth, fastpath, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
+from smsgate.services import sending
 
 SEND_PATH = "/v1/send-sms"
 PREFIXES = ("/v1/",)
@@ -58,12 +59,9 @@ MESSAGES: dict[int, str] = {
 TEXT_TOO_LONG = "Text message too long, rejected"
 
 
-class KaaraiError(errors.SmsgateError):
-    """A refusal decided by this dialect's parser, with the spec's code already chosen."""
-
-    def __init__(self, code: int, message: str | None = None) -> None:
-        super().__init__(message or MESSAGES[code])
-        self.code = code
+def _refuse(code: int, message: str | None = None) -> errors.DialectRefusal:
+    """A refusal this dialect's parser decided, with the spec's code (and its wording unless told)."""
+    return errors.DialectRefusal(code, message or MESSAGES[code])
 
 
 def _status(code: int) -> int:
@@ -74,11 +72,7 @@ def kaarai_json(code: int, message: str, message_id: str | None = None, **header
     body: dict[str, Any] = {"code": code, "message": message}
     if message_id is not None:
         body["message_id"] = message_id
-    return Response(orjson.dumps(body), status_code=_status(code), headers=headers, media_type="application/json")
-
-
-def _retry_after(seconds: float) -> dict[str, str]:
-    return {"retry-after": str(max(1, int(seconds + 0.999)))}
+    return responses.json(body, _status(code), headers)
 
 
 def _auth_failed(request: Request) -> Response:
@@ -88,12 +82,12 @@ def _auth_failed(request: Request) -> Response:
 
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     """Every error under ``/v1/`` that no more specific prefix claims, in Kaarai's one body shape."""
-    if isinstance(exc, KaaraiError):
+    if isinstance(exc, errors.DialectRefusal):
         return kaarai_json(exc.code, exc.message)
     if isinstance(exc, errors.AuthError):
         return _auth_failed(request)
     if isinstance(exc, errors.QuotaExceeded | errors.RateLimited):
-        return kaarai_json(5030, MESSAGES[5030], **_retry_after(exc.retry_after))
+        return kaarai_json(5030, MESSAGES[5030], **responses.retry_after(exc.retry_after))
     if isinstance(exc, errors.PolicyError | errors.RouteUnavailable | errors.InvalidSender):
         # InvalidSender only reaches here when the account has no default sender to fall back to
         return kaarai_json(4031, MESSAGES[4031])
@@ -108,7 +102,7 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
     if status_hint in (404, 405):
         return kaarai_json(4040, MESSAGES[4040])
     if isinstance(exc, errors.StoreUnavailable):
-        return kaarai_json(5030, MESSAGES[5030], **_retry_after(1))
+        return kaarai_json(5030, MESSAGES[5030], **responses.retry_after(1))
     return kaarai_json(5030, MESSAGES[5030])
 
 
@@ -202,13 +196,13 @@ async def send_sms(request: Request) -> Response:
     account = await _authenticate(request)
     to, sender, text = _parse(request.headers.get("content-type"), await _body(request))
     recipient = numbers.parse_international(to)
-    req = services.SendRequest(
+    req = sending.SendRequest(
         account=account,
         dialect="kaarai",
         recipient=recipient,
         sender=await _sender(gw, account, sender),
         text=text,
-        meta={"requested_from": sender},
+        requested_from=sender,
     )
     result = await gw.send(req)
     code = 2021 if result.queued else 2020
@@ -229,7 +223,7 @@ async def _body(request: Request) -> bytes:
     try:
         return await fastpath.read_body(request, MAX_BODY)
     except errors.ValidationError:
-        raise KaaraiError(4002, TEXT_TOO_LONG) from None
+        raise _refuse(4002, TEXT_TOO_LONG) from None
 
 
 def _parse(content_type: str | None, body: bytes) -> tuple[str, str | None, str]:
@@ -238,21 +232,21 @@ def _parse(content_type: str | None, body: bytes) -> tuple[str, str | None, str]
     media, _, params = ctype.partition(";")
     charset = params.strip().lower().removeprefix("charset=").strip('"') if params.strip() else "utf-8"
     if media.strip().lower() != "application/json" or charset not in ("utf-8", "utf8"):
-        raise KaaraiError(4000, f"Invalid content-type: {(ctype or 'none')[:_MAX_ECHO]}")
+        raise _refuse(4000, f"Invalid content-type: {(ctype or 'none')[:_MAX_ECHO]}")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise KaaraiError(4000, "Invalid content-type: body is not valid UTF-8 JSON") from None
+        raise _refuse(4000, "Invalid content-type: body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
-        raise KaaraiError(4000, f"Invalid content-type: JSON {_kind(data)} body, expected an object")
+        raise _refuse(4000, f"Invalid content-type: JSON {_kind(data)} body, expected an object")
     to = data.get("to")
     if to is None or to == "":
-        raise KaaraiError(4001)
+        raise _refuse(4001)
     if not isinstance(to, str):
-        raise KaaraiError(4003)
+        raise _refuse(4003)
     text = data.get("text")
     if not isinstance(text, str) or text == "":
-        raise KaaraiError(4002)
+        raise _refuse(4002)
     raw_from = data.get("from")
     if isinstance(raw_from, int) and not isinstance(raw_from, bool):
         raw_from = str(raw_from)  # short codes are often sent as JSON numbers
@@ -264,7 +258,7 @@ def _kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
-async def _sender(gw: services.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
+async def _sender(gw: sending.Gateway, account: core_accounts.Account, raw: str | None) -> str | None:
     """The requested sender if the account may use it, else None (the default): the spec's fallback. A sender that
     is another account's (its number, or a name reserved for it) is refused (4031), not silently replaced."""
     if raw is None:

@@ -14,10 +14,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from smsgate import errors, limits, services
-from smsgate.api import auth, fastpath
+from smsgate import errors, limits
+from smsgate.api import apigee, auth, fastpath, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
+from smsgate.services import sending
 
 PREFIXES = ("/messaging/sms-kpn/", "/oauth/")
 TOKEN_PATH = "/oauth/client_credential/accesstoken"
@@ -140,41 +141,25 @@ def kpn_json(
 ) -> Response:
     headers = standard_headers(request, quota)
     headers.update(extra or {})
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+    return responses.json(body, status, headers)
 
 
 def error_body(status: int, message: str, info: str) -> dict[str, Any]:
     return {"errorResponse": {"code": str(status), "message": message, "info": info}}
 
 
-_FAULT_INVALID = {
-    "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
-}
-_FAULT_EXPIRED = {
-    "fault": {
-        "faultstring": "Access Token expired",
-        "detail": {"errorcode": "keymanagement.service.access_token_expired"},
-    }
-}
-
-
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     """Every error of this dialect, in KPN's shapes (Apigee's for gateway-level failures)."""
     quota = getattr(request.state, "quota", None)
-    if isinstance(exc, errors.TokenError):
-        return kpn_json(request, 401, _FAULT_EXPIRED if exc.expired else _FAULT_INVALID, quota)
     if isinstance(exc, errors.AuthError):
-        if request.url.path == TOKEN_PATH:
+        if request.url.path == TOKEN_PATH and not isinstance(exc, errors.TokenError):
             return kpn_json(request, 401, {"ErrorCode": "invalid_client", "Error": "ClientId is Invalid"})
-        return kpn_json(request, 401, _FAULT_INVALID, quota)
+        return kpn_json(request, 401, apigee.token_fault(exc), quota)
     if isinstance(exc, errors.QuotaExceeded):
-        body = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return kpn_json(request, 429, body, quota, extra={"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        return kpn_json(request, 429, apigee.quota_fault(exc), quota, extra=responses.retry_after(exc.retry_after))
     if isinstance(exc, errors.RateLimited):
-        body = {
-            "fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.SpikeArrestViolation"}}
-        }
-        return kpn_json(request, 429, body, quota, extra={"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        body = apigee.fault(exc.message, "policies.ratelimit.SpikeArrestViolation")
+        return kpn_json(request, 429, body, quota, extra=responses.retry_after(exc.retry_after))
     if isinstance(exc, errors.InsufficientBalance):
         return kpn_json(request, 403, error_body(403, "Forbidden", "Insufficient balance"), quota)
     if isinstance(exc, errors.PolicyError):
@@ -196,10 +181,6 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
             extra={"allow": "POST, OPTIONS"},
         )
     return kpn_json(request, 500, error_body(500, "Internal Server Error", "Unexpected error"), quota)
-
-
-class _BadRequest(errors.ValidationError):
-    pass
 
 
 # -- OAuth2 ---------------------------------------------------------------------------------------------------
@@ -346,7 +327,10 @@ async def preflight(request: Request) -> Response:
             "description": "Bad request",
             "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
-        401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
+        401: {
+            "description": "Invalid or expired token",
+            "content": {"application/json": {"example": apigee.INVALID_TOKEN}},
+        },
         403: {
             "description": "Not allowed for this account",
             "content": _error_example("403", "Forbidden", "Insufficient balance"),
@@ -368,14 +352,14 @@ async def send(request: Request) -> Response:
     request.state.quota = await gw.quotas.state(account)
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
-        raise _BadRequest(f"Content-Type must be application/json, got {ctype or 'nothing'}")
+        raise errors.ValidationError(f"Content-Type must be application/json, got {ctype or 'nothing'}")
     body = await fastpath.read_body(request, MAX_BODY)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _BadRequest(errors.json_problem(body, exc.pos, exc.msg)) from None
+        raise errors.ValidationError(errors.json_problem(body, exc.pos, exc.msg)) from None
     sender, number, content = _parse(data)
-    req = services.SendRequest(
+    req = sending.SendRequest(
         account=account,
         dialect="kpn",
         recipient=number,
@@ -390,30 +374,30 @@ async def send(request: Request) -> Response:
 
 def _parse(data: Any) -> tuple[str | None, numbers.Number, str]:
     if not isinstance(data, dict):
-        raise _BadRequest("The body must be a JSON object")
+        raise errors.ValidationError("The body must be a JSON object")
     unknown = set(data) - {"sender", "messages"}
     if unknown:
-        raise _BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}")
+        raise errors.ValidationError(f"Unknown field(s): {', '.join(sorted(unknown))}")
     sender = data.get("sender")
     if sender is not None and (not isinstance(sender, str) or not 1 <= len(sender) <= 11):
         raise errors.InvalidSender("sender must be a string of 1 to 11 characters")
     msgs = data.get("messages")
     if not isinstance(msgs, list) or not msgs:
-        raise _BadRequest("messages is required: a list with one message")
+        raise errors.ValidationError("messages is required: a list with one message")
     if len(msgs) > 1:
-        raise _BadRequest("Only one message per call is supported in v1 (bulk messaging is not available)")
+        raise errors.ValidationError("Only one message per call is supported in v1 (bulk messaging is not available)")
     msg = msgs[0]
     if not isinstance(msg, dict):
-        raise _BadRequest("each message must be an object with mobile_number and content")
+        raise errors.ValidationError("each message must be an object with mobile_number and content")
     extra = set(msg) - {"mobile_number", "content"}
     if extra:
-        raise _BadRequest(f"Unknown message field(s): {', '.join(sorted(extra))}")
+        raise errors.ValidationError(f"Unknown message field(s): {', '.join(sorted(extra))}")
     raw_number = msg.get("mobile_number")
     if not isinstance(raw_number, str) or not raw_number.strip():
         raise errors.InvalidNumber("mobile_number is required", reason="empty")
     content = msg.get("content")
     if not isinstance(content, str):
-        raise _BadRequest("content is required and must be a string")
+        raise errors.ValidationError("content is required and must be a string")
     if content == "":
         raise errors.EmptyText("content must not be empty")
     return sender, numbers.parse_dutch_mobile(raw_number), content

@@ -1,6 +1,6 @@
 """Vonage (Nexmo) SMS and Phone Numbers through KPN's API Store (``/communication/nexmo/...``).
 
-Same Vonage wire format as the native dialect (``api.vonage_wire``), but authenticated with the KPN OAuth2
+Same Vonage wire format as the native dialect (``api.vonage_sms``, ``api.vonage_numbers``), but authenticated with the KPN OAuth2
 Bearer token (``/oauth/client_credential/accesstoken``) instead of api_key/api_secret. Gateway-level failures come
 out as KPN's Apigee bodies: a bad or expired token is ``401 {"fault": …}`` and a used-up quota (the KPN product
 quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaViolation}``; everything else on
@@ -9,7 +9,7 @@ quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaVi
 KPN demo extras (reference notes §2.5): ``/sms/register`` claims a number for the account (first come, one account
 per number; never a number another account owns, holds in the pool or sends from) with a callback,
 and the ``inbound: yes`` header on ``/sms/send`` marks the message so replies to its ``from`` number go to that
-callback (``SendRequest.meta["inbound"]``; the store routes replies by the ``callbacks`` table).
+callback (``SendRequest.reply_routing``; the planner routes replies by the ``callbacks`` table).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, vonage_wire
+from smsgate.api import apigee, auth, fastpath, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -31,40 +31,27 @@ NUMBERS = BASE + "/phone-numbers"
 
 router = APIRouter(tags=["Vonage SMS and Phone Numbers via KPN"])
 
-_FAULT_INVALID = {
-    "fault": {"faultstring": "Invalid access token", "detail": {"errorcode": "oauth.v2.InvalidAccessToken"}}
-}
-_FAULT_EXPIRED = {
-    "fault": {
-        "faultstring": "Access Token expired",
-        "detail": {"errorcode": "keymanagement.service.access_token_expired"},
-    }
-}
 _SECURITY: list[dict[str, list[str]]] = [{"kpnOAuth2": []}]
-_json = vonage_wire.json_response
 
 
 def _kpn_error(status: int, name: str, message: str, info: str = "") -> Response:
     """KPN's SMS-Vonage ``ErrorResponse`` (flat), for errors outside the Vonage bodies."""
     body = {"transactionId": str(uuid.uuid4()), "status": str(status), "name": name, "message": message, "info": info}
-    return _json(body, status)
+    return responses.json(body, status)
 
 
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     path = request.url.path
-    if isinstance(exc, errors.TokenError):
-        return _json(_FAULT_EXPIRED if exc.expired else _FAULT_INVALID, 401)
     if isinstance(exc, errors.AuthError):
-        return _json(_FAULT_INVALID, 401)
+        return responses.json(apigee.token_fault(exc), 401)
     if isinstance(exc, errors.QuotaExceeded):
-        fault = {"fault": {"faultstring": exc.message, "detail": {"errorcode": "policies.ratelimit.QuotaViolation"}}}
-        return _json(fault, 429, **{"retry-after": str(max(1, int(exc.retry_after + 0.999)))})
+        return responses.json(apigee.quota_fault(exc), 429, responses.retry_after(exc.retry_after))
     if status_hint == 404:
         return _kpn_error(404, "Not Found", f"No resource at {path}")
     if status_hint == 405:
         return _kpn_error(405, "Method Not Allowed", f"{request.method} is not allowed here")
     if path == SMS + "/send":
-        return _json(vonage_wire.error_body(exc))
+        return responses.json(vonage_sms.error_body(exc))
     if path == SMS + "/register":
         if isinstance(exc, errors.InvalidUrl):
             return _kpn_error(400, "Invalid Callback Url", "Invalid Callback Url (status 23)", exc.message)
@@ -73,8 +60,8 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         if isinstance(exc, errors.StoreUnavailable):
             return _kpn_error(503, "Service Unavailable", "The store is unavailable; try again")
         return _kpn_error(500, "Internal Server Error", "Unexpected error")
-    status, body = vonage_wire.numbers_error(exc, status_hint)
-    return _json(body, status)
+    status, body = vonage_numbers.numbers_error(exc, status_hint)
+    return responses.json(body, status)
 
 
 async def _account(request: Request) -> core_accounts.Account:
@@ -86,7 +73,7 @@ async def _account(request: Request) -> core_accounts.Account:
 
 async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
     account = await _account(request)  # the token first: a bad one is a 401 whatever the body
-    return account, await vonage_wire.request_params(request)
+    return account, await vonage_sms.request_params(request)
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
@@ -102,7 +89,7 @@ _SEND_DOC: dict[str, Any] = {
     ],
     "requestBody": {
         "required": True,
-        **vonage_wire.form_body(
+        **vonage_numbers.form_body(
             ["from", "to"],
             {
                 "from": {"type": "string", "example": "31612345678"},
@@ -132,16 +119,19 @@ _SEND_DOC: dict[str, Any] = {
     responses={
         200: {
             "description": "One entry per part, or a Vonage error status",
-            "content": {"application/json": {"schema": vonage_wire.SMS_SCHEMA}},
+            "content": {"application/json": {"schema": vonage_sms.SMS_SCHEMA}},
         },
-        401: {"description": "Invalid or expired token", "content": {"application/json": {"example": _FAULT_INVALID}}},
+        401: {
+            "description": "Invalid or expired token",
+            "content": {"application/json": {"example": apigee.INVALID_TOKEN}},
+        },
     },
 )
 @fastpath.hot
 async def send(request: Request) -> Response:
     account, params = await _caller(request)
-    meta = {"inbound": True} if request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1") else {}
-    return _json(await vonage_wire.send(request, account, params, dialect="nexmo", meta=meta))
+    reply_routing = request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1")
+    return responses.json(await vonage_sms.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
 
 
 @router.post(
@@ -150,7 +140,7 @@ async def send(request: Request) -> Response:
     openapi_extra={
         "requestBody": {
             "required": True,
-            **vonage_wire.form_body(
+            **vonage_numbers.form_body(
                 ["to", "callback_url"],
                 {
                     "to": {"type": "string", "example": "31612345678"},
@@ -178,21 +168,16 @@ async def send(request: Request) -> Response:
 )
 async def register(request: Request) -> Response:
     account, params = await _caller(request)
-    gw = auth.gateway(request)
     raw_to = params.get("to", "").strip()
     if not raw_to:
-        raise vonage_wire.MissingParam("Missing to param")
-    number = vonage_wire.parse_recipient(raw_to)
+        raise errors.MissingParameter("Missing to param")
+    number = vonage_sms.parse_recipient(raw_to)
     if not params.get("callback_url", "").strip():
         raise errors.InvalidUrl("Missing callback_url param")
-    url = vonage_wire.check_url(params["callback_url"], allow_private=vonage_wire.allow_private(request))
-    store = gw.numbers
-    if store is None:
-        raise errors.StoreUnavailable()
-    await store.register_callback(account.id, number.digits, url)  # claims it, unless it is another account's
-    await gw.number_changed(number.digits)
-    return _json({"message": "Your callback url is registered."})
+    # claims it, unless it is another account's
+    await vonage_numbers.service(request).register_callback(account, number.digits, params["callback_url"])
+    return responses.json({"message": "Your callback url is registered."})
 
 
 # -- Phone Numbers ------------------------------------------------------------------------------------------------
-vonage_wire.add_number_routes(router, NUMBERS, _caller, _SECURITY)
+vonage_numbers.add_number_routes(router, NUMBERS, _caller, _SECURITY)

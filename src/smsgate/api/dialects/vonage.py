@@ -4,7 +4,7 @@ Vonage uses, so the official SDKs work by pointing their ``rest_host`` here.
 Credentials come from wherever real clients put them (reference notes §0.4): a Basic header (Python SDK v4),
 the form body (legacy SDK), a JSON body (Node SDK) or the query string. A ``sig`` + ``timestamp`` pair is checked
 against the account's ``signature_secret``/``signature_method`` within ±5 minutes; ``sig`` with ``api_secret``
-is status 32. SMS errors are HTTP 200 with a Vonage status (table in ``api.vonage_wire``); Numbers and Account
+is status 32. SMS errors are HTTP 200 with a Vonage status (table in ``api.vonage_sms``); Numbers and Account
 errors use Vonage's ``error-code`` shape with a 4xx status.
 """
 
@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, logs
-from smsgate.api import auth, fastpath, vonage_wire
+from smsgate.api import auth, fastpath, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 from smsgate.core import signing
 
@@ -49,7 +49,7 @@ _SMS_FIELDS: dict[str, Any] = {
 _SMS_DOC: dict[str, Any] = {
     "requestBody": {
         "content": {
-            vonage_wire.FORM: {"schema": {"type": "object", "required": ["from", "to"], "properties": _SMS_FIELDS}},
+            vonage_numbers.FORM: {"schema": {"type": "object", "required": ["from", "to"], "properties": _SMS_FIELDS}},
             "application/json": {"schema": {"type": "object", "properties": _SMS_FIELDS}},
         }
     },
@@ -70,9 +70,6 @@ _SMS_EXAMPLE = {
 }
 
 
-_json = vonage_wire.json_response
-
-
 def _is_sms(request: Request) -> bool:
     return request.url.path.startswith("/sms/")
 
@@ -80,12 +77,12 @@ def _is_sms(request: Request) -> bool:
 def render_error(request: Request, exc: Exception, status_hint: int | None = None) -> Response:
     """SMS: HTTP 200 with a Vonage status (XML under /sms/xml); Numbers/Account: ``error-code`` with a 4xx."""
     if _is_sms(request) and status_hint not in (404, 405):
-        body = vonage_wire.error_body(exc)
+        body = vonage_sms.error_body(exc)
         if request.url.path.startswith("/sms/xml"):
-            return Response(vonage_wire.to_xml(body), media_type="application/xml")
-        return _json(body)
-    status, body = vonage_wire.numbers_error(exc, status_hint)
-    return _json(body, status)
+            return Response(vonage_sms.to_xml(body), media_type="application/xml")
+        return responses.json(body)
+    status, body = vonage_numbers.numbers_error(exc, status_hint)
+    return responses.json(body, status)
 
 
 # -- credentials ----------------------------------------------------------------------------------------------
@@ -95,10 +92,10 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
     the window, so a captured request cannot be sent again (each replay would be billed)."""
     gw = auth.gateway(request)
     if params.get("api_secret"):
-        raise vonage_wire.SignatureAndSecret()
+        raise errors.SignatureAndSecret()
     api_key = params.get("api_key", "")
     if not api_key:
-        raise vonage_wire.MissingParam("Missing api_key param")
+        raise errors.MissingParameter("Missing api_key param")
     await auth.login_blocked(request, api_key)
     acc = await gw.accounts.find(api_key)
     try:
@@ -114,12 +111,12 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
         or not signing.vonage_verify(params, acc.signature_secret, method)
     ):
         await auth.failed_login(request, api_key, "bad signature")
-        raise vonage_wire.InvalidSignature()
+        raise errors.InvalidSignature()
     if not acc.active:
-        raise vonage_wire.AccountBarred()
+        raise errors.AccountDisabled()
     ttl = ts + SIGNATURE_WINDOW - time.time() + 1.0
     if not await request.app.state.signatures.first(f"{api_key}:{params['sig'].strip().lower()}", ttl):
-        raise vonage_wire.InvalidSignature("this signed request was already received (replay)")
+        raise errors.InvalidSignature("this signed request was already received (replay)")
     logs.current_account.set(acc.id)
     return acc
 
@@ -129,19 +126,16 @@ async def credentials(
 ) -> core_accounts.Account:
     """The Basic header's ``creds`` (checked before the body is read), or a signature, or api_key/api_secret in the
     body or query; failures count per (client address, api_key)."""
-    try:
-        if creds is None:
-            if params.get("sig"):
-                return await _signed(request, params)
-            key, secret = params.get("api_key", ""), params.get("api_secret", "")
-            if not key:
-                raise vonage_wire.MissingParam("Missing api_key param")
-            if not secret:
-                raise vonage_wire.MissingParam("Missing api_secret param")
-            creds = (key, secret)
-        return await auth.login(request, *creds)
-    except errors.AccountDisabled:
-        raise vonage_wire.AccountBarred() from None
+    if creds is None:
+        if params.get("sig"):
+            return await _signed(request, params)
+        key, secret = params.get("api_key", ""), params.get("api_secret", "")
+        if not key:
+            raise errors.MissingParameter("Missing api_key param")
+        if not secret:
+            raise errors.MissingParameter("Missing api_secret param")
+        creds = (key, secret)
+    return await auth.login(request, *creds)  # AccountDisabled: status 8, Partner Account Barred
 
 
 async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
@@ -150,15 +144,15 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
     basic = auth.basic_credentials(request)
     if basic is not None:
         account = await credentials(request, {}, basic)
-        return account, await vonage_wire.request_params(request)
-    params = await vonage_wire.request_params(request)
+        return account, await vonage_sms.request_params(request)
+    params = await vonage_sms.request_params(request)
     return await credentials(request, params), params
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
 async def _send(request: Request) -> dict[str, Any]:
     account, params = await _caller(request)
-    return await vonage_wire.send(request, account, params, dialect="vonage", meta={})
+    return await vonage_sms.send(request, account, params, dialect="vonage")
 
 
 @router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -169,13 +163,13 @@ async def _send(request: Request) -> dict[str, Any]:
     responses={
         200: {
             "description": "Per-part result, or an error status",
-            "content": {"application/json": {"schema": vonage_wire.SMS_SCHEMA, "example": _SMS_EXAMPLE}},
+            "content": {"application/json": {"schema": vonage_sms.SMS_SCHEMA, "example": _SMS_EXAMPLE}},
         }
     },
 )
 @fastpath.hot
 async def sms_json(request: Request) -> Response:
-    return _json(await _send(request))
+    return responses.json(await _send(request))
 
 
 @router.get("/sms/xml", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -187,11 +181,11 @@ async def sms_json(request: Request) -> Response:
 )
 @fastpath.hot
 async def sms_xml(request: Request) -> Response:
-    return Response(vonage_wire.to_xml(await _send(request)), media_type="application/xml")
+    return Response(vonage_sms.to_xml(await _send(request)), media_type="application/xml")
 
 
 # -- Numbers and Account --------------------------------------------------------------------------------------
-vonage_wire.add_number_routes(router, "", _caller, _SECURITY)
+vonage_numbers.add_number_routes(router, "", _caller, _SECURITY)
 
 
 @router.get(
@@ -203,7 +197,7 @@ vonage_wire.add_number_routes(router, "", _caller, _SECURITY)
             "description": "Balance",
             "content": {
                 "application/json": {
-                    "schema": vonage_wire.BALANCE_SCHEMA,
+                    "schema": vonage_numbers.BALANCE_SCHEMA,
                     "example": {"value": 10.17127500, "autoReload": False},
                 }
             },
@@ -212,4 +206,4 @@ vonage_wire.add_number_routes(router, "", _caller, _SECURITY)
 )
 async def get_balance(request: Request) -> Response:
     account, _ = await _caller(request)
-    return _json(await vonage_wire.balance(auth.gateway(request), account))
+    return responses.json(await vonage_numbers.balance_body(request, account))

@@ -1,13 +1,13 @@
 """What every HTTP upstream connector shares: the client, pacing, retries, the circuit breaker, the receiver.
 
 An upstream type (``kpn``, ``vonage``, ``kaarai``, ``http``) only says how one message becomes a request and
-what the answer means (``exchange`` → ``Answer`` per message or per upstream part), and how its callbacks read
+what the answer means (``exchange`` → ``http_answers.Answer`` per message or per upstream part), and how its callbacks read
 (``receipts_from``, ``inbound_from``). Everything else is here, once:
 
 * **Parts back into messages.** HTTP APIs take text and split it themselves, so the parts of one message in a
   batch are joined back (their payloads decoded) and sent as one request; binary parts go one by one to an
   upstream that takes binary (Vonage), and are refused by the others.
-* **What an answer means** (``Verdict``)::
+* **What an answer means** (``http_answers.Verdict``)::
 
       ACCEPTED   the upstream took it; its id goes on the part (receipts match on connector + id)
       REJECTED   refused for good (bad number, barred...): the part is rejected, or rerouted if the rule says so
@@ -35,9 +35,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
-import email.utils
-import enum
 import logging
+import math
 import random
 import time
 import urllib.parse
@@ -45,16 +44,16 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
-import orjson
 
 from smsgate import errors
 from smsgate.connectors import base
+from smsgate.connectors.http import answers as http_answers
 from smsgate.connectors.http import circuit as http_circuit
 from smsgate.connectors.http.settings import HttpSettings
-from smsgate.core import encoding
+from smsgate.core import backoff, rates
 
 log = logging.getLogger(__name__)
-NO_RECEIPT = "final: no receipt from upstream"
+UP_TO_A_FIFTH = (1.0, 1.2)  # a retry waits what the upstream asked or the backoff, plus up to 20 %
 # request latency buckets (seconds) for /metrics
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # httpx errors raised before the request left: safe to send again, here or through another connector
@@ -92,156 +91,18 @@ async def _traced(request: httpx.Request) -> None:
         request.extensions["trace"] = wire.trace
 
 
-class Verdict(enum.Enum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    RETRY = "retry"
-    THROTTLED = "throttled"
-    UNHEALTHY = "unhealthy"
-    UNKNOWN = "unknown"
-
-
-NOT_SENT = frozenset({Verdict.RETRY, Verdict.THROTTLED, Verdict.UNHEALTHY})
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Answer:
-    """What the upstream said about a message (or one of its parts, for an upstream that answers per part)."""
-
-    verdict: Verdict
-    network_id: str | None = None
-    error: str | None = None
-    code: int | None = None
-    retry_after: float | None = None
-    note: str | None = None
-
-
-class Refusal(Exception):
-    """Raised inside ``exchange`` to answer at once (a KPN token refused, a binary part for a text-only API)."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer.error)
-        self.answer = answer
-
-
-class NotSent(Exception):
-    """Raised inside ``exchange`` when a preliminary call failed (KPN's token): the SMS request never left."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Submission:
-    """One request's worth: the given parts of one message, joined back into its text (None for binary)."""
-
-    message_id: str
-    parts: tuple[base.OutboundPart, ...]
-    text: str | None
-
-    @property
-    def first(self) -> base.OutboundPart:
-        return self.parts[0]
-
-    @property
-    def unicode(self) -> bool:
-        return self.first.data_coding == 8
-
-    @property
-    def binary(self) -> bool:
-        return self.text is None
-
-
-def submissions(parts: Sequence[base.OutboundPart]) -> list[Submission]:
-    """Group parts by message (in order); text parts are joined, binary parts stay one per submission."""
-    by_message: dict[str, list[base.OutboundPart]] = {}
-    for p in parts:
-        by_message.setdefault(p.message_id, []).append(p)
-    out: list[Submission] = []
-    for mid, group in by_message.items():
-        group.sort(key=lambda p: p.part_index)
-        dc = group[0].data_coding
-        if dc in (0, 8) and all(p.data_coding == dc for p in group):
-            text = encoding.decode(b"".join(p.payload for p in group), dc)
-            out.append(Submission(mid, tuple(group), text))
-        else:
-            out.extend(Submission(mid, (p,), None) for p in group)
-    return out
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), capped at an hour; None when absent or unreadable."""
-    raw = response.headers.get("retry-after", "").strip()
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), 3600.0)
-
-
-def by_status(response: httpx.Response) -> Verdict | None:
-    """The verdict an HTTP status alone decides (429, 408, 5xx), or None when the body must be read."""
-    status = response.status_code
-    if status == 429:
-        return Verdict.THROTTLED
-    if status == 408 or status >= 500:
-        return Verdict.RETRY
-    return None
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The body as JSON, or None when it is not JSON."""
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def call_params(call: base.UpstreamCall) -> dict[str, Any]:
-    """A callback's fields: the query string, then a JSON object body or a form body on top."""
-    params: dict[str, Any] = dict(call.query)
-    body = call.body.strip()
-    if not body:
-        return params
-    ctype = call.headers.get("content-type", "").lower()
-    if "json" in ctype or body[:1] == b"{":
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise errors.ValidationError("the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise errors.ValidationError("the body must be a JSON object")
-        params.update(data)
-        return params
-    try:
-        form = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError):
-        raise errors.ValidationError("the body is neither JSON nor a form") from None
-    params.update(form)
-    return params
-
-
 class Pacer:
     """``max_tps`` on this node: take tokens (going into debt) and wait the debt off, so requests are spread
     evenly rather than sent in bursts. The shared bucket in Redis (``dispatch.throttle``) caps all nodes."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = max(1.0, rate * 0.2)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
+        self._bucket = rates.Bucket(rate, max(1.0, rate * 0.2), time.monotonic()) if rate > 0 else None
 
     async def take(self, n: int) -> None:
-        if self.rate <= 0:
-            return
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate) - n
-        self.stamp = now
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
+        if self._bucket is not None:
+            wait = self._bucket.spend(n, time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
 
 
 @dataclasses.dataclass(slots=True)
@@ -252,7 +113,7 @@ class Stats:
     buckets: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
-    def observe(self, seconds: float, verdict: Verdict) -> None:
+    def observe(self, seconds: float, verdict: http_answers.Verdict) -> None:
         self.requests[verdict.value] = self.requests.get(verdict.value, 0) + 1
         self.latency_sum += seconds
         for i, upper in enumerate(LATENCY_BUCKETS):
@@ -292,11 +153,11 @@ class HttpConnector:
         """The upstream's host for messages and health (never a path or query that could carry a key)."""
         raise NotImplementedError
 
-    def refuse(self, sub: Submission) -> Answer | None:
+    def refuse(self, sub: http_answers.Submission) -> http_answers.Answer | None:
         """A REJECTED answer for a message this upstream cannot take at all, decided before any request."""
         return None
 
-    async def exchange(self, client: httpx.AsyncClient, sub: Submission) -> list[Answer]:
+    async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         """Send one submission; one answer for the whole message or one per upstream part, in order."""
         raise NotImplementedError
 
@@ -374,7 +235,7 @@ class HttpConnector:
         self._lanes = asyncio.Queue()
 
     async def submit(self, parts: Sequence[base.OutboundPart]) -> list[base.SubmitOutcome]:
-        subs = submissions(parts)
+        subs = http_answers.submissions(parts)
         done = await asyncio.gather(*(self._submit_one(sub) for sub in subs))
         return [o for outcomes in done for o in outcomes]
 
@@ -392,9 +253,11 @@ class HttpConnector:
         return len(inbound)
 
     # -- one message ---------------------------------------------------------------------------------------------
-    async def _submit_one(self, sub: Submission) -> list[base.SubmitOutcome]:
+    async def _submit_one(self, sub: http_answers.Submission) -> list[base.SubmitOutcome]:
         refusal = self.refuse(sub) or (
-            Answer(Verdict.REJECTED, error=f"{self.TYPE} upstream takes text only, not binary messages")
+            http_answers.Answer(
+                http_answers.Verdict.REJECTED, error=f"{self.TYPE} upstream takes text only, not binary messages"
+            )
             if sub.binary and not self.takes_binary
             else None
         )
@@ -403,29 +266,45 @@ class HttpConnector:
         s = self.settings
         earlier: list[str] = []  # why the tries before the last one failed, for the part's event
 
-        def done(answers: list[Answer]) -> list[base.SubmitOutcome]:
+        def done(answers: list[http_answers.Answer]) -> list[base.SubmitOutcome]:
             return self._outcomes(sub, answers, earlier)
 
         while True:
             if self.paused:
-                return done([Answer(Verdict.RETRY, error="paused by the operator")])
+                return done([http_answers.Answer(http_answers.Verdict.RETRY, error="paused by the operator")])
             rest = self._throttled_until - time.monotonic()
             if rest > 0:
-                return done([Answer(Verdict.THROTTLED, error="throttled by upstream", retry_after=rest)])
+                return done(
+                    [
+                        http_answers.Answer(
+                            http_answers.Verdict.THROTTLED, error="throttled by upstream", retry_after=rest
+                        )
+                    ]
+                )
             answers = await self._gated(sub)
             if answers is None:
                 why = f"circuit open ({self.circuit.reason})"
-                return done([Answer(Verdict.RETRY, error=why, retry_after=max(self.circuit.retry_in(), 0.1))])
+                return done(
+                    [
+                        http_answers.Answer(
+                            http_answers.Verdict.RETRY, error=why, retry_after=max(self.circuit.retry_in(), 0.1)
+                        )
+                    ]
+                )
             verdicts = {a.verdict for a in answers}
-            ambiguous = verdicts == {Verdict.UNKNOWN}
-            if not (verdicts <= NOT_SENT or (ambiguous and (s.retry_on_timeout or self.idempotent))):
+            ambiguous = verdicts == {http_answers.Verdict.UNKNOWN}
+            if not (verdicts <= http_answers.NOT_SENT or (ambiguous and (s.retry_on_timeout or self.idempotent))):
                 return done(answers)
-            wait = max((a.retry_after or 0.0 for a in answers), default=0.0) or s.backoff * 2 ** len(earlier)
-            wait *= random.uniform(1.0, 1.2)
+            asked = max((a.retry_after or 0.0 for a in answers), default=0.0)
+            wait = (
+                asked * random.uniform(*UP_TO_A_FIFTH)
+                if asked
+                else backoff.delay(len(earlier), base=s.backoff, cap=math.inf, jitter=UP_TO_A_FIFTH)
+            )
             give_up = (
                 len(earlier) >= s.retries
                 or wait > s.backoff_max
-                or Verdict.UNHEALTHY in verdicts
+                or http_answers.Verdict.UNHEALTHY in verdicts
                 or self.circuit.state is http_circuit.State.OPEN
             )
             if give_up:
@@ -433,7 +312,7 @@ class HttpConnector:
             earlier.append(next((a.error for a in answers if a.error), answers[0].verdict.value))
             await asyncio.sleep(wait)
 
-    async def _gated(self, sub: Submission) -> list[Answer] | None:
+    async def _gated(self, sub: http_answers.Submission) -> list[http_answers.Answer] | None:
         """The request, if the circuit lets it through; a half-open circuit lets one through at a time."""
         state = self.circuit.state
         if state is http_circuit.State.OPEN:
@@ -446,7 +325,7 @@ class HttpConnector:
                 return None
         return await self._request(sub)
 
-    async def _request(self, sub: Submission) -> list[Answer]:
+    async def _request(self, sub: http_answers.Submission) -> list[http_answers.Answer]:
         await self._pacer.take(len(sub.parts))
         if not self._clients:
             raise RuntimeError(f"connector {self.name!r} is not started")
@@ -458,21 +337,35 @@ class HttpConnector:
             token = _WIRE.set(wire)
             try:
                 answers = await self.exchange(client, sub)
-            except Refusal as exc:
+            except http_answers.Refusal as exc:
                 answers = [exc.answer]
-            except NotSent as exc:
-                answers = [Answer(Verdict.RETRY, error=str(exc))]
+            except http_answers.NotSent as exc:
+                answers = [http_answers.Answer(http_answers.Verdict.RETRY, error=str(exc))]
             except _UNSENT as exc:
-                answers = [Answer(Verdict.RETRY, error=_describe(exc))]
+                answers = [http_answers.Answer(http_answers.Verdict.RETRY, error=_describe(exc))]
             except _DROPPED as exc:
                 if wire.dropped_unread:
-                    answers = [Answer(Verdict.RETRY, error=f"kept-alive connection dropped: {_describe(exc)}")]
+                    answers = [
+                        http_answers.Answer(
+                            http_answers.Verdict.RETRY, error=f"kept-alive connection dropped: {_describe(exc)}"
+                        )
+                    ]
                 else:
-                    answers = [Answer(Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}")]
+                    answers = [
+                        http_answers.Answer(
+                            http_answers.Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}"
+                        )
+                    ]
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-                answers = [Answer(Verdict.UNHEALTHY, error=f"bad upstream URL: {type(exc).__name__}")]
+                answers = [
+                    http_answers.Answer(http_answers.Verdict.UNHEALTHY, error=f"bad upstream URL: {type(exc).__name__}")
+                ]
             except httpx.HTTPError as exc:  # sent, and then the answer did not come (timeout, garbage)
-                answers = [Answer(Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}")]
+                answers = [
+                    http_answers.Answer(
+                        http_answers.Verdict.UNKNOWN, error=f"no answer from {self.where}: {_describe(exc)}"
+                    )
+                ]
             finally:
                 _WIRE.reset(token)
                 self.in_flight -= 1
@@ -482,33 +375,33 @@ class HttpConnector:
         self._account(answers, elapsed)
         return answers
 
-    def _account(self, answers: list[Answer], elapsed: float) -> None:
+    def _account(self, answers: list[http_answers.Answer], elapsed: float) -> None:
         """Metrics, the circuit and throttling from one request's answers."""
         verdicts = {a.verdict for a in answers}
-        worst = next(v for v in Verdict if v in verdicts) if len(verdicts) > 1 else answers[0].verdict
+        worst = next(v for v in http_answers.Verdict if v in verdicts) if len(verdicts) > 1 else answers[0].verdict
         self.stats.observe(elapsed, worst)
         reason = next((a.error for a in answers if a.error), worst.value)
         was = self.circuit.state
-        if Verdict.ACCEPTED in verdicts or Verdict.REJECTED in verdicts:
+        if http_answers.Verdict.ACCEPTED in verdicts or http_answers.Verdict.REJECTED in verdicts:
             self.circuit.success()
-        elif Verdict.UNHEALTHY in verdicts:
+        elif http_answers.Verdict.UNHEALTHY in verdicts:
             self.circuit.trip(reason)
-        elif Verdict.RETRY in verdicts or Verdict.UNKNOWN in verdicts:
+        elif http_answers.Verdict.RETRY in verdicts or http_answers.Verdict.UNKNOWN in verdicts:
             self.circuit.failure(reason)
-        if Verdict.THROTTLED in verdicts:
+        if http_answers.Verdict.THROTTLED in verdicts:
             rest = max((a.retry_after or 0.0 for a in answers), default=0.0) or self.settings.backoff
             self._throttled_until = max(self._throttled_until, time.monotonic() + rest)
         now = self.circuit.state
         if now is not was:
             if now is http_circuit.State.OPEN:
-                level = logging.ERROR if Verdict.UNHEALTHY in verdicts else logging.WARNING
+                level = logging.ERROR if http_answers.Verdict.UNHEALTHY in verdicts else logging.WARNING
                 log.log(level, "connector %s: circuit open (%s); probing again in %.0fs", self.name, reason,
                         self.circuit.open_seconds)  # fmt: skip
             elif now is http_circuit.State.CLOSED:
                 log.warning("connector %s: circuit closed, %s answers again", self.name, self.where)
 
     def _outcomes(
-        self, sub: Submission, answers: list[Answer], earlier: Sequence[str] = ()
+        self, sub: http_answers.Submission, answers: list[http_answers.Answer], earlier: Sequence[str] = ()
     ) -> list[base.SubmitOutcome]:
         """One outcome per part: answers one-to-one when they match the parts, else the last one repeats.
 
@@ -529,15 +422,15 @@ class HttpConnector:
         for i, part in enumerate(sub.parts):
             a = answers[min(i, len(answers) - 1)]
             pid = part.part_id
-            if a.verdict is Verdict.ACCEPTED:
+            if a.verdict is http_answers.Verdict.ACCEPTED:
                 out.append(
                     base.SubmitOutcome(pid, base.SubmitStatus.ACCEPTED, network_id=a.network_id, note=note(a.note))
                 )
-            elif a.verdict is Verdict.REJECTED:
+            elif a.verdict is http_answers.Verdict.REJECTED:
                 out.append(
                     base.SubmitOutcome(pid, base.SubmitStatus.FAILED, error=a.error, error_code=a.code, note=note(None))
                 )
-            elif a.verdict is Verdict.UNKNOWN:
+            elif a.verdict is http_answers.Verdict.UNKNOWN:
                 why = f"{a.error}; it may have been sent, so it is not sent again"
                 if not self.settings.retry_on_timeout:
                     why += " (retry_on_timeout = false)"

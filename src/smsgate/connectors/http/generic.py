@@ -43,6 +43,7 @@ import orjson
 
 from smsgate import errors
 from smsgate.connectors import base
+from smsgate.connectors.http import answers as http_answers
 from smsgate.connectors.http import base as http_base
 from smsgate.connectors.http import template
 from smsgate.connectors.http.settings import HttpSettings, Special, check
@@ -186,7 +187,7 @@ class GenericConnector(http_base.HttpConnector):
         token = self.generic.receipt.token
         return f"{url}?token={urllib.parse.quote(token, safe='')}" if token else url
 
-    def _values(self, sub: http_base.Submission) -> dict[str, str]:
+    def _values(self, sub: http_answers.Submission) -> dict[str, str]:
         p = sub.first
         return {
             "to": p.destination,
@@ -200,7 +201,7 @@ class GenericConnector(http_base.HttpConnector):
             "callback": self._callback(),
         }
 
-    async def exchange(self, client: httpx.AsyncClient, sub: http_base.Submission) -> list[http_base.Answer]:
+    async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         s = self.generic
         values = self._values(sub)
         headers = {
@@ -223,35 +224,35 @@ class GenericConnector(http_base.HttpConnector):
         response = await client.request(s.method, url, content=content, headers=headers)
         return [self._answer(response, sub)]
 
-    def _answer(self, response: httpx.Response, sub: http_base.Submission) -> http_base.Answer:
+    def _answer(self, response: httpx.Response, sub: http_answers.Submission) -> http_answers.Answer:
         s = self.generic
         status = response.status_code
         error = f"answered HTTP {status}"
         if status in s.success_status:
             text = response.text
             if s.success_body is not None and not s.success_body.search(text):
-                return http_base.Answer(
-                    http_base.Verdict.REJECTED, error=f"{error}; the body did not match success_body"
+                return http_answers.Answer(
+                    http_answers.Verdict.REJECTED, error=f"{error}; the body did not match success_body"
                 )
-            return http_base.Answer(
-                http_base.Verdict.ACCEPTED, network_id=self._upstream_id(response) or sub.message_id
+            return http_answers.Answer(
+                http_answers.Verdict.ACCEPTED, network_id=self._upstream_id(response) or sub.message_id
             )
         if status == 429:
-            return http_base.Answer(
-                http_base.Verdict.THROTTLED, error=error, retry_after=http_base.retry_after(response)
+            return http_answers.Answer(
+                http_answers.Verdict.THROTTLED, error=error, retry_after=http_answers.retry_after(response)
             )
         if status in s.retry_status:
-            return http_base.Answer(
-                http_base.Verdict.RETRY, error=error, code=status, retry_after=http_base.retry_after(response)
+            return http_answers.Answer(
+                http_answers.Verdict.RETRY, error=error, code=status, retry_after=http_answers.retry_after(response)
             )
         if status in (401, 403, 404, 405):
-            return http_base.Answer(http_base.Verdict.UNHEALTHY, error=f"{error}: check the credentials and url")
-        return http_base.Answer(http_base.Verdict.REJECTED, error=error, code=status)
+            return http_answers.Answer(http_answers.Verdict.UNHEALTHY, error=f"{error}: check the credentials and url")
+        return http_answers.Answer(http_answers.Verdict.REJECTED, error=error, code=status)
 
     def _upstream_id(self, response: httpx.Response) -> str | None:
         s = self.generic
         if s.id_path is not None:
-            found = s.id_path.find(http_base.json_body(response))
+            found = s.id_path.find(http_answers.json_body(response))
             return str(found) if found not in (None, "") else None
         if s.id_regex is not None:
             m = s.id_regex.search(response.text)
@@ -267,7 +268,7 @@ class GenericConnector(http_base.HttpConnector):
             given = call.query.get("token") or call.headers.get("x-smsgate-token") or ""
             if not hmac.compare_digest(given.encode(), mapping.token.encode()):
                 raise errors.AuthError("missing or wrong receipt token")
-        params = http_base.call_params(call)
+        params = http_answers.call_params(call)
         network_id = mapping.id.find(params)
         if network_id in (None, ""):
             raise errors.ValidationError("the receipt has no id where the connector's receipt.id says")

@@ -21,6 +21,7 @@ import urllib.parse
 
 import httpx
 
+from smsgate.connectors.http import answers as http_answers
 from smsgate.connectors.http import base as http_base
 from smsgate.connectors.http.settings import HttpSettings, check
 
@@ -52,24 +53,24 @@ class KaaraiConnector(http_base.HttpConnector):
     def where(self) -> str:
         return urllib.parse.urlsplit(self.kaarai.url).netloc
 
-    async def exchange(self, client: httpx.AsyncClient, sub: http_base.Submission) -> list[http_base.Answer]:
+    async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         body = {"to": sub.first.destination, "from": sub.first.source, "text": sub.text}
         response = await client.post(
             self.kaarai.url, json=body, auth=self._auth, headers={"accept": "application/json"}
         )
         return [self._answer(response)]
 
-    def _answer(self, response: httpx.Response) -> http_base.Answer:
-        data = http_base.json_body(response)
+    def _answer(self, response: httpx.Response) -> http_answers.Answer:
+        data = http_answers.json_body(response)
         raw = data.get("code") if isinstance(data, dict) else None
         code = int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else None
         said = str(data.get("message") or "") if isinstance(data, dict) else ""
         error = f"Kaarai {code}: {said}" if code and said else f"Kaarai answered HTTP {response.status_code}"
-        retry_after = http_base.retry_after(response)
-        V, A = http_base.Verdict, http_base.Answer
+        retry_after = http_answers.retry_after(response)
+        V, A = http_answers.Verdict, http_answers.Answer
         if code in ACCEPTED:
             mid = data.get("message_id") if isinstance(data, dict) else None
-            note = "; ".join(n for n in (ACCEPTED[code], http_base.NO_RECEIPT) if n)
+            note = "; ".join(n for n in (ACCEPTED[code], http_answers.NO_RECEIPT) if n)
             return A(V.ACCEPTED, network_id=str(mid) if mid else None, note=note)
         if code in UNHEALTHY:
             return A(V.UNHEALTHY, error=UNHEALTHY[code], code=code)
@@ -77,12 +78,12 @@ class KaaraiConnector(http_base.HttpConnector):
             return A(V.RETRY, error=error, code=code, retry_after=retry_after)
         if code is not None and 4000 <= code < 5000:
             return A(V.REJECTED, error=error, code=code)
-        verdict = http_base.by_status(response)
+        verdict = http_answers.by_status(response)
         if verdict is not None:
             return A(verdict, error=error, code=code, retry_after=retry_after)
         status = response.status_code
         if status in (401, 403):
             return A(V.UNHEALTHY, error=f"Kaarai refused the credentials (HTTP {status})")
         if 200 <= status < 300:
-            return A(V.ACCEPTED, note=http_base.NO_RECEIPT)
+            return A(V.ACCEPTED, note=http_answers.NO_RECEIPT)
         return A(V.REJECTED, error=error, code=code)

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from smsgate.connectors.http import answers as http_answers
 from smsgate.connectors.http import base as http_base
 from smsgate.connectors.http.settings import HttpSettings, check
 
@@ -63,17 +64,19 @@ class KpnConnector(http_base.HttpConnector):
     def where(self) -> str:
         return urllib.parse.urlsplit(self.kpn.base_url).netloc
 
-    def refuse(self, sub: http_base.Submission) -> http_base.Answer | None:
+    def refuse(self, sub: http_answers.Submission) -> http_answers.Answer | None:
         sender = self.kpn.sender or sub.first.source
         if len(sender) > SENDER_MAX:
-            return http_base.Answer(
-                http_base.Verdict.REJECTED, error=f"KPN takes senders of at most {SENDER_MAX} characters"
+            return http_answers.Answer(
+                http_answers.Verdict.REJECTED, error=f"KPN takes senders of at most {SENDER_MAX} characters"
             )
         if not sub.first.destination.startswith("31"):
-            return http_base.Answer(http_base.Verdict.REJECTED, error="KPN SMS API v1 sends to Dutch numbers only")
+            return http_answers.Answer(
+                http_answers.Verdict.REJECTED, error="KPN SMS API v1 sends to Dutch numbers only"
+            )
         return None
 
-    async def exchange(self, client: httpx.AsyncClient, sub: http_base.Submission) -> list[http_base.Answer]:
+    async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         body = {
             "sender": self.kpn.sender or sub.first.source,
             "messages": [{"mobile_number": "+" + sub.first.destination, "content": sub.text}],
@@ -86,22 +89,22 @@ class KpnConnector(http_base.HttpConnector):
             if response.status_code != 401:
                 return [self._answer(response)]
             refused = auth
-        return [http_base.Answer(http_base.Verdict.UNHEALTHY, error="KPN refused a freshly issued token (401)")]
+        return [http_answers.Answer(http_answers.Verdict.UNHEALTHY, error="KPN refused a freshly issued token (401)")]
 
-    def _answer(self, response: httpx.Response) -> http_base.Answer:
+    def _answer(self, response: httpx.Response) -> http_answers.Answer:
         status = response.status_code
-        verdict = http_base.by_status(response)
+        verdict = http_answers.by_status(response)
         if verdict is not None:
-            return http_base.Answer(verdict, error=f"KPN answered {status}", code=status,
-                                    retry_after=http_base.retry_after(response))  # fmt: skip
+            return http_answers.Answer(verdict, error=f"KPN answered {status}", code=status,
+                                    retry_after=http_answers.retry_after(response))  # fmt: skip
         if 200 <= status < 300:
-            data = http_base.json_body(response)
+            data = http_answers.json_body(response)
             doc = data.get("document_id") if isinstance(data, dict) else None
-            return http_base.Answer(http_base.Verdict.ACCEPTED, network_id=str(doc) if doc else None,
-                                    note=http_base.NO_RECEIPT)  # fmt: skip
+            return http_answers.Answer(http_answers.Verdict.ACCEPTED, network_id=str(doc) if doc else None,
+                                    note=http_answers.NO_RECEIPT)  # fmt: skip
         if status in (404, 405):
-            return http_base.Answer(http_base.Verdict.UNHEALTHY, error=f"KPN answered {status}: check base_url")
-        return http_base.Answer(http_base.Verdict.REJECTED, error=_error_text(response), code=status)
+            return http_answers.Answer(http_answers.Verdict.UNHEALTHY, error=f"KPN answered {status}: check base_url")
+        return http_answers.Answer(http_answers.Verdict.REJECTED, error=_error_text(response), code=status)
 
     async def _authorization(self, client: httpx.AsyncClient, *, refused: str | None) -> str:
         """``<token_type> <access_token>``, fetched once for all concurrent requests; ``refused`` is the value KPN
@@ -123,15 +126,15 @@ class KpnConnector(http_base.HttpConnector):
                 url, data={"client_id": self.kpn.client_id, "client_secret": self.kpn.client_secret}
             )
         except httpx.HTTPError as exc:  # no SMS went out: safe to try again, here or elsewhere
-            raise http_base.NotSent(f"KPN token request failed: {type(exc).__name__}") from None
+            raise http_answers.NotSent(f"KPN token request failed: {type(exc).__name__}") from None
         if response.status_code in (400, 401, 403):
-            answer = http_base.Answer(
-                http_base.Verdict.UNHEALTHY, error=f"KPN refused the client credentials ({response.status_code})"
+            answer = http_answers.Answer(
+                http_answers.Verdict.UNHEALTHY, error=f"KPN refused the client credentials ({response.status_code})"
             )
-            raise http_base.Refusal(answer)
-        data = http_base.json_body(response)
+            raise http_answers.Refusal(answer)
+        data = http_answers.json_body(response)
         if response.status_code != 200 or not isinstance(data, dict) or not data.get("access_token"):
-            raise http_base.NotSent(f"KPN token endpoint answered {response.status_code} without a token")
+            raise http_answers.NotSent(f"KPN token endpoint answered {response.status_code} without a token")
         self.tokens_fetched += 1
         try:
             lifetime = float(data.get("expires_in") or 3599)
@@ -144,7 +147,7 @@ class KpnConnector(http_base.HttpConnector):
 
 def _error_text(response: httpx.Response) -> str:
     """KPN's own words from ``{"errorResponse": {"message"}}`` or an Apigee fault, else the status."""
-    data: Any = http_base.json_body(response)
+    data: Any = http_answers.json_body(response)
     text = None
     if isinstance(data, dict):
         inner = data.get("errorResponse") or data.get("fault") or data

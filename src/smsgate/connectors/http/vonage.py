@@ -33,6 +33,7 @@ import httpx
 
 from smsgate import errors
 from smsgate.connectors import base
+from smsgate.connectors.http import answers as http_answers
 from smsgate.connectors.http import base as http_base
 from smsgate.connectors.http.settings import HttpSettings, check
 from smsgate.core import encoding, signing
@@ -85,7 +86,7 @@ class VonageConnector(http_base.HttpConnector):
         return urllib.parse.urlsplit(self.vonage.base_url).netloc
 
     # -- sending -------------------------------------------------------------------------------------------------
-    async def exchange(self, client: httpx.AsyncClient, sub: http_base.Submission) -> list[http_base.Answer]:
+    async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         params = self._params(sub)
         url = self.vonage.base_url.rstrip("/") + SEND_PATH
         for signed_again in (False, True):
@@ -95,10 +96,12 @@ class VonageConnector(http_base.HttpConnector):
             if not (bad_sig and self.vonage.signature_secret and not signed_again):
                 break
         if bad_sig:
-            return [http_base.Answer(http_base.Verdict.UNHEALTHY, error="Vonage refused our signature (14)", code=14)]
+            return [
+                http_answers.Answer(http_answers.Verdict.UNHEALTHY, error="Vonage refused our signature (14)", code=14)
+            ]
         return answers
 
-    def _params(self, sub: http_base.Submission) -> dict[str, str]:
+    def _params(self, sub: http_answers.Submission) -> dict[str, str]:
         p = sub.first
         params = {"from": p.source, "to": p.destination, "client-ref": sub.message_id}
         if sub.text is None:
@@ -125,44 +128,52 @@ class VonageConnector(http_base.HttpConnector):
             return signed
         return {**params, "api_key": s.api_key, "api_secret": s.api_secret or ""}
 
-    def _answers(self, response: httpx.Response) -> list[http_base.Answer]:
+    def _answers(self, response: httpx.Response) -> list[http_answers.Answer]:
         status = response.status_code
-        verdict = http_base.by_status(response)
+        verdict = http_answers.by_status(response)
         if verdict is not None:
             return [
-                http_base.Answer(
-                    verdict, error=f"Vonage answered HTTP {status}", retry_after=http_base.retry_after(response)
+                http_answers.Answer(
+                    verdict, error=f"Vonage answered HTTP {status}", retry_after=http_answers.retry_after(response)
                 )
             ]
         if status == 401:
-            return [http_base.Answer(http_base.Verdict.UNHEALTHY, error="Vonage refused the credentials (HTTP 401)")]
+            return [
+                http_answers.Answer(http_answers.Verdict.UNHEALTHY, error="Vonage refused the credentials (HTTP 401)")
+            ]
         if status in (404, 405):
             return [
-                http_base.Answer(http_base.Verdict.UNHEALTHY, error=f"Vonage answered HTTP {status}: check base_url")
+                http_answers.Answer(
+                    http_answers.Verdict.UNHEALTHY, error=f"Vonage answered HTTP {status}: check base_url"
+                )
             ]
-        data = http_base.json_body(response)
+        data = http_answers.json_body(response)
         entries = data.get("messages") if isinstance(data, dict) else None
         if status != 200 or not isinstance(entries, list) or not entries:
             # answered, but not in Vonage's shape: whether the SMS went out cannot be told
-            return [http_base.Answer(http_base.Verdict.UNKNOWN, error=f"unreadable answer from Vonage (HTTP {status})")]
+            return [
+                http_answers.Answer(
+                    http_answers.Verdict.UNKNOWN, error=f"unreadable answer from Vonage (HTTP {status})"
+                )
+            ]
         return [self._entry(e) for e in entries if isinstance(e, dict)]
 
-    def _entry(self, entry: dict[str, Any]) -> http_base.Answer:
+    def _entry(self, entry: dict[str, Any]) -> http_answers.Answer:
         code = str(entry.get("status", ""))
         text = str(entry.get("error-text") or "")
         if code == "0":
             mid = entry.get("message-id")
-            return http_base.Answer(http_base.Verdict.ACCEPTED, network_id=str(mid) if mid else None)
+            return http_answers.Answer(http_answers.Verdict.ACCEPTED, network_id=str(mid) if mid else None)
         error = f"Vonage status {code}: {text}" if text else f"Vonage status {code}"
         number = int(code) if code.isdigit() else None
         if code == "1":
             rest = self.vonage.throttle_rest
-            return http_base.Answer(http_base.Verdict.THROTTLED, error=error, code=number, retry_after=rest)
+            return http_answers.Answer(http_answers.Verdict.THROTTLED, error=error, code=number, retry_after=rest)
         if code in RETRY_STATUSES:
-            return http_base.Answer(http_base.Verdict.RETRY, error=error, code=number)
+            return http_answers.Answer(http_answers.Verdict.RETRY, error=error, code=number)
         if code in UNHEALTHY_STATUSES:
-            return http_base.Answer(http_base.Verdict.UNHEALTHY, error=error, code=number)
-        return http_base.Answer(http_base.Verdict.REJECTED, error=error, code=number)
+            return http_answers.Answer(http_answers.Verdict.UNHEALTHY, error=error, code=number)
+        return http_answers.Answer(http_answers.Verdict.REJECTED, error=error, code=number)
 
     # -- callbacks -----------------------------------------------------------------------------------------------
     def _checked(self, call: base.UpstreamCall) -> dict[str, str]:
@@ -170,7 +181,7 @@ class VonageConnector(http_base.HttpConnector):
 
         No freshness window on ``timestamp``: Vonage signs a webhook once and sends the same copy again when we
         did not answer, for up to a day."""
-        params = {str(k): "" if v is None else str(v) for k, v in http_base.call_params(call).items()}
+        params = {str(k): "" if v is None else str(v) for k, v in http_answers.call_params(call).items()}
         secret_ = self.vonage.signature_secret
         if secret_ and not signing.vonage_verify(params, secret_, self.vonage.signature_method):
             raise errors.AuthError("missing or wrong signature (sig)")

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import random
 import struct
 import time
 from collections.abc import Sequence
@@ -37,32 +36,13 @@ from smsgate.connectors.smpp import wire
 from smsgate.connectors.smpp.receipts import is_receipt, normalise_id, parse_receipt, unknown_receipt
 from smsgate.connectors.smpp.session import LOST, SessionError, SmppSession, SubmitBatch, SubmitResult
 from smsgate.connectors.smpp.settings import SmppSettings
+from smsgate.core import backoff, rates
 
 log = logging.getLogger(__name__)
 _U16 = struct.Struct(">H")
 # ShortMessage's fields in order, without building the (frozen, slower to construct) object
 _SubmitFields = tuple[int, int, str, str, bytes, int, int, int, int, int, int, int, int, int, str, str, str, int, int,
                       wire.Tlvs]  # fmt: skip
-
-
-class TokenBucket:
-    """max_tps limiter: ``take(n)`` grants what the bucket holds now; ``delay()`` until the next token."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate / 10)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self, n: int, now: float) -> int:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        k = min(n, int(self.tokens))
-        self.tokens -= k
-        return k
-
-    def delay(self) -> float:
-        return max(0.001, (1.0 - self.tokens) / self.rate)
 
 
 def relative_validity(seconds: int) -> str:
@@ -97,7 +77,7 @@ class SmppConnector:
         self._supervisors: list[asyncio.Task[None]] = []
         self._paused_until = 0.0
         self.paused = False  # by the operator: stays bound (receipts keep coming), submits nothing
-        self._bucket: TokenBucket | None = None
+        self._bucket: rates.Bucket | None = None  # max_tps: a tenth of a second of it at once
         self.binds = 0  # successful binds so far (tests and metrics)
 
     # ------------------------------------------------------------ lifecycle
@@ -126,7 +106,8 @@ class SmppConnector:
         self._sink = sink
         self._stop.clear()
         if self.settings.max_tps > 0:
-            self._bucket = TokenBucket(self.settings.max_tps)
+            tps = self.settings.max_tps
+            self._bucket = rates.Bucket(tps, max(1.0, tps / 10), time.monotonic())
         if self.settings.bind == "transceiver":
             self._spawn("trx", wire.BIND_TRANSCEIVER)
         else:
@@ -151,20 +132,23 @@ class SmppConnector:
     async def _supervise(self, role: str, command: int) -> None:
         """Bind, wait for the session to end, reconnect with exponential backoff + jitter, until close."""
         s = self.settings
-        delay = s.reconnect_delay_min
+        attempt = 0
         while not self._stop.is_set():
+            failure: Exception | None = None
             try:
                 lived = await self._session_cycle(role, command)
             except Exception as exc:  # bind refused, connection refused, timeout, garbage, our own bug
-                log.warning("smpp %s:%s: bind failed (%r); retrying in %.1fs", self.name, role, exc, delay)
-                lived = None
+                lived, failure = None, exc
             if self._stop.is_set():
                 break
             # a session that lived long resets the backoff; one that dies at once (or never bound) escalates
             if lived is not None and lived >= s.reconnect_delay_max:
-                delay = s.reconnect_delay_min
-            await self._sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, s.reconnect_delay_max)
+                attempt = 0
+            wait = backoff.delay(attempt, base=s.reconnect_delay_min, cap=s.reconnect_delay_max)
+            if failure is not None:
+                log.warning("smpp %s:%s: bind failed (%r); retrying in %.1fs", self.name, role, failure, wait)
+            await self._sleep(wait)
+            attempt += 1
 
     async def _session_cycle(self, role: str, command: int) -> float:
         """One session from bind to its end; returns how long it was bound."""
@@ -232,9 +216,9 @@ class SmppConnector:
                 continue
             k = min(free, n - i)
             if bucket is not None:
-                k = bucket.take(k, clock())
+                k = bucket.grant(k, clock())
                 if k == 0:
-                    await asyncio.sleep(bucket.delay())
+                    await asyncio.sleep(bucket.next_token())
                     continue
             entries: list[tuple[int, int, bytes]] = []
             for idx in range(i, i + k):

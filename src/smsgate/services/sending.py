@@ -1,31 +1,32 @@
-"""Use cases shared by every dialect: authenticate, send, look up; and the sink connectors report to.
+"""Use cases shared by every dialect: authenticate, send, look up.
 
 A dialect parses its wire format, builds a ``SendRequest`` and maps the result or the ``errors`` class back
-to its own format; everything that must be the same in every dialect happens here, once.
+to its own format; everything that must be the same in every dialect happens here, once. ``send`` validates,
+prices, reserves quota and hands a typed ``core.message.Message`` to the group committer (``services.recording``
+stores it); the dispatcher learns of it through the callback ``runtime`` wires, never from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 
 from smsgate import changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
-from smsgate.connectors import base
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
 from smsgate.core import message as core_message
-from smsgate.dispatch import dispatcher as dispatch
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
-from smsgate.store import numbers as store_numbers
+from smsgate.store import reads as store_reads
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,20 @@ class SendRequest:
     status_report: bool = True
     message_class: int | None = None
     protocol_id: int = 0
-    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # references echoed back (Vonage account-ref, entity-id, content-id, trusted-number; Kaarai's asked ``from``)
+    account_ref: str | None = None
+    entity_id: str | None = None
+    content_id: str | None = None
+    trusted_number: bool | None = None
+    requested_from: str | None = None
+    reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
+
+
+class Route(Protocol):
+    """What sending needs to know of a connector: whether it can submit now."""
+
+    @property
+    def available(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,30 +86,29 @@ class Gateway:
         self,
         *,
         accounts: store_accounts.AccountStore,
-        reads: store_messages.MessageReads,
+        reads: store_reads.MessageReads,
         committer: store_committer.GroupCommitter,
-        dispatcher: dispatch.Dispatcher,
-        connectors: Mapping[str, base.Connector],
+        connectors: Mapping[str, Route],
         router: routing.Router,
         prices: pricing.PriceTable,
         ported: Mapping[str, str],
         token_ttl: float,
         retry_max_seconds: float,
         node_id: str,
-        numbers: store_numbers.NumberStore | None = None,
         quotas: limits.QuotaLimiter | None = None,
         buckets: limits.RateLimiter | None = None,
         policy: limits.Policy | None = None,
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
         owners: smsgate_owners.Owners,
-        sandboxes: Sequence[str] = (),
+        sandboxes: tuple[str, ...] = (),
+        has_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self.accounts = accounts
-        self.numbers = numbers  # virtual numbers and demo callbacks (Vonage dialects); None when not wired
         self.reads = reads
         self._committer = committer
-        self._dispatcher = dispatcher
+        # whether the dispatcher can take a new message at once (it is then claimed in its accept transaction)
+        self._has_room = has_room
         self._connectors = connectors
         self._router = router
         self._prices = prices
@@ -117,9 +130,6 @@ class Gateway:
         self.owners.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
-        committer.after_commit("accept", self._after_accept)
-        self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
-        self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
     async def account_changed(self, account_id: str) -> None:
@@ -143,7 +153,7 @@ class Gateway:
         if account.level == "demo" and account.demo_allowlist is not None:
             allowed = {n.lstrip("+") for n in account.demo_allowlist}
             if number.digits not in allowed:
-                raise errors.DestinationNotAllowed("Non-Whitelisted Destination")
+                raise errors.NotWhitelisted()
 
     async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
         """The sender to use: the account's default (set by the operator), or the requested one if the account may
@@ -169,7 +179,7 @@ class Gateway:
         """Validate, price, reserve quota, and commit the message with its parts, event and outbox job."""
         account = req.account
         if not account.active:
-            raise errors.AuthError("account disabled")
+            raise errors.AccountDisabled()
         self.check_destination(account, req.recipient)
         if not account.allow_sim_messages and _sim_message(req):
             raise errors.FeatureNotAllowed(
@@ -197,61 +207,38 @@ class Gateway:
         message_id = str(uuid.uuid4())
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
-        meta: dict[str, Any] = {k: v for k, v in req.meta.items() if v is not None}
-        if req.ttl_seconds:
-            meta["ttl_seconds"] = req.ttl_seconds
-        else:
-            meta["retry_max_seconds"] = self._retry_max
-        meta["status_report"] = req.status_report
-        if req.message_class is not None:
-            meta["message_class"] = req.message_class
-        if req.protocol_id:
-            meta["protocol_id"] = req.protocol_id
-        if pinned:
-            meta["pinned"] = True  # the dispatcher keeps it on ``connector``, never fails over (job_from_rows)
         text = req.text if req.body is None else None
-        message_row = {
-            "id": message_id,
-            "account_id": account.id,
-            "direction": core_message.Direction.OUTBOUND.value,
-            "dialect": req.dialect,
-            "sender": sender.value,
-            "recipient": req.recipient.e164,
-            "text": text,
-            "encoding": seg.encoding.value,
-            "parts_count": seg.count,
-            "status": core_message.Status.ACCEPTED.value,
-            "connector": connector,
-            "network": network,
-            "country": req.recipient.country,
-            "price": units * seg.count,
-            "client_ref": req.client_ref,
-            "callback_url": req.callback_url,
-            "meta": meta,
-            "created_at": now,
-            "updated_at": now,
-        }
-        part_rows = [
-            {
-                "id": pid,
-                "message_id": message_id,
-                "idx": p.index,
-                "total": p.total,
-                "concat_ref": self._ref,
-                "status": core_message.Status.ACCEPTED.value,
-                "connector": connector,
-                "data_coding": seg.data_coding,
-                "udh": p.udh,
-                "payload": p.payload,
-                "text": p.text,
-                "price": units,
-                "attempts": 0,
-            }
-            for pid, p in zip(part_ids, seg.parts, strict=True)
-        ]
-        item = store_messages.NewMessage(
-            message_row, part_rows, units * seg.count, {"dialect": req.dialect}, claim=self._dispatcher.has_room()
+        message = core_message.Message(
+            id=message_id,
+            account_id=account.id,
+            direction=core_message.Direction.OUTBOUND,
+            dialect=req.dialect,
+            sender=sender.value,
+            recipient=req.recipient.e164,
+            text=text,
+            encoding=seg.encoding.value,
+            parts_count=seg.count,
+            status=core_message.Status.ACCEPTED,
+            created_at=now,
+            updated_at=now,
+            connector=connector,
+            network=network,
+            country=req.recipient.country,
+            price=units * seg.count,
+            client_ref=req.client_ref,
+            callback_url=req.callback_url,
+            ttl_seconds=req.ttl_seconds or None,
+            retry_max_seconds=None if req.ttl_seconds else self._retry_max,
+            pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
+            **dict(zip(_PASSED_ON, _passed_on(req), strict=True)),
         )
+        accepted = core_message.Status.ACCEPTED
+        parts = tuple(
+            core_message.Part(pid, message_id, p.index, p.total, accepted, seg.data_coding, p.udh, p.payload, p.text,
+                              connector=connector, concat_ref=self._ref, price=units)
+            for pid, p in zip(part_ids, seg.parts, strict=True)
+        )  # fmt: skip
+        item = store_messages.NewMessage(message, parts, units * seg.count, claim=self._has_room())
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
@@ -267,23 +254,18 @@ class Gateway:
             quota=quota,
         )
 
-    def _after_accept(self, _kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
-        accepted = [i for i, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
-        for i in accepted:
-            dialect = i.message["dialect"]
-            self.accepted[dialect] = self.accepted.get(dialect, 0) + 1
-        self._dispatcher.enqueue([dispatch.job_from_rows(i.message, i.parts) for i in accepted if i.claim])
-        for cb in self.on_accepted:
-            cb(accepted)
-
     # -- reading ----------------------------------------------------------------------------------------------
-    async def message(self, account: core_accounts.Account | None, message_id: str) -> dict[str, Any]:
+    async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:
         found = await self.reads.get(account.id if account else None, message_id)
         if found is None:
             raise errors.NotFound("no such message")
         return found
 
 
+# what a SendRequest hands to its Message as it is: delivery settings and the references echoed back
+_PASSED_ON = ("status_report", "message_class", "protocol_id", "reply_routing", "account_ref", "entity_id",
+              "content_id", "trusted_number", "requested_from")  # fmt: skip
+_passed_on = operator.attrgetter(*_PASSED_ON)
 SILENT, SIM_DATA_DOWNLOAD = 0x40, 0x7F  # TP-PID "short message type 0" and "(U)SIM data download" (3GPP TS 23.040)
 
 
@@ -291,20 +273,3 @@ def _sim_message(req: SendRequest) -> bool:
     """A message a handset does not show, or one that writes to the SIM: tracking and SIM-attack material, so an
     account needs the operator's permission (``allow_sim_messages``) to send one."""
     return req.protocol_id in (SILENT, SIM_DATA_DOWNLOAD) or (req.body is not None and req.message_class == 2)
-
-
-class Ingest:
-    """The ``InboundSink`` every connector reports to: receipts and inbound parts, persisted before returning."""
-
-    def __init__(self, committer: store_committer.GroupCommitter) -> None:
-        self._committer = committer
-        self.receipt_count = 0
-        self.inbound_count = 0
-
-    async def receipts(self, receipts: Sequence[base.Receipt]) -> None:
-        await self._committer.write_many("receipts", list(receipts))
-        self.receipt_count += len(receipts)
-
-    async def inbound(self, parts: Sequence[base.InboundPart]) -> None:
-        await self._committer.write_many("inbound", list(parts))
-        self.inbound_count += len(parts)

@@ -1,0 +1,56 @@
+"""What every HTTP answer of ours shares: a JSON body, the ``Retry-After`` rule, and the paging cursor.
+
+Dialects keep their own body shapes and headers (``kpn_json``, Kaarai's one body...) and build them with these,
+so a rule like "Retry-After is whole seconds, rounded up, at least 1" is written once.
+"""
+
+from __future__ import annotations
+
+import base64
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from smsgate import errors
+
+
+def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``body`` as JSON with exactly ``application/json`` (KPN clients parse JSON only then, reference notes
+    §0.1); bytes come out as hex and Decimals as strings."""
+    return Response(
+        orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, Decimal):
+        return str(obj)
+    raise TypeError
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """The ``Retry-After`` header for a wait of ``seconds``: whole seconds, rounded up (past a millisecond's
+    slack), at least 1."""
+    return {"retry-after": str(max(1, int(seconds + 0.999)))}
+
+
+def cursor(created_at: float, key: str) -> str:
+    """An opaque paging cursor: the sort key of the last row a page showed (newest-first lists)."""
+    return base64.urlsafe_b64encode(f"{created_at!r}|{key}".encode()).decode().rstrip("=")
+
+
+def after_cursor(raw: str | None) -> tuple[float, str] | None:
+    """The (created_at, key) a ``cursor`` holds; None for none; ValidationError (the dialect's 400) when bad."""
+    if not raw:
+        return None
+    try:
+        t, sep, key = base64.urlsafe_b64decode(raw.encode() + b"==").decode().partition("|")
+        if not sep:
+            raise ValueError(raw)
+        return float(t), key
+    except (ValueError, UnicodeDecodeError):
+        raise errors.ValidationError("bad cursor") from None

@@ -1,0 +1,237 @@
+"""The use cases that record what happened, each inside one group-commit transaction (``store.committer``):
+
+    accept        store the message, its parts, ``accepted`` event and outbox job; debit the account
+    job_results   a dispatch round's outcome: parts submitted / rejected / put back, the job done or due again;
+                  then the receipts that overtook this submit (held) are applied
+    receipts      ``core.receipts.apply`` (pure) on what the store loads → store writes; unmatched ones are held
+    inbound       fragments kept until complete; ``core.inbound.assemble`` (pure); the owner (``store.ownership``)
+    sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long
+
+and after each: webhook planning (``webhooks.planner``, pure) on the events just written, its deliveries written
+by the store in the same transaction. Nothing here calls up the chain: what must happen after a commit (the
+dispatcher takes the accepted messages, the webhook sender wakes) is a callback ``runtime`` wires in.
+
+``Ingest`` is the ``InboundSink`` every connector reports to: receipts and inbound parts, durable before it
+returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from smsgate.core import events as core_events
+from smsgate.core import inbound as core_inbound
+from smsgate.core import message as core_message
+from smsgate.core import receipts as core_receipts
+from smsgate.store import committer as store_committer
+from smsgate.store import inbound as store_inbound
+from smsgate.store import messages as store_messages
+from smsgate.store import ownership
+from smsgate.store import receipts as store_receipts
+from smsgate.store import webhooks as store_webhooks
+from smsgate.webhooks import planner
+
+log = logging.getLogger(__name__)
+Tx = Any  # the connection a group-commit transaction runs on (``store.committer``); only the store uses it
+
+# After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
+# ones, and other nodes' on SQLite, are applied by the periodic sweep.
+HELD_RECENTLY = 600.0
+KINDS = ("accept", "job_results", "receipts", "inbound", "sweep")
+
+
+class Recorder:
+    """The group-commit handlers, registered under ``KINDS`` (``register``)."""
+
+    def __init__(self, writes: store_messages.MessageWrites, *, reassembly_timeout: float) -> None:
+        self._writes = writes
+        self._reassembly_timeout = reassembly_timeout
+        # when this process last held a receipt that overtook its submit result: until then, recording submit
+        # results need not look for waiting receipts (another node's are found by the periodic sweep)
+        self._held_at = -1e18
+        self._planned = False  # a transaction planned deliveries: wake the webhook sender after its commit
+        self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
+        self.on_deliveries: list[Callable[[], None]] = []
+        self.accepted: dict[str, int] = {}  # by dialect, for metrics
+
+    def register(self, committer: store_committer.GroupCommitter) -> None:
+        committer.register("accept", self.accept)
+        committer.register("job_results", self.job_results, lazy=True)
+        committer.register("receipts", self.receipts, lazy=True)
+        committer.register("inbound", self.inbound)
+        committer.register("sweep", self.sweep, lazy=True)
+        committer.after_commit("accept", self._after_accept)
+        for kind in KINDS:
+            committer.after_commit(kind, self._after_commit)
+
+    # -- the handlers ------------------------------------------------------------------------------------------
+    async def accept(self, tx: Tx, items: Sequence[store_messages.NewMessage]) -> list[Any]:
+        results, _stored, events = await self._writes.accept(tx, items)
+        await self._plan(tx, events)
+        return results
+
+    async def job_results(self, tx: Tx, items: Sequence[store_messages.JobResult]) -> list[None]:
+        events = await self._writes.job_results(tx, items)
+        await self._plan(tx, events)
+        # receipts that overtook their submit result are waiting for these network ids
+        if tx.dialect.name == "postgresql" or time.monotonic() - self._held_at < HELD_RECENTLY:
+            by_conn: dict[str, list[str]] = {}
+            for r in items:
+                for u in r.updates:
+                    if u.network_id and u.status is not core_message.Status.ACCEPTED:
+                        by_conn.setdefault(u.connector, []).append(u.network_id)
+            if by_conn:
+                await self.apply_held(tx, by_conn)
+        return [None] * len(items)
+
+    async def receipts(self, tx: Tx, items: Sequence[core_receipts.Receipt]) -> list[None]:
+        now = time.time()
+        outcome = await self._apply(tx, items, now)
+        unmatched = [r for r, ok in zip(items, outcome.matched, strict=True) if not ok]
+        if unmatched:
+            self._held_at = time.monotonic()
+            await store_receipts.hold(tx, unmatched, now)
+        return [None] * len(items)
+
+    async def apply_held(self, tx: Tx, by_conn: Mapping[str, Sequence[str]] | None = None) -> int:
+        """Apply held receipts whose part is now known (all of them when ``by_conn`` is None)."""
+        held = await store_receipts.held(tx, by_conn)
+        if not held:
+            return 0
+        outcome = await self._apply(tx, [r for _id, r in held], time.time())
+        applied = [rid for (rid, _r), ok in zip(held, outcome.matched, strict=True) if ok]
+        await store_receipts.release(tx, applied)
+        return len(applied)
+
+    async def inbound(self, tx: Tx, items: Sequence[core_inbound.InboundPart]) -> list[None]:
+        now = time.time()
+        for part in items:
+            info = core_inbound.concat_info(part)
+            if info is None:
+                pieces: list[core_inbound.Piece] | None = [core_inbound.Piece(1, part.data_coding, part.payload)]
+            else:
+                pieces = await store_inbound.add_fragment(tx, part, info, now)
+            if pieces is not None:
+                await self._store_inbound(tx, part.connector, part.source, part.destination,
+                                          core_inbound.assemble(pieces), now)  # fmt: skip
+        return [None] * len(items)
+
+    async def sweep(self, tx: Tx, items: Sequence[None]) -> list[None]:
+        """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long. A group-commit
+        kind: on SQLite it then writes through the one writer connection like everything else."""
+        await self.apply_held(tx)
+        now = time.time()
+        for late in await store_inbound.overdue(tx, now - self._reassembly_timeout):
+            assembled = core_inbound.assemble(late.pieces, incomplete=True, total=late.total)
+            await self._store_inbound(tx, late.connector, late.source, late.destination, assembled, now)
+        return [None] * len(items)
+
+    # -- the steps ---------------------------------------------------------------------------------------------
+    async def _apply(self, tx: Tx, receipts: Sequence[core_receipts.Receipt], now: float) -> core_receipts.Outcome:
+        """The receipt rule: what the store knows → ``core.receipts.apply`` → the store writes it."""
+        found, messages = await store_receipts.tracked(tx, receipts)
+        outcome = core_receipts.apply(receipts, found, messages, now)
+        await store_receipts.write(tx, outcome, now)
+        await self._plan(tx, outcome.events)
+        return outcome
+
+    async def _store_inbound(
+        self, tx: Tx, connector: str, source: str, destination: str, msg: core_inbound.Assembled, now: float
+    ) -> None:
+        owner = await ownership.owner(tx, destination)
+        account_id = owner.account_id if owner is not None else ""
+        message_id = str(uuid.uuid4())
+        recipient = core_inbound.address(destination)
+        if owner is None:  # no owner: kept for the operator (the console shows it), never given to a guess
+            log.info("inbound message %s to %s has no owner; kept for the operator", message_id, recipient)
+        message = core_message.Message(
+            id=message_id,
+            account_id=account_id,
+            direction=core_message.Direction.INBOUND,
+            dialect="network",
+            sender=core_inbound.address(source),
+            recipient=recipient,
+            text=msg.text,
+            encoding=msg.encoding,
+            parts_count=msg.parts_count,
+            status=core_message.Status.RECEIVED,
+            created_at=now,
+            updated_at=now,
+            connector=connector,
+            routed_by=owner.via if owner is not None else None,
+            incomplete=msg.incomplete,
+            parts_received=tuple(msg.received) if msg.incomplete else None,
+            data=msg.data,
+        )
+        parts = [
+            core_message.Part(
+                id=secrets.token_hex(8).upper(),
+                message_id=message_id,
+                index=piece.seq,
+                total=msg.parts_count,
+                status=core_message.Status.RECEIVED,
+                data_coding=piece.data_coding,
+                udh=b"",
+                payload=piece.payload,
+                text=text,
+                connector=connector,
+                done_at=now,
+            )
+            for piece, text in msg.parts
+        ]
+        data = {"incomplete": True} if msg.incomplete else None
+        event = core_events.Event(message_id, None, account_id, core_events.EventType.RECEIVED, now, data)
+        await store_inbound.insert(tx, message, parts, event)
+        await self._plan(tx, [event])
+
+    async def _plan(self, tx: Tx, events: Sequence[core_events.Event]) -> None:
+        """Webhooks for ``events``: the planner decides on what the store loads; the store writes its deliveries."""
+        relevant = planner.relevant(events)
+        if not relevant:
+            return
+        msgs, accs = await store_webhooks.subjects(tx, sorted({e.message_id for e in relevant}))
+        if not accs:
+            return
+        needs = planner.needs(relevant, msgs, accs)
+        ctx = await store_webhooks.context(tx, needs, msgs)
+        now = time.time()
+        deliveries = planner.plan(relevant, msgs, accs, ctx, now)
+        if deliveries:
+            await store_webhooks.insert(tx, deliveries, now)
+            self._planned = True
+
+    # -- after commit ------------------------------------------------------------------------------------------
+    def _after_accept(self, _kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
+        accepted = [i for i, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
+        for i in accepted:
+            self.accepted[i.message.dialect] = self.accepted.get(i.message.dialect, 0) + 1
+        for cb in self.on_accepted:
+            cb(accepted)
+
+    def _after_commit(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+        if self._planned:
+            self._planned = False
+            for cb in self.on_deliveries:
+                cb()
+
+
+class Ingest:
+    """The ``InboundSink`` every connector reports to: receipts and inbound parts, persisted before returning."""
+
+    def __init__(self, committer: store_committer.GroupCommitter) -> None:
+        self._committer = committer
+        self.receipt_count = 0
+        self.inbound_count = 0
+
+    async def receipts(self, receipts: Sequence[core_receipts.Receipt]) -> None:
+        await self._committer.write_many("receipts", list(receipts))
+        self.receipt_count += len(receipts)
+
+    async def inbound(self, parts: Sequence[core_inbound.InboundPart]) -> None:
+        await self._committer.write_many("inbound", list(parts))
+        self.inbound_count += len(parts)
