@@ -611,7 +611,8 @@ class TcpProxy:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", self.port))
         ls.listen(64)
-        self.listener = ls
+        with self.lock:
+            self.listener = ls
         threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
         return self
 
@@ -628,6 +629,10 @@ class TcpProxy:
                 continue
             server.settimeout(None)
             with self.lock:
+                if self.listener is not ls:  # cut while this connection was being set up: it must not survive
+                    client.close()
+                    server.close()
+                    return
                 self.conns |= {client, server}
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -644,11 +649,11 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
-            self.listener = None
         with self.lock:
+            listener, self.listener = self.listener, None
             conns, self.conns = self.conns, set()
+        if listener is not None:
+            listener.close()
         for s in conns:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
