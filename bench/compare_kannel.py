@@ -25,6 +25,11 @@ import time
 import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
+# the peers' scripts sit in shared/peers next to the checkout (``/work/main``) or next to its worktrees' parent
+PEERS = next(
+    (d / "shared" / "peers" for d in HERE.parents if (d / "shared" / "peers" / "run-bench.sh").exists()),
+    HERE.parent.parent / "shared" / "peers",
+)
 KPN_BODY = '{"sender":"bench","messages":[{"mobile_number":"0612345678","content":"hello"}]}'
 
 
@@ -98,7 +103,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=int, default=50, help="smsgate's SMPP window")
     ap.add_argument("--port", type=int, default=18380)
-    ap.add_argument("--peers", type=pathlib.Path, default=HERE.parent.parent / "shared" / "peers")
+    ap.add_argument("--peers", type=pathlib.Path, default=PEERS)
     ap.add_argument("--skip-kannel", action="store_true", help="only smsgate (the ratio needs a Kannel run)")
     args = ap.parse_args()
     peers = args.peers.resolve()
