@@ -104,8 +104,9 @@ def _create(url: str, *, sqlite_synchronous: str, pool_size: int) -> AsyncEngine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engine | None:
-    """For SQLite, the plain-sqlite3 engine the group committer's writer thread uses; None otherwise."""
+def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL", autocheckpoint: bool = True) -> sa.Engine | None:
+    """For SQLite, the plain-sqlite3 engine the group committer's writer uses; None otherwise. ``autocheckpoint``
+    False: its commits never checkpoint the WAL (a ``store.checkpoint.Checkpointer`` does, off the loop)."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
         return None
@@ -120,6 +121,8 @@ def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engi
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cur.execute("PRAGMA busy_timeout=0")  # the committer waits for the lock itself, see committer._write_lock
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
