@@ -91,6 +91,7 @@ class Runtime:
         )
         self.committer = store_committer.GroupCommitter(
             self.engine,
+            two_lanes=self.engine.dialect.name == "postgresql",
             sync_engine=store_engine.create_sync_writer(
                 settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous, autocheckpoint=False
             ),

@@ -96,6 +96,7 @@ class GroupCommitter:
         sync_engine: sa.Engine | None = None,
         max_batch: int = 2000,
         lazy_delay: float = 0.005,
+        two_lanes: bool = False,
     ) -> None:
         self._engine = engine
         self._sync_engine = sync_engine
@@ -106,6 +107,7 @@ class GroupCommitter:
         self._lazy: set[str] = set()
         self._urgent = asyncio.Event()  # set when a write someone waits on is queued
         self.lazy_delay = lazy_delay
+        self._two_lanes = two_lanes
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.items = 0
@@ -113,7 +115,13 @@ class GroupCommitter:
     def register(self, kind: str, handler: Handler, *, lazy: bool = False) -> None:
         """``lazy``: nobody waits on this kind's latency (submit results, receipts), so a batch holding only
         lazy writes waits up to ``lazy_delay`` for a caller who does (a send) and commits with it: under load
-        a message's accept, submit result and receipt then share commits instead of paying three each."""
+        a message's accept, submit result and receipt then share commits instead of paying three each.
+
+        With ``two_lanes`` (PostgreSQL, where writers do not queue behind one file lock) a batch's urgent and
+        lazy writes commit in two transactions side by side: every statement is a network round trip there, and
+        a send then waits for its own statements only. The order within each lane is kept (a submit result is
+        written before a later receipt of the same part), and an accept always commits before its message is
+        dispatched, so nothing of one message is in both lanes of a batch."""
         self._handlers[kind] = handler
         if lazy:
             self._lazy.add(kind)
@@ -195,7 +203,10 @@ class GroupCommitter:
                     batch.append(self._queue.get_nowait())
             stop = any(kind == "" for kind, _, _ in batch)
             batch = [b for b in batch if b[0] != ""]
-            if batch:
+            if batch and self._two_lanes:
+                lanes = [[b for b in batch if b[0] not in self._lazy], [b for b in batch if b[0] in self._lazy]]
+                await asyncio.shield(asyncio.gather(*(self._commit(lane) for lane in lanes if lane)))
+            elif batch:
                 # shielded: a cancelled service still finishes the commit it started
                 await asyncio.shield(self._commit(batch))
             if stop:
