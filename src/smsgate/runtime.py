@@ -93,7 +93,9 @@ class Runtime:
             self.engine,
             two_lanes=self.engine.dialect.name == "postgresql",
             sync_engine=store_engine.create_sync_writer(
-                settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous, autocheckpoint=False
+                settings.effective_database_url,
+                sqlite_synchronous=settings.sqlite_synchronous,
+                autocheckpoint=store_checkpoint.BACKSTOP_PAGES,
             ),
         )
         # SQLite: the WAL is checkpointed by a thread, not inside the loop's commits (store.checkpoint)
