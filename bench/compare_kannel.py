@@ -25,6 +25,11 @@ import time
 import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
+# the peers' scripts sit in shared/peers next to the checkout (``/work/main``) or next to its worktrees' parent
+PEERS = next(
+    (d / "shared" / "peers" for d in HERE.parents if (d / "shared" / "peers" / "run-bench.sh").exists()),
+    HERE.parent.parent / "shared" / "peers",
+)
 KPN_BODY = '{"sender":"bench","messages":[{"mobile_number":"0612345678","content":"hello"}]}'
 
 
@@ -98,14 +103,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--window", type=int, default=50, help="smsgate's SMPP window")
     ap.add_argument("--port", type=int, default=18380)
-    ap.add_argument("--peers", type=pathlib.Path, default=HERE.parent.parent / "shared" / "peers")
+    ap.add_argument("--peers", type=pathlib.Path, default=PEERS)
+    ap.add_argument("--qps", type=float, default=0.0,
+                    help="open loop at this offered rate (msg/s) instead of closed loop; e.g. half of smsgate's "
+                         "closed-loop e2e rate for the p99 target")  # fmt: skip
     ap.add_argument("--skip-kannel", action="store_true", help="only smsgate (the ratio needs a Kannel run)")
     args = ap.parse_args()
     peers = args.peers.resolve()
     if not (peers / "run-bench.sh").exists():
         raise SystemExit(f"no peer scripts in {peers} (--peers)")
     results = pathlib.Path(tempfile.mkdtemp(prefix="compare-kannel-results-"))
-    env = {**os.environ, "RESULTS_DIR": str(results)}
+    env = {**os.environ, "RESULTS_DIR": str(results), "QPS": str(args.qps)}
     _sh(peers, "sink.sh", "start", env=env)
     try:
         if not args.skip_kannel:
@@ -119,7 +127,10 @@ def main() -> None:
         _sh(peers, "sink.sh", "stop", env=env)
     rows = [("kannel", _summary(results, "kannel"))] if not args.skip_kannel else []
     rows.append(("smsgate", _summary(results, "custom")))
-    print(f"\nsame machine, same sink and driver; N={args.n}, c={args.concurrency}, medians of {args.runs} runs\n")
+    load = f"open loop at {args.qps:,.0f} msg/s" if args.qps else "closed loop"
+    print(
+        f"\nsame machine, same sink and driver; N={args.n}, c={args.concurrency}, {load}, medians of {args.runs} runs\n"
+    )
     print("| gateway | accept msg/s | e2e msg/s | p50/p99 ms | CPU µs/msg (gateway) | disturbed runs |")
     print("|---|---|---|---|---|---|")
     for name, s in rows:

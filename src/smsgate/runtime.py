@@ -29,6 +29,7 @@ from smsgate.services import sandbox as sandbox_control
 from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
+from smsgate.store import checkpoint as store_checkpoint
 from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
 from smsgate.store import console as store_console
@@ -90,10 +91,16 @@ class Runtime:
         )
         self.committer = store_committer.GroupCommitter(
             self.engine,
+            two_lanes=self.engine.dialect.name == "postgresql",
             sync_engine=store_engine.create_sync_writer(
-                settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+                settings.effective_database_url,
+                sqlite_synchronous=settings.sqlite_synchronous,
+                autocheckpoint=store_checkpoint.BACKSTOP_PAGES,
             ),
         )
+        # SQLite: the WAL is checkpointed by a thread, not inside the loop's commits (store.checkpoint)
+        db_file = store_engine.sqlite_path(self.engine.url.render_as_string())
+        self.checkpointer = store_checkpoint.Checkpointer(str(db_file)) if db_file is not None else None
         self.writes = store_messages.MessageWrites(node_id=self.node_id, lease=settings.claim_lease_seconds)
         self.recorder = recording.Recorder(self.writes, reassembly_timeout=settings.inbound_reassembly_timeout)
         self.recorder.register(self.committer)
@@ -250,6 +257,8 @@ class Runtime:
         except Exception as exc:  # down, missing, refusing us: one line naming it (startup.explain)
             raise startup.database_error(self.settings, exc) from exc
         self.committer.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         await self.outbox.heartbeat({"started": time.time()})
         for c in self.connectors.values():
             await c.start(self.ingest)
@@ -283,6 +292,8 @@ class Runtime:
         await self.committer.close()
         with contextlib.suppress(Exception):
             await self.outbox.leave()
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         await self.engine.dispose()
         if self.redis is not None:
             with contextlib.suppress(Exception):

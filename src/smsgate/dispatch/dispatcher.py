@@ -62,8 +62,10 @@ class Dispatcher:
         max_queue: int = 50_000,
         throttle: dispatch_throttle.SharedThrottle | None = None,
         fence: bool = False,
+        linger: float = 0.002,
     ) -> None:
         self._reads = reads
+        self._linger = linger
         self._committer = committer
         self._outbox = outbox
         self._connectors = dict(connectors)
@@ -209,15 +211,24 @@ class Dispatcher:
         while True:
             first = await q.get()
             jobs = [first]
-            n = len(first.parts)
-            while n < self._batch_size and not q.empty():
-                job = q.get_nowait()
-                jobs.append(job)
-                n += len(job.parts)
+            n = self._take(q, jobs, len(first.parts))
+            if n < self._batch_size and self._linger > 0:
+                # a short wait lets the next accept commit's jobs join this batch: one socket write, one task and
+                # one result write for both (a write to the SMSC's socket is the dearest step of a submit)
+                await asyncio.sleep(self._linger)
+                n = self._take(q, jobs, n)
             await slots.acquire()
             task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-batch-{name}")
             self._batches.add(task)
             task.add_done_callback(functools.partial(self._batch_done, slots))
+
+    def _take(self, q: asyncio.Queue[dispatch_jobs.Job], jobs: list[dispatch_jobs.Job], n: int) -> int:
+        """Move queued jobs into ``jobs`` until it holds ``batch_size`` parts; returns the parts it holds."""
+        while n < self._batch_size and not q.empty():
+            job = q.get_nowait()
+            jobs.append(job)
+            n += len(job.parts)
+        return n
 
     def _batch_done(self, slots: asyncio.Semaphore, task: asyncio.Task[None]) -> None:
         self._batches.discard(task)

@@ -104,8 +104,10 @@ def _create(url: str, *, sqlite_synchronous: str, pool_size: int) -> AsyncEngine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engine | None:
-    """For SQLite, the plain-sqlite3 engine the group committer's writer thread uses; None otherwise."""
+def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL", autocheckpoint: int = 1000) -> sa.Engine | None:
+    """For SQLite, the plain-sqlite3 engine the group committer's writer uses; None otherwise. ``autocheckpoint``:
+    the WAL pages after which one of its commits checkpoints (a ``store.checkpoint.Checkpointer`` does the copying
+    off the loop before that, and then this is only the bound on the WAL's size)."""
     url = normalise_url(url)
     if not url.startswith("sqlite"):
         return None
@@ -120,6 +122,7 @@ def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL") -> sa.Engi
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
         cur.execute("PRAGMA busy_timeout=0")  # the committer waits for the lock itself, see committer._write_lock
+        cur.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -31,24 +31,32 @@ async def subjects(
     as ``deliveries.target`` decides). Only those (and their accounts) become values: on the receipt path most messages have no target,
     and a typed message costs microseconds."""
     m, a = tables.messages, tables.accounts
-    found = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), message_ids)
-    account_ids = sorted({r["account_id"] for r in found if r["account_id"]})
-    acc_rows = {
-        r["id"]: r
-        for r in await fastsql.fetch_in(
-            conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), account_ids
-        )
-    }
+    # first only what decides (a message's direction, owner and callback, its owner's receipt URL), as a join:
+    # under load this runs for every submit result and receipt, and most messages need no webhook
+    heads = await fastsql.fetch_in(
+        conn,
+        "planner:heads",
+        lambda b: (
+            sa.select(m.c.id, m.c.direction, m.c.callback_url, a.c.id.label("owner"), a.c.receipt_url)
+            .select_from(m.outerjoin(a, a.c.id == m.c.account_id))
+            .where(m.c.id.in_(b))
+        ),
+        message_ids,
+    )
 
     def wanted(r: Mapping[str, Any]) -> bool:
-        owner = acc_rows.get(r["account_id"])
         if r["direction"] == "inbound":
-            return owner is not None
-        return deliveries.target(r["callback_url"], owner["receipt_url"] if owner is not None else None) is not None
+            return r["owner"] is not None
+        return deliveries.target(r["callback_url"], r["receipt_url"] if r["owner"] is not None else None) is not None
 
-    msgs = {r["id"]: rows.message(r) for r in found if wanted(r)}
-    owners = {msg.account_id for msg in msgs.values()}
-    return msgs, {aid: store_accounts.from_row(acc_rows[aid]) for aid in owners}
+    ids = [r["id"] for r in heads if wanted(r)]
+    if not ids:
+        return {}, {}
+    found = await fastsql.fetch_in(conn, "planner:messages", lambda b: sa.select(m).where(m.c.id.in_(b)), ids)
+    msgs = {r["id"]: rows.message(r) for r in found}
+    owners = sorted({msg.account_id for msg in msgs.values()})
+    acc_rows = await fastsql.fetch_in(conn, "planner:accounts", lambda b: sa.select(a).where(a.c.id.in_(b)), owners)
+    return msgs, {r["id"]: store_accounts.from_row(r) for r in acc_rows}
 
 
 async def context(

@@ -97,21 +97,25 @@ def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
 
 
 # -- responses ------------------------------------------------------------------------------------------------
+# the part of KPN's headers that never changes, copied into each answer
+_FIXED_HEADERS = {
+    "sunset": "n/a",
+    "api-version": API_VERSION,
+    "strict-transport-security": "max-age=31536000; includeSubDomains; preload",
+    "access-control-allow-headers": "Authorization, BearerToken, Content-Type, Accept, Origin",
+    "access-control-allow-methods": "POST, OPTIONS",
+    "access-control-max-age": "3600",
+}
+
+
 def standard_headers(request: Request, quota: limits.QuotaState | None) -> dict[str, str]:
     """KPN's headers on every answer. CORS: an origin on the operator's list (``SMSGATE_CORS_ORIGINS``) is named,
     with credentials allowed; any other gets ``*`` without, so a page elsewhere cannot ride a browser's login."""
     origin = request.headers.get("origin")
     listed = origin is not None and origin in request.app.state.cors_origins
-    h = {
-        "sunset": "n/a",
-        "api-version": API_VERSION,
-        "strict-transport-security": "max-age=31536000; includeSubDomains; preload",
-        "access-control-allow-origin": origin if listed and origin else "*",
-        "access-control-allow-credentials": "true" if listed else "false",
-        "access-control-allow-headers": "Authorization, BearerToken, Content-Type, Accept, Origin",
-        "access-control-allow-methods": "POST, OPTIONS",
-        "access-control-max-age": "3600",
-    }
+    h = dict(_FIXED_HEADERS)
+    h["access-control-allow-origin"] = origin if listed and origin else "*"
+    h["access-control-allow-credentials"] = "true" if listed else "false"
     if origin:
         h["vary"] = "Origin"
     if quota is not None:
