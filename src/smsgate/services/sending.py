@@ -21,7 +21,7 @@ from typing import Protocol
 from smsgate import changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
-from smsgate.core import encoding, networks, numbers, pricing, routing, segments, senders
+from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
@@ -44,7 +44,9 @@ class SendRequest:
     max_chars: int | None = None
     client_ref: str | None = None
     callback_url: str | None = None
-    ttl_seconds: float | None = None
+    ttl_seconds: float | None = None  # validity: Vonage ``ttl``, ``validity_seconds``, ``X-Validity-Seconds``
+    send_at: float | None = None  # epoch seconds (core.schedule.parse_send_at); None: now
+    priority: schedule.Priority | None = None  # None: the account's default lane
     status_report: bool = True
     message_class: int | None = None
     protocol_id: int = 0
