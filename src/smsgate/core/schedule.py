@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 import re
 
-from smsgate import errors
+from smsgate.errors import ValidationError
 
 # how far ahead a message may be scheduled, and the longest validity (SMPP's relative validity_period tops out
 # far beyond this; a week is what operators keep a message for)
@@ -32,7 +32,7 @@ def parse_priority(raw: str) -> Priority:
     try:
         return Priority(raw.strip().lower())
     except ValueError:
-        raise errors.ValidationError("priority must be one of high, normal, bulk") from None
+        raise ValidationError("priority must be one of high, normal, bulk") from None
 
 
 def parse_send_at(raw: str, *, now: float) -> float | None:
@@ -47,14 +47,14 @@ def parse_send_at(raw: str, *, now: float) -> float | None:
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise errors.ValidationError(
+            raise ValidationError(
                 "send_at must be ISO-8601 with an offset (2026-12-24T09:00:00+01:00) or relative (+3600s)"
             ) from None
         if parsed.tzinfo is None:
-            raise errors.ValidationError("send_at needs a UTC offset (…Z or …+01:00)")
+            raise ValidationError("send_at needs a UTC offset (…Z or …+01:00)")
         at = parsed.timestamp()
     if at - now > MAX_AHEAD_SECONDS:
-        raise errors.ValidationError("send_at may be at most 366 days ahead")
+        raise ValidationError("send_at may be at most 366 days ahead")
     return at if at > now else None
 
 
@@ -63,7 +63,7 @@ def parse_validity(raw: str | int | float) -> float:
     try:
         seconds = int(str(raw).strip())
     except ValueError:
-        raise errors.ValidationError("validity must be a whole number of seconds") from None
+        raise ValidationError("validity must be a whole number of seconds") from None
     if not 1 <= seconds <= MAX_VALIDITY_SECONDS:
-        raise errors.ValidationError(f"validity must be between 1 and {MAX_VALIDITY_SECONDS} seconds")
+        raise ValidationError(f"validity must be between 1 and {MAX_VALIDITY_SECONDS} seconds")
     return float(seconds)
