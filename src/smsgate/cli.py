@@ -147,20 +147,33 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
         "default_sender": a.default_sender,
         "quota": {"limit": a.quota_limit, "interval": a.quota_interval, "unit": a.quota_unit},
         "balance": pricing.format_amount(pricing.from_units(a.balance)),
+        "parent_id": a.parent_id,
     }
 
 
 @accounts_app.command("create")
 @account_settings_options
 def accounts_create(
-    name: str, as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt, *, changes: dict[str, Any]
+    name: str,
+    as_json: bool = JsonOpt,
+    config: pathlib.Path | None = ConfigOpt,
+    parent: str | None = typer.Option(
+        None,
+        "--parent",
+        help="make it a sub-account of this account (id, api_key or name): the parent pays for its traffic and "
+        "sees its messages, and addresses it by NAME (KPN SubAccount header, `account` in our API)",
+    ),
+    *,
+    changes: dict[str, Any],
 ) -> None:
-    """Create an account; its api_secret is shown once."""
+    """Create an account (or a sub-account with --parent); its api_secret is shown once."""
     opts = dict(changes)
     if "balance" not in opts:
-        opts["balance"] = money(load_settings(config).default_balance)
+        opts["balance"] = 0 if parent else money(load_settings(config).default_balance)
 
     async def run(store: store_accounts.AccountStore) -> tuple[core_accounts.Account, str]:
+        if parent is not None:
+            opts["parent_id"] = (await find_account(store, parent)).id
         return await store.create(name, **opts)
 
     acc, secret = _with_store(config, run)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
-from smsgate import changes, credentials, errors, limits
+from smsgate import caches, changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
@@ -132,6 +132,8 @@ class Gateway:
         self.owners.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
+        self._cache_seconds = cache_seconds
+        self._children: caches.Expiring[tuple[str, str], str] = caches.Expiring(10_000)  # (parent, name) -> id
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
     async def account_changed(self, account_id: str) -> None:
@@ -240,7 +242,9 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
-        item = store_messages.NewMessage(message, parts, units * seg.count, claim=self._has_room())
+        item = store_messages.NewMessage(
+            message, parts, units * seg.count, claim=self._has_room(), payer=account.parent_id
+        )
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
@@ -255,6 +259,29 @@ class Gateway:
             queued=not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors)),
             quota=quota,
         )
+
+    # -- sub-accounts -----------------------------------------------------------------------------------------
+    async def acting_as(self, caller: core_accounts.Account, name: str | None) -> core_accounts.Account:
+        """The account a call acts for: ``caller`` itself when ``name`` is blank, else its active sub-account of that
+        name (KPN's ``SubAccount`` header, ``account`` in our API); PolicyError (403) for any other name, so a
+        caller cannot probe which accounts exist. Cached like every account (``SMSGATE_CACHE_SECONDS``)."""
+        name = (name or "").strip()
+        if not name:
+            return caller
+        key = (caller.id, name)
+        child_id = self._children.get(key)
+        if child_id is None:
+            found = await self.accounts.child(caller.id, name)
+            if found is None:
+                raise errors.NotASubAccount(f"{name!r} is not a sub-account of this account")
+            child_id = found.id
+            self._children.put(key, child_id, self._cache_seconds)
+        child = await self.account(child_id)
+        if child is None or child.parent_id != caller.id:
+            raise errors.NotASubAccount(f"{name!r} is not a sub-account of this account")
+        if not child.active:
+            raise errors.NotASubAccount(f"sub-account {name!r} is disabled")
+        return child
 
     # -- reading ----------------------------------------------------------------------------------------------
     async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:

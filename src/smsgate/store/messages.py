@@ -37,6 +37,7 @@ class NewMessage:
     parts: tuple[core_message.Part, ...]
     charge: int
     claim: bool = True  # claimed by this node in the accept transaction (the dispatcher's fast path)
+    payer: str | None = None  # the account debited (a sub-account's parent); None: the message's own account
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,13 +84,13 @@ class MessageWrites:
     ) -> tuple[list[Any], list[NewMessage], list[core_events.Event]]:
         """Per item the account's remaining balance or ``InsufficientBalance``; the items stored; their events."""
         now = time.time()
-        account_ids = sorted({i.message.account_id for i in items})
+        account_ids = sorted({i.payer or i.message.account_id for i in items})
         balance = await store_accounts.balances(conn, account_ids, lock=True)
         debits: dict[str, int] = {}
         results: list[Any] = []
         ok: list[NewMessage] = []
         for item in items:
-            acc = item.message.account_id
+            acc = item.payer or item.message.account_id
             left = balance.get(acc, 0) - debits.get(acc, 0)
             if item.charge > left:
                 results.append(errors.InsufficientBalance())

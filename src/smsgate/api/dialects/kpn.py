@@ -87,6 +87,16 @@ TOKEN_SCHEMA: dict[str, Any] = {
 }
 
 
+SUBACCOUNT_HEADER: dict[str, Any] = {
+    "name": "SubAccount",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Send as this sub-account of the caller (its name); it is billed to the caller. Blank: none. "
+    "Any name that is not the caller's active sub-account: 403.",
+}
+
+
 def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
     return {
         "application/json": {
@@ -307,6 +317,7 @@ async def preflight(request: Request) -> Response:
     "/messaging/sms-kpn/v1/send",
     summary="Send an SMS to a Dutch mobile number",
     openapi_extra={
+        "parameters": [SUBACCOUNT_HEADER],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
@@ -352,7 +363,7 @@ async def send(request: Request) -> Response:
     token = auth.bearer_token(request)
     if token is None:
         raise errors.TokenError("Invalid access token")
-    account = await gw.account_for_token(token)
+    account = await acting_account(request, await gw.account_for_token(token))
     request.state.quota = await gw.quotas.state(account)
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
@@ -374,6 +385,15 @@ async def send(request: Request) -> Response:
     result = await gw.send(req)
     request.state.quota = result.quota
     return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+
+async def acting_account(request: Request, caller: core_accounts.Account) -> core_accounts.Account:
+    """The caller, or its sub-account named by the ``SubAccount`` header (blank or absent: none); 403 otherwise.
+    The sub-account's own quota applies, its parent pays (``Account.payer``)."""
+    name = request.headers.get("subaccount")
+    if not name:
+        return caller
+    return await auth.gateway(request).acting_as(caller, name)
 
 
 def _parse(data: Any) -> tuple[str | None, numbers.Number, str]:
