@@ -102,7 +102,11 @@ class Runtime:
         db_file = store_engine.sqlite_path(self.engine.url.render_as_string())
         self.checkpointer = store_checkpoint.Checkpointer(str(db_file)) if db_file is not None else None
         self.writes = store_messages.MessageWrites(node_id=self.node_id, lease=settings.claim_lease_seconds)
-        self.recorder = recording.Recorder(self.writes, reassembly_timeout=settings.inbound_reassembly_timeout)
+        self.recorder = recording.Recorder(
+            self.writes,
+            reassembly_timeout=settings.inbound_reassembly_timeout,
+            kpn_retry_delays=settings.kpn_webhook_retry_delays,
+        )
         self.recorder.register(self.committer)
         self.outbox = store_outbox.Outbox(
             self.engine,

@@ -19,7 +19,7 @@ from smsgate import errors, metrics, version
 from smsgate.api import auth, connectors, console, fastpath, messages, peers, sandbox, sandbox_control, webhooks
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
-from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
+from smsgate.api.dialects import kaarai, kpn, kpn_batch, nexmo, vonage
 from smsgate.runtime import Runtime
 from smsgate.store import engine as store_engine
 
@@ -31,7 +31,8 @@ DESCRIPTION = """
 smsgate speaks several SMS APIs on one server, over one durable outbox:
 
 * **KPN SMS API v1** — get a token at `/oauth/client_credential/accesstoken` (client credentials), then
-  `POST /messaging/sms-kpn/v1/send`.
+  `POST /messaging/sms-kpn/v1/send`; **KPN SMS (batch)** — `POST /communication/kpn/sms/send`, up to 5,000
+  recipients in one call and one transaction, with the same token.
 * **Vonage SMS API** — `POST /sms/json` (or `/sms/xml`), `/number/update`, `/account/numbers`,
   `/account/get-balance`, with api_key/api_secret (Basic, form, JSON or query) or a signature.
 * **Vonage via KPN** — `POST /communication/nexmo/sms/send` and `/register`, and
@@ -84,6 +85,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.renderers = renderers
 
     app.include_router(kpn.router)
+    app.include_router(kpn_batch.router)
     app.include_router(nexmo.router)
     app.include_router(vonage.router)
     app.include_router(kaarai.router)

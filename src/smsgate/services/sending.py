@@ -24,6 +24,7 @@ from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
+from smsgate.store import batches as store_batches
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
 from smsgate.store import reads as store_reads
@@ -81,6 +82,15 @@ class SendResult:
     network: str | None
     queued: bool  # accepted, but its route cannot take it now
     quota: limits.QuotaState
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Built:
+    """A message ready to store (``Gateway.build``), with its part price and the connectors its route may use."""
+
+    item: store_messages.NewMessage
+    part_price: Decimal
+    connectors: tuple[str, ...]
 
 
 class Gateway:
@@ -145,6 +155,14 @@ class Gateway:
         await self.changes.announce(changes.NUMBER, msisdn)
 
     # -- sending ----------------------------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        """Whether the dispatcher takes new messages straight from their accept commit (claimed in it)."""
+        return self._has_room()
+
+    async def write_batch(self, batch: store_batches.NewBatch) -> int:
+        """Commit a batch (``services.batches``) whole: the payer's remaining balance, or InsufficientBalance."""
+        return int(await self._committer.write("accept_batch", batch))
+
     def route_available(self, connector: str) -> bool:
         c = self._connectors.get(connector)
         return c is not None and c.available
@@ -193,6 +211,38 @@ class Gateway:
         sender = await self.resolve_sender(account, req.sender)
         seg = self.segment(req)
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
+        built = self.build(req, sender.value, seg, time.time(), claim=self._has_room())
+        item = built.item
+        quota = await self.quotas.take(account, seg.count)
+        try:
+            remaining = await self._committer.write("accept", item)
+        except BaseException:
+            await self.quotas.give_back(account, seg.count)
+            raise
+        return SendResult(
+            message_id=item.message.id,
+            parts=tuple(SentPart(p.id, built.part_price) for p in item.parts),
+            price=built.part_price * seg.count,
+            remaining_balance=pricing.from_units(remaining),
+            network=item.message.network,
+            queued=not any(self.route_available(c) for c in built.connectors),
+            quota=quota,
+        )
+
+    def build(
+        self,
+        req: SendRequest,
+        sender: str,
+        seg: segments.Segmentation,
+        now: float,
+        *,
+        claim: bool,
+        batch_id: str | None = None,
+    ) -> Built:
+        """The message to store for ``req``, already segmented: its route and connector, network, price, parts.
+        RouteUnavailable when its connector does not exist. Shared by ``send`` and batches (``services.batches``),
+        which segment a text once for all its recipients."""
+        account = req.account
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
         route = self._router.route(
@@ -206,8 +256,6 @@ class Gateway:
             connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
-        quota = await self.quotas.take(account, seg.count)
-        now = time.time()
         message_id = str(uuid.uuid4())
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
@@ -217,7 +265,7 @@ class Gateway:
             account_id=account.id,
             direction=core_message.Direction.OUTBOUND,
             dialect=req.dialect,
-            sender=sender.value,
+            sender=sender,
             recipient=req.recipient.e164,
             text=text,
             encoding=seg.encoding.value,
@@ -234,6 +282,7 @@ class Gateway:
             ttl_seconds=req.ttl_seconds or None,
             retry_max_seconds=None if req.ttl_seconds else self._retry_max,
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
+            batch_id=batch_id,
             **dict(zip(_PASSED_ON, _passed_on(req), strict=True)),
         )
         accepted = core_message.Status.ACCEPTED
@@ -242,23 +291,9 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
-        item = store_messages.NewMessage(
-            message, parts, units * seg.count, claim=self._has_room(), payer=account.parent_id
-        )
-        try:
-            remaining = await self._committer.write("accept", item)
-        except BaseException:
-            await self.quotas.give_back(account, seg.count)
-            raise
-        return SendResult(
-            message_id=message_id,
-            parts=tuple(SentPart(pid, part_price) for pid in part_ids),
-            price=part_price * seg.count,
-            remaining_balance=pricing.from_units(remaining),
-            network=network,
-            queued=not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors)),
-            quota=quota,
-        )
+        connectors = (connector,) if pinned else route.connectors
+        return Built(store_messages.NewMessage(message, parts, units * seg.count, claim=claim,
+                                               payer=account.parent_id), part_price, connectors)  # fmt: skip
 
     # -- sub-accounts -----------------------------------------------------------------------------------------
     async def acting_as(self, caller: core_accounts.Account, name: str | None) -> core_accounts.Account:

@@ -20,7 +20,7 @@ from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
 
-PREFIXES = ("/messaging/sms-kpn/", "/oauth/")
+PREFIXES = ("/messaging/sms-kpn/", "/oauth/", "/communication/kpn/")  # the last: the batch API (kpn_batch)
 TOKEN_PATH = "/oauth/client_credential/accesstoken"
 MAX_BODY = 64 * 1024
 API_VERSION = "v1"
@@ -97,7 +97,7 @@ SUBACCOUNT_HEADER: dict[str, Any] = {
 }
 
 
-def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
+def error_content(code: str, message: str, info: str) -> dict[str, Any]:
     return {
         "application/json": {
             "schema": ERROR_SCHEMA,
@@ -340,7 +340,7 @@ async def preflight(request: Request) -> Response:
         },
         400: {
             "description": "Bad request",
-            "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
+            "content": error_content("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
         401: {
             "description": "Invalid or expired token",
@@ -348,12 +348,12 @@ async def preflight(request: Request) -> Response:
         },
         403: {
             "description": "Not allowed for this account",
-            "content": _error_example("403", "Forbidden", "Insufficient balance"),
+            "content": error_content("403", "Forbidden", "Insufficient balance"),
         },
         429: {"description": "Quota used up (see quota-* and Retry-After headers)"},
         503: {
             "description": "Store unavailable; nothing was stored",
-            "content": _error_example("503", "Service Unavailable", "the store is unavailable"),
+            "content": error_content("503", "Service Unavailable", "the store is unavailable"),
         },
     },
 )

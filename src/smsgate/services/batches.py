@@ -1,0 +1,102 @@
+"""Batches: one call, many recipients, one transaction.
+
+A batch is validated whole before anything is reserved: every recipient's destination and the sender are checked,
+each distinct text is segmented once, and the parts of all recipients are counted against the account's quota
+(reserved all or none) and the payer's balance (checked inside the transaction that stores the batch). Then every
+message goes to the group committer as one item (``accept_batch``), so the batch commits whole or not at all, in
+one transaction with a handful of statements, not a round trip per message.
+
+Per-destination and per-sender rates (``limits.Policy``) are not applied per recipient: a batch is metered by its
+quota and balance, and its pace on the wire is the connectors' (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+
+from smsgate import errors, limits
+from smsgate.core import accounts as core_accounts
+from smsgate.core import numbers, pricing, segments
+from smsgate.services import sending
+from smsgate.store import batches as store_batches
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recipient:
+    number: numbers.Number
+    text: str
+    label: str  # how an error names it (``messages[3] 0612345678``)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchRequest:
+    account: core_accounts.Account
+    dialect: str
+    kind: str  # kpn | api
+    recipients: Sequence[Recipient]
+    sender: str | None
+    max_chars: int | None = None
+    callback_url: str | None = None
+    ttl_seconds: float | None = None
+    refused: int = 0  # recipients the dialect refused itself (``/v1/batches``), counted on the batch row
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchResult:
+    batch_id: str
+    message_ids: tuple[str, ...]  # in the order of ``recipients``
+    parts: int
+    price: Decimal
+    remaining_balance: Decimal
+    quota: limits.QuotaState
+
+
+async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
+    """Validate every recipient, reserve quota for all parts, and store the batch in one transaction."""
+    account = req.account
+    if not account.active:
+        raise errors.AccountDisabled()
+    if not req.recipients:
+        raise errors.ValidationError("the batch has no recipients")
+    for r in req.recipients:
+        try:
+            gw.check_destination(account, r.number)
+        except errors.PolicyError as exc:
+            raise type(exc)(f"{r.label}: {exc.message}") from None
+    sender = (await gw.resolve_sender(account, req.sender)).value
+    segmented: dict[str, segments.Segmentation] = {}
+    now = time.time()
+    batch_id = str(uuid.uuid4())
+    claim = gw.has_room()
+    items = []
+    for r in req.recipients:
+        one = sending.SendRequest(account=account, dialect=req.dialect, recipient=r.number, sender=sender,
+                                  text=r.text, max_chars=req.max_chars, callback_url=req.callback_url,
+                                  ttl_seconds=req.ttl_seconds)  # fmt: skip
+        seg = segmented.get(r.text)
+        if seg is None:
+            try:
+                seg = segmented[r.text] = gw.segment(one)
+            except errors.ValidationError as exc:
+                raise type(exc)(f"{r.label}: {exc.message}") from None
+        items.append(gw.build(one, sender, seg, now, claim=claim, batch_id=batch_id).item)
+    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, req.refused, now)
+    parts = batch.parts
+    quota = await gw.quotas.take(account, parts)
+    try:
+        remaining = await gw.write_batch(batch)
+    except BaseException:
+        await gw.quotas.give_back(account, parts)
+        raise
+    return BatchResult(
+        batch_id=batch_id,
+        message_ids=tuple(i.message.id for i in items),
+        parts=parts,
+        price=pricing.from_units(batch.charge),
+        remaining_balance=pricing.from_units(remaining),
+        quota=quota,
+    )
