@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from smsgate.store import engine as store_engine
 from smsgate.store import tables
-from tests.support import GatewayProcess, free_port, run_cli, serve_http, stop_http, wait_for
+from tests.support import GatewayProcess, free_port, postgres_database, run_cli, serve_http, stop_http, wait_for
 
 SEND = "/communication/kpn/sms/send"
 
@@ -171,9 +171,10 @@ def test_subaccount_header_scopes_and_bills_a_batch(gateway: GatewayProcess) -> 
     assert post(gateway, token, batch(numbers(1)), SubAccount="").status_code == 200  # blank: the caller
 
 
-def test_sigkill_during_a_batch_leaves_all_or_none(tmp_path: pathlib.Path) -> None:
-    gw = GatewayProcess(tmp_path / "gw").start()
+def kill_during_batches(gw: GatewayProcess) -> None:
+    """Four 5,000-recipient calls in flight, then SIGKILL; every batch stored is whole, and nothing else is."""
     try:
+        gw.start()
         acc = gw.create_account("bulk-kill")
         token = gw.token(acc)
         results: list[int] = []
@@ -195,11 +196,35 @@ def test_sigkill_during_a_batch_leaves_all_or_none(tmp_path: pathlib.Path) -> No
         gw.kill()
     assert -1 in results  # at least one call was cut off by the kill
     m, b = tables.messages, tables.batches
-    per_batch = query(gw, sa.select(m.c.batch_id, sa.func.count()).group_by(m.c.batch_id))
-    rows = {r.id: r.messages for r in query(gw, sa.select(b.c.id, b.c.messages))}
-    assert {bid: n for bid, n in per_batch} == rows
+    per_batch = query(gw, sa.select(m.c.batch_id, sa.func.count()).where(m.c.account_id == acc["account_id"])
+                      .group_by(m.c.batch_id))  # fmt: skip
+    rows = {
+        r.id: r.messages for r in query(gw, sa.select(b.c.id, b.c.messages).where(b.c.account_id == acc["account_id"]))
+    }
+    assert dict(per_batch) == rows
     assert all(n == 5000 for n in rows.values())
     assert len(rows) >= results.count(200)
+
+
+def test_sigkill_during_a_batch_leaves_all_or_none(tmp_path: pathlib.Path) -> None:
+    kill_during_batches(GatewayProcess(tmp_path / "gw"))
+
+
+def test_postgres_batch_is_one_transaction_too(tmp_path: pathlib.Path) -> None:
+    with postgres_database() as db:
+        gw = GatewayProcess(tmp_path / "pg", env={"SMSGATE_DATABASE_URL": db}).start()
+        try:
+            acc = gw.create_account("pg-bulk")
+            nums = numbers(5000)
+            r = post(gw, gw.token(acc), batch(nums))
+            assert r.status_code == 200, r.text
+            assert count_messages(gw, acc["account_id"]) == 5000
+            nums[17] = "0031701234567"  # a landline
+            assert post(gw, gw.token(acc), batch(nums)).status_code == 400
+            assert count_messages(gw, acc["account_id"]) == 5000
+        finally:
+            gw.stop()
+        kill_during_batches(GatewayProcess(tmp_path / "pg-kill", env={"SMSGATE_DATABASE_URL": db}))
 
 
 class FlakyReceiver:
