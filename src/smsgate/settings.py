@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     kpn_max_chars: int = 1000
     # KPN batch API (/communication/kpn/sms/send): messages items and recipients per call; receipt retry schedule
     kpn_batch_max: int = Field(5000, ge=1, le=100_000)
+    batch_max: int = Field(5000, ge=1, le=100_000)  # recipients per POST /v1/batches
     kpn_webhook_retry_delays: CommaList = Field(default_factory=lambda: ["60", "120", "240"])
 
     # webhooks

@@ -16,7 +16,18 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors, metrics, version
-from smsgate.api import auth, connectors, console, fastpath, messages, peers, sandbox, sandbox_control, webhooks
+from smsgate.api import (
+    auth,
+    batches,
+    connectors,
+    console,
+    fastpath,
+    messages,
+    peers,
+    sandbox,
+    sandbox_control,
+    webhooks,
+)
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, kpn_batch, nexmo, vonage
@@ -62,6 +73,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.gateway = runtime.gateway
     app.state.webhooks = runtime.webhook_service
     app.state.numbers = runtime.numbers
+    app.state.batches = runtime.batches
     app.state.settings = runtime.settings
     app.state.cors_origins = frozenset(runtime.settings.cors_origins)
     app.state.proxies = peers.networks(runtime.settings.trusted_proxies)
@@ -78,7 +90,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     renderers.update(dict.fromkeys(kaarai.PREFIXES, kaarai.render_error))
     renderers.update(
         dict.fromkeys(
-            ("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account", "/v1/connectors", "/connectors/"),
+            (
+                "/v1/messages",
+                "/v1/batches",
+                "/v1/segments",
+                "/v1/webhooks",
+                "/v1/account",
+                "/v1/connectors",
+                "/connectors/",
+            ),
             messages.render_error,
         )
     )  # ours, under /v1/, and the upstreams' receivers
@@ -90,6 +110,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
     app.include_router(messages.router)
+    app.include_router(batches.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
     app.include_router(webhooks.router)

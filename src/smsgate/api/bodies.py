@@ -27,9 +27,9 @@ def doc(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
-async def parse(request: Request, model: type[M]) -> M:
+async def parse(request: Request, model: type[M], *, limit: int = MAX_BODY) -> M:
     """The body as ``model``, or ValidationError (each dialect's 400) saying what is wrong with it."""
-    raw = await fastpath.read_body(request, MAX_BODY)
+    raw = await fastpath.read_body(request, limit)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

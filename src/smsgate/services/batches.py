@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from smsgate import errors, limits
 from smsgate.core import accounts as core_accounts
-from smsgate.core import numbers, pricing, segments
+from smsgate.core import numbers, pricing, schedule, segments
 from smsgate.services import sending
 from smsgate.store import batches as store_batches
 
@@ -30,6 +30,14 @@ class Recipient:
     number: numbers.Number
     text: str
     label: str  # how an error names it (``messages[3] 0612345678``)
+    index: int = 0  # its place in the request (``/v1/batches`` refusals name it)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refusal:
+    index: int
+    to: str
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,13 +50,17 @@ class BatchRequest:
     max_chars: int | None = None
     callback_url: str | None = None
     ttl_seconds: float | None = None
-    refused: int = 0  # recipients the dialect refused itself (``/v1/batches``), counted on the batch row
+    refused: Sequence[Refusal] = ()  # recipients the dialect refused itself (``/v1/batches``)
+    partial: bool = False  # refuse a recipient the gateway will not take, keep the rest (else refuse the call)
+    send_at: float | None = None
+    priority: schedule.Priority | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BatchResult:
     batch_id: str
-    message_ids: tuple[str, ...]  # in the order of ``recipients``
+    message_ids: tuple[str, ...]  # of the recipients accepted, in order
+    refused: tuple[Refusal, ...]  # the dialect's and the gateway's, by index
     parts: int
     price: Decimal
     remaining_balance: Decimal
@@ -60,13 +72,7 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     account = req.account
     if not account.active:
         raise errors.AccountDisabled()
-    if not req.recipients:
-        raise errors.ValidationError("the batch has no recipients")
-    for r in req.recipients:
-        try:
-            gw.check_destination(account, r.number)
-        except errors.PolicyError as exc:
-            raise type(exc)(f"{r.label}: {exc.message}") from None
+    refused = list(req.refused)
     sender = (await gw.resolve_sender(account, req.sender)).value
     segmented: dict[str, segments.Segmentation] = {}
     now = time.time()
@@ -76,15 +82,22 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     for r in req.recipients:
         one = sending.SendRequest(account=account, dialect=req.dialect, recipient=r.number, sender=sender,
                                   text=r.text, max_chars=req.max_chars, callback_url=req.callback_url,
-                                  ttl_seconds=req.ttl_seconds)  # fmt: skip
-        seg = segmented.get(r.text)
-        if seg is None:
-            try:
+                                  ttl_seconds=req.ttl_seconds, send_at=req.send_at,
+                                  priority=req.priority)  # fmt: skip
+        try:
+            gw.check_destination(account, r.number)
+            seg = segmented.get(r.text)
+            if seg is None:
                 seg = segmented[r.text] = gw.segment(one)
-            except errors.ValidationError as exc:
+        except (errors.PolicyError, errors.ValidationError) as exc:
+            if not req.partial:
                 raise type(exc)(f"{r.label}: {exc.message}") from None
+            refused.append(Refusal(r.index, r.number.e164, exc.message))
+            continue
         items.append(gw.build(one, sender, seg, now, claim=claim, batch_id=batch_id).item)
-    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, req.refused, now)
+    if not items:
+        raise errors.ValidationError("the batch has no recipient to send to")
+    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, len(refused), now)
     parts = batch.parts
     quota = await gw.quotas.take(account, parts)
     try:
@@ -95,6 +108,7 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     return BatchResult(
         batch_id=batch_id,
         message_ids=tuple(i.message.id for i in items),
+        refused=tuple(sorted(refused, key=lambda f: f.index)),
         parts=parts,
         price=pricing.from_units(batch.charge),
         remaining_balance=pricing.from_units(remaining),

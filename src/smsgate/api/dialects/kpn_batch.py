@@ -24,7 +24,7 @@ from smsgate.api import apigee, auth, fastpath
 from smsgate.api.dialects import kpn
 from smsgate.core import numbers
 from smsgate.services import batches
-from smsgate.webhooks import targets
+from smsgate.services import numbers as services_numbers
 
 PATH = "/communication/kpn/sms/send"
 DEFAULT_SENDER = "KPN"
@@ -150,7 +150,11 @@ def _parse(data: Any, settings: Any, account: Any) -> batches.BatchRequest:
     if webhook_url is not None:
         if not isinstance(webhook_url, str):
             raise errors.InvalidUrl("webhook_url must be a string")
-        webhook_url = targets.check_url(webhook_url, settings.webhooks_allow_private) if webhook_url else None
+        webhook_url = (
+            services_numbers.check_url(webhook_url, allow_private=settings.webhooks_allow_private)
+            if webhook_url
+            else None
+        )
     limit = settings.kpn_batch_max
     msgs = data.get("messages")
     if not isinstance(msgs, list) or not msgs:

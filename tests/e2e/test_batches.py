@@ -1,0 +1,95 @@
+"""Our own batches (``/v1/batches``) against a real gateway: per-recipient refusals while the rest are accepted,
+counts per status and cost, paged messages, sub-account scoping."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.support import GatewayProcess, run_cli, wait_for
+
+
+def auth(acc: dict[str, str]) -> tuple[str, str]:
+    return (acc["api_key"], acc["api_secret"])
+
+
+def test_a_batch_refuses_bad_recipients_and_sends_the_rest(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("ours")
+    body = {
+        "from": "Shop",
+        "text": "Hi {name}, your code is {code}",
+        "recipients": [
+            {"to": "+31612340011", "vars": {"name": "Ann", "code": 1234}},
+            {"to": "not-a-number", "vars": {"name": "Bob", "code": 1}},
+            {"to": "+31612340015", "vars": {"name": "Cy", "code": 99}},
+            {"to": "+31612340012", "vars": {"name": "Dee"}},
+        ],
+        "validity_seconds": 600,
+    }
+    r = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc))
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["accepted"] == 2, out
+    assert [(f["index"], f["to"]) for f in out["refused"]] == [(1, "not-a-number"), (3, "+31612340012")]
+    assert "{code}" in out["refused"][1]["reason"]
+    bid = out["id"]
+
+    def done() -> dict[str, object] | None:
+        b = httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(acc)).json()
+        return b if b["statuses"] == {"delivered": 2} else None
+
+    b = wait_for(done, timeout=15)
+    assert (b["messages"], b["parts"], b["refused"], b["kind"]) == (2, 2, 2, "api")
+    assert b["price"] == out["price"] != "0.00000000"
+
+    page1 = httpx.get(gateway.url + f"/v1/batches/{bid}/messages", params={"limit": 1}, auth=auth(acc)).json()
+    assert len(page1["messages"]) == 1 and page1["next_cursor"]
+    page2 = httpx.get(gateway.url + f"/v1/batches/{bid}/messages",
+                      params={"limit": 1, "cursor": page1["next_cursor"]}, auth=auth(acc)).json()  # fmt: skip
+    assert page2["next_cursor"] is None
+    got = {m["to"]: m for m in page1["messages"] + page2["messages"]}
+    assert set(got) == {"+31612340011", "+31612340015"}
+    assert got["+31612340011"]["text"] == "Hi Ann, your code is 1234"
+    assert got["+31612340011"]["batch_id"] == bid and got["+31612340011"]["from"] == "Shop"
+    assert got["+31612340011"]["meta"]["ttl_seconds"] == 600
+
+    other = gateway.create_account("ours-other")
+    assert httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(other)).status_code == 404
+    assert httpx.get(gateway.url + f"/v1/batches/{bid}/messages", auth=auth(other)).status_code == 404
+    listed = httpx.get(gateway.url + "/v1/batches", auth=auth(acc)).json()["batches"]
+    assert [x["id"] for x in listed] == [bid]
+
+
+def test_every_recipient_refused_or_a_bad_body_is_a_400(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("ours-bad")
+    r = httpx.post(gateway.url + "/v1/batches", json={"text": "x {a}", "recipients": [{"to": "+31612340013"}]},
+                   auth=auth(acc))  # fmt: skip
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_request"
+    for body in ({"recipients": [{"to": "+31612340013"}]}, {"text": "x", "recipients": []},
+                 {"text": "x", "recipients": [{"to": "+31612340013"}], "callback_url": "ftp://x"}):  # fmt: skip
+        assert httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc)).status_code == 400, body
+    assert (
+        httpx.post(gateway.url + "/v1/batches", json={"text": "x", "recipients": [{"to": "+31612340013"}]}).status_code
+        == 401
+    )
+
+
+def test_account_field_sends_as_a_sub_account(gateway: GatewayProcess) -> None:
+    parent = gateway.create_account("ours-parent")
+    env = {"SMSGATE_DATA_DIR": str(gateway.data_dir)}
+    sub = json.loads(
+        run_cli(
+            "accounts", "create", "desk", "--parent", parent["api_key"], "--default-sender", "desk", "--json", env=env
+        ).stdout
+    )
+    body = {"text": "hello", "recipients": [{"to": "+31612340014"}], "account": "desk"}
+    r = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(parent))
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    b = httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(parent)).json()
+    assert b["account_id"] == sub["account_id"]
+    assert httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(sub)).status_code == 200
+    r = httpx.post(gateway.url + "/v1/batches", json={**body, "account": "nobody"}, auth=auth(parent))
+    assert r.status_code == 403
