@@ -111,7 +111,10 @@ async def preflight(request: Request) -> Response:
             "content": kpn.error_content("403", "Forbidden", "Insufficient balance"),
         },
         429: {"description": "Quota used up (counted in parts, all recipients)"},
-        503: {"description": "Store unavailable; nothing was stored"},
+        503: {
+            "description": "Store unavailable; nothing was stored",
+            "content": kpn.error_content("503", "Service Unavailable", "the store is unavailable"),
+        },
     },
 )
 @fastpath.hot
