@@ -276,7 +276,9 @@ def accounts_set(
 
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
+from smsgate.cli_send import send  # noqa: E402
 from smsgate.cli_senders import senders_app  # noqa: E402
 
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(senders_app, name="senders")
+app.command("send")(send)

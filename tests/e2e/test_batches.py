@@ -93,3 +93,21 @@ def test_account_field_sends_as_a_sub_account(gateway: GatewayProcess) -> None:
     assert httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(sub)).status_code == 200
     r = httpx.post(gateway.url + "/v1/batches", json={**body, "account": "nobody"}, auth=auth(parent))
     assert r.status_code == 403
+
+
+def test_idempotency_key_answers_a_repeat_without_sending_again(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("ours-idem")
+    body = {"text": "once", "recipients": [{"to": "+31612340016"}, {"to": "bad"}]}
+    first = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc), headers={"Idempotency-Key": "k1"})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    again = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc), headers={"Idempotency-Key": "k1"})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert {k: v for k, v in first.json().items() if k != "remaining_balance"} == again.json()
+    listed = httpx.get(gateway.url + "/v1/batches", auth=auth(acc)).json()["batches"]
+    assert len(listed) == 1 and listed[0]["messages"] == 1
+    # the key is the caller's own: another account with the same key sends its own batch
+    other = gateway.create_account("ours-idem2")
+    r = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(other), headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 201 and r.json()["id"] != first.json()["id"]
+    long_key = {"Idempotency-Key": "k" * 101}
+    assert httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc), headers=long_key).status_code == 400

@@ -58,7 +58,7 @@ class BatchCreatedOut(BaseModel):
     refused: list[RefusalOut]
     parts: int
     price: str
-    remaining_balance: str
+    remaining_balance: str | None = Field(None, description="absent in a replayed answer")
 
 
 class BatchOut(BaseModel):
@@ -93,14 +93,34 @@ def summary_json(b: store_batches.Summary) -> dict[str, Any]:
     "/v1/batches",
     summary="Send one text (with {placeholders}) to many recipients: one transaction, bad recipients refused",
     status_code=201,
-    openapi_extra={**SECURITY, **bodies.doc(BatchIn)},
+    openapi_extra={
+        **SECURITY,
+        **bodies.doc(BatchIn),
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 100},
+                "description": "stored with the batch in its transaction: a repeat answers the first call's 201 "
+                "again (header Idempotent-Replayed: true, without remaining_balance) and sends nothing",
+            }
+        ],
+    },
     responses={201: {"model": BatchCreatedOut}, 400: {"description": "Bad body, or every recipient refused"}},
 )
 async def create(request: Request, caller: core_accounts.Account = Depends(auth.any_credentials)) -> Response:
     settings = request.app.state.settings
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 1 <= len(key) <= 100:
+        raise errors.ValidationError("Idempotency-Key must be 1 to 100 characters")
     body = await bodies.parse(request, BatchIn, limit=settings.max_request_bytes)
     gw = auth.gateway(request)
     account = await gw.acting_as(caller, body.account)
+    if key is not None:
+        seen = await _reads(request).answer(account.id, key)
+        if seen is not None:  # this batch was stored already: its answer again, nothing sent twice
+            return responses.json(seen, 201, {"idempotent-replayed": "true"})
     if len(body.recipients) > settings.batch_max:
         raise errors.ValidationError(f"at most {settings.batch_max} recipients per batch, got {len(body.recipients)}")
     now = time.time()
@@ -132,6 +152,7 @@ async def create(request: Request, caller: core_accounts.Account = Depends(auth.
         partial=True,
         send_at=schedule.parse_send_at(body.send_at, now=now) if body.send_at else None,
         priority=schedule.parse_priority(body.priority) if body.priority else None,
+        idempotency_key=key,
     )
     result = await batches.send_batch(gw, req)
     out = {

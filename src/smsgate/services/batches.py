@@ -54,6 +54,7 @@ class BatchRequest:
     partial: bool = False  # refuse a recipient the gateway will not take, keep the rest (else refuse the call)
     send_at: float | None = None
     priority: schedule.Priority | None = None
+    idempotency_key: str | None = None  # stored with the batch, with ``answer(...)``: a repeat gets that answer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,7 +98,11 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
         items.append(gw.build(one, sender, seg, now, claim=claim, batch_id=batch_id).item)
     if not items:
         raise errors.ValidationError("the batch has no recipient to send to")
-    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, len(refused), now)
+    refused.sort(key=lambda f: f.index)
+    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, len(refused), now,
+                                   req.idempotency_key)  # fmt: skip
+    if req.idempotency_key is not None:
+        batch = dataclasses.replace(batch, answer=answer(batch, refused))
     parts = batch.parts
     quota = await gw.quotas.take(account, parts)
     try:
@@ -108,9 +113,20 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     return BatchResult(
         batch_id=batch_id,
         message_ids=tuple(i.message.id for i in items),
-        refused=tuple(sorted(refused, key=lambda f: f.index)),
+        refused=tuple(refused),
         parts=parts,
         price=pricing.from_units(batch.charge),
         remaining_balance=pricing.from_units(remaining),
         quota=quota,
     )
+
+
+def answer(batch: store_batches.NewBatch, refused: Sequence[Refusal]) -> dict[str, object]:
+    """What ``POST /v1/batches`` answers for a batch (without the balance left, which a repeat cannot know)."""
+    return {
+        "id": batch.id,
+        "accepted": len(batch.messages),
+        "refused": [{"index": f.index, "to": f.to, "reason": f.reason} for f in refused],
+        "parts": batch.parts,
+        "price": pricing.format_amount(pricing.from_units(batch.charge)),
+    }

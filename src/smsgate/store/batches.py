@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -29,6 +30,8 @@ class NewBatch:
     payer: str  # the account debited (a sub-account's parent)
     refused: int = 0  # recipients refused at validation (``/v1/batches``; never stored)
     created_at: float = 0.0
+    idempotency_key: str | None = None
+    answer: dict[str, Any] | None = None  # what the call answers, kept for a repeat of its key
 
     @property
     def charge(self) -> int:
@@ -55,6 +58,8 @@ async def insert(conn: AsyncConnection, batch: NewBatch) -> None:
             price=batch.charge,
             refused=batch.refused,
             created_at=batch.created_at,
+            idempotency_key=batch.idempotency_key,
+            answer=batch.answer,
         )
     )
 
@@ -91,7 +96,7 @@ class BatchReads:
         limit: int = 50,
     ) -> builtins.list[Summary]:
         b, m = tables.batches, tables.messages
-        q = sa.select(b)
+        q = sa.select(*(c for c in b.c if c.key not in ("idempotency_key", "answer")))
         if account_id is not None:
             q = q.where(reads.visible_to(b.c.account_id, account_id))
         if batch_id is not None:
@@ -113,6 +118,14 @@ class BatchReads:
                 for bid, status, n in (await conn.execute(stmt)).all():
                     counts.setdefault(bid, {})[status] = int(n)
         return [Summary(**r, statuses=counts.get(r["id"], {})) for r in found]
+
+    async def answer(self, account_id: str, key: str) -> dict[str, Any] | None:
+        """What the batch stored under this Idempotency-Key answered (None: no such batch yet)."""
+        b = tables.batches.c
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(b.answer).where(b.account_id == account_id,
+                                                                b.idempotency_key == key))).first()  # fmt: skip
+        return dict(row.answer) if row is not None and row.answer is not None else None
 
     async def messages(
         self, batch_id: str, *, status: str | None = None, after: str | None = None, limit: int = 100

@@ -264,6 +264,11 @@ batches = sa.Table(
     sa.Column("price", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
+    # ``/v1/batches``' Idempotency-Key, stored with the batch in its transaction, and the 201 it answered: a repeat
+    # gets that answer again (the key and the batch commit together, so a crash cannot split them)
+    sa.Column("idempotency_key", sa.String(100)),
+    sa.Column("answer", sa.JSON),
+    sa.UniqueConstraint("account_id", "idempotency_key"),
     sa.Index("ix_batches_account_created", "account_id", "created_at"),
 )
 

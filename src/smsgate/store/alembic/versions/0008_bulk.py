@@ -1,7 +1,7 @@
 """bulk: sub-accounts, batches, a message's batch, per-delivery retry schedules
 
 * ``accounts.parent_id``: a sub-account's parent, which pays for its traffic and sees its messages.
-* ``batches``: one row per batch call (KPN's ``/communication/kpn/sms/send``, our ``/v1/batches``): its id is the
+* ``batches``: one row per batch call (with the caller's ``Idempotency-Key`` and its answer, for ``/v1/batches``) (KPN's ``/communication/kpn/sms/send``, our ``/v1/batches``): its id is the
   KPN ``document_id``; counts are kept at accept, statuses are read from the batch's messages.
 * ``messages.batch_id``: the batch a message came in (indexed: a batch's messages are listed and counted by it).
 * ``webhook_deliveries.retry_delays``: a delivery's own retry schedule (KPN batch receipts: 60, 120, 240 s),
@@ -42,7 +42,10 @@ def upgrade() -> None:
         sa.Column("price", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("refused", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=100), nullable=True),
+        sa.Column("answer", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
+        sa.UniqueConstraint("account_id", "idempotency_key", name=op.f("uq_batches_account_id_idempotency_key")),
     )
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.create_index("ix_batches_account_created", ["account_id", "created_at"], unique=False)
