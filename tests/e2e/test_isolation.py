@@ -306,6 +306,7 @@ NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
 # Routes that delete the caller's own conversations: a row would take the party's data from the rows after it, so each
 # has its own test with two accounts (the other's conversations, scripts and behaviour untouched).
 ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("GET", "/console/api/batches"): "tests/e2e/console/test_console_batches.py::test_console_batches_are_scoped",
     **{
         ("GET", route): "tests/e2e/test_batches.py::test_a_batch_refuses_bad_recipients_and_sends_the_rest"
         for route in ("/v1/batches", "/v1/batches/{batch_id}", "/v1/batches/{batch_id}/messages")

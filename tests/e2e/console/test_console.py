@@ -157,7 +157,17 @@ def test_console_assets_are_local(gateway: GatewayProcess) -> None:
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert "http" not in r.text.replace("http-equiv", "")
-    for name in ("app.js", "api.js", "live.js", "messages.js", "handsets.js", "webhooks.js", "account.js", "style.css"):
+    for name in (
+        "app.js",
+        "api.js",
+        "live.js",
+        "messages.js",
+        "batches.js",
+        "handsets.js",
+        "webhooks.js",
+        "account.js",
+        "style.css",
+    ):
         asset = httpx.get(f"{gateway.url}/console/static/{name}")
         assert asset.status_code == 200, name
         assert not _REMOTE.search(asset.text), f"{name} loads something from another origin"
