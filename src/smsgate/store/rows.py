@@ -25,7 +25,7 @@ PART_COLUMNS = ("id", "message_id", "idx", "total", "concat_ref", "status", "con
                 "payload", "text", "price", "attempts", "done_at")  # fmt: skip
 EVENT_COLUMNS = ("message_id", "part_id", "account_id", "type", "at", "data")
 # the columns that hold the attribute of the same name, as read back
-_MESSAGE = tuple(c for c in MESSAGE_COLUMNS if c not in ("direction", "status", "meta"))
+_MESSAGE = tuple(c for c in MESSAGE_COLUMNS if c not in ("direction", "status", "meta", "batch_id"))
 _PART = (*(c for c in PART_COLUMNS if c not in ("idx", "status")), "network_id", "error_code", "error_text",
          "submitted_at")  # fmt: skip
 
@@ -58,6 +58,7 @@ def message(row: Mapping[Any, Any]) -> core_message.Message:
         status=Status(row["status"]),
         error_code=row.get("error_code"),
         error_text=row.get("error_text"),
+        batch_id=row.get("batch_id"),
         **core_message.settings(row.get("meta") or {}),
     )
 
