@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     gil_switch_interval: float = 0.0005  # seconds; see server.serve
     gc_threshold: int = 20_000  # allocations between young-generation collections; see server.serve
     max_request_bytes: int = 1 << 20  # any request body larger is refused before it is read (api.fastpath)
+    batch_max_request_bytes: int = Field(8 << 20, ge=1024)  # the batch endpoints' cap: 5,000 recipients with texts
 
     # dispatcher
     batch_size: int = 500

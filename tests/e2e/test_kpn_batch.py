@@ -291,3 +291,17 @@ def test_receipts_reach_webhook_url_on_the_retry_schedule(tmp_path: pathlib.Path
     finally:
         gw.stop()
         stop_http(receiver.server)
+
+
+def test_a_batch_body_may_be_larger_than_other_routes_allow(gateway: GatewayProcess) -> None:
+    """5,000 items of 200 distinct characters (1.3 MB): over every other route's 1 MiB cap, within the batch cap."""
+    acc = gateway.create_account("bulk-big", balance=10**8 * 10**5)
+    items = [{"mobile_number": n, "content": f"{i:05d}" + "x" * 195} for i, n in enumerate(numbers(5000))]
+    body = {"messages": items}
+    r = post(gateway, gateway.token(acc), body)
+    assert r.status_code == 200, r.text
+    assert count_messages(gateway, acc["account_id"]) == 5000
+    # the same bytes to v1 are refused before they are read through
+    r = httpx.post(gateway.url + "/messaging/sms-kpn/v1/send", json=body,
+                   headers={"Authorization": f"Bearer {gateway.token(acc)}"})  # fmt: skip
+    assert r.status_code == 400 and "too large" in r.json()["errorResponse"]["info"]

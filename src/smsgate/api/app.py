@@ -207,7 +207,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 def create_asgi(runtime: Runtime) -> fastpath.FastPath:
     """The app ``smsgate serve`` runs: the FastAPI app behind the direct route for sends and the body cap."""
     app = create_app(runtime)
-    return fastpath.FastPath(app, app.state.on_error, max_body=runtime.settings.max_request_bytes)
+    batch_cap = runtime.settings.batch_max_request_bytes
+    return fastpath.FastPath(app, app.state.on_error, max_body=runtime.settings.max_request_bytes,
+                             larger={kpn_batch.PATH: batch_cap, "/v1/batches": batch_cap})  # fmt: skip
 
 
 def _add_security_scheme(app: FastAPI) -> None:

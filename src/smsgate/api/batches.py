@@ -114,7 +114,7 @@ async def create(request: Request, caller: core_accounts.Account = Depends(auth.
     key = request.headers.get("idempotency-key")
     if key is not None and not 1 <= len(key) <= 100:
         raise errors.ValidationError("Idempotency-Key must be 1 to 100 characters")
-    body = await bodies.parse(request, BatchIn, limit=settings.max_request_bytes)
+    body = await bodies.parse(request, BatchIn, limit=settings.batch_max_request_bytes)
     gw = auth.gateway(request)
     account = await gw.acting_as(caller, body.account)
     if key is not None:

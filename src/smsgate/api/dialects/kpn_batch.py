@@ -129,7 +129,7 @@ async def send(request: Request) -> Response:
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise errors.ValidationError(f"Content-Type must be application/json, got {ctype or 'nothing'}")
     settings = request.app.state.settings
-    body = await fastpath.read_body(request, settings.max_request_bytes)
+    body = await fastpath.read_body(request, settings.batch_max_request_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
