@@ -80,6 +80,10 @@ class Settings(BaseSettings):
 
     # KPN dialect
     kpn_max_chars: int = 1000
+    # sending (issue 19): the sender of a Kaarai / KPN send without one from an account without a default sender;
+    # how long an Idempotency-Key's answer is kept for a retry
+    default_sender: str = "smsgate"
+    idempotency_hours: float = Field(24.0, gt=0, le=24 * 30)
 
     # webhooks
     webhooks_allow_private: bool = False

@@ -245,6 +245,8 @@ CASES: list[Case] = [
     Case(SEND, "POST", "/sms/xml", form=_VONAGE_SMS),
     Case(SEND, "GET", "/sms/xml", auth="params", params=_VONAGE_SMS),
     Case(SEND, "POST", "/v1/send-sms", json={"to": "{w.handset}", "text": "{tag}"}, status=202),
+    Case(SEND, "POST", "/v1/messages", json={"to": "+{w.handset}", "text": "{tag}"}, status=201),
+    Case(SEND, "POST", "/v1/messages", auth="token", json={"to": "+{w.handset}", "text": "{tag}"}, status=201),
     # numbers: Vonage native and through KPN
     Case(DENIED, "POST", "/number/update", form=_UPDATE, status=420, error=VONAGE_420),
     Case(DENIED, "POST", "/number/update", form={**_NUMBER, "moHttpUrl": ""}, status=420, error=VONAGE_420),

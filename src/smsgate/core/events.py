@@ -40,3 +40,9 @@ class Event:
     type: EventType
     at: float
     data: Mapping[str, Any] | None = None
+
+
+def accepted(message_id: str, account_id: str, dialect: str, at: float) -> Event:
+    """A message's first event, stamped with its ``created_at``: what the accept transaction writes and what an
+    answer built before the commit (``POST /v1/messages``) shows, the same."""
+    return Event(message_id, None, account_id, EventType.ACCEPTED, at, {"dialect": dialect})

@@ -22,9 +22,11 @@ from smsgate import changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import reads as store_reads
 
@@ -57,6 +59,19 @@ class SendRequest:
     trusted_number: bool | None = None
     requested_from: str | None = None
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
+    reply: Reply | None = None  # an Idempotency-Key: the answer is rendered and stored in the accept transaction
+
+
+@dataclasses.dataclass(slots=True)
+class Reply:
+    """An Idempotency-Key's claim on a send (``services.idempotency``): ``render`` turns the result into the
+    dialect's answer inside the accept transaction, which stores it with the message; ``response`` is then that
+    answer, the one to give."""
+
+    key: str
+    fingerprint: str
+    render: Callable[[SendResult], core_idempotency.StoredResponse]
+    response: core_idempotency.StoredResponse | None = None
 
 
 class Route(Protocol):
@@ -81,6 +96,8 @@ class SendResult:
     network: str | None
     queued: bool  # accepted, but its route cannot take it now
     quota: limits.QuotaState
+    message: core_message.Message  # as stored, with its parts (``/v1/messages`` answers with them)
+    stored_parts: tuple[core_message.Part, ...]
 
 
 class Gateway:
@@ -240,21 +257,37 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
-        item = store_messages.NewMessage(message, parts, units * seg.count, claim=self._has_room())
+        queued = not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors))
+
+        def result(remaining: int) -> SendResult:
+            return SendResult(
+                message_id=message_id,
+                parts=tuple(SentPart(pid, part_price) for pid in part_ids),
+                price=part_price * seg.count,
+                remaining_balance=pricing.from_units(remaining),
+                network=network,
+                queued=queued,
+                quota=quota,
+                message=message,
+                stored_parts=parts,
+            )
+
+        key = None
+        if req.reply is not None:
+            reply = req.reply
+
+            def respond(remaining: int) -> core_idempotency.StoredResponse:
+                reply.response = reply.render(result(remaining))
+                return reply.response
+
+            key = store_idempotency.NewKey(account.id, reply.key, reply.fingerprint, message_id, now, respond)
+        item = store_messages.NewMessage(message, parts, units * seg.count, claim=self._has_room(), key=key)
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
             await self.quotas.give_back(account, seg.count)
             raise
-        return SendResult(
-            message_id=message_id,
-            parts=tuple(SentPart(pid, part_price) for pid in part_ids),
-            price=part_price * seg.count,
-            remaining_balance=pricing.from_units(remaining),
-            network=network,
-            queued=not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors)),
-            quota=quota,
-        )
+        return result(remaining)
 
     # -- reading ----------------------------------------------------------------------------------------------
     async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:
