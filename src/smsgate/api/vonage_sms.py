@@ -35,15 +35,17 @@ SMS status codes (``messages[].status``, always HTTP 200), chosen by the error's
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import orjson
 from fastapi import Request
+from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath
+from smsgate.api import fastpath, idempotent
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.services import numbers as services_numbers
@@ -296,12 +298,23 @@ async def send(
     params: dict[str, str],
     *,
     dialect: str,
+    answer: Callable[[dict[str, Any]], Response],
     reply_routing: bool = False,
-) -> dict[str, Any]:
-    """Send an SMS from Vonage parameters; the Vonage SMS body."""
+) -> Response:
+    """Send an SMS from Vonage parameters; ``answer`` makes the response of the Vonage SMS body (JSON or XML).
+    An Idempotency-Key identifies the request by its parameters without the credentials and signature (a signed
+    retry is signed anew), and by the ``inbound`` flag."""
     req = send_request(account, params, dialect=dialect, allow_private=allow_private(request))
     req.reply_routing = reply_routing
-    return sent_body(req, await auth.gateway(request).send(req))
+    identity = orjson.dumps(
+        sorted((k, v) for k, v in params.items() if k not in _CREDENTIALS), option=orjson.OPT_NON_STR_KEYS
+    )
+    return await idempotent.send(
+        request, req, lambda result: answer(sent_body(req, result)), identity, str(reply_routing)
+    )
+
+
+_CREDENTIALS = frozenset({"api_key", "api_secret", "sig", "timestamp"})
 
 
 # -- the body, for the OpenAPI document

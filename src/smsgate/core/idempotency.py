@@ -30,7 +30,9 @@ class StoredResponse:
 def parse_key(raw: str) -> str:
     """The key as given: 1-255 printable ASCII characters (a UUID is the usual choice)."""
     if not 1 <= len(raw) <= MAX_KEY or not all(" " <= c <= "~" for c in raw):
-        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters")
+        raise ValidationError(f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters").at(
+            "Idempotency-Key"
+        )
     return raw
 
 

@@ -40,12 +40,12 @@ class Idempotency:
         slot = (account_id, key)
         while (running := self._running.get(slot)) is not None:
             await asyncio.shield(running)  # a request with this key is under way here: its answer decides
-        kept = await self._kept_answer(account_id, key, fingerprint)
-        if kept is not None:
-            return kept, True
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._running[slot] = done
+        self._running[slot] = done  # no await since the loop saw the slot free: this request leads now
         try:
+            kept = await self._kept_answer(account_id, key, fingerprint)
+            if kept is not None:
+                return kept, True
             return await send(), False
         except errors.IdempotencyKeyTaken:
             kept = await self._kept_answer(account_id, key, fingerprint)

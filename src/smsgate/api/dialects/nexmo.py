@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, responses, vonage_numbers, vonage_sms
+from smsgate.api import apigee, auth, fastpath, idempotent, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -79,13 +79,14 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 # -- SMS ------------------------------------------------------------------------------------------------------
 _SEND_DOC: dict[str, Any] = {
     "parameters": [
+        idempotent.HEADER_DOC,
         {
             "name": "inbound",
             "in": "header",
             "required": False,
             "schema": {"type": "string", "enum": ["yes", "no"]},
             "description": "yes: replies to `from` go to the callback registered for it with /register",
-        }
+        },
     ],
     "requestBody": {
         "required": True,
@@ -131,7 +132,9 @@ _SEND_DOC: dict[str, Any] = {
 async def send(request: Request) -> Response:
     account, params = await _caller(request)
     reply_routing = request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1")
-    return responses.json(await vonage_sms.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
+    return await vonage_sms.send(
+        request, account, params, dialect="nexmo", answer=responses.json, reply_routing=reply_routing
+    )
 
 
 @router.post(

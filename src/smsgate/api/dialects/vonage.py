@@ -11,13 +11,14 @@ errors use Vonage's ``error-code`` shape with a 4xx status.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, logs
-from smsgate.api import auth, fastpath, responses, vonage_numbers, vonage_sms
+from smsgate.api import auth, fastpath, idempotent, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 from smsgate.core import signing
 
@@ -54,6 +55,7 @@ _SMS_DOC: dict[str, Any] = {
         }
     },
     "security": _SECURITY,
+    "parameters": [idempotent.HEADER_DOC],
 }
 _SMS_EXAMPLE = {
     "message-count": "1",
@@ -150,9 +152,13 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
-async def _send(request: Request) -> dict[str, Any]:
+async def _send(request: Request, answer: Callable[[dict[str, Any]], Response]) -> Response:
     account, params = await _caller(request)
-    return await vonage_sms.send(request, account, params, dialect="vonage")
+    return await vonage_sms.send(request, account, params, dialect="vonage", answer=answer)
+
+
+def _xml(body: dict[str, Any]) -> Response:
+    return Response(vonage_sms.to_xml(body), media_type="application/xml")
 
 
 @router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -169,7 +175,7 @@ async def _send(request: Request) -> dict[str, Any]:
 )
 @fastpath.hot
 async def sms_json(request: Request) -> Response:
-    return responses.json(await _send(request))
+    return await _send(request, responses.json)
 
 
 @router.get("/sms/xml", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -181,7 +187,7 @@ async def sms_json(request: Request) -> Response:
 )
 @fastpath.hot
 async def sms_xml(request: Request) -> Response:
-    return Response(vonage_sms.to_xml(await _send(request)), media_type="application/xml")
+    return await _send(request, _xml)
 
 
 # -- Numbers and Account --------------------------------------------------------------------------------------
