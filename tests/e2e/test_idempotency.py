@@ -7,15 +7,21 @@ true`` and sends nothing; the same key with another body is each dialect's 400-c
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import dataclasses
+import pathlib
+import socket
+import sqlite3
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, wait_for
 
 NL = "31612345678"
 
@@ -161,3 +167,36 @@ def test_keys_are_per_account(gateway: GatewayProcess) -> None:
     ra, rb = ours(gateway, a, "same", key), ours(gateway, b, "same", key)
     assert ra.status_code == rb.status_code == 201
     assert ra.json()["id"] != rb.json()["id"] and "idempotent-replayed" not in rb.headers
+
+
+def test_a_kill_between_commit_and_reply_then_the_retry_gets_the_same_id(data_dir: pathlib.Path) -> None:
+    """The request goes out on a raw socket; the moment its key's row is committed (read from the SQLite file) the
+    gateway is SIGKILLed, before the test reads any reply. After a restart the retry replays the stored answer."""
+    gw = GatewayProcess(data_dir).start()
+    try:
+        acc = gw.create_account("crash")
+        key = str(uuid.uuid4())
+        body = orjson.dumps({"to": "+" + NL, "text": "exactly once"})
+        creds = base64.b64encode(f"{acc['api_key']}:{acc['api_secret']}".encode()).decode()
+        db = data_dir / "smsgate.db"
+        with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+            sock.sendall(
+                f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {creds}\r\n"
+                f"Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+
+            def committed() -> str | None:
+                with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+                    row = conn.execute("SELECT message_id FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+                return str(row[0]) if row else None
+
+            message_id = wait_for(committed, timeout=10, interval=0.001)
+            gw.kill()
+        gw.start()
+        again = ours(gw, acc, "exactly once", key)
+        assert again.status_code == 201, again.text
+        assert again.json()["id"] == message_id and again.headers["idempotent-replayed"] == "true"
+        assert [m["id"] for m in stored(gw, acc)] == [message_id]
+    finally:
+        gw.stop()
