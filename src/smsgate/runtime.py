@@ -203,6 +203,7 @@ class Runtime:
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
+            default_sender=settings.default_sender,
         )
         self.webhook_service = services_webhooks.Webhooks(
             store_webhooks.Deliveries(self.engine),

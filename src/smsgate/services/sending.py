@@ -122,6 +122,7 @@ class Gateway:
         owners: smsgate_owners.Owners,
         sandboxes: tuple[str, ...] = (),
         has_room: Callable[[], bool] = lambda: True,
+        default_sender: str = "smsgate",
     ) -> None:
         self.accounts = accounts
         self.reads = reads
@@ -149,6 +150,7 @@ class Gateway:
         self.owners.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
+        self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
     async def account_changed(self, account_id: str) -> None:
@@ -176,10 +178,14 @@ class Gateway:
 
     async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
         """The sender to use: the account's default (set by the operator), or the requested one if the account may
-        use it (``owners``: its own numbers and any unreserved name, or the operator's list)."""
+        use it (``owners``: its own numbers and any unreserved name, or the operator's list). No sender asked for
+        and no default of the account's: the gateway's (``SMSGATE_DEFAULT_SENDER``), as Kaarai's spec promises
+        ("a default number will be provided") and KPN's send without ``sender`` needs."""
         if raw is None or raw == "" or not account.may_choose_sender:
             if not account.default_sender:
-                raise errors.InvalidSender("no sender given and the account has no default sender")
+                if raw is None or raw == "":
+                    return self._default_sender
+                raise errors.InvalidSender("the account may not choose its sender and has no default sender")
             raw = account.default_sender
         sender = senders.parse_sender(raw)
         if account.may_choose_sender and raw != account.default_sender:
