@@ -85,6 +85,14 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
+_FORBIDDEN_EXAMPLE = {
+    "transactionId": "5b8f0d2e-0c1a-4c55-9f77-2d7c0e6a9b10",
+    "status": "403",
+    "name": "Forbidden",
+    "message": "/register is for demo (test) applications; a production account registers its webhook on its "
+    "virtual number with the Phone Numbers API: POST /communication/nexmo/phone-numbers/number/update with moHttpUrl",
+    "info": "",
+}
 _SEND_DOC: dict[str, Any] = {
     "parameters": [
         idempotent.HEADER_DOC,
@@ -180,7 +188,11 @@ async def send(request: Request) -> Response:
                     "example": {"message": "Your callback url is registered."},
                 }
             },
-        }
+        },
+        403: {
+            "description": "Not a demo-level account: production accounts use phone-numbers/number/update",
+            "content": {"application/json": {"example": _FORBIDDEN_EXAMPLE}},
+        },
     },
 )
 async def register(request: Request) -> Response:
