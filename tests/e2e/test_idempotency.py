@@ -200,3 +200,12 @@ def test_a_kill_between_commit_and_reply_then_the_retry_gets_the_same_id(data_di
         assert [m["id"] for m in stored(gw, acc)] == [message_id]
     finally:
         gw.stop()
+
+
+def test_openapi_documents_the_header_on_every_send(gateway: GatewayProcess) -> None:
+    paths = httpx.get(gateway.url + "/openapi.json", timeout=10).json()["paths"]
+    sends = ["/messaging/sms-kpn/v1/send", "/communication/nexmo/sms/send", "/sms/json", "/sms/xml", "/v1/send-sms",
+             "/v1/messages"]  # fmt: skip
+    for path in sends:
+        names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
+        assert "Idempotency-Key" in names, path

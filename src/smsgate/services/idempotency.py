@@ -16,6 +16,7 @@ A request without the header never comes here: no lookup, no cost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from smsgate import errors
 from smsgate.core import idempotency as core_idempotency
 from smsgate.store import idempotency as store_idempotency
 
+log = logging.getLogger(__name__)
 Send = Callable[[], Awaitable[core_idempotency.StoredResponse]]
 
 
@@ -48,6 +50,7 @@ class Idempotency:
                 return kept, True
             return await send(), False
         except errors.IdempotencyKeyTaken:
+            log.info("Idempotency-Key of account %s committed by another node first; replaying its answer", account_id)
             kept = await self._kept_answer(account_id, key, fingerprint)
             if kept is None:  # kept no longer (a key older than the retention, stored again meanwhile)
                 raise errors.StoreUnavailable("the Idempotency-Key is being stored; try again") from None
