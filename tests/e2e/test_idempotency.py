@@ -59,6 +59,11 @@ def vonage(gw: GatewayProcess, acc: dict[str, str], text: str, key: str | None) 
     return httpx.post(gw.url + "/sms/json", data=form, headers=_headers(key), timeout=10)
 
 
+def vonage_xml(gw: GatewayProcess, acc: dict[str, str], text: str, key: str | None) -> httpx.Response:
+    form = {"api_key": acc["api_key"], "api_secret": acc["api_secret"], "from": "smsgate", "to": NL, "text": text}
+    return httpx.post(gw.url + "/sms/xml", data=form, headers=_headers(key), timeout=10)
+
+
 def kaarai(gw: GatewayProcess, acc: dict[str, str], text: str, key: str | None) -> httpx.Response:
     body = {"to": NL, "text": text}
     return httpx.post(gw.url + "/v1/send-sms", json=body, auth=_basic(acc), headers=_headers(key), timeout=10)
@@ -73,6 +78,7 @@ ENDPOINTS = [
     Endpoint("kpn", kpn, 200, lambda r: r.status_code == 400 and r.json()["errorResponse"]["code"] == "400"),
     Endpoint("nexmo", nexmo, 200, lambda r: r.status_code == 200 and r.json()["messages"][0]["status"] == "3"),
     Endpoint("vonage", vonage, 200, lambda r: r.status_code == 200 and r.json()["messages"][0]["status"] == "3"),
+    Endpoint("vonage-xml", vonage_xml, 200, lambda r: r.status_code == 200 and b"<status>3</status>" in r.content),
     Endpoint("kaarai", kaarai, 202, lambda r: r.status_code == 400 and r.json()["code"] == 4000),
     Endpoint(
         "v1",
