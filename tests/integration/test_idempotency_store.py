@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate.core import idempotency as core_idempotency
+from smsgate.services import recording
+from smsgate.store import committer as store_committer
 from smsgate.store import engine as store_engine
 from smsgate.store import idempotency as store_idempotency
+from smsgate.store import messages as store_messages
 from smsgate.store import migrate, tables
 from tests import support
 
@@ -89,3 +92,18 @@ async def test_old_keys_are_swept(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         assert await store_idempotency.sweep(conn, time.time() - 3600) == 1
     assert await store.get("acc", "k-1", since=0) is None
+
+
+async def test_the_recorders_sweep_forgets_keys_past_their_time(engine: AsyncEngine) -> None:
+    committer = store_committer.GroupCommitter(engine)
+    writes = store_messages.MessageWrites(node_id="n", lease=30.0)
+    recording.Recorder(writes, reassembly_timeout=60.0, keys_kept=3600.0).register(committer)
+    async with engine.begin() as conn:
+        await store_idempotency.claim(conn, new_key("m1", b"1", at=time.time() - 7200), 0)
+    committer.start()
+    try:
+        await committer.write("sweep", None)
+    finally:
+        await committer.close()
+    async with engine.connect() as conn:
+        assert (await conn.execute(tables.idempotency_keys.select())).first() is None
