@@ -13,6 +13,7 @@ import dataclasses
 import pathlib
 import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ import httpx
 import orjson
 import pytest
 
+from smsgate.core import signing
 from tests.support import GatewayProcess, wait_for
 
 NL = "31612345678"
@@ -215,3 +217,27 @@ def test_openapi_documents_the_header_on_every_send(gateway: GatewayProcess) -> 
     for path in sends:
         names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
         assert "Idempotency-Key" in names, path
+
+
+def test_a_signed_vonage_request_sent_again_replays_but_never_sends_again(gateway: GatewayProcess) -> None:
+    """The very same signed request twice is refused as a replay (status 14) without a key; with its key it gets
+    the kept answer. A captured signed request with a fresh key (the key is not signed) sends nothing."""
+    acc = gateway.create_account("signed", signature_secret="s3cr3t", signature_method="sha256")
+    form = {
+        "api_key": acc["api_key"],
+        "from": "smsgate",
+        "to": NL,
+        "text": "signed",
+        "timestamp": str(int(time.time())),
+    }
+    form["sig"] = signing.vonage_sign(form, "s3cr3t", "sha256")
+    key = str(uuid.uuid4())
+    first = httpx.post(gateway.url + "/sms/json", data=form, headers={"idempotency-key": key}, timeout=10)
+    assert first.json()["messages"][0]["status"] == "0", first.text
+    again = httpx.post(gateway.url + "/sms/json", data=form, headers={"idempotency-key": key}, timeout=10)
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    other = httpx.post(gateway.url + "/sms/json", data=form, headers={"idempotency-key": "captured"}, timeout=10)
+    assert other.json()["messages"][0]["status"] == "14", other.text
+    bare = httpx.post(gateway.url + "/sms/json", data=form, timeout=10)
+    assert bare.json()["messages"][0]["status"] == "14", bare.text
+    assert len(stored(gateway, acc)) == 1

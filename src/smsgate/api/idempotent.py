@@ -42,6 +42,9 @@ async def send(request: Request, req: sending.SendRequest, render: Render, *iden
     fingerprint = core_idempotency.fingerprint(request.method, request.url.path, *identity)
 
     async def first() -> core_idempotency.StoredResponse:
+        refusal: Exception | None = getattr(request.state, "replay_only", None)
+        if refusal is not None:  # a request that may only be answered from what is kept (a repeated signature)
+            raise refusal
         reply = sending.Reply(key, fingerprint, lambda result: stored(render(result)))
         req.reply = reply
         await gw.send(req)

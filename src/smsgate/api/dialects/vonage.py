@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from smsgate import errors, logs
 from smsgate.api import auth, fastpath, idempotent, responses, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import signing
 
 PREFIXES = ("/sms/", "/number/", "/account/")
@@ -118,7 +119,12 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
         raise errors.AccountDisabled()
     ttl = ts + SIGNATURE_WINDOW - time.time() + 1.0
     if not await request.app.state.signatures.first(f"{api_key}:{params['sig'].strip().lower()}", ttl):
-        raise errors.InvalidSignature("this signed request was already received (replay)")
+        seen = errors.InvalidSignature("this signed request was already received (replay)")
+        if core_idempotency.HEADER not in request.headers:
+            raise seen
+        # a client's retry of the very same signed request: it may get the kept answer, never a new message (the
+        # key is not signed, so a captured request with a new key must not send again)
+        request.state.replay_only = seen
     logs.current_account.set(acc.id)
     return acc
 
