@@ -115,8 +115,7 @@ _FIELDS: list[tuple[type[errors.ValidationError], str]] = [
 
 def _created(result: sending.SendResult) -> Response:
     m = result.message
-    accepted = core_events.accepted(m.id, m.account_id, m.dialect, m.created_at)
-    body = api_messages.message_json(m, result.stored_parts, [accepted])
+    body = api_messages.message_json(m, result.stored_parts, [core_events.accepted(m)])
     return responses.json(body, 201, {"location": f"/v1/messages/{m.id}"})
 
 

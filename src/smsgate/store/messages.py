@@ -110,7 +110,7 @@ class MessageWrites:
         await fastsql.insert_tuples(
             conn, tables.parts, rows.PART_COLUMNS, [rows.part_values(p) for i in ok for p in i.parts]
         )
-        events = [core_events.accepted(m.id, m.account_id, m.dialect, m.created_at) for m in (i.message for i in ok)]
+        events = [core_events.accepted(i.message) for i in ok]
         await insert_events(conn, events, log_changes=False)
         if log.isEnabledFor(logging.DEBUG):
             for i in ok:
