@@ -241,3 +241,13 @@ def test_a_signed_vonage_request_sent_again_replays_but_never_sends_again(gatewa
     bare = httpx.post(gateway.url + "/sms/json", data=form, timeout=10)
     assert bare.json()["messages"][0]["status"] == "14", bare.text
     assert len(stored(gateway, acc)) == 1
+
+
+def test_a_replay_counts_no_quota(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("quota", quota_limit=10)
+    key = str(uuid.uuid4())
+    first = kpn(gateway, acc, "counted once", key)
+    assert first.headers["quota-used"] == "1", first.headers
+    again = kpn(gateway, acc, "counted once", key)
+    assert again.headers["idempotent-replayed"] == "true" and again.headers["quota-used"] == "1"
+    assert kpn(gateway, acc, "the next one", None).headers["quota-used"] == "2"
