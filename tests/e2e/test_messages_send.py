@@ -132,3 +132,4 @@ def test_openapi_documents_the_send(gateway: GatewayProcess) -> None:
     assert {"201", "400", "401", "402", "403", "422", "429", "503"} <= set(op["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in op["parameters"])
     assert "application/json" in op["requestBody"]["content"]
+    assert {"Location", "Idempotent-Replayed"} <= set(op["responses"]["201"]["headers"])

@@ -81,6 +81,13 @@ def _error_doc(description: str, code: str, field: str | None = None, reason: st
             "model": SentOut,
             "description": "Accepted; `Location` names it. With a replayed Idempotency-Key: the first answer again, "
             "with `Idempotent-Replayed: true`.",
+            "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "/v1/messages/{id}"},
+                "Idempotent-Replayed": {
+                    "schema": {"type": "string", "enum": ["true"]},
+                    "description": "only on a replayed answer",
+                },
+            },
         },
         400: _error_doc("Invalid input; `field` names it", "invalid_request", "to", "no_country_code"),
         401: _error_doc("Missing or bad credentials", "unauthorized"),
