@@ -10,6 +10,12 @@ stored: a refused request may be retried with the same key. Per key, three cases
   future per key) and then replays; one on another node (PostgreSQL) loses the insert of the key inside its accept
   transaction (``IdempotencyKeyTaken``, nothing of it is written) and replays the winner's committed answer.
 
+The key is not looked up first: a request with a new key (nearly all of them) just sends, and the insert of its
+key in the accept transaction is the check (a lookup through the async driver cost ~450 µs and multiplied the
+latency under load, ``bench/bench_idempotency.py``). Only when the send is refused, by that insert or by anything
+else (a retry after the quota was used up must still get its answer), is the kept answer read. A replay therefore
+goes through the send's checks first: its quota is given back, but it takes a rate-limit token.
+
 A request without the header never comes here: no lookup, no cost.
 """
 
@@ -40,20 +46,27 @@ class Idempotency:
         """(the answer, whether it is a replay). ``send`` performs the request with a ``sending.Reply`` for this
         key and fingerprint, and returns the answer that was stored with its message."""
         slot = (account_id, key)
+        waited = False
         while (running := self._running.get(slot)) is not None:
             await asyncio.shield(running)  # a request with this key is under way here: its answer decides
+            waited = True
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._running[slot] = done  # no await since the loop saw the slot free: this request leads now
         try:
+            if waited:  # the one before most likely stored it
+                kept = await self._kept_answer(account_id, key, fingerprint)
+                if kept is not None:
+                    return kept, True
+            try:
+                return await send(), False
+            except errors.IdempotencyKeyTaken:
+                log.info("Idempotency-Key of account %s was stored first by another request; replaying", account_id)
+                refusal: errors.SmsgateError = errors.StoreUnavailable("the Idempotency-Key is being stored; retry")
+            except errors.SmsgateError as exc:  # a retry the send refuses now (its quota used up since, say)
+                refusal = exc
             kept = await self._kept_answer(account_id, key, fingerprint)
-            if kept is not None:
-                return kept, True
-            return await send(), False
-        except errors.IdempotencyKeyTaken:
-            log.info("Idempotency-Key of account %s committed by another node first; replaying its answer", account_id)
-            kept = await self._kept_answer(account_id, key, fingerprint)
-            if kept is None:  # kept no longer (a key older than the retention, stored again meanwhile)
-                raise errors.StoreUnavailable("the Idempotency-Key is being stored; try again") from None
+            if kept is None:
+                raise refusal
             return kept, True
         finally:
             del self._running[slot]
