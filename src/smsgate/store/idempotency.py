@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate.core import idempotency as core_idempotency
-from smsgate.store import tables
+from smsgate.store import fastsql, tables
 
 _T = tables.idempotency_keys
 
@@ -42,24 +42,22 @@ class Kept:
 
 async def claim(conn: AsyncConnection, new: NewKey, remaining: int) -> bool:
     """Store the key with its answer; False when the key is already stored (by a committed transaction, or earlier
-    in this one)."""
+    in this one). Through ``fastsql``: this runs inside the accept transaction, on the send's path."""
     answer = new.respond(remaining)
-    insert: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(_T)
-    stmt = (
-        insert.values(
-            account_id=new.account_id,
-            key=new.key,
-            fingerprint=new.fingerprint,
-            status=answer.status,
-            headers=[list(h) for h in answer.headers],
-            body=answer.body,
-            message_id=new.message_id,
-            created_at=new.created_at,
-        )
-        .on_conflict_do_nothing(index_elements=["account_id", "key"])
-        .returning(_T.c.key)
-    )
-    return (await conn.execute(stmt)).first() is not None
+    dialect = conn.dialect.name
+
+    def build() -> Any:
+        insert: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_T)
+        values: dict[str, Any] = {c: sa.bindparam(c) for c in _COLUMNS}
+        return insert.values(**values).on_conflict_do_nothing(index_elements=["account_id", "key"]).returning(_T.c.key)
+
+    row = {"account_id": new.account_id, "key": new.key, "fingerprint": new.fingerprint, "status": answer.status,
+           "headers": [list(h) for h in answer.headers], "body": answer.body, "message_id": new.message_id,
+           "created_at": new.created_at}  # fmt: skip
+    return bool(await fastsql.fetch(conn, "idempotency:claim", build, row))
+
+
+_COLUMNS = ("account_id", "key", "fingerprint", "status", "headers", "body", "message_id", "created_at")
 
 
 class IdempotencyStore:
