@@ -26,6 +26,7 @@ from smsgate.store import notify
 log = logging.getLogger(__name__)
 
 ACCOUNT, NUMBER, SENDERS, SANDBOX = notify.ACCOUNT, notify.NUMBER, notify.SENDERS, notify.SANDBOX
+SUPPRESSION = notify.SUPPRESSION
 Handler = Callable[[str | None], None]  # the key that changed, or None: anything may have
 
 

@@ -26,6 +26,7 @@ from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.services import numbers as services_numbers
 from smsgate.services import recording, sending
 from smsgate.services import sandbox as sandbox_control
+from smsgate.services import suppressions as services_suppressions
 from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
@@ -41,6 +42,7 @@ from smsgate.store import outbox as store_outbox
 from smsgate.store import ownership as store_ownership
 from smsgate.store import reads as store_reads
 from smsgate.store import sandbox as store_sandbox
+from smsgate.store import suppressions as store_suppressions
 from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import sender as webhook_sender
 
@@ -196,6 +198,7 @@ class Runtime:
             changes_bus=self.changes,
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
+            suppressions=services_suppressions.Suppressions(store_suppressions.SuppressionStore(self.engine)),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
         )
         self.webhook_service = services_webhooks.Webhooks(

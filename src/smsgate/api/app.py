@@ -16,7 +16,18 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors, metrics, version
-from smsgate.api import auth, connectors, console, fastpath, messages, peers, sandbox, sandbox_control, webhooks
+from smsgate.api import (
+    auth,
+    connectors,
+    console,
+    fastpath,
+    messages,
+    peers,
+    sandbox,
+    sandbox_control,
+    suppressions,
+    webhooks,
+)
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
@@ -39,6 +50,8 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 * **Kaarai Send Single SMS** — `POST /v1/send-sms` with HTTP Basic `api_key:api_secret`.
 * **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
   HTTP Basic `api_key:api_secret`.
+* **Suppression lists** — `GET/PUT/DELETE /v1/suppressions/{msisdn}` and `GET /v1/suppressions`: numbers no
+  dialect sends to (recipients who replied STOP land there by themselves).
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`; as a test double: `/messages/latest`
   (waits for a message, reads its one-time code), `/script`, `/sandbox/behaviour` and `/sandbox/reset`.
 * **Connectors** — the operator's `GET /v1/connectors`, `POST /v1/connectors/{name}/pause` and `/resume`; the
@@ -77,7 +90,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     renderers.update(dict.fromkeys(kaarai.PREFIXES, kaarai.render_error))
     renderers.update(
         dict.fromkeys(
-            ("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account", "/v1/connectors", "/connectors/"),
+            (
+                "/v1/messages",
+                "/v1/segments",
+                "/v1/webhooks",
+                "/v1/account",
+                "/v1/connectors",
+                "/v1/suppressions",
+                "/connectors/",
+            ),
             messages.render_error,
         )
     )  # ours, under /v1/, and the upstreams' receivers
@@ -91,6 +112,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
     app.include_router(webhooks.router)
+    app.include_router(suppressions.router)
     app.include_router(connectors.router)
     app.include_router(console.router)
 

@@ -29,7 +29,11 @@ def doc(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
 async def parse(request: Request, model: type[M]) -> M:
     """The body as ``model``, or ValidationError (each dialect's 400) saying what is wrong with it."""
-    raw = await fastpath.read_body(request, MAX_BODY)
+    return validate(await fastpath.read_body(request, MAX_BODY), model)
+
+
+def validate(raw: bytes, model: type[M]) -> M:
+    """A body already read, as ``model`` (ValidationError otherwise)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

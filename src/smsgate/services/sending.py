@@ -23,6 +23,7 @@ from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
 from smsgate.core import message as core_message
+from smsgate.services import suppressions as services_suppressions
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
@@ -57,6 +58,7 @@ class SendRequest:
     trusted_number: bool | None = None
     requested_from: str | None = None
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
+    confirms_optout: bool = False  # the confirmation of a STOP: the one message a suppressed number still gets
 
 
 class Route(Protocol):
@@ -103,6 +105,7 @@ class Gateway:
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
         owners: smsgate_owners.Owners,
+        suppressions: services_suppressions.Suppressions,
         sandboxes: tuple[str, ...] = (),
         has_room: Callable[[], bool] = lambda: True,
     ) -> None:
@@ -130,6 +133,8 @@ class Gateway:
         self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
         self.owners = owners
         self.owners.watch(self.changes)
+        self.suppressions = suppressions
+        self.suppressions.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
 
@@ -183,6 +188,8 @@ class Gateway:
         if not account.active:
             raise errors.AccountDisabled()
         self.check_destination(account, req.recipient)
+        if not req.confirms_optout:
+            await self.suppressions.check(account, req.recipient)
         if not account.allow_sim_messages and _sim_message(req):
             raise errors.FeatureNotAllowed(
                 "silent (protocol-id 64), SIM data download (protocol-id 127) and class-2 binary messages are not "

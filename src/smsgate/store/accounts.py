@@ -45,6 +45,11 @@ _SETTABLE = {
     "webhook_format",
     "sandbox_only",
     "allow_sim_messages",
+    "stop_keywords",
+    "start_keywords",
+    "optout_reply",
+    "retention_days",
+    "content_retention_days",
 }
 
 
