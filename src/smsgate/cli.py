@@ -147,6 +147,8 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
         "default_sender": a.default_sender,
         "quota": {"limit": a.quota_limit, "interval": a.quota_interval, "unit": a.quota_unit},
         "balance": pricing.format_amount(pricing.from_units(a.balance)),
+        "optout": {"stop_keywords": a.stop_keywords, "start_keywords": a.start_keywords, "reply": a.optout_reply},
+        "retention": {"days": a.retention_days, "content_days": a.content_retention_days},
     }
 
 

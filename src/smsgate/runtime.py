@@ -24,6 +24,7 @@ from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.services import numbers as services_numbers
+from smsgate.services import optout as services_optout
 from smsgate.services import recording, sending
 from smsgate.services import sandbox as sandbox_control
 from smsgate.services import suppressions as services_suppressions
@@ -201,6 +202,9 @@ class Runtime:
             suppressions=services_suppressions.Suppressions(store_suppressions.SuppressionStore(self.engine)),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
         )
+        # a STOP / START keyword: every process forgets the list, and the account's confirmation goes out
+        self.optout = services_optout.FollowUp(self.gateway)
+        self.recorder.on_optout.append(self.optout)
         self.webhook_service = services_webhooks.Webhooks(
             store_webhooks.Deliveries(self.engine),
             self.gateway,
@@ -287,6 +291,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.sandbox_control.close()
+        await self.optout.close()
         await self.dispatcher.close()
         await self.webhooks.close()
         for c in self.connectors.values():

@@ -38,3 +38,19 @@ def test_the_list_is_shared_and_changes_hold_at_once(nodes: list[support.Gateway
         assert b.post("/v1/send-sms", json={"to": to, "text": "again"}).json()["code"] == 4031
         assert b.delete(f"/v1/suppressions/{to}").status_code == 204
         support.wait_for(lambda: a.post("/v1/send-sms", json={"to": to, "text": "back"}).status_code == 202, timeout=2)
+
+
+def test_a_stop_recorded_by_one_node_holds_on_the_other(nodes: list[support.GatewayProcess]) -> None:
+    acc = nodes[0].create_account("keyword")
+    number, to = "31970" + handset()[-8:], handset()
+    support.add_numbers(nodes[0].database_url, {number: acc["account_id"]})
+    a, b = basic(nodes[0], acc), basic(nodes[1], acc)
+    with a, b:
+        assert b.post("/v1/send-sms", json={"to": to, "text": "before"}).status_code == 202  # B reads the list
+        assert a.post(f"/sandbox/handsets/{to}/reply", json={"to": number, "text": "STOP"}).status_code == 202
+        support.wait_for(lambda: b.get(f"/v1/suppressions/{to}").status_code == 200)
+        refused = lambda: b.post("/v1/send-sms", json={"to": to, "text": "after"}).json()["code"] == 4031  # noqa: E731
+        support.wait_for(refused, timeout=2)  # the NOTIFY may trail the row B just read by a moment
+        assert a.post(f"/sandbox/handsets/{to}/reply", json={"to": number, "text": "START"}).status_code == 202
+        support.wait_for(lambda: b.get(f"/v1/suppressions/{to}").status_code == 404)
+        assert b.post("/v1/send-sms", json={"to": to, "text": "back"}).status_code == 202

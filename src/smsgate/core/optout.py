@@ -49,9 +49,14 @@ def keywords(raw: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
+def short(text: str | None) -> bool:
+    """Whether ``text`` is short enough to be a keyword at all (longer texts skip the account's own list)."""
+    return bool(text) and len(text or "") <= 4 * MAX_KEYWORD_LENGTH
+
+
 def action(text: str | None, stop: Sequence[str] | None, start: Sequence[str] | None) -> Action | None:
     """STOP when the whole text is a stop keyword, START when it is a start keyword, else None."""
-    if not text or len(text) > 4 * MAX_KEYWORD_LENGTH:
+    if not text or not short(text):
         return None
     said = _fold(text)
     if said in {_fold(k) for k in (STOP_KEYWORDS if stop is None else stop)}:

@@ -66,6 +66,12 @@ def from_row(row: Mapping[Any, Any]) -> core_accounts.Account:  # a RowMapping's
     return core_accounts.Account(**{k: v for k, v in row.items() if k in fields})
 
 
+async def load(conn: AsyncConnection, account_id: str) -> core_accounts.Account | None:
+    """Inside a transaction: the account as it sees it (the inbound path reads its opt-out keywords)."""
+    row = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.id == account_id))).first()
+    return from_row(row._mapping) if row else None
+
+
 class AccountStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
