@@ -265,7 +265,10 @@ def accounts_set(
 
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
+from smsgate.cli_optout import purge, suppressions_app  # noqa: E402
 from smsgate.cli_senders import senders_app  # noqa: E402
 
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(senders_app, name="senders")
+app.add_typer(suppressions_app, name="suppressions")
+app.command("purge")(purge)

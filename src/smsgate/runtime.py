@@ -26,6 +26,7 @@ from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.services import numbers as services_numbers
 from smsgate.services import optout as services_optout
 from smsgate.services import recording, sending
+from smsgate.services import retention as services_retention
 from smsgate.services import sandbox as sandbox_control
 from smsgate.services import suppressions as services_suppressions
 from smsgate.services import webhooks as services_webhooks
@@ -235,6 +236,13 @@ class Runtime:
         )
         self.sandbox_control.watch(self.committer, self.changes)
         self.committer.register("ready", self._ready_write)
+        self.retention = services_retention.Retention(
+            self.engine,
+            self.committer,
+            days=settings.retention_days,
+            content_days=settings.content_retention_days,
+            batch=settings.retention_batch,
+        )
         self._ready_check: asyncio.Future[None] | None = None
         self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
         self.pauses = store_connectors.PauseStore(self.engine)
@@ -276,6 +284,7 @@ class Runtime:
         self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweeper")
+        self._spawn(self.retention.run(self.settings.retention_interval), "retention")
         if self.listener is not None:
             self._spawn(self.listener.run(), "listen")
         if self.redis is not None:
