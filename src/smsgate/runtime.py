@@ -43,6 +43,7 @@ from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
 from smsgate.store import ownership as store_ownership
 from smsgate.store import reads as store_reads
+from smsgate.store import retention as store_retention
 from smsgate.store import sandbox as store_sandbox
 from smsgate.store import suppressions as store_suppressions
 from smsgate.store import webhooks as store_webhooks
@@ -237,7 +238,7 @@ class Runtime:
         self.sandbox_control.watch(self.committer, self.changes)
         self.committer.register("ready", self._ready_write)
         self.retention = services_retention.Retention(
-            self.engine,
+            store_retention.Limits(self.engine),
             self.committer,
             days=settings.retention_days,
             content_days=settings.content_retention_days,

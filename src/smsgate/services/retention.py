@@ -17,8 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from smsgate.core import retention
 from smsgate.store import committer as store_committer
 from smsgate.store import retention as store_retention
@@ -47,7 +45,7 @@ class Report:
 class Retention:
     def __init__(
         self,
-        engine: AsyncEngine,
+        limits: store_retention.Limits,
         committer: store_committer.GroupCommitter,
         *,
         days: int,
@@ -55,7 +53,7 @@ class Retention:
         batch: int = 500,
         pause: float = 0.02,
     ) -> None:
-        self._engine = engine
+        self._limits = limits
         self._committer = committer
         self.days, self.content_days = days, content_days
         self.batch = batch
@@ -76,8 +74,7 @@ class Retention:
 
     async def sweep(self, now: float | None = None) -> Report:
         """One pass over every job of the plan, batch by batch until nothing is left."""
-        async with self._engine.connect() as conn:
-            own = await store_retention.overrides(conn)
+        own = await self._limits.own()
         report = Report()
         for job in retention.plan(time.time() if now is None else now, self.days, self.content_days, own):
             if job.delete_before is not None:

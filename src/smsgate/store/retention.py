@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate.core import retention
 from smsgate.store import tables
@@ -33,6 +33,17 @@ async def overrides(conn: AsyncConnection) -> dict[str, tuple[int | None, int | 
         )
     )
     return {r.id: (r.retention_days, r.content_retention_days) for r in rows}
+
+
+class Limits:
+    """What the sweep reads before each pass: the accounts with their own limits."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def own(self) -> dict[str, tuple[int | None, int | None]]:
+        async with self._engine.connect() as conn:
+            return await overrides(conn)
 
 
 async def take_turn(conn: AsyncConnection) -> bool:
