@@ -317,6 +317,7 @@ ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
         ],
         "tests/e2e/test_suppressions.py::test_each_account_has_its_own_list",
     ),
+    ("GET", "/v1/messages/export"): "tests/e2e/test_export.py::test_export_streams_only_the_accounts_messages",
 }
 
 

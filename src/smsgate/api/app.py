@@ -20,6 +20,7 @@ from smsgate.api import (
     auth,
     connectors,
     console,
+    export,
     fastpath,
     messages,
     peers,
@@ -108,6 +109,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(nexmo.router)
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
+    app.include_router(export.router)  # before messages: /v1/messages/export is no message id
     app.include_router(messages.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
