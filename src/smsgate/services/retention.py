@@ -3,7 +3,9 @@
 
 Each batch is one write of the group committer (``lazy``: on PostgreSQL it commits beside the sends' lane, on
 SQLite between their batches), so a send waits at most one small batch; a short pause between batches leaves the
-writer to the sends most of the time. On PostgreSQL one node sweeps at a time: each batch takes an advisory
+writer to the sends most of the time: after each batch the sweep waits ``idle_ratio`` times as long as the batch
+took (3: the sweep has at most a quarter of the writer), so a slower disk or a busier gateway slows the sweep,
+not the sends. On PostgreSQL one node sweeps at a time: each batch takes an advisory
 lock, and a node that cannot get it leaves the turn to the node that has it. A gateway that keeps everything
 (the default) reads the accounts' own limits once per interval and does nothing else.
 """
@@ -50,14 +52,16 @@ class Retention:
         *,
         days: int,
         content_days: int,
-        batch: int = 500,
-        pause: float = 0.02,
+        batch: int = 100,
+        pause: float = 0.01,
+        idle_ratio: float = 3.0,
     ) -> None:
         self._limits = limits
         self._committer = committer
         self.days, self.content_days = days, content_days
         self.batch = batch
         self.pause = pause
+        self.idle_ratio = idle_ratio
         self._marks: dict[str, store_retention.Mark | None] = {}  # how far blanking got, per scope
         committer.register("retention", self._write, lazy=True)
 
@@ -87,7 +91,9 @@ class Retention:
         while True:
             if step.blank:
                 step = dataclasses.replace(step, after=self._marks.get(step.scope.key))
+            started = time.monotonic()
             done = await self._committer.write("retention", step)
+            took = time.monotonic() - started
             if done is None:
                 report.skipped += 1
                 return  # another node is sweeping: its pass covers this
@@ -99,7 +105,7 @@ class Retention:
                 report.deleted += count
             if count < self.batch:
                 return
-            await asyncio.sleep(self.pause)
+            await asyncio.sleep(max(self.pause, took * self.idle_ratio))
 
     async def run(self, interval: float) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed pass is logged and tried again later."""
