@@ -35,3 +35,15 @@ def test_keyword_lists_are_bounded() -> None:
         optout.keywords([f"W{i}" for i in range(21)])
     with pytest.raises(ValueError, match="at most 40 characters"):
         optout.keywords(["x" * 41])
+
+
+def test_our_api_refuses_a_suppressed_recipient_with_422() -> None:
+    import orjson
+
+    from smsgate import errors
+    from smsgate.api import messages
+
+    r = messages.render_error(None, errors.Suppressed("the recipient has opted out"), None)  # type: ignore[arg-type]
+    assert r.status_code == 422
+    assert orjson.loads(bytes(r.body)) == {"error": {"code": "suppressed", "message": "the recipient has opted out"}}
+    assert messages.render_error(None, errors.DestinationNotAllowed(), None).status_code == 403  # type: ignore[arg-type]

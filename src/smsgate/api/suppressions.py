@@ -108,6 +108,7 @@ async def put_suppression(
 
 @router.delete(
     "/v1/suppressions/{msisdn}",
+    status_code=204,
     summary="Remove a number from the list: it can be messaged again",
     openapi_extra=SECURITY,
     responses={204: {"description": "removed"}, 404: {"description": "not on the list"}},
