@@ -24,7 +24,9 @@ class Scope:
 
     @property
     def key(self) -> str:
-        return self.account if self.account is not None else "*"
+        """Names the scope for as long as it holds the same messages: the default scope changes with the set of
+        accounts that have their own limits (a blanking pass then starts over for it)."""
+        return self.account if self.account is not None else "*:" + ",".join(self.exclude)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
