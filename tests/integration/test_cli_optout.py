@@ -30,3 +30,20 @@ def test_import_then_export(tmp_path: pathlib.Path) -> None:
     ]  # nothing of the refused file
     theirs = support.run_cli("suppressions", "export", "--account", other["account_id"], env=env).stdout
     assert theirs.strip() == "msisdn,source,reason,created_at"
+
+
+def test_accounts_set_opt_out_and_retention(tmp_path: pathlib.Path) -> None:
+    env = {"SMSGATE_DATA_DIR": str(tmp_path / "data")}
+    support.run_cli("migrate", env=env)
+    acc = support.cli_json("accounts", "create", "shop", "--json", env=env)
+    args = ["accounts", "set", acc["api_key"], "--stop-keywords", " halt, Stop ,", "--optout-reply", "Bye."]
+    out = support.cli_json(*args, "--retention-days", "90", "--content-retention-days", "7", "--json", env=env)
+    assert out["optout"] == {"stop_keywords": ["HALT", "STOP"], "start_keywords": None, "reply": "Bye."}
+    assert out["retention"] == {"days": 90, "content_days": 7}
+    back = ["accounts", "set", acc["api_key"], "--stop-keywords", "", "--optout-reply", "", "--retention-days", "-1"]
+    out = support.cli_json(*back, "--json", env=env)
+    assert out["optout"]["stop_keywords"] is None and out["optout"]["reply"] is None
+    assert out["retention"] == {"days": None, "content_days": 7}
+    many = ",".join(f"W{i}" for i in range(21))
+    r = support.run_cli("accounts", "set", acc["api_key"], "--stop-keywords", many, env=env, check=False)
+    assert r.returncode == 2 and "at most 20 keywords" in r.stderr, r.stderr
