@@ -21,7 +21,8 @@ are translated where they occur (``raise X from exc``).
     │   └── AccountDisabled        the credentials are right, but the account is disabled
     ├── PolicyError                valid input that this account may not do
     │   ├── DestinationNotAllowed  country not enabled, blocked destination, not the sandbox
-    │   │   └── NotWhitelisted     not on a demo account's allow-list (Vonage status 29)
+    │   │   ├── NotWhitelisted     not on a demo account's allow-list (Vonage status 29)
+    │   │   └── Suppressed         on the account's suppression list (opted out, or put there by the account)
     │   ├── SenderNotAllowed       not on the account's list, or a number it does not own
     │   │   └── SenderTaken        another account's number or reserved name
     │   ├── FeatureNotAllowed      silent, SIM data download or class-2 binary without the account's permission
@@ -144,6 +145,10 @@ class DestinationNotAllowed(PolicyError):
 
 class NotWhitelisted(DestinationNotAllowed):
     """Non-Whitelisted Destination"""
+
+
+class Suppressed(DestinationNotAllowed):
+    """The recipient is on this account's suppression list (opted out)."""
 
 
 class SenderNotAllowed(PolicyError):

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     webhook_per_account_concurrency: int = 8  # deliveries in flight per account and node (fair to the others)
     console_streams_per_account: int = 4  # open /console/api/stream per account (or the operator) and process
 
+    # retention (issue 21), in days; 0 keeps everything (accounts may have their own: smsgate accounts set)
+    retention_days: int = Field(0, ge=0)  # messages, parts, events and webhook log deleted after this
+    content_retention_days: int = Field(0, ge=0)  # texts, binary payloads and webhook bodies blanked after this
+    retention_interval: float = Field(300.0, gt=0)  # seconds between sweeps
+    retention_batch: int = Field(100, ge=1, le=10_000)  # messages per sweep transaction
+
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     routing: dict[str, Any] = Field(default_factory=dict)

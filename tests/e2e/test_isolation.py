@@ -311,6 +311,16 @@ ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
         "DELETE",
         "/sandbox/handsets/{msisdn}/messages",
     ): "tests/e2e/test_sandbox_control.py::test_delete_a_handsets_conversation",
+    **dict.fromkeys(
+        [
+            ("GET", "/v1/suppressions"),
+            ("GET", "/v1/suppressions/{msisdn}"),
+            ("PUT", "/v1/suppressions/{msisdn}"),
+            ("DELETE", "/v1/suppressions/{msisdn}"),
+        ],
+        "tests/e2e/test_suppressions.py::test_each_account_has_its_own_list",
+    ),
+    ("GET", "/v1/messages/export"): "tests/e2e/test_export.py::test_export_streams_only_the_accounts_messages",
 }
 
 

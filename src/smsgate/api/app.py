@@ -20,12 +20,14 @@ from smsgate.api import (
     auth,
     connectors,
     console,
+    export,
     fastpath,
     messages,
     messages_send,
     peers,
     sandbox,
     sandbox_control,
+    suppressions,
     webhooks,
 )
 from smsgate.api import docs as api_docs
@@ -50,6 +52,8 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 * **Kaarai Send Single SMS** — `POST /v1/send-sms` with HTTP Basic `api_key:api_secret`.
 * **Our own API** — `POST /v1/messages` (send), `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`,
   with a Bearer token or HTTP Basic `api_key:api_secret`. Every send endpoint takes an `Idempotency-Key` header.
+* **Suppression lists** — `GET/PUT/DELETE /v1/suppressions/{msisdn}` and `GET /v1/suppressions`: numbers no
+  dialect sends to (recipients who replied STOP land there by themselves).
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`; as a test double: `/messages/latest`
   (waits for a message, reads its one-time code), `/script`, `/sandbox/behaviour` and `/sandbox/reset`.
 * **Connectors** — the operator's `GET /v1/connectors`, `POST /v1/connectors/{name}/pause` and `/resume`; the
@@ -89,7 +93,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     renderers.update(dict.fromkeys(kaarai.PREFIXES, kaarai.render_error))
     renderers.update(
         dict.fromkeys(
-            ("/v1/messages", "/v1/segments", "/v1/webhooks", "/v1/account", "/v1/connectors", "/connectors/"),
+            (
+                "/v1/messages",
+                "/v1/segments",
+                "/v1/webhooks",
+                "/v1/account",
+                "/v1/connectors",
+                "/v1/suppressions",
+                "/connectors/",
+            ),
             messages.render_error,
         )
     )  # ours, under /v1/, and the upstreams' receivers
@@ -100,10 +112,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
     app.include_router(messages_send.router)
+    app.include_router(export.router)  # before messages: /v1/messages/export is no message id
     app.include_router(messages.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
     app.include_router(webhooks.router)
+    app.include_router(suppressions.router)
     app.include_router(connectors.router)
     app.include_router(console.router)
 

@@ -30,6 +30,7 @@ _STATUS = [
     (errors.RateLimited, 429, "rate_limited"),
     (errors.InsufficientBalance, 402, "insufficient_balance"),
     (errors.InsufficientScope, 403, "insufficient_scope"),
+    (errors.Suppressed, 422, "suppressed"),
     (errors.PolicyError, 403, "forbidden"),
     (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
     (errors.ValidationError, 400, "invalid_request"),

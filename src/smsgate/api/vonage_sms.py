@@ -15,7 +15,8 @@ SMS status codes (``messages[].status``, always HTTP 200), chosen by the error's
     4       AuthError                                             "Bad Credentials"
     5       StoreUnavailable, RouteUnavailable, anything else     "Internal Error"
     6       InvalidNumber (any other reason)                      "Invalid Message" (unrecognised prefix)
-    7       DestinationNotAllowed (country off / blocked prefix)  "Number Barred"
+    7       DestinationNotAllowed (country off / blocked prefix,  "Number Barred"
+            Suppressed: the recipient opted out)
     8       AccountDisabled                                       "Partner Account Barred"
     9       InsufficientBalance                                   "Partner Quota Violation" (no credit)
     12      TextTooLong (> 3200 characters or > 255 parts)        "Message Too Long"

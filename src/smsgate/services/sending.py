@@ -24,6 +24,7 @@ from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
 from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
+from smsgate.services import suppressions as services_suppressions
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import idempotency as store_idempotency
@@ -60,6 +61,7 @@ class SendRequest:
     requested_from: str | None = None
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
     reply: Reply | None = None  # an Idempotency-Key: the answer is rendered and stored in the accept transaction
+    confirms_optout: bool = False  # the confirmation of a STOP: the one message a suppressed number still gets
 
 
 @dataclasses.dataclass(slots=True)
@@ -120,6 +122,7 @@ class Gateway:
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
         owners: smsgate_owners.Owners,
+        suppressions: services_suppressions.Suppressions,
         sandboxes: tuple[str, ...] = (),
         has_room: Callable[[], bool] = lambda: True,
         default_sender: str = "smsgate",
@@ -148,6 +151,8 @@ class Gateway:
         self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
         self.owners = owners
         self.owners.watch(self.changes)
+        self.suppressions = suppressions
+        self.suppressions.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
         self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
@@ -206,6 +211,8 @@ class Gateway:
         if not account.active:
             raise errors.AccountDisabled()
         self.check_destination(account, req.recipient)
+        if not req.confirms_optout:
+            await self.suppressions.check(account, req.recipient)
         if not account.allow_sim_messages and _sim_message(req):
             raise errors.FeatureNotAllowed(
                 "silent (protocol-id 64), SIM data download (protocol-id 127) and class-2 binary messages are not "

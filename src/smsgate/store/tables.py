@@ -53,6 +53,13 @@ accounts = sa.Table(
     # Traffic only to sandbox connectors (the demo account); silent / SIM-data / class-2 binary messages allowed.
     sa.Column("sandbox_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("allow_sim_messages", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Opt-out keywords (None: core.optout's defaults) and the confirmation sent on a STOP (None: none is sent).
+    sa.Column("stop_keywords", sa.JSON),
+    sa.Column("start_keywords", sa.JSON),
+    sa.Column("optout_reply", sa.String(640)),
+    # Retention overrides in days (None: SMSGATE_RETENTION_DAYS / SMSGATE_CONTENT_RETENTION_DAYS; 0: keep forever).
+    sa.Column("retention_days", sa.Integer),
+    sa.Column("content_retention_days", sa.Integer),
 )
 
 tokens = sa.Table(
@@ -91,6 +98,7 @@ messages = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Index("ix_messages_account_created", "account_id", "created_at"),
     sa.Index("ix_messages_recipient_sender", "recipient", "sender"),
+    sa.Index("ix_messages_created_at", "created_at"),  # the retention sweep walks messages by age
 )
 
 parts = sa.Table(
@@ -301,4 +309,16 @@ idempotency_keys = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),
     sa.Column("message_id", sa.String(40)),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
+)
+
+# Recipients an account must not message (they replied STOP, or the account said so): refused at accept in every
+# dialect (services.suppressions keeps each account's list in memory, refreshed when a change is announced).
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("msisdn", sa.String(20), primary_key=True),  # digits, no "+" (core.numbers.Number.digits)
+    sa.Column("source", sa.String(8), nullable=False),  # api | keyword | import
+    sa.Column("reason", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
 )

@@ -10,14 +10,14 @@ onto the ten codes of its table; the choices the spec leaves open are:
     ``text`` absent, null, "" or not a string   400     4002  (too long: same code, own wording)
     ``to`` not a string or not a valid number   400     4003
     unknown user, wrong secret, disabled        403     4030  same body whether the user exists or not
-    destination blocked / country / allow-list  403     4031
+    destination blocked / country / allow-list  403     4031  (also a recipient on the suppression list)
     no route, no balance, no default sender     403     4031  retrying the same request cannot help
     ``from`` not allowed or malformed           202     -     the default sender is used, as the spec says
     ``from`` another account's number or name   403     4031  refused: never sent under someone else's name
     quota used up, rate limited                 503     5030  with Retry-After: it does work later
     too many failed logins (address and user)   503     5030  with Retry-After; says nothing about the user
     store unavailable, anything unexpected      503     5030  nothing was written
-    any other path or method under /v1/         404     4040  (except our own /v1/messages and /v1/segments)
+    any other path or method under /v1/         404     4040  (except our own /v1/messages, /v1/segments, /v1/suppressions)
     Idempotency-Key malformed, or reused with   400     4000  the request content is wrong; 4000 is the
     another request                                           spec's one code for that
 
