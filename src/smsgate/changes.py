@@ -26,6 +26,7 @@ from smsgate.store import notify
 log = logging.getLogger(__name__)
 
 ACCOUNT, NUMBER, SENDERS, SANDBOX = notify.ACCOUNT, notify.NUMBER, notify.SENDERS, notify.SANDBOX
+SUPPRESSION = notify.SUPPRESSION
 Handler = Callable[[str | None], None]  # the key that changed, or None: anything may have
 
 
@@ -55,6 +56,10 @@ class Changes:
         """Apply a change here at once, and tell the other processes through Redis when there is one (on
         PostgreSQL the store's NOTIFY has told them already)."""
         self.deliver(f"{topic}:{key}")
+        await self.tell_others(topic, key)
+
+    async def tell_others(self, topic: str, key: str) -> None:
+        """Only the Redis half of ``announce``: for a change this process has applied to itself already."""
         await publish(self._redis, self.channel, f"{topic}:{key}")
 
     async def run(self) -> None:

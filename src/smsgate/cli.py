@@ -148,6 +148,8 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
         "quota": {"limit": a.quota_limit, "interval": a.quota_interval, "unit": a.quota_unit},
         "balance": pricing.format_amount(pricing.from_units(a.balance)),
         "parent_id": a.parent_id,
+        "optout": {"stop_keywords": a.stop_keywords, "start_keywords": a.start_keywords, "reply": a.optout_reply},
+        "retention": {"days": a.retention_days, "content_days": a.content_retention_days},
     }
 
 
@@ -276,9 +278,12 @@ def accounts_set(
 
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
+from smsgate.cli_optout import purge, suppressions_app  # noqa: E402
 from smsgate.cli_send import send  # noqa: E402
 from smsgate.cli_senders import senders_app  # noqa: E402
 
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(senders_app, name="senders")
 app.command("send")(send)
+app.add_typer(suppressions_app, name="suppressions")
+app.command("purge")(purge)

@@ -21,7 +21,7 @@ from rich.table import Table
 from smsgate import changes, errors, limits, startup
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
-from smsgate.core import pricing
+from smsgate.core import optout, pricing
 from smsgate.store import accounts as store_accounts
 from smsgate.store import engine as store_engine
 from smsgate.store import migrate as store_migrate
@@ -34,6 +34,7 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (also SM
 JsonOpt = typer.Option(False, "--json", help="print JSON")
 AccountArg = typer.Argument(..., help="account id, api_key or name")
 STARTUP_EXIT = 2
+MAX_REPLY = 640  # an opt-out confirmation: at most 4 GSM-7 parts (accounts.optout_reply)
 
 
 def load_settings(config: pathlib.Path | None, **overrides: Any) -> settings_mod.Settings:
@@ -185,6 +186,16 @@ _SETTINGS_OPTIONS = (
         "--allow-sim-messages/--no-allow-sim-messages",
         "may send silent (protocol-id 64), SIM data download (127) and class-2 binary messages",
     ),
+    _option("stop_keywords", str | None, "--stop-keywords", "comma-separated opt-out keywords ('' = the defaults)"),
+    _option("start_keywords", str | None, "--start-keywords", "comma-separated opt-in keywords ('' = the defaults)"),
+    _option("optout_reply", str | None, "--optout-reply", "text sent back to a number that replied STOP ('' = none)"),
+    _option("retention_days", int | None, "--retention-days", "delete its messages after N days (0 keep, -1 default)"),
+    _option(
+        "content_retention_days",
+        int | None,
+        "--content-retention-days",
+        "blank its message texts after N days (0 keep, -1 the gateway's default)",
+    ),
 )
 
 
@@ -199,6 +210,11 @@ def _settings_from_options(
     allowed_senders: str | None,
     sandbox_only: bool | None,
     allow_sim_messages: bool | None,
+    stop_keywords: str | None,
+    start_keywords: str | None,
+    optout_reply: str | None,
+    retention_days: int | None,
+    content_retention_days: int | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if default_sender is not None:
@@ -225,6 +241,19 @@ def _settings_from_options(
         out["sandbox_only"] = sandbox_only
     if allow_sim_messages is not None:
         out["allow_sim_messages"] = allow_sim_messages
+    for name, raw in (("stop_keywords", stop_keywords), ("start_keywords", start_keywords)):
+        if raw is not None:
+            try:
+                out[name] = list(optout.keywords(raw.split(","))) or None
+            except ValueError as exc:
+                raise typer.BadParameter(f"--{name.replace('_', '-')}: {exc}") from None
+    if optout_reply is not None:
+        if len(optout_reply) > MAX_REPLY:
+            raise typer.BadParameter(f"--optout-reply: at most {MAX_REPLY} characters")
+        out["optout_reply"] = optout_reply or None
+    for name, days in (("retention_days", retention_days), ("content_retention_days", content_retention_days)):
+        if days is not None:
+            out[name] = days if days >= 0 else None
     return out
 
 

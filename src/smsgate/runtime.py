@@ -23,9 +23,13 @@ from smsgate.core import handsets, pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
+from smsgate.services import idempotency as services_idempotency
 from smsgate.services import numbers as services_numbers
+from smsgate.services import optout as services_optout
 from smsgate.services import recording, sending
+from smsgate.services import retention as services_retention
 from smsgate.services import sandbox as sandbox_control
+from smsgate.services import suppressions as services_suppressions
 from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
@@ -35,13 +39,16 @@ from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
 from smsgate.store import console as store_console
 from smsgate.store import engine as store_engine
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import migrate, notify
 from smsgate.store import numbers as store_numbers
 from smsgate.store import outbox as store_outbox
 from smsgate.store import ownership as store_ownership
 from smsgate.store import reads as store_reads
+from smsgate.store import retention as store_retention
 from smsgate.store import sandbox as store_sandbox
+from smsgate.store import suppressions as store_suppressions
 from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import sender as webhook_sender
 
@@ -107,6 +114,7 @@ class Runtime:
             self.writes,
             reassembly_timeout=settings.inbound_reassembly_timeout,
             kpn_retry_delays=settings.kpn_webhook_retry_delays,
+            keys_kept=settings.idempotency_hours * 3600.0,
         )
         self.recorder.register(self.committer)
         self.outbox = store_outbox.Outbox(
@@ -202,8 +210,13 @@ class Runtime:
             changes_bus=self.changes,
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
+            suppressions=services_suppressions.Suppressions(store_suppressions.SuppressionStore(self.engine)),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
+            default_sender=settings.default_sender,
         )
+        # a STOP / START keyword: every process forgets the list, and the account's confirmation goes out
+        self.optout = services_optout.FollowUp(self.gateway)
+        self.recorder.on_optout.append(self.optout)
         self.webhook_service = services_webhooks.Webhooks(
             store_webhooks.Deliveries(self.engine),
             self.gateway,
@@ -212,6 +225,9 @@ class Runtime:
         )
         self.numbers = services_numbers.Numbers(
             store_numbers.NumberStore(self.engine), self.gateway, allow_private=settings.webhooks_allow_private
+        )
+        self.idempotency = services_idempotency.Idempotency(
+            store_idempotency.IdempotencyStore(self.engine), kept_seconds=settings.idempotency_hours * 3600.0
         )
         self.live = store_console.Live(self.engine)
         self.listener = (
@@ -234,6 +250,13 @@ class Runtime:
         )
         self.sandbox_control.watch(self.committer, self.changes)
         self.committer.register("ready", self._ready_write)
+        self.retention = services_retention.Retention(
+            store_retention.Limits(self.engine),
+            self.committer,
+            days=settings.retention_days,
+            content_days=settings.content_retention_days,
+            batch=settings.retention_batch,
+        )
         self._ready_check: asyncio.Future[None] | None = None
         self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
         self.pauses = store_connectors.PauseStore(self.engine)
@@ -275,6 +298,7 @@ class Runtime:
         self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweeper")
+        self._spawn(self.retention.run(self.settings.retention_interval), "retention")
         if self.listener is not None:
             self._spawn(self.listener.run(), "listen")
         if self.redis is not None:
@@ -290,6 +314,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await self.sandbox_control.close()
+        await self.optout.close()
         await self.dispatcher.close()
         await self.webhooks.close()
         for c in self.connectors.values():

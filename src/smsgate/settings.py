@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smsgate import configfile, errors
-from smsgate.core import handsets
+from smsgate.core import handsets, senders
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     kpn_batch_max: int = Field(5000, ge=1, le=100_000)
     batch_max: int = Field(5000, ge=1, le=100_000)  # recipients per POST /v1/batches
     kpn_webhook_retry_delays: CommaList = Field(default_factory=lambda: ["60", "120", "240"])
+    # sending (issue 19): the sender of a Kaarai / KPN send without one from an account without a default sender;
+    # how long an Idempotency-Key's answer is kept for a retry
+    default_sender: str = "smsgate"
+    idempotency_hours: float = Field(24.0, gt=0, le=24 * 30)
 
     # webhooks
     webhooks_allow_private: bool = False
@@ -124,6 +128,12 @@ class Settings(BaseSettings):
     webhook_per_account_concurrency: int = 8  # deliveries in flight per account and node (fair to the others)
     console_streams_per_account: int = 4  # open /console/api/stream per account (or the operator) and process
 
+    # retention (issue 21), in days; 0 keeps everything (accounts may have their own: smsgate accounts set)
+    retention_days: int = Field(0, ge=0)  # messages, parts, events and webhook log deleted after this
+    content_retention_days: int = Field(0, ge=0)  # texts, binary payloads and webhook bodies blanked after this
+    retention_interval: float = Field(300.0, gt=0)  # seconds between sweeps
+    retention_batch: int = Field(100, ge=1, le=10_000)  # messages per sweep transaction
+
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)
     routing: dict[str, Any] = Field(default_factory=dict)
@@ -134,6 +144,15 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         return store_engine.normalise_url(value) if value else None
+
+    @field_validator("default_sender")
+    @classmethod
+    def _default_sender(cls, value: str) -> str:
+        try:
+            senders.parse_sender(value)
+        except errors.ValidationError as exc:
+            raise ValueError(exc.message) from None
+        return value
 
     @field_validator("log_format")
     @classmethod

@@ -111,3 +111,18 @@ def test_idempotency_key_answers_a_repeat_without_sending_again(gateway: Gateway
     assert r.status_code == 201 and r.json()["id"] != first.json()["id"]
     long_key = {"Idempotency-Key": "k" * 101}
     assert httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc), headers=long_key).status_code == 400
+
+
+def test_a_suppressed_recipient_is_refused_alone_with_the_reason(gateway: GatewayProcess) -> None:
+    """Issue 21: the account's suppression list holds for every recipient of a batch; the others still go."""
+    acc = gateway.create_account("ours-optout")
+    assert httpx.put(gateway.url + "/v1/suppressions/31612340021", auth=auth(acc)).status_code == 201
+    body = {"text": "Sale today", "recipients": [{"to": "+31612340020"}, {"to": "+31612340021"}]}
+    r = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc))
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["accepted"] == 1
+    assert [(f["index"], f["to"]) for f in out["refused"]] == [(1, "+31612340021")]
+    assert "opted out" in out["refused"][0]["reason"]
+    listed = httpx.get(gateway.url + f"/v1/batches/{out['id']}/messages", auth=auth(acc)).json()["messages"]
+    assert [m["to"] for m in listed] == ["+31612340020"]

@@ -305,3 +305,22 @@ def test_a_batch_body_may_be_larger_than_other_routes_allow(gateway: GatewayProc
     r = httpx.post(gateway.url + "/messaging/sms-kpn/v1/send", json=body,
                    headers={"Authorization": f"Bearer {gateway.token(acc)}"})  # fmt: skip
     assert r.status_code == 400 and "too large" in r.json()["errorResponse"]["info"]
+
+
+def test_a_suppressed_number_refuses_the_whole_call_naming_it(gateway: GatewayProcess) -> None:
+    """KPN's batch is all or nothing: an opted-out recipient is a 403 naming the item and the number, so the
+    caller can drop it and send again; nothing is stored or debited."""
+    acc = gateway.create_account("bulk-optout")
+    token = gateway.token(acc)
+    before = balance_of(gateway, acc["account_id"])
+    nums = numbers(20)
+    assert httpx.put(gateway.url + f"/v1/suppressions/+316{nums[7][2:]}", auth=(acc["api_key"], acc["api_secret"])
+                     ).status_code == 201  # fmt: skip
+    r = post(gateway, token, batch(nums))
+    assert r.status_code == 403, r.text
+    info = r.json()["errorResponse"]["info"]
+    assert "messages[7]" in info and "opted out" in info, info
+    assert count_messages(gateway, acc["account_id"]) == 0
+    assert balance_of(gateway, acc["account_id"]) == before
+    del nums[7]
+    assert post(gateway, token, batch(nums)).status_code == 200

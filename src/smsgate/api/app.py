@@ -21,11 +21,14 @@ from smsgate.api import (
     batches,
     connectors,
     console,
+    export,
     fastpath,
     messages,
+    messages_send,
     peers,
     sandbox,
     sandbox_control,
+    suppressions,
     webhooks,
 )
 from smsgate.api import docs as api_docs
@@ -49,8 +52,10 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 * **Vonage via KPN** — `POST /communication/nexmo/sms/send` and `/register`, and
   `/communication/nexmo/phone-numbers/...`, with the KPN Bearer token.
 * **Kaarai Send Single SMS** — `POST /v1/send-sms` with HTTP Basic `api_key:api_secret`.
-* **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
-  HTTP Basic `api_key:api_secret`.
+* **Our own API** — `POST /v1/messages` (send), `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`,
+  with a Bearer token or HTTP Basic `api_key:api_secret`. Every send endpoint takes an `Idempotency-Key` header.
+* **Suppression lists** — `GET/PUT/DELETE /v1/suppressions/{msisdn}` and `GET /v1/suppressions`: numbers no
+  dialect sends to (recipients who replied STOP land there by themselves).
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`; as a test double: `/messages/latest`
   (waits for a message, reads its one-time code), `/script`, `/sandbox/behaviour` and `/sandbox/reset`.
 * **Connectors** — the operator's `GET /v1/connectors`, `POST /v1/connectors/{name}/pause` and `/resume`; the
@@ -74,6 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.webhooks = runtime.webhook_service
     app.state.numbers = runtime.numbers
     app.state.batches = runtime.batches
+    app.state.idempotency = runtime.idempotency
     app.state.settings = runtime.settings
     app.state.cors_origins = frozenset(runtime.settings.cors_origins)
     app.state.proxies = peers.networks(runtime.settings.trusted_proxies)
@@ -97,6 +103,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "/v1/webhooks",
                 "/v1/account",
                 "/v1/connectors",
+                "/v1/suppressions",
                 "/connectors/",
             ),
             messages.render_error,
@@ -109,11 +116,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(nexmo.router)
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
+    app.include_router(messages_send.router)
+    app.include_router(export.router)  # before messages: /v1/messages/export is no message id
     app.include_router(messages.router)
     app.include_router(batches.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
     app.include_router(webhooks.router)
+    app.include_router(suppressions.router)
     app.include_router(connectors.router)
     app.include_router(console.router)
 

@@ -43,6 +43,11 @@ class Account:
     sandbox_only: bool = False  # traffic only to sandbox connectors (the demo account)
     allow_sim_messages: bool = False  # silent (PID 0x40), SIM data download (PID 0x7F) and class-2 binary messages
     parent_id: str | None = None  # a sub-account's parent: it pays for this account's traffic and sees its messages
+    stop_keywords: Sequence[str] | None = None  # None: core.optout.STOP_KEYWORDS
+    start_keywords: Sequence[str] | None = None  # None: core.optout.START_KEYWORDS
+    optout_reply: str | None = None  # confirmation sent back on a STOP; None: none
+    retention_days: int | None = None  # None: the gateway's SMSGATE_RETENTION_DAYS; 0: keep forever
+    content_retention_days: int | None = None  # None: SMSGATE_CONTENT_RETENTION_DAYS; 0: keep forever
 
     @property
     def active(self) -> bool:

@@ -79,6 +79,8 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     now = time.time()
     batch_id = str(uuid.uuid4())
     claim = gw.has_room()
+    # the account's opted-out recipients (its suppression list, read once from the cache for the whole batch)
+    suppressed = await gw.suppressions.refusals(account, (r.number.digits for r in req.recipients))
     items = []
     for r in req.recipients:
         one = sending.SendRequest(account=account, dialect=req.dialect, recipient=r.number, sender=sender,
@@ -87,6 +89,8 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
                                   priority=req.priority)  # fmt: skip
         try:
             gw.check_destination(account, r.number)
+            if r.number.digits in suppressed:
+                raise errors.Suppressed("the recipient has opted out of messages from this account (suppressed)")
             seg = segmented.get(r.text)
             if seg is None:
                 seg = segmented[r.text] = gw.segment(one)

@@ -5,8 +5,10 @@
     job_results   a dispatch round's outcome: parts submitted / rejected / put back, the job done or due again;
                   then the receipts that overtook this submit (held) are applied
     receipts      ``core.receipts.apply`` (pure) on what the store loads → store writes; unmatched ones are held
-    inbound       fragments kept until complete; ``core.inbound.assemble`` (pure); the owner (``store.ownership``)
-    sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long
+    inbound       fragments kept until complete; ``core.inbound.assemble`` (pure); the owner (``store.ownership``);
+                  a STOP / START keyword (``core.optout``) changes the owner's suppression list in the same transaction
+    sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long, and
+                  Idempotency-Key answers older than they are kept
 
 and after each: webhook planning (``webhooks.planner``, pure) on the events just written, its deliveries written
 by the store in the same transaction. Nothing here calls up the chain: what must happen after a commit (the
@@ -18,6 +20,7 @@ returns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -26,16 +29,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from smsgate import errors
+from smsgate.core import accounts as core_accounts
 from smsgate.core import events as core_events
 from smsgate.core import inbound as core_inbound
 from smsgate.core import message as core_message
+from smsgate.core import optout
 from smsgate.core import receipts as core_receipts
+from smsgate.store import accounts as store_accounts
 from smsgate.store import batches as store_batches
 from smsgate.store import committer as store_committer
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
 from smsgate.store import ownership
 from smsgate.store import receipts as store_receipts
+from smsgate.store import suppressions as store_suppressions
 from smsgate.store import webhooks as store_webhooks
 from smsgate.webhooks import planner
 
@@ -45,7 +53,18 @@ Tx = Any  # the connection a group-commit transaction runs on (``store.committer
 # After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
 # ones, and other nodes' on SQLite, are applied by the periodic sweep.
 HELD_RECENTLY = 600.0
+KEY_SWEEP_INTERVAL = 60.0  # seconds between sweeps of old Idempotency-Key answers
 KINDS = ("accept", "accept_batch", "job_results", "receipts", "inbound", "sweep")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OptOut:
+    """A keyword changed an account's suppression list (told after the commit: caches, the confirmation)."""
+
+    account: core_accounts.Account
+    msisdn: str  # the handset, digits
+    number: str  # the account's number it wrote to, as stored
+    added: bool
 
 
 class Recorder:
@@ -57,16 +76,21 @@ class Recorder:
         *,
         reassembly_timeout: float,
         kpn_retry_delays: Sequence[str] = ("60", "120", "240"),
+        keys_kept: float = 24 * 3600.0,
     ) -> None:
         self._writes = writes
         self._kpn_retry_delays = ",".join(kpn_retry_delays) or None
         self._reassembly_timeout = reassembly_timeout
+        self._keys_kept = keys_kept  # seconds an Idempotency-Key's answer is kept (SMSGATE_IDEMPOTENCY_HOURS)
+        self._keys_swept = 0.0
         # when this process last held a receipt that overtook its submit result: until then, recording submit
         # results need not look for waiting receipts (another node's are found by the periodic sweep)
         self._held_at = -1e18
         self._planned = False  # a transaction planned deliveries: wake the webhook sender after its commit
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
         self.on_deliveries: list[Callable[[], None]] = []
+        self.on_optout: list[Callable[[Sequence[OptOut]], None]] = []
+        self._optouts: list[OptOut] = []  # of the transaction being written
         self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
     def register(self, committer: store_committer.GroupCommitter) -> None:
@@ -78,6 +102,9 @@ class Recorder:
         committer.register("sweep", self.sweep, lazy=True)
         committer.after_commit("accept", self._after_accept)
         committer.after_commit("accept_batch", self._after_batch)
+
+        committer.after_commit("inbound", self._after_optout)
+        committer.after_commit("sweep", self._after_optout)
         for kind in KINDS:
             committer.after_commit(kind, self._after_commit)
 
@@ -137,6 +164,7 @@ class Recorder:
         return len(applied)
 
     async def inbound(self, tx: Tx, items: Sequence[core_inbound.InboundPart]) -> list[None]:
+        self._optouts = []  # what a rolled-back try of this batch found is not news
         now = time.time()
         for part in items:
             info = core_inbound.concat_info(part)
@@ -152,11 +180,15 @@ class Recorder:
     async def sweep(self, tx: Tx, items: Sequence[None]) -> list[None]:
         """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long. A group-commit
         kind: on SQLite it then writes through the one writer connection like everything else."""
+        self._optouts = []
         await self.apply_held(tx)
         now = time.time()
         for late in await store_inbound.overdue(tx, now - self._reassembly_timeout):
             assembled = core_inbound.assemble(late.pieces, incomplete=True, total=late.total)
             await self._store_inbound(tx, late.connector, late.source, late.destination, assembled, now)
+        if now - self._keys_swept >= KEY_SWEEP_INTERVAL:
+            self._keys_swept = now
+            await store_idempotency.sweep(tx, now - self._keys_kept)
         return [None] * len(items)
 
     # -- the steps ---------------------------------------------------------------------------------------------
@@ -212,10 +244,39 @@ class Recorder:
             )
             for piece, text in msg.parts
         ]
-        data = {"incomplete": True} if msg.incomplete else None
-        event = core_events.Event(message_id, None, account_id, core_events.EventType.RECEIVED, now, data)
+        data: dict[str, Any] = {"incomplete": True} if msg.incomplete else {}
+        change = await self._keyword(tx, message, now) if owner is not None else None
+        if change is not None:
+            data["optout"] = "added" if change.added else "removed"
+        event = core_events.Event(message_id, None, account_id, core_events.EventType.RECEIVED, now, data or None)
         await store_inbound.insert(tx, message, parts, event)
         await self._plan(tx, [event])
+        if change is not None:
+            planned = planner.optout(change.account, message, change.added, now)
+            if planned is not None:
+                await store_webhooks.insert(tx, [planned], now)
+                self._planned = True
+
+    async def _keyword(self, tx: Tx, message: core_message.Message, now: float) -> OptOut | None:
+        """A STOP or START keyword: the sender joins or leaves the owner's suppression list, in this transaction.
+        Only a short text costs the account read (``optout.action`` refuses anything longer at once)."""
+        if not optout.short(message.text):
+            return None
+        acc = await store_accounts.load(tx, message.account_id)
+        said = optout.action(message.text, acc.stop_keywords, acc.start_keywords) if acc is not None else None
+        if acc is None or said is None or not message.sender.lstrip("+").isdigit():
+            return None
+        digits = message.sender.lstrip("+")
+        if said is optout.Action.STOP:
+            keyword = (message.text or "").strip()[: optout.MAX_KEYWORD_LENGTH]
+            changed = await store_suppressions.add(tx, acc.id, digits, "keyword", f"replied {keyword}", now)
+        else:
+            changed = await store_suppressions.remove(tx, acc.id, digits)
+        if not changed:
+            return None
+        change = OptOut(acc, digits, message.recipient, said is optout.Action.STOP)
+        self._optouts.append(change)
+        return change
 
     async def _plan(self, tx: Tx, events: Sequence[core_events.Event]) -> None:
         """Webhooks for ``events``: the planner decides on what the store loads; the store writes its deliveries."""
@@ -245,6 +306,12 @@ class Recorder:
         stored = [b for b, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
         messages = store_batches.flatten(stored)
         self._after_accept(kind, messages, [None] * len(messages))
+
+    def _after_optout(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+        if self._optouts:
+            done, self._optouts = self._optouts, []
+            for cb in self.on_optout:
+                cb(done)
 
     def _after_commit(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
         if self._planned:

@@ -22,10 +22,13 @@ from smsgate import caches, changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
+from smsgate.services import suppressions as services_suppressions
 from smsgate.store import accounts as store_accounts
 from smsgate.store import batches as store_batches
 from smsgate.store import committer as store_committer
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import reads as store_reads
 
@@ -58,6 +61,20 @@ class SendRequest:
     trusted_number: bool | None = None
     requested_from: str | None = None
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
+    reply: Reply | None = None  # an Idempotency-Key: the answer is rendered and stored in the accept transaction
+    confirms_optout: bool = False  # the confirmation of a STOP: the one message a suppressed number still gets
+
+
+@dataclasses.dataclass(slots=True)
+class Reply:
+    """An Idempotency-Key's claim on a send (``services.idempotency``): ``render`` turns the result into the
+    dialect's answer inside the accept transaction, which stores it with the message; ``response`` is then that
+    answer, the one to give."""
+
+    key: str
+    fingerprint: str
+    render: Callable[[SendResult], core_idempotency.StoredResponse]
+    response: core_idempotency.StoredResponse | None = None
 
 
 class Route(Protocol):
@@ -82,6 +99,8 @@ class SendResult:
     network: str | None
     queued: bool  # accepted, but its route cannot take it now
     quota: limits.QuotaState
+    message: core_message.Message  # as stored, with its parts (``/v1/messages`` answers with them)
+    stored_parts: tuple[core_message.Part, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,8 +132,10 @@ class Gateway:
         changes_bus: changes.Changes | None = None,
         cache_seconds: float = credentials.CACHE_SECONDS,
         owners: smsgate_owners.Owners,
+        suppressions: services_suppressions.Suppressions,
         sandboxes: tuple[str, ...] = (),
         has_room: Callable[[], bool] = lambda: True,
+        default_sender: str = "smsgate",
     ) -> None:
         self.accounts = accounts
         self.reads = reads
@@ -140,10 +161,13 @@ class Gateway:
         self.changes.subscribe(changes.ACCOUNT, self.credentials.forget)
         self.owners = owners
         self.owners.watch(self.changes)
+        self.suppressions = suppressions
+        self.suppressions.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
         self._cache_seconds = cache_seconds
         self._children: caches.Expiring[tuple[str, str], str] = caches.Expiring(10_000)  # (parent, name) -> id
+        self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
     async def account_changed(self, account_id: str) -> None:
@@ -179,10 +203,14 @@ class Gateway:
 
     async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
         """The sender to use: the account's default (set by the operator), or the requested one if the account may
-        use it (``owners``: its own numbers and any unreserved name, or the operator's list)."""
+        use it (``owners``: its own numbers and any unreserved name, or the operator's list). No sender asked for
+        and no default of the account's: the gateway's (``SMSGATE_DEFAULT_SENDER``), as Kaarai's spec promises
+        ("a default number will be provided") and KPN's send without ``sender`` needs."""
         if raw is None or raw == "" or not account.may_choose_sender:
             if not account.default_sender:
-                raise errors.InvalidSender("no sender given and the account has no default sender")
+                if raw is None or raw == "":
+                    return self._default_sender
+                raise errors.InvalidSender("the account may not choose its sender and has no default sender")
             raw = account.default_sender
         sender = senders.parse_sender(raw)
         if account.may_choose_sender and raw != account.default_sender:
@@ -203,6 +231,8 @@ class Gateway:
         if not account.active:
             raise errors.AccountDisabled()
         self.check_destination(account, req.recipient)
+        if not req.confirms_optout:
+            await self.suppressions.check(account, req.recipient)
         if not account.allow_sim_messages and _sim_message(req):
             raise errors.FeatureNotAllowed(
                 "silent (protocol-id 64), SIM data download (protocol-id 127) and class-2 binary messages are not "
@@ -212,22 +242,39 @@ class Gateway:
         seg = self.segment(req)
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
         built = self.build(req, sender.value, seg, time.time(), claim=self._has_room())
-        item = built.item
+        item, message = built.item, built.item.message
         quota = await self.quotas.take(account, seg.count)
+        queued = not any(self.route_available(c) for c in built.connectors)
+
+        def result(remaining: int) -> SendResult:
+            return SendResult(
+                message_id=message.id,
+                parts=tuple(SentPart(p.id, built.part_price) for p in item.parts),
+                price=built.part_price * seg.count,
+                remaining_balance=pricing.from_units(remaining),
+                network=message.network,
+                queued=queued,
+                quota=quota,
+                message=message,
+                stored_parts=item.parts,
+            )
+
+        if req.reply is not None:
+            reply = req.reply
+
+            def respond(remaining: int) -> core_idempotency.StoredResponse:
+                reply.response = reply.render(result(remaining))
+                return reply.response
+
+            key = store_idempotency.NewKey(account.id, reply.key, reply.fingerprint, message.id, message.created_at,
+                                           respond)  # fmt: skip
+            item = dataclasses.replace(item, key=key)
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
             await self.quotas.give_back(account, seg.count)
             raise
-        return SendResult(
-            message_id=item.message.id,
-            parts=tuple(SentPart(p.id, built.part_price) for p in item.parts),
-            price=built.part_price * seg.count,
-            remaining_balance=pricing.from_units(remaining),
-            network=item.message.network,
-            queued=not any(self.route_available(c) for c in built.connectors),
-            quota=quota,
-        )
+        return result(remaining)
 
     def build(
         self,

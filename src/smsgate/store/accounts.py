@@ -45,6 +45,11 @@ _SETTABLE = {
     "webhook_format",
     "sandbox_only",
     "allow_sim_messages",
+    "stop_keywords",
+    "start_keywords",
+    "optout_reply",
+    "retention_days",
+    "content_retention_days",
 }
 
 
@@ -59,6 +64,12 @@ def hash_token(token: str) -> str:
 def from_row(row: Mapping[Any, Any]) -> core_accounts.Account:  # a RowMapping's keys may be columns too
     fields = {f for f in core_accounts.Account.__dataclass_fields__}
     return core_accounts.Account(**{k: v for k, v in row.items() if k in fields})
+
+
+async def load(conn: AsyncConnection, account_id: str) -> core_accounts.Account | None:
+    """Inside a transaction: the account as it sees it (the inbound path reads its opt-out keywords)."""
+    row = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.id == account_id))).first()
+    return from_row(row._mapping) if row else None
 
 
 class AccountStore:

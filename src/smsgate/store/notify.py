@@ -2,7 +2,7 @@
 
 * ``NOTIFY smsgate_outbox`` when a job becomes claimable (below);
 * ``NOTIFY smsgate_changes, '<topic>:<key>'`` when an account's credentials or settings, a number's owner, the
-  reserved senders or an account's sandbox scripts and behaviour change, written in the transaction that makes the change, so every node drops what it cached
+  reserved senders, an account's sandbox scripts and behaviour or its suppression list change, written in the transaction that makes the change, so every node drops what it cached
   at once (``smsgate.changes``) instead of when the cache expires.
 
 A node claims the jobs it accepts itself in the accept transaction (the dispatcher's fast path), so the
@@ -31,6 +31,7 @@ CHANGES = "smsgate_changes"
 # what a change notification is about: <topic>:<key>
 ACCOUNT, NUMBER, SENDERS = "account", "number", "senders"
 SANDBOX = "sandbox"  # an account's sandbox scripts or network behaviour (key: the account id)
+SUPPRESSION = "suppression"  # an account's suppression list (key: the account id)
 
 
 async def notify_outbox(conn: AsyncConnection) -> None:

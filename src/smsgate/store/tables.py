@@ -55,6 +55,13 @@ accounts = sa.Table(
     sa.Column("allow_sim_messages", sa.Boolean, nullable=False, server_default=sa.false()),
     # A sub-account's parent: it pays for the sub-account's traffic and sees its messages (one level deep).
     sa.Column("parent_id", sa.String(40), index=True),
+    # Opt-out keywords (None: core.optout's defaults) and the confirmation sent on a STOP (None: none is sent).
+    sa.Column("stop_keywords", sa.JSON),
+    sa.Column("start_keywords", sa.JSON),
+    sa.Column("optout_reply", sa.String(640)),
+    # Retention overrides in days (None: SMSGATE_RETENTION_DAYS / SMSGATE_CONTENT_RETENTION_DAYS; 0: keep forever).
+    sa.Column("retention_days", sa.Integer),
+    sa.Column("content_retention_days", sa.Integer),
 )
 
 tokens = sa.Table(
@@ -94,6 +101,7 @@ messages = sa.Table(
     sa.Column("batch_id", sa.String(36), index=True),  # the batch it came in (``batches``), if any
     sa.Index("ix_messages_account_created", "account_id", "created_at"),
     sa.Index("ix_messages_recipient_sender", "recipient", "sender"),
+    sa.Index("ix_messages_created_at", "created_at"),  # the retention sweep walks messages by age
 )
 
 parts = sa.Table(
@@ -312,4 +320,32 @@ sandbox_behaviours = sa.Table(
     sa.Column("account_id", sa.String(40), primary_key=True),
     sa.Column("behaviour", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# The answers kept for ``Idempotency-Key`` retries (``services.idempotency``): written in the accept transaction of
+# the message they answer, so a crash between commit and reply still leaves the answer to replay; swept after
+# ``SMSGATE_IDEMPOTENCY_HOURS``. The primary key is what makes one of two concurrent nodes lose.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("message_id", sa.String(40)),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+)
+
+# Recipients an account must not message (they replied STOP, or the account said so): refused at accept in every
+# dialect (services.suppressions keeps each account's list in memory, refreshed when a change is announced).
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("msisdn", sa.String(20), primary_key=True),  # digits, no "+" (core.numbers.Number.digits)
+    sa.Column("source", sa.String(8), nullable=False),  # api | keyword | import
+    sa.Column("reason", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
 )

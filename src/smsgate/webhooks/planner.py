@@ -24,6 +24,8 @@ Which webhook, to where (the log's ``event`` name in brackets):
                                                 Vonage, else our JSON event
                                                 (message.received)
     (no target: nothing is sent; GET /v1/messages?direction=inbound shows it; no owner: the operator's console)
+    inbound STOP / START      -                 our JSON event                  account inbound_url, else
+      keyword (``optout``)                      (optout.added / optout.removed) account receipt_url
 """
 
 from __future__ import annotations
@@ -210,3 +212,24 @@ def _vonage(
     method = "GET" if str(acc.webhook_method).upper() == "GET" else "POST"
     content_type, body = formats.encode_vonage(params, method, str(acc.webhook_format).lower())
     return core_deliveries.Delivery(new_id(), msg.account_id, msg.id, event, url, method, content_type, body)
+
+
+def optout(
+    acc: core_accounts.Account,
+    msg: core_message.Message,
+    added: bool,
+    now: float,
+    *,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> core_deliveries.Delivery | None:
+    """``optout.added`` / ``optout.removed`` for a keyword that changed the account's suppression list, or None
+    when the account has no URL to tell."""
+    url = acc.inbound_url or acc.receipt_url
+    if not url:
+        return None
+    ev = "optout.added" if added else "optout.removed"
+    delivery_id = new_id()
+    data = {"msisdn": msg.sender, "to": msg.recipient, "keyword": (msg.text or "").strip(), "message_id": msg.id,
+            "source": "keyword"}  # fmt: skip
+    body = formats.event(delivery_id, ev, now, data)
+    return core_deliveries.Delivery(delivery_id, acc.id, msg.id, ev, url, "POST", formats.JSON, body)

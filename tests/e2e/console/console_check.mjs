@@ -139,6 +139,17 @@ try {
   if ((await page.locator('#rate-chart rect').count()) < 2) throw new Error('no bars in the chart');
   await shot(page, 'desktop-account');
 
+  log('account: suppress a number, see it listed, remove it');
+  await page.getByLabel('Suppress a number (international form)').fill('+31 6 1234 0099');
+  await page.getByRole('button', { name: 'Suppress', exact: true }).click();
+  await page.locator('#suppressions tr[data-msisdn="31612340099"]').waitFor({ timeout: 5000 });
+  const listed = await (await fetch(`${BASE}/v1/suppressions/31612340099`, { headers: { Authorization: basic(account.key, account.secret) } })).json();
+  if (listed.source !== 'api' || listed.reason !== 'added in the console') throw new Error(`suppression: ${JSON.stringify(listed)}`);
+  await page.getByRole('button', { name: 'Remove 31612340099' }).click();
+  await page.locator('#suppressions-empty').waitFor({ timeout: 5000 });
+  const gone = await fetch(`${BASE}/v1/suppressions/31612340099`, { headers: { Authorization: basic(account.key, account.secret) } });
+  if (gone.status !== 404) throw new Error(`still suppressed after Remove: ${gone.status}`);
+
   log('rotate the secret: the old one stops working, the console keeps working');
   await page.getByRole('button', { name: 'Rotate secret…' }).click();
   const newSecret = (await page.locator('#new-secret').innerText({ timeout: 5000 })).trim();

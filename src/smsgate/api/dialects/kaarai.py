@@ -10,14 +10,16 @@ onto the ten codes of its table; the choices the spec leaves open are:
     ``text`` absent, null, "" or not a string   400     4002  (too long: same code, own wording)
     ``to`` not a string or not a valid number   400     4003
     unknown user, wrong secret, disabled        403     4030  same body whether the user exists or not
-    destination blocked / country / allow-list  403     4031
+    destination blocked / country / allow-list  403     4031  (also a recipient on the suppression list)
     no route, no balance, no default sender     403     4031  retrying the same request cannot help
     ``from`` not allowed or malformed           202     -     the default sender is used, as the spec says
     ``from`` another account's number or name   403     4031  refused: never sent under someone else's name
     quota used up, rate limited                 503     5030  with Retry-After: it does work later
     too many failed logins (address and user)   503     5030  with Retry-After; says nothing about the user
     store unavailable, anything unexpected      503     5030  nothing was written
-    any other path or method under /v1/         404     4040  (except our own /v1/messages and /v1/segments)
+    any other path or method under /v1/         404     4040  (except our own /v1/messages, /v1/segments, /v1/suppressions)
+    Idempotency-Key malformed, or reused with   400     4000  the request content is wrong; 4000 is the
+    another request                                           spec's one code for that
 
 Credentials are checked before the body, so an unauthenticated caller learns nothing about its input.
 A rate-limited send is refused rather than queued (2021) because the token bucket runs before the commit and
@@ -34,7 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, responses
+from smsgate.api import auth, fastpath, idempotent, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -187,6 +189,7 @@ SEND_SCHEMA: dict[str, Any] = {
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
         "security": [{"basicAuth": []}],
+        "parameters": [idempotent.HEADER_DOC],
     },
     responses=_responses(),
 )
@@ -194,7 +197,8 @@ SEND_SCHEMA: dict[str, Any] = {
 async def send_sms(request: Request) -> Response:
     gw = auth.gateway(request)
     account = await _authenticate(request)
-    to, sender, text = _parse(request.headers.get("content-type"), await _body(request))
+    raw = await _body(request)
+    to, sender, text = _parse(request.headers.get("content-type"), raw)
     recipient = numbers.parse_international(to)
     req = sending.SendRequest(
         account=account,
@@ -204,9 +208,12 @@ async def send_sms(request: Request) -> Response:
         text=text,
         requested_from=sender,
     )
-    result = await gw.send(req)
-    code = 2021 if result.queued else 2020
-    return kaarai_json(code, MESSAGES[code], result.message_id)
+
+    def answer(result: sending.SendResult) -> Response:
+        code = 2021 if result.queued else 2020
+        return kaarai_json(code, MESSAGES[code], result.message_id)
+
+    return await idempotent.send(request, req, answer, raw)
 
 
 async def _authenticate(request: Request) -> core_accounts.Account:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits
-from smsgate.api import apigee, auth, fastpath, responses
+from smsgate.api import apigee, auth, fastpath, idempotent, responses
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -317,7 +317,7 @@ async def preflight(request: Request) -> Response:
     "/messaging/sms-kpn/v1/send",
     summary="Send an SMS to a Dutch mobile number",
     openapi_extra={
-        "parameters": [SUBACCOUNT_HEADER],
+        "parameters": [SUBACCOUNT_HEADER, idempotent.HEADER_DOC],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
@@ -326,7 +326,8 @@ async def preflight(request: Request) -> Response:
     },
     responses={
         200: {
-            "description": "Accepted and stored",
+            "description": "Accepted and stored (a replayed Idempotency-Key: the first answer, "
+            "with Idempotent-Replayed: true)",
             "content": {
                 "application/json": {
                     "schema": {
@@ -339,7 +340,7 @@ async def preflight(request: Request) -> Response:
             },
         },
         400: {
-            "description": "Bad request",
+            "description": "Bad request (also an Idempotency-Key used before with another request)",
             "content": error_content("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
         401: {
@@ -382,9 +383,12 @@ async def send(request: Request) -> Response:
         text=content,
         max_chars=request.app.state.settings.kpn_max_chars,
     )
-    result = await gw.send(req)
-    request.state.quota = result.quota
-    return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+    def answer(result: sending.SendResult) -> Response:
+        request.state.quota = result.quota
+        return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+    return await idempotent.send(request, req, answer, body)
 
 
 async def acting_account(request: Request, caller: core_accounts.Account) -> core_accounts.Account:

@@ -1,4 +1,5 @@
-// Account: credentials and secret rotation, quota and balance, webhook URLs, and messages per minute as SVG.
+// Account: credentials and secret rotation, quota and balance, webhook URLs, messages per minute as SVG, and the
+// suppression list (numbers that opted out, or were put there: no send reaches them).
 
 import { api, save, saved } from './api.js';
 import { announce, errorBox, fmtClock, fmtTime, h, replace, svg } from './dom.js';
@@ -82,6 +83,58 @@ function webhookForm(acc) {
   return form;
 }
 
+function suppressionsBlock() {
+  const note = h('p', { role: 'status', class: 'muted' });
+  const list = h('div', { class: 'table-wrap' });
+  const number = h('input', { id: 'suppress-number', type: 'tel', placeholder: '31612345678', autocomplete: 'off' });
+  const load = async () => {
+    try {
+      const page = await api('/v1/suppressions?limit=100');
+      if (!page.suppressions.length) {
+        replace(list, h('p', { class: 'muted', id: 'suppressions-empty' }, 'No number is suppressed.'));
+        return;
+      }
+      const rows = page.suppressions.map((s) => {
+        const remove = h('button', { type: 'button', class: 'secondary', 'aria-label': `Remove ${s.msisdn}` }, 'Remove');
+        remove.addEventListener('click', async () => {
+          try {
+            await api(`/v1/suppressions/${encodeURIComponent(s.msisdn)}`, { method: 'DELETE' });
+            announce(`${s.msisdn} may be messaged again`);
+            await load();
+          } catch (err) {
+            replace(note, errorBox(err));
+          }
+        });
+        return h('tr', { 'data-msisdn': s.msisdn },
+          h('td', {}, h('code', {}, `+${s.msisdn}`)), h('td', {}, s.source), h('td', {}, s.reason || '—'),
+          h('td', {}, fmtTime(s.created_at)), h('td', {}, remove));
+      });
+      replace(list, h('table', { id: 'suppressions' },
+        h('caption', { class: 'muted' }, page.next_cursor ? 'The first 100 numbers (GET /v1/suppressions pages on).' : ''),
+        h('thead', {}, h('tr', {}, ...['Number', 'Source', 'Reason', 'Since', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, ...rows)));
+    } catch (err) {
+      replace(list, errorBox(err));
+    }
+  };
+  const form = h('form', { class: 'settings' },
+    h('div', { class: 'field' }, h('label', { for: 'suppress-number' }, 'Suppress a number (international form)'), number),
+    h('button', { type: 'submit' }, 'Suppress'), note);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await api(`/v1/suppressions/${encodeURIComponent(number.value.trim())}`, { method: 'PUT', body: { reason: 'added in the console' } });
+      number.value = '';
+      replace(note, 'Suppressed.');
+      await load();
+    } catch (err) {
+      replace(note, errorBox(err));
+    }
+  });
+  load();
+  return h('div', {}, h('p', { class: 'muted' }, 'Numbers no send reaches. A reply of STOP adds its sender here; START removes it.'), form, list);
+}
+
 export async function accountView(main, me) {
   main.append(h('h1', {}, 'Account'));
   if (me.operator) {
@@ -107,7 +160,8 @@ export async function accountView(main, me) {
       h('section', { class: 'card', 'aria-labelledby': 'usage-title' }, h('h2', { id: 'usage-title' }, 'Quota and balance'),
         quotaBlock(acc.quota), h('p', { class: 'balance' }, 'Balance: ', h('strong', { id: 'balance' }, acc.balance))),
       h('section', { class: 'card wide', 'aria-labelledby': 'traffic-title' }, h('h2', { id: 'traffic-title' }, 'Traffic, last hour'), chart(stats)),
-      h('section', { class: 'card wide', 'aria-labelledby': 'hooks-title' }, h('h2', { id: 'hooks-title' }, 'Webhooks'), webhookForm(acc)));
+      h('section', { class: 'card wide', 'aria-labelledby': 'hooks-title' }, h('h2', { id: 'hooks-title' }, 'Webhooks'), webhookForm(acc)),
+      h('section', { class: 'card wide', 'aria-labelledby': 'optout-title' }, h('h2', { id: 'optout-title' }, 'Suppression list (opt-out)'), suppressionsBlock()));
   };
   await show();
   const timer = window.setInterval(() => { if (!document.hidden && !holder.contains(document.activeElement)) show(); }, 15000);

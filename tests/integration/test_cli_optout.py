@@ -1,0 +1,49 @@
+"""``smsgate suppressions import/export`` against a real SQLite file; an import is all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import pathlib
+
+from tests import support
+
+
+def test_import_then_export(tmp_path: pathlib.Path) -> None:
+    env = {"SMSGATE_DATA_DIR": str(tmp_path / "data")}
+    support.run_cli("migrate", env=env)
+    acc = support.cli_json("accounts", "create", "shop", "--json", env=env)
+    other = support.cli_json("accounts", "create", "other", "--json", env=env)
+    good = tmp_path / "list.csv"
+    good.write_text("msisdn,reason\n+31612345678,asked in the shop\n0031612345679\n\n31612345678,twice\n")
+    out = support.cli_json("suppressions", "import", str(good), "--account", acc["api_key"], "--json", env=env)
+    assert out == {"account_id": acc["account_id"], "read": 3, "added": 2}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("31612345670\nnot a number\n")
+    r = support.run_cli("suppressions", "import", str(bad), "--account", acc["api_key"], env=env, check=False)
+    assert r.returncode == 2 and "line 2" in r.stderr, r.stderr
+    exported = support.run_cli("suppressions", "export", "--account", acc["account_id"], env=env).stdout
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert [(x["msisdn"], x["source"], x["reason"]) for x in rows] == [
+        ("31612345678", "import", "asked in the shop"),
+        ("31612345679", "import", ""),
+    ]  # nothing of the refused file
+    theirs = support.run_cli("suppressions", "export", "--account", other["account_id"], env=env).stdout
+    assert theirs.strip() == "msisdn,source,reason,created_at"
+
+
+def test_accounts_set_opt_out_and_retention(tmp_path: pathlib.Path) -> None:
+    env = {"SMSGATE_DATA_DIR": str(tmp_path / "data")}
+    support.run_cli("migrate", env=env)
+    acc = support.cli_json("accounts", "create", "shop", "--json", env=env)
+    args = ["accounts", "set", acc["api_key"], "--stop-keywords", " halt, Stop ,", "--optout-reply", "Bye."]
+    out = support.cli_json(*args, "--retention-days", "90", "--content-retention-days", "7", "--json", env=env)
+    assert out["optout"] == {"stop_keywords": ["HALT", "STOP"], "start_keywords": None, "reply": "Bye."}
+    assert out["retention"] == {"days": 90, "content_days": 7}
+    back = ["accounts", "set", acc["api_key"], "--stop-keywords", "", "--optout-reply", "", "--retention-days", "-1"]
+    out = support.cli_json(*back, "--json", env=env)
+    assert out["optout"]["stop_keywords"] is None and out["optout"]["reply"] is None
+    assert out["retention"] == {"days": None, "content_days": 7}
+    many = ",".join(f"W{i}" for i in range(21))
+    r = support.run_cli("accounts", "set", acc["api_key"], "--stop-keywords", many, env=env, check=False)
+    assert r.returncode == 2 and "at most 20 keywords" in r.stderr, r.stderr
