@@ -43,7 +43,7 @@ import orjson
 from fastapi import Request
 
 from smsgate import errors
-from smsgate.api import auth, fastpath
+from smsgate.api import auth, fastpath, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.services import numbers as services_numbers
@@ -301,6 +301,7 @@ async def send(
     """Send an SMS from Vonage parameters; the Vonage SMS body."""
     req = send_request(account, params, dialect=dialect, allow_private=allow_private(request))
     req.reply_routing = reply_routing
+    send_options.apply(request, req)
     return sent_body(req, await auth.gateway(request).send(req))
 
 

@@ -42,6 +42,7 @@ class Account:
     credential_gen: int = 0  # raised by a secret rotation or a disable: older tokens are dead
     sandbox_only: bool = False  # traffic only to sandbox connectors (the demo account)
     allow_sim_messages: bool = False  # silent (PID 0x40), SIM data download (PID 0x7F) and class-2 binary messages
+    default_priority: str = "normal"  # the lane of a message that names none (core.schedule.Priority)
 
     @property
     def active(self) -> bool:

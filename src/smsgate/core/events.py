@@ -21,14 +21,16 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     RECEIVED = "received"  # an inbound message was stored
+    CANCELED = "canceled"  # the client canceled it before it was submitted (``POST /v1/messages/{id}/cancel``)
     RETRY = "retry"  # the job went back to the outbox: ``data.at`` is when it is due again
     REROUTED = "rerouted"  # offered to another connector of its route at once
 
 
 # the types a part or a message reaches as a status (the others are moments in its history)
 STATUSES = frozenset(
-    {EventType.SUBMITTED, EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED}
-)
+    {EventType.SUBMITTED, EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED,
+     EventType.CANCELED}
+)  # fmt: skip
 RECEIPTS = frozenset({EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED})
 
 

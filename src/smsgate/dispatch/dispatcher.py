@@ -393,6 +393,7 @@ class Dispatcher:
             events.append(
                 (core_events.EventType.REROUTED, {"from": connector, "to": alt, "reason": reason, "parts": len(again)})
             )
+        job.scheduled = False
         moved_to = connector if took and connector != job.connector else None
         if moved_to is not None:
             job.connector = connector
@@ -400,7 +401,7 @@ class Dispatcher:
             message_id=job.message_id,
             account_id=job.account_id,
             updates=updates,
-            message_status=new_status if new_status is not Status.ACCEPTED else None,
+            message_status=new_status if new_status is not Status.ACCEPTED or job.scheduled else None,
             done=done,
             retry_at=None if done or alt is not None else min(now + (retry_after or 1.0), job.expires_at),
             retry_reason=reason,

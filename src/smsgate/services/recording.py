@@ -6,6 +6,7 @@
     receipts      ``core.receipts.apply`` (pure) on what the store loads → store writes; unmatched ones are held
     inbound       fragments kept until complete; ``core.inbound.assemble`` (pure); the owner (``store.ownership``)
     sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long
+    cancel        a client cancels a message not yet submitted: job out of the outbox, parts canceled, refund
 
 and after each: webhook planning (``webhooks.planner``, pure) on the events just written, its deliveries written
 by the store in the same transaction. Nothing here calls up the chain: what must happen after a commit (the
@@ -42,7 +43,7 @@ Tx = Any  # the connection a group-commit transaction runs on (``store.committer
 # After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
 # ones, and other nodes' on SQLite, are applied by the periodic sweep.
 HELD_RECENTLY = 600.0
-KINDS = ("accept", "job_results", "receipts", "inbound", "sweep")
+KINDS = ("accept", "job_results", "receipts", "inbound", "sweep", "cancel")
 
 
 class Recorder:
@@ -65,6 +66,7 @@ class Recorder:
         committer.register("receipts", self.receipts, lazy=True)
         committer.register("inbound", self.inbound)
         committer.register("sweep", self.sweep, lazy=True)
+        committer.register("cancel", self.cancel)
         committer.after_commit("accept", self._after_accept)
         for kind in KINDS:
             committer.after_commit(kind, self._after_commit)
@@ -130,6 +132,11 @@ class Recorder:
             assembled = core_inbound.assemble(late.pieces, incomplete=True, total=late.total)
             await self._store_inbound(tx, late.connector, late.source, late.destination, assembled, now)
         return [None] * len(items)
+
+    async def cancel(self, tx: Tx, items: Sequence[store_messages.Cancel]) -> list[store_messages.Canceled | Exception]:
+        results, events = await store_messages.cancel(tx, items)
+        await self._plan(tx, events)
+        return list(results)
 
     # -- the steps ---------------------------------------------------------------------------------------------
     async def _apply(self, tx: Tx, receipts: Sequence[core_receipts.Receipt], now: float) -> core_receipts.Outcome:

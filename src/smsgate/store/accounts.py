@@ -45,6 +45,7 @@ _SETTABLE = {
     "webhook_format",
     "sandbox_only",
     "allow_sim_messages",
+    "default_priority",
 }
 
 

@@ -53,6 +53,8 @@ accounts = sa.Table(
     # Traffic only to sandbox connectors (the demo account); silent / SIM-data / class-2 binary messages allowed.
     sa.Column("sandbox_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("allow_sim_messages", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the dispatcher lane of a message that names none: high, normal or bulk (core.schedule.Priority)
+    sa.Column("default_priority", sa.String(8), nullable=False, server_default="normal"),
 )
 
 tokens = sa.Table(
@@ -144,6 +146,8 @@ outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     # whose job it is (webhook jobs): deliveries are claimed round-robin across accounts (webhooks.sender)
     sa.Column("account_id", sa.String(40)),
+    # submit jobs: the message's lane (0 high, 1 normal, 2 bulk), so a backlog in the outbox is claimed high first
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1"),
     sa.UniqueConstraint("kind", "ref"),
     sa.Index("ix_outbox_kind_run_at", "kind", "run_at"),
 )

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits
-from smsgate.api import apigee, auth, fastpath, responses
+from smsgate.api import apigee, auth, fastpath, responses, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -311,6 +311,7 @@ async def preflight(request: Request) -> Response:
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
+        "parameters": send_options.openapi_parameters(),
         "security": [{"kpnOAuth2": []}],
     },
     responses={
@@ -371,6 +372,7 @@ async def send(request: Request) -> Response:
         text=content,
         max_chars=request.app.state.settings.kpn_max_chars,
     )
+    send_options.apply(request, req)
     result = await gw.send(req)
     request.state.quota = result.quota
     return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, responses, vonage_numbers, vonage_sms
+from smsgate.api import apigee, auth, fastpath, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -85,7 +85,8 @@ _SEND_DOC: dict[str, Any] = {
             "required": False,
             "schema": {"type": "string", "enum": ["yes", "no"]},
             "description": "yes: replies to `from` go to the callback registered for it with /register",
-        }
+        },
+        *send_options.openapi_parameters(),
     ],
     "requestBody": {
         "required": True,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, logs
-from smsgate.api import auth, fastpath, responses, vonage_numbers, vonage_sms
+from smsgate.api import auth, fastpath, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 from smsgate.core import signing
 
@@ -53,6 +53,7 @@ _SMS_DOC: dict[str, Any] = {
             "application/json": {"schema": {"type": "object", "properties": _SMS_FIELDS}},
         }
     },
+    "parameters": send_options.openapi_parameters(),
     "security": _SECURITY,
 }
 _SMS_EXAMPLE = {
