@@ -32,14 +32,14 @@ def smsc() -> Iterator[support.SmscThread]:
         sim.stop()
 
 
-def _gateway(
+def smpp_gateway(
     data_dir: pathlib.Path, sim: support.SmscThread, env: dict[str, str] | None = None
 ) -> support.GatewayProcess:
     config = support.smpp_config(data_dir / "smsgate.toml", sim.sim.port)
     return support.GatewayProcess(data_dir, config=config, env={**FAST, **(env or {})})
 
 
-def _kpn_send(gw: support.GatewayProcess, token: str, text: str, **headers: str) -> httpx.Response:
+def kpn_send(gw: support.GatewayProcess, token: str, text: str, **headers: str) -> httpx.Response:
     return httpx.post(
         gw.url + "/messaging/sms-kpn/v1/send",
         json={"messages": [{"mobile_number": "0612345678", "content": text}]},
@@ -48,7 +48,7 @@ def _kpn_send(gw: support.GatewayProcess, token: str, text: str, **headers: str)
     )
 
 
-def _kaarai_send(gw: support.GatewayProcess, acc: dict[str, str], text: str, **headers: str) -> httpx.Response:
+def kaarai_send(gw: support.GatewayProcess, acc: dict[str, str], text: str, **headers: str) -> httpx.Response:
     return httpx.post(
         gw.url + "/v1/send-sms",
         json={"to": "31612345678", "text": text},
@@ -58,49 +58,49 @@ def _kaarai_send(gw: support.GatewayProcess, acc: dict[str, str], text: str, **h
     )
 
 
-def _message(gw: support.GatewayProcess, acc: dict[str, str], mid: str) -> dict[str, Any]:
+def get_message(gw: support.GatewayProcess, acc: dict[str, str], mid: str) -> dict[str, Any]:
     r = httpx.get(f"{gw.url}/v1/messages/{mid}", auth=(acc["api_key"], acc["api_secret"]), timeout=10)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
 
-def _cancel(gw: support.GatewayProcess, acc: dict[str, str], mid: str, token: str | None = None) -> httpx.Response:
+def cancel(gw: support.GatewayProcess, acc: dict[str, str], mid: str, token: str | None = None) -> httpx.Response:
     auth = {"headers": {"Authorization": f"Bearer {token}"}} if token else {"auth": (acc["api_key"], acc["api_secret"])}
     return httpx.post(f"{gw.url}/v1/messages/{mid}/cancel", timeout=10, **auth)  # type: ignore[arg-type]
 
 
-def _balance(gw: support.GatewayProcess, acc: dict[str, str]) -> float:
+def balance(gw: support.GatewayProcess, acc: dict[str, str]) -> float:
     r = httpx.get(gw.url + "/account/get-balance", params={"api_key": acc["api_key"], "api_secret": acc["api_secret"]})
     return float(r.json()["value"])
 
 
-def _texts(sim: support.SmscThread) -> list[str]:
+def texts_seen(sim: support.SmscThread) -> list[str]:
     return list(sim.copies_by_text())
 
 
 def test_a_scheduled_message_is_submitted_at_its_time_after_a_restart(
     data_dir: pathlib.Path, smsc: support.SmscThread
 ) -> None:
-    gw = _gateway(data_dir, smsc).start()
+    gw = smpp_gateway(data_dir, smsc).start()
     try:
         acc = gw.create_account("sched")
         text = "scheduled " + uuid.uuid4().hex[:8]
-        r = _kpn_send(gw, gw.token(acc), text, **{"X-Send-At": "+3s"})
+        r = kpn_send(gw, gw.token(acc), text, **{"X-Send-At": "+3s"})
         assert r.status_code == 200, r.text
         mid = r.json()["document_id"]
-        msg = _message(gw, acc, mid)
+        msg = get_message(gw, acc, mid)
         assert msg["status"] == "scheduled"
         send_at = msg["meta"]["send_at"]
         assert msg["created_at"] + 2.5 < send_at < msg["created_at"] + 3.5
     finally:
         gw.kill()  # SIGKILL: the job must live in the store, not in this process
-    gw = _gateway(data_dir, smsc).start()
+    gw = smpp_gateway(data_dir, smsc).start()
     try:
-        assert _message(gw, acc, mid)["status"] == "scheduled"
-        assert text not in _texts(smsc)
-        done = support.wait_for(lambda: _message(gw, acc, mid)["status"] in ("submitted", "delivered") or None, 10)
+        assert get_message(gw, acc, mid)["status"] == "scheduled"
+        assert text not in texts_seen(smsc)
+        done = support.wait_for(lambda: get_message(gw, acc, mid)["status"] in ("submitted", "delivered") or None, 10)
         assert done
-        part = _message(gw, acc, mid)["parts"][0]
+        part = get_message(gw, acc, mid)["parts"][0]
         assert send_at <= part["submitted_at"] < send_at + 1.0, part["submitted_at"] - send_at
         assert len(smsc.copies_by_text()[text]) == 1
     finally:
@@ -111,56 +111,56 @@ def test_cancel_before_submission_refunds_and_tells_the_webhook(
     data_dir: pathlib.Path, smsc: support.SmscThread
 ) -> None:
     sink = support.WebhookSink().start()
-    gw = _gateway(data_dir, smsc).start()
+    gw = smpp_gateway(data_dir, smsc).start()
     try:
         acc = gw.create_account("cancel", receipt_url=sink.url)
         other = gw.create_account("other")
-        before = _balance(gw, acc)
+        before = balance(gw, acc)
         text = "cancel me " + uuid.uuid4().hex[:8]
-        r = _kaarai_send(gw, acc, text, **{"X-Send-At": "+60s"})
+        r = kaarai_send(gw, acc, text, **{"X-Send-At": "+60s"})
         assert r.status_code == 202 and r.json()["code"] == 2021, r.text  # "queued for later delivery"
         mid = r.json()["message_id"]
-        assert _balance(gw, acc) < before
-        assert _cancel(gw, other, mid).status_code == 404  # another account's id: not found, nothing changes
-        assert _message(gw, acc, mid)["status"] == "scheduled"
-        r = _cancel(gw, acc, mid)
+        assert balance(gw, acc) < before
+        assert cancel(gw, other, mid).status_code == 404  # another account's id: not found, nothing changes
+        assert get_message(gw, acc, mid)["status"] == "scheduled"
+        r = cancel(gw, acc, mid)
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["status"] == "canceled"
         assert [p["status"] for p in body["parts"]] == ["canceled"]
         assert [e["type"] for e in body["events"]] == ["accepted", "canceled"]
-        assert _balance(gw, acc) == pytest.approx(before)
-        assert _cancel(gw, acc, mid).json()["status"] == "canceled"  # again: as it is, no second refund
-        assert _balance(gw, acc) == pytest.approx(before)
+        assert balance(gw, acc) == pytest.approx(before)
+        assert cancel(gw, acc, mid).json()["status"] == "canceled"  # again: as it is, no second refund
+        assert balance(gw, acc) == pytest.approx(before)
         assert support.wait_for(lambda: sink.types_by_message().get(mid) == {"message.canceled"} or None, 10)
         time.sleep(0.3)
-        assert text not in _texts(smsc)
+        assert text not in texts_seen(smsc)
     finally:
         gw.stop()
         sink.stop()
 
 
 def test_cancel_after_submission_is_409(data_dir: pathlib.Path, smsc: support.SmscThread) -> None:
-    gw = _gateway(data_dir, smsc).start()
+    gw = smpp_gateway(data_dir, smsc).start()
     try:
         acc = gw.create_account("late")
-        r = _kpn_send(gw, gw.token(acc), "now " + uuid.uuid4().hex[:8])
+        r = kpn_send(gw, gw.token(acc), "now " + uuid.uuid4().hex[:8])
         mid = r.json()["document_id"]
-        assert support.wait_for(lambda: _message(gw, acc, mid)["status"] in ("submitted", "delivered") or None)
-        before = _balance(gw, acc)
-        r = _cancel(gw, acc, mid)
+        assert support.wait_for(lambda: get_message(gw, acc, mid)["status"] in ("submitted", "delivered") or None)
+        before = balance(gw, acc)
+        r = cancel(gw, acc, mid)
         assert r.status_code == 409, r.text
         assert r.json()["error"]["code"] == "too_late"
-        assert _balance(gw, acc) == pytest.approx(before)
-        assert _message(gw, acc, mid)["status"] in ("submitted", "delivered")
+        assert balance(gw, acc) == pytest.approx(before)
+        assert get_message(gw, acc, mid)["status"] in ("submitted", "delivered")
     finally:
         gw.stop()
 
 
 def test_bad_send_at_is_the_dialects_own_400(gateway: support.GatewayProcess, account: dict[str, str]) -> None:
-    r = _kpn_send(gateway, gateway.token(account), "x", **{"X-Send-At": "tomorrow"})
+    r = kpn_send(gateway, gateway.token(account), "x", **{"X-Send-At": "tomorrow"})
     assert r.status_code == 400 and "send_at" in r.json()["errorResponse"]["info"]
-    r = _kaarai_send(gateway, account, "x", **{"X-Send-At": "2030-01-01T10:00:00"})  # no offset
+    r = kaarai_send(gateway, account, "x", **{"X-Send-At": "2030-01-01T10:00:00"})  # no offset
     assert r.status_code == 400 and r.json()["code"] == 4000
     r = httpx.post(
         gateway.url + "/sms/json",
@@ -179,7 +179,7 @@ def test_a_cancel_racing_the_dispatcher_ends_exactly_one_way(
     and its cancel refused (409); never both, never neither."""
     with support.postgres_database() if backend == "postgresql" else contextlib.nullcontext(None) as db:
         env = {"SMSGATE_DATABASE_URL": db} if db else {}
-        gw = _gateway(data_dir, smsc, env).start()
+        gw = smpp_gateway(data_dir, smsc, env).start()
         try:
             acc = gw.create_account("race")
             token = gw.token(acc)
@@ -187,12 +187,12 @@ def test_a_cancel_racing_the_dispatcher_ends_exactly_one_way(
             texts = [f"race {i} {uuid.uuid4().hex[:6]}" for i in range(count)]
             due = time.time() + 4.0
             at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due)) + f".{int(due % 1 * 1e6):06d}+00:00"
-            ids = [_kpn_send(gw, token, t, **{"X-Send-At": at}).json()["document_id"] for t in texts]
+            ids = [kpn_send(gw, token, t, **{"X-Send-At": at}).json()["document_id"] for t in texts]
             assert time.time() < due - 0.5, "sending took too long for the race to be run"
 
             def cancel_near_due(i: int) -> int:  # spread over due ± 0.4 s, so some land just as it is claimed
                 time.sleep(max(0.0, due - 0.4 + i * 0.8 / count - time.time()))
-                return _cancel(gw, acc, ids[i], token).status_code
+                return cancel(gw, acc, ids[i], token).status_code
 
             with concurrent.futures.ThreadPoolExecutor(count) as pool:
                 codes = list(pool.map(cancel_near_due, range(count)))
@@ -200,7 +200,7 @@ def test_a_cancel_racing_the_dispatcher_ends_exactly_one_way(
             time.sleep(1.0)
             seen = smsc.copies_by_text()
             for mid, text, code in zip(ids, texts, codes, strict=True):
-                status = _message(gw, acc, mid)["status"]
+                status = get_message(gw, acc, mid)["status"]
                 if code == 200:
                     assert status == "canceled" and text not in seen, (mid, status)
                 else:

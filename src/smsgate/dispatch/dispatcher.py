@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from smsgate.connectors import base
@@ -44,6 +44,7 @@ Status = core_message.Status
 # a message whose route has no usable connector is looked at again after its backoff, but at least this often,
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
+EXPIRED = "validity period expired before submit"
 MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
 
 
@@ -329,8 +330,10 @@ class Dispatcher:
         # never cut a message: an HTTP upstream takes a message's parts together, as one text
         for chunk in self._throttle.chunks(name, parts, key=_message_of):
             await self._throttle.acquire(name, len(chunk))
+            chunk, late = _unexpired(chunk)  # the wait for the shared cap may have outlasted a validity
+            out += late
             try:
-                out += await connector.submit(list(chunk))
+                out += await connector.submit(list(chunk)) if chunk else []
             except Exception as exc:
                 if not out:
                     raise
@@ -380,6 +383,8 @@ class Dispatcher:
                 continue
             if o.status is base.SubmitStatus.FAILED:
                 st = Status.REJECTED
+            elif o.status is base.SubmitStatus.EXPIRED:
+                st = Status.EXPIRED
             else:  # ACCEPTED, or UNKNOWN: handed over, outcome not known (never sent again)
                 st, took = Status.SUBMITTED, True
             job.part_status[pid] = st
@@ -417,11 +422,7 @@ class Dispatcher:
         for pid, st in job.part_status.items():
             if st is Status.ACCEPTED:
                 job.part_status[pid] = Status.EXPIRED
-                updates.append(
-                    store_messages.PartUpdate(
-                        pid, Status.EXPIRED, connector, error_text="validity period expired before submit"
-                    )
-                )
+                updates.append(store_messages.PartUpdate(pid, Status.EXPIRED, connector, error_text=EXPIRED))
         return store_messages.JobResult(
             job.message_id, job.account_id, updates, core_message.derive(job.part_status.values()), done=True
         )
@@ -436,6 +437,17 @@ class Dispatcher:
         return jobs
 
 
+def _unexpired(parts: Sequence[base.OutboundPart]) -> tuple[list[base.OutboundPart], list[base.SubmitOutcome]]:
+    """The parts still valid now, and an ``EXPIRED`` outcome for each of the others (they are never sent)."""
+    now = time.time()
+    late = [p for p in parts if p.expires_at is not None and now >= p.expires_at]
+    if not late:
+        return list(parts), []
+    gone = {p.part_id for p in late}
+    outcomes = [base.SubmitOutcome(p.part_id, base.SubmitStatus.EXPIRED, error=EXPIRED) for p in late]
+    return [p for p in parts if p.part_id not in gone], outcomes
+
+
 def _message_of(part: base.OutboundPart) -> str:
     return part.message_id
 
@@ -444,6 +456,7 @@ _COUNTED = {
     base.SubmitStatus.ACCEPTED: "submitted",
     base.SubmitStatus.FAILED: "rejected",
     base.SubmitStatus.UNKNOWN: "unknown",
+    base.SubmitStatus.EXPIRED: "expired",
     base.SubmitStatus.RETRY: "retried",
 }
 

@@ -38,13 +38,15 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
     sender = senders.parse_sender(message.sender)
     validity = int(message.ttl_seconds) if message.ttl_seconds else None
     part_list = list(parts)
+    expires_at = message.expires_at
     destination = message.recipient.lstrip("+")
     # (part, message, source, its TON and NPI, destination, data coding, UDH, payload, index, total, reference)
     outbound = [
         base.OutboundPart(p.id, message.id, sender.value, sender.ton, sender.npi, destination, p.data_coding, p.udh,
                           p.payload, p.index, p.total, p.concat_ref, registered_delivery=message.status_report,
                           validity_seconds=validity, protocol_id=message.protocol_id,
-                          message_class=message.message_class, account_id=message.account_id)
+                          message_class=message.message_class, account_id=message.account_id,
+                          expires_at=expires_at)
         for p in part_list
     ]  # fmt: skip
     return Job(
@@ -52,7 +54,7 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
         account_id=message.account_id,
         connector=message.connector or "",
         created_at=message.created_at,
-        expires_at=message.expires_at,
+        expires_at=expires_at,
         parts=outbound,
         part_status={p.id: p.status for p in part_list},
         recipient=message.recipient,
