@@ -21,7 +21,7 @@ from rich.table import Table
 from smsgate import changes, errors, limits, startup
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
-from smsgate.core import pricing
+from smsgate.core import pricing, schedule
 from smsgate.store import accounts as store_accounts
 from smsgate.store import engine as store_engine
 from smsgate.store import migrate as store_migrate
@@ -185,6 +185,9 @@ _SETTINGS_OPTIONS = (
         "--allow-sim-messages/--no-allow-sim-messages",
         "may send silent (protocol-id 64), SIM data download (127) and class-2 binary messages",
     ),
+    _option(
+        "default_priority", str | None, "--default-priority", "lane of a message that names none: high, normal, bulk"
+    ),
 )
 
 
@@ -199,6 +202,7 @@ def _settings_from_options(
     allowed_senders: str | None,
     sandbox_only: bool | None,
     allow_sim_messages: bool | None,
+    default_priority: str | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if default_sender is not None:
@@ -225,6 +229,11 @@ def _settings_from_options(
         out["sandbox_only"] = sandbox_only
     if allow_sim_messages is not None:
         out["allow_sim_messages"] = allow_sim_messages
+    if default_priority is not None:
+        try:
+            out["default_priority"] = schedule.parse_priority(default_priority).value
+        except errors.ValidationError as exc:
+            raise typer.BadParameter(exc.message) from None
     return out
 
 

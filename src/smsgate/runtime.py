@@ -166,6 +166,7 @@ class Runtime:
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval,
             fence=self.engine.dialect.name == "postgresql",  # several nodes may share it: fence the claims
+            caps=caps,
         )
         self.accounts = store_accounts.AccountStore(self.engine)
         # the dispatcher takes what this node accepts straight from the accept commit (its fast path)

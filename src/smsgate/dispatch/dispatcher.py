@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from smsgate.core import backoff, routing
 from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
+from smsgate.dispatch import lanes
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
@@ -45,7 +47,9 @@ Status = core_message.Status
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
 EXPIRED = "validity period expired before submit"
-MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
+MIN_WAIT = 0.01
+HAND_SECONDS = 0.25  # a TPS-capped connector's batch: this long at its rate
+THROTTLED_BATCHES = 2  # and this many batches in flight at once (about half a second of its rate in all)  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
 
 
 class Dispatcher:
@@ -64,6 +68,7 @@ class Dispatcher:
         throttle: dispatch_throttle.SharedThrottle | None = None,
         fence: bool = False,
         linger: float = 0.002,
+        caps: Mapping[str, float] | None = None,
     ) -> None:
         self._reads = reads
         self._linger = linger
@@ -78,8 +83,16 @@ class Dispatcher:
         self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
         # several nodes: confirm the claims just before submitting, see _still_held
         self._fence = fence
-        self._queues: dict[str, asyncio.Queue[dispatch_jobs.Job]] = {n: asyncio.Queue() for n in self._connectors}
-        self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
+        self._queues: dict[str, lanes.Lanes[dispatch_jobs.Job]] = {n: lanes.Lanes() for n in self._connectors}
+        # A connector with a TPS cap gets HAND_SECONDS of its rate per batch and THROTTLED_BATCHES batches at a time:
+        # what it holds waiting for its pace is then a fraction of a second, so a high-priority job queued here
+        # overtakes a bulk backlog instead of waiting behind the thousands of parts a full window of batches holds.
+        caps = {n: tps for n, tps in (caps or {}).items() if n in self._connectors and tps > 0}
+        self._batch_parts = {n: max(1, math.ceil(caps[n] * HAND_SECONDS)) if n in caps else batch_size
+                             for n in self._connectors}  # fmt: skip
+        self._slots: dict[str, asyncio.Semaphore] = {
+            n: asyncio.Semaphore(THROTTLED_BATCHES if n in caps else in_flight_batches) for n in self._connectors
+        }
         self._in_memory: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -150,7 +163,7 @@ class Dispatcher:
                 log.error("message %s: no connector of its route %s exists here", job.message_id, route.connectors)
                 self._in_memory.discard(job.message_id)
                 return
-        self._queues[name].put_nowait(job)
+        self._queues[name].put_nowait(job, job.lane)
 
     def wake(self) -> None:
         self._wake.set()
@@ -207,25 +220,33 @@ class Dispatcher:
                 await self._outbox.extend("submit", list(self._in_memory))
 
     async def _feed(self, name: str) -> None:
+        """Batches for one connector: a slot first, then the jobs, so the jobs a batch takes are chosen (by lane)
+        when it can go, not held while it waits for a slot."""
         q = self._queues[name]
         slots = self._slots[name]
+        size = self._batch_parts[name]
         while True:
-            first = await q.get()
+            await slots.acquire()
+            try:
+                first = await q.get()
+            except BaseException:
+                slots.release()
+                raise
             jobs = [first]
-            n = self._take(q, jobs, len(first.parts))
-            if n < self._batch_size and self._linger > 0:
+            n = self._take(q, jobs, len(first.parts), size)
+            if n < size and self._linger > 0:
                 # a short wait lets the next accept commit's jobs join this batch: one socket write, one task and
                 # one result write for both (a write to the SMSC's socket is the dearest step of a submit)
                 await asyncio.sleep(self._linger)
-                n = self._take(q, jobs, n)
-            await slots.acquire()
+                n = self._take(q, jobs, n, size)
             task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-batch-{name}")
             self._batches.add(task)
             task.add_done_callback(functools.partial(self._batch_done, slots))
 
-    def _take(self, q: asyncio.Queue[dispatch_jobs.Job], jobs: list[dispatch_jobs.Job], n: int) -> int:
-        """Move queued jobs into ``jobs`` until it holds ``batch_size`` parts; returns the parts it holds."""
-        while n < self._batch_size and not q.empty():
+    @staticmethod
+    def _take(q: lanes.Lanes[dispatch_jobs.Job], jobs: list[dispatch_jobs.Job], n: int, size: int) -> int:
+        """Move queued jobs into ``jobs`` until it holds ``size`` parts; returns the parts it holds."""
+        while n < size and not q.empty():
             job = q.get_nowait()
             jobs.append(job)
             n += len(job.parts)
