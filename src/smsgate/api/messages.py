@@ -128,11 +128,20 @@ class ErrorOut(BaseModel):
     text: str
 
 
+MessageStatus = Literal[
+    "scheduled", "accepted", "submitted", "delivered", "expired", "failed", "rejected", "canceled", "received"
+]
+PartStatus = Literal["accepted", "submitted", "delivered", "expired", "failed", "rejected", "canceled", "received"]
+
+
 class MessageOut(BaseModel):
     id: str
     direction: Literal["outbound", "inbound"]
     dialect: str
-    status: str
+    status: MessageStatus = Field(
+        description="scheduled (waiting for its send time) → accepted → submitted → delivered, or a final "
+        "expired / failed / rejected / canceled; received for an inbound message"
+    )
     from_: str = Field(alias="from")
     to: str
     text: str | None
@@ -153,7 +162,7 @@ class PartOut(BaseModel):
     id: str
     index: int
     total: int
-    status: str
+    status: PartStatus
     connector: str | None
     network_message_id: str | None
     text: str | None
