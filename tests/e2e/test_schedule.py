@@ -207,3 +207,16 @@ def test_a_cancel_racing_the_dispatcher_ends_exactly_one_way(
                     assert status in ("submitted", "delivered") and len(seen.get(text, [])) == 1, (mid, status)
         finally:
             gw.stop()
+
+
+def test_openapi_documents_the_headers_cancel_and_statuses(gateway: support.GatewayProcess) -> None:
+    doc = httpx.get(gateway.url + "/openapi.json", timeout=10).json()
+    sends = [("/messaging/sms-kpn/v1/send", "post"), ("/communication/nexmo/sms/send", "post"),
+             ("/sms/json", "post"), ("/sms/xml", "post"), ("/v1/send-sms", "post")]  # fmt: skip
+    for path, method in sends:
+        headers = {p["name"] for p in doc["paths"][path][method].get("parameters", []) if p["in"] == "header"}
+        assert {"X-Send-At", "X-Validity-Seconds", "X-Priority"} <= headers, (path, headers)
+    cancel = doc["paths"]["/v1/messages/{message_id}/cancel"]["post"]
+    assert {"200", "404", "409"} <= set(cancel["responses"])
+    status = doc["components"]["schemas"]["MessageOut"]["properties"]["status"]
+    assert {"scheduled", "canceled", "expired"} <= set(status["enum"])
