@@ -74,6 +74,11 @@ def balance(gw: support.GatewayProcess, acc: dict[str, str]) -> float:
     return float(r.json()["value"])
 
 
+def _bound(gw: support.GatewayProcess) -> bool:
+    r = httpx.get(gw.url + "/readyz", timeout=5)
+    return bool(r.json()["connectors"]["smsc"]["state"] == "up")
+
+
 def texts_seen(sim: support.SmscThread) -> list[str]:
     return list(sim.copies_by_text())
 
@@ -96,13 +101,15 @@ def test_a_scheduled_message_is_submitted_at_its_time_after_a_restart(
         gw.kill()  # SIGKILL: the job must live in the store, not in this process
     gw = smpp_gateway(data_dir, smsc).start()
     try:
-        assert get_message(gw, acc, mid)["status"] == "scheduled"
-        assert text not in texts_seen(smsc)
+        support.wait_for(lambda: _bound(gw) or None, 10)
+        up = time.time()  # on a loaded machine the restart itself may outlast the 3 s: then "on time" is "at once"
         done = support.wait_for(lambda: get_message(gw, acc, mid)["status"] in ("submitted", "delivered") or None, 10)
         assert done
         part = get_message(gw, acc, mid)["parts"][0]
-        assert send_at <= part["submitted_at"] < send_at + 1.0, part["submitted_at"] - send_at
-        assert len(smsc.copies_by_text()[text]) == 1
+        assert part["submitted_at"] >= send_at
+        assert part["submitted_at"] < max(send_at, up) + 1.0, (part["submitted_at"] - send_at, up - send_at)
+        (copy,) = smsc.copies_by_text()[text]
+        assert copy.at >= send_at  # never early at the SMSC either
     finally:
         gw.stop()
 
@@ -157,6 +164,17 @@ def test_cancel_after_submission_is_409(data_dir: pathlib.Path, smsc: support.Sm
         gw.stop()
 
 
+def test_cancel_gives_the_quota_back(gateway: support.GatewayProcess) -> None:
+    acc = gateway.create_account("quota", quota_limit=1)
+    token = gateway.token(acc)
+    first = kpn_send(gateway, token, "later", **{"X-Send-At": "+600s"})
+    assert first.status_code == 200 and first.headers["quota-used"] == "1"
+    assert kpn_send(gateway, token, "refused").status_code == 429
+    assert cancel(gateway, acc, first.json()["document_id"], token).json()["status"] == "canceled"
+    again = kpn_send(gateway, token, "now it fits")
+    assert again.status_code == 200 and again.headers["quota-used"] == "1", again.text
+
+
 def test_bad_send_at_is_the_dialects_own_400(gateway: support.GatewayProcess, account: dict[str, str]) -> None:
     r = kpn_send(gateway, gateway.token(account), "x", **{"X-Send-At": "tomorrow"})
     assert r.status_code == 400 and "send_at" in r.json()["errorResponse"]["info"]
@@ -185,9 +203,11 @@ def test_a_cancel_racing_the_dispatcher_ends_exactly_one_way(
             token = gw.token(acc)
             count = 40
             texts = [f"race {i} {uuid.uuid4().hex[:6]}" for i in range(count)]
-            due = time.time() + 4.0
+            due = time.time() + 6.0
             at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due)) + f".{int(due % 1 * 1e6):06d}+00:00"
-            ids = [kpn_send(gw, token, t, **{"X-Send-At": at}).json()["document_id"] for t in texts]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                sent = pool.map(lambda t: kpn_send(gw, token, t, **{"X-Send-At": at}).json()["document_id"], texts)
+                ids = list(sent)
             assert time.time() < due - 0.5, "sending took too long for the race to be run"
 
             def cancel_near_due(i: int) -> int:  # spread over due ± 0.4 s, so some land just as it is claimed

@@ -267,7 +267,8 @@ async def cancel(
             sa.select(sa.func.count()).where(p.c.message_id == item.message_id, p.c.status != Status.ACCEPTED.value)
         )
         if job is None or left:
-            out.append(errors.TooLate(f"the message is {row.status} already and can no longer be canceled"))
+            now_or_done = "being submitted now" if row.status in _NOT_YET else f"{row.status} already"
+            out.append(errors.TooLate(f"the message is {now_or_done} and can no longer be canceled"))
             continue
         await conn.execute(o.delete().where(o.c.id == job))
         await conn.execute(
@@ -286,6 +287,9 @@ async def cancel(
         out.append(Canceled(row.parts_count, row.price, row.created_at))
     await insert_events(conn, events)
     return out, events
+
+
+_NOT_YET = (Status.SCHEDULED.value, Status.ACCEPTED.value)
 
 
 async def set_status(conn: AsyncConnection, changes: Sequence[tuple[str, Status]], now: float) -> None:
