@@ -13,7 +13,8 @@ are translated where they occur (``raise X from exc``).
     │   ├── InvalidEncoding        forced encoding the text does not fit / bad hex body
     │   ├── InvalidNumber          not a number, or not one this API may send to (``reason`` says which)
     │   ├── InvalidSender
-    │   └── InvalidUrl
+    │   ├── InvalidUrl
+    │   └── IdempotencyKeyReused   an Idempotency-Key seen before with another request (our API's 422)
     ├── AuthError                  unknown client, wrong secret, disabled account
     │   ├── TokenError             missing, unknown, expired or revoked bearer token
     │   ├── InvalidSignature       a Vonage request signature that does not verify, is stale or was seen before
@@ -31,6 +32,7 @@ are translated where they occur (``raise X from exc``).
     │   └── NotFound               an object that does not exist or belongs to another account
     ├── RouteUnavailable           no connector for this message
     ├── StoreUnavailable           the database refused the write; nothing was half-written
+    ├── IdempotencyKeyTaken        another request stored this Idempotency-Key first (its answer is replayed)
     └── DialectRefusal             a refusal a dialect's own parser decided, with that dialect's code (Kaarai's)
 """
 
@@ -52,7 +54,16 @@ class SmsgateError(Exception):
 
 
 class ValidationError(SmsgateError):
-    """The request is not valid."""
+    """The request is not valid.
+
+    ``field``: the request field at fault, when one is (our API names it in its error body)."""
+
+    field: str | None = None
+
+    def at(self, field: str | None) -> ValidationError:
+        """This error, naming ``field`` (for ``raise errors.X(...).at("to")``)."""
+        self.field = field
+        return self
 
 
 class MissingParameter(ValidationError):
@@ -94,6 +105,10 @@ class InvalidSender(ValidationError):
 
 class InvalidUrl(ValidationError):
     """The URL is not an acceptable webhook target."""
+
+
+class IdempotencyKeyReused(ValidationError):
+    """This Idempotency-Key was used with a different request."""
 
 
 class AuthError(SmsgateError):
@@ -181,6 +196,10 @@ class RouteUnavailable(SmsgateError):
 
 class StoreUnavailable(SmsgateError):
     """The message store is unavailable; nothing was written."""
+
+
+class IdempotencyKeyTaken(SmsgateError):
+    """Another request committed this Idempotency-Key first; its stored answer is the one to give."""
 
 
 class DialectRefusal(SmsgateError):

@@ -23,6 +23,7 @@ from smsgate.core import handsets, pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
+from smsgate.services import idempotency as services_idempotency
 from smsgate.services import numbers as services_numbers
 from smsgate.services import recording, sending
 from smsgate.services import sandbox as sandbox_control
@@ -34,6 +35,7 @@ from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
 from smsgate.store import console as store_console
 from smsgate.store import engine as store_engine
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import migrate, notify
 from smsgate.store import numbers as store_numbers
@@ -102,7 +104,11 @@ class Runtime:
         db_file = store_engine.sqlite_path(self.engine.url.render_as_string())
         self.checkpointer = store_checkpoint.Checkpointer(str(db_file)) if db_file is not None else None
         self.writes = store_messages.MessageWrites(node_id=self.node_id, lease=settings.claim_lease_seconds)
-        self.recorder = recording.Recorder(self.writes, reassembly_timeout=settings.inbound_reassembly_timeout)
+        self.recorder = recording.Recorder(
+            self.writes,
+            reassembly_timeout=settings.inbound_reassembly_timeout,
+            keys_kept=settings.idempotency_hours * 3600.0,
+        )
         self.recorder.register(self.committer)
         self.outbox = store_outbox.Outbox(
             self.engine,
@@ -194,6 +200,7 @@ class Runtime:
             cache_seconds=settings.cache_seconds,
             owners=owners.Owners(store_ownership.Ownership(self.engine), cache_seconds=settings.cache_seconds),
             sandboxes=tuple(n for n, c in self.connectors.items() if isinstance(c, sandbox.SandboxNetwork)),
+            default_sender=settings.default_sender,
         )
         self.webhook_service = services_webhooks.Webhooks(
             store_webhooks.Deliveries(self.engine),
@@ -203,6 +210,9 @@ class Runtime:
         )
         self.numbers = services_numbers.Numbers(
             store_numbers.NumberStore(self.engine), self.gateway, allow_private=settings.webhooks_allow_private
+        )
+        self.idempotency = services_idempotency.Idempotency(
+            store_idempotency.IdempotencyStore(self.engine), kept_seconds=settings.idempotency_hours * 3600.0
         )
         self.live = store_console.Live(self.engine)
         self.listener = (

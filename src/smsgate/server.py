@@ -39,6 +39,7 @@ def banner_lines(runtime: Runtime, tls_files: tls.TlsFiles | None) -> list[str]:
         f"smsgate {version.VERSION} listening on {base}  (docs: {base}/docs)",
         f"  database    {settings.masked_database_url}",
         f"  connectors  {', '.join(_connector_line(runtime, name) for name in runtime.connectors)}",
+        f"  sender      {settings.default_sender}  (SMSGATE_DEFAULT_SENDER: for accounts without a default sender)",
     ]
     if tls_files is not None and tls_files.self_signed:
         lines.append(f"  tls         self-signed certificate {tls_files.cert}")

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smsgate import configfile, errors
-from smsgate.core import handsets, pricing
+from smsgate.core import handsets, pricing, senders
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
@@ -81,6 +81,10 @@ class Settings(BaseSettings):
 
     # KPN dialect
     kpn_max_chars: int = 1000
+    # sending (issue 19): the sender of a Kaarai / KPN send without one from an account without a default sender;
+    # how long an Idempotency-Key's answer is kept for a retry
+    default_sender: str = "smsgate"
+    idempotency_hours: float = Field(24.0, gt=0, le=24 * 30)
 
     # webhooks
     webhooks_allow_private: bool = False
@@ -135,6 +139,15 @@ class Settings(BaseSettings):
     @classmethod
     def _currency(cls, value: str) -> str:
         pricing.minor_units(value)
+        return value
+
+    @field_validator("default_sender")
+    @classmethod
+    def _default_sender(cls, value: str) -> str:
+        try:
+            senders.parse_sender(value)
+        except errors.ValidationError as exc:
+            raise ValueError(exc.message) from None
         return value
 
     @field_validator("log_format")

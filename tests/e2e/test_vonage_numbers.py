@@ -131,7 +131,8 @@ def test_numbers_and_balance_refuse_bad_credentials(gateway: GatewayProcess, acc
         assert r.status_code == 420 and "country" in r.json()["error-code-label"]
 
 
-def test_numbers_through_the_kpn_proxy(gateway: GatewayProcess, account: dict[str, str]) -> None:
+def test_numbers_through_the_kpn_proxy(gateway: GatewayProcess) -> None:
+    account = gateway.create_account("production", level="prod")  # number/update via KPN: production accounts only
     number = virtual_number()
     add_number(gateway, number)
     token = gateway.token(account)

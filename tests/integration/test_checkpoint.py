@@ -12,6 +12,10 @@ import time
 from smsgate.store import checkpoint
 
 ROW = "x" * 400
+# a cap on the rows: on an idle machine the writer outruns SQLite's backstop (10,000 WAL frames) within the run,
+# and its own automatic checkpoint would then fill the database file in the control; 8,000 rows in commits of 20
+# write ~2,000 frames
+MAX_ROWS = 8000
 
 
 def _writer(path: pathlib.Path, stop: threading.Event, counts: list[int], max_wal: list[int]) -> None:
@@ -21,7 +25,7 @@ def _writer(path: pathlib.Path, stop: threading.Event, counts: list[int], max_wa
     conn.execute(f"PRAGMA wal_autocheckpoint={checkpoint.BACKSTOP_PAGES}")
     wal = pathlib.Path(str(path) + "-wal")
     deadline = time.monotonic() + 20  # bounded in time as well as by ``stop``
-    while not stop.is_set() and time.monotonic() < deadline:
+    while not stop.is_set() and time.monotonic() < deadline and counts[0] < MAX_ROWS:
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany("INSERT INTO t (v) VALUES (?)", [(ROW,)] * 20)
         conn.execute("COMMIT")

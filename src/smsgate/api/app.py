@@ -16,7 +16,18 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsgate import errors, metrics, version
-from smsgate.api import auth, connectors, console, fastpath, messages, peers, sandbox, sandbox_control, webhooks
+from smsgate.api import (
+    auth,
+    connectors,
+    console,
+    fastpath,
+    messages,
+    messages_send,
+    peers,
+    sandbox,
+    sandbox_control,
+    webhooks,
+)
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
 from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
@@ -37,8 +48,8 @@ smsgate speaks several SMS APIs on one server, over one durable outbox:
 * **Vonage via KPN** — `POST /communication/nexmo/sms/send` and `/register`, and
   `/communication/nexmo/phone-numbers/...`, with the KPN Bearer token.
 * **Kaarai Send Single SMS** — `POST /v1/send-sms` with HTTP Basic `api_key:api_secret`.
-* **Our own API** — `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`, with a Bearer token or
-  HTTP Basic `api_key:api_secret`.
+* **Our own API** — `POST /v1/messages` (send), `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/segments`,
+  with a Bearer token or HTTP Basic `api_key:api_secret`. Every send endpoint takes an `Idempotency-Key` header.
 * **Sandbox network** — `/sandbox/handsets/{msisdn}/messages` and `/reply`; as a test double: `/messages/latest`
   (waits for a message, reads its one-time code), `/script`, `/sandbox/behaviour` and `/sandbox/reset`.
 * **Connectors** — the operator's `GET /v1/connectors`, `POST /v1/connectors/{name}/pause` and `/resume`; the
@@ -61,6 +72,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.gateway = runtime.gateway
     app.state.webhooks = runtime.webhook_service
     app.state.numbers = runtime.numbers
+    app.state.idempotency = runtime.idempotency
     app.state.settings = runtime.settings
     app.state.cors_origins = frozenset(runtime.settings.cors_origins)
     app.state.proxies = peers.networks(runtime.settings.trusted_proxies)
@@ -87,6 +99,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(nexmo.router)
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
+    app.include_router(messages_send.router)
     app.include_router(messages.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)

@@ -29,7 +29,16 @@ def doc(model: type[pydantic.BaseModel]) -> dict[str, Any]:
 
 async def parse(request: Request, model: type[M]) -> M:
     """The body as ``model``, or ValidationError (each dialect's 400) saying what is wrong with it."""
-    raw = await fastpath.read_body(request, MAX_BODY)
+    return validate(await read(request), model)
+
+
+async def read(request: Request) -> bytes:
+    """The raw body, up to ``MAX_BODY``."""
+    return await fastpath.read_body(request, MAX_BODY)
+
+
+def validate(raw: bytes, model: type[M]) -> M:
+    """``raw`` as ``model``, or ValidationError naming the field (``field``) and what is wrong with it."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -39,7 +48,8 @@ async def parse(request: Request, model: type[M]) -> M:
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ()))
-        raise errors.ValidationError(f"{where}: {first['msg']}" if where else str(first["msg"])) from None
+        field = str(first["loc"][0]) if first.get("loc") else None
+        raise errors.ValidationError(f"{where}: {first['msg']}" if where else str(first["msg"])).at(field) from None
 
 
 def _malformed(raw: bytes, exc: orjson.JSONDecodeError) -> str:

@@ -32,6 +32,7 @@ _STATUS = [
     (errors.InsufficientBalance, 402, "insufficient_balance"),
     (errors.InsufficientScope, 403, "insufficient_scope"),
     (errors.PolicyError, 403, "forbidden"),
+    (errors.IdempotencyKeyReused, 422, "idempotency_key_reused"),
     (errors.ValidationError, 400, "invalid_request"),
     (errors.StoreUnavailable, 503, "store_unavailable"),
     (errors.RouteUnavailable, 503, "route_unavailable"),
@@ -47,11 +48,36 @@ def render_error(request: Request, exc: Exception, status_hint: int | None) -> R
                 headers.update(responses.retry_after(exc.retry_after))
             if status == 401:
                 headers["www-authenticate"] = 'Bearer, Basic realm="smsgate"'
-            return responses.json({"error": {"code": code, "message": exc.message}}, status, headers)
+            return responses.json({"error": {"code": code, "message": exc.message, **_detail(exc)}}, status, headers)
     if status_hint in _HINTS:
         detail = getattr(exc, "detail", None) or _HINTS[status_hint].replace("_", " ")
         return responses.json({"error": {"code": _HINTS[status_hint], "message": str(detail)}}, status_hint, headers)
     return responses.json({"error": {"code": "internal_error", "message": "unexpected error"}}, 500)
+
+
+# a machine-readable reason for the validation errors that have one of their own
+_REASONS: list[tuple[type[errors.ValidationError], str]] = [
+    (errors.MissingParameter, "missing"),
+    (errors.EmptyText, "empty"),
+    (errors.TextTooLong, "too_long"),
+    (errors.InvalidEncoding, "invalid_encoding"),
+    (errors.InvalidSender, "invalid_sender"),
+    (errors.InvalidUrl, "invalid_url"),
+    (errors.IdempotencyKeyReused, "reused"),
+]
+
+
+def _detail(exc: errors.SmsgateError) -> dict[str, str]:
+    """``field`` and ``reason`` of a validation error: which input is wrong, and how (``invalid`` when no more
+    specific reason is known); an InvalidNumber's reason is its own (``not_a_number``, ``no_country_code``...)."""
+    if not isinstance(exc, errors.ValidationError):
+        return {}
+    out = {"field": exc.field} if exc.field else {}
+    if isinstance(exc, errors.InvalidNumber):
+        out["reason"] = exc.reason
+    else:
+        out["reason"] = next((r for cls, r in _REASONS if isinstance(exc, cls)), "invalid")
+    return out
 
 
 def _amount(units: int | None) -> str:

@@ -78,8 +78,11 @@ _VONAGE_AUTH: Responses = {
     "401": _json("Authentication failed", NUMBERS_ERROR),
     "429": _json("Too many requests, or too many failed logins from this address", NUMBERS_ERROR),
 }
+_OTHER_LEVEL = _json("Not for this account's level: /register is for demo accounts, number/update for production "
+                     "ones (the message names the one to use)", NEXMO_ERROR)  # fmt: skip
 _REGISTER: Responses = {
     "400": _json("Missing or invalid parameter (callback_url, to), or a number you do not own", NEXMO_ERROR),
+    "403": _OTHER_LEVEL,
     "503": _json("The store is unavailable; try again", NEXMO_ERROR),
 }
 
@@ -97,7 +100,8 @@ def errors_for(path: str) -> Responses:
     if path.startswith("/communication/nexmo/"):
         # a used-up KPN quota is Apigee's fault, any other limit the Numbers API's own body
         limited = _json(_KPN_GATEWAY["429"]["description"], {"anyOf": [APIGEE_FAULT, NUMBERS_ERROR]})
-        return {**_KPN_GATEWAY, **_NUMBERS, "429": limited}
+        levels = {"403": _OTHER_LEVEL} if path.endswith("/number/update") else {}
+        return {**_KPN_GATEWAY, **_NUMBERS, "429": limited, **levels}
     if path.startswith("/sms/"):
         return {}  # every SMS error is HTTP 200 with a Vonage status
     if path.startswith(("/number/", "/account/")):

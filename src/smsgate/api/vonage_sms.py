@@ -35,15 +35,17 @@ SMS status codes (``messages[].status``, always HTTP 200), chosen by the error's
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree
 
 import orjson
 from fastapi import Request
+from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, send_options
+from smsgate.api import fastpath, idempotent, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.services import numbers as services_numbers
@@ -190,9 +192,15 @@ def parse_recipient(raw: str) -> numbers.Number:
 
 
 def send_request(
-    account: core_accounts.Account, params: dict[str, str], *, dialect: str, allow_private: bool
+    account: core_accounts.Account,
+    params: dict[str, str],
+    *,
+    dialect: str,
+    allow_private: bool,
+    status_report: bool = True,
 ) -> sending.SendRequest:
-    """Vonage SMS parameters (``from``, ``to``, ``text`` and the advanced keys) as a SendRequest."""
+    """Vonage SMS parameters (``from``, ``to``, ``text`` and the advanced keys) as a SendRequest; ``status_report``
+    is ``status-report-req``'s default (Vonage's own: true; KPN's proxy documents false)."""
     sender = required(params, "from")
     recipient = parse_recipient(required(params, "to"))
     kind = params.get("type", "").strip().lower() or "text"
@@ -211,7 +219,7 @@ def send_request(
         req.encoding = encoding.Encoding.UCS2 if kind == "unicode" else None
     ttl = whole(params, "ttl", *TTL_RANGE)
     req.ttl_seconds = ttl / 1000 if ttl is not None else None
-    req.status_report = _bool(params, "status-report-req", True)
+    req.status_report = _bool(params, "status-report-req", status_report)
     req.message_class = whole(params, "message-class", 0, 3)
     req.protocol_id = whole(params, "protocol-id", 0, 255) or 0
     client_ref = params.get("client-ref") or None
@@ -296,13 +304,27 @@ async def send(
     params: dict[str, str],
     *,
     dialect: str,
+    answer: Callable[[dict[str, Any]], Response],
     reply_routing: bool = False,
-) -> dict[str, Any]:
-    """Send an SMS from Vonage parameters; the Vonage SMS body."""
-    req = send_request(account, params, dialect=dialect, allow_private=allow_private(request))
+    status_report: bool = True,
+) -> Response:
+    """Send an SMS from Vonage parameters; ``answer`` makes the response of the Vonage SMS body (JSON or XML).
+    An Idempotency-Key identifies the request by its parameters without the credentials and signature (a signed
+    retry is signed anew), and by the ``inbound`` flag."""
+    req = send_request(
+        account, params, dialect=dialect, allow_private=allow_private(request), status_report=status_report
+    )
     req.reply_routing = reply_routing
     send_options.apply(request, req)
-    return sent_body(req, await auth.gateway(request).send(req))
+    identity = orjson.dumps(
+        sorted((k, v) for k, v in params.items() if k not in _CREDENTIALS), option=orjson.OPT_NON_STR_KEYS
+    )
+    return await idempotent.send(
+        request, req, lambda result: answer(sent_body(req, result)), identity, str(reply_routing)
+    )
+
+
+_CREDENTIALS = frozenset({"api_key", "api_secret", "sig", "timestamp"})
 
 
 # -- the body, for the OpenAPI document

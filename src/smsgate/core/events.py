@@ -12,6 +12,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from smsgate.core import message as core_message
+
 
 class EventType(enum.StrEnum):
     ACCEPTED = "accepted"  # stored with its parts and outbox job
@@ -42,3 +44,14 @@ class Event:
     type: EventType
     at: float
     data: Mapping[str, Any] | None = None
+
+
+def accepted(message: core_message.Message) -> Event:
+    """A message's first event, stamped with its ``created_at``: what the accept transaction writes and what an
+    answer built before the commit (``POST /v1/messages``) shows, the same."""
+    data = (
+        {"dialect": message.dialect}
+        if message.send_at is None
+        else {"dialect": message.dialect, "send_at": message.send_at}
+    )
+    return Event(message.id, None, message.account_id, EventType.ACCEPTED, message.created_at, data)  # fmt: skip

@@ -5,7 +5,8 @@
                   then the receipts that overtook this submit (held) are applied
     receipts      ``core.receipts.apply`` (pure) on what the store loads → store writes; unmatched ones are held
     inbound       fragments kept until complete; ``core.inbound.assemble`` (pure); the owner (``store.ownership``)
-    sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long
+    sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long, and
+                  Idempotency-Key answers older than they are kept
     cancel        a client cancels a message not yet submitted: job out of the outbox, parts canceled, refund
 
 and after each: webhook planning (``webhooks.planner``, pure) on the events just written, its deliveries written
@@ -30,6 +31,7 @@ from smsgate.core import inbound as core_inbound
 from smsgate.core import message as core_message
 from smsgate.core import receipts as core_receipts
 from smsgate.store import committer as store_committer
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import inbound as store_inbound
 from smsgate.store import messages as store_messages
 from smsgate.store import ownership
@@ -43,15 +45,20 @@ Tx = Any  # the connection a group-commit transaction runs on (``store.committer
 # After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
 # ones, and other nodes' on SQLite, are applied by the periodic sweep.
 HELD_RECENTLY = 600.0
+KEY_SWEEP_INTERVAL = 60.0  # seconds between sweeps of old Idempotency-Key answers
 KINDS = ("accept", "job_results", "receipts", "inbound", "sweep", "cancel")
 
 
 class Recorder:
     """The group-commit handlers, registered under ``KINDS`` (``register``)."""
 
-    def __init__(self, writes: store_messages.MessageWrites, *, reassembly_timeout: float) -> None:
+    def __init__(
+        self, writes: store_messages.MessageWrites, *, reassembly_timeout: float, keys_kept: float = 24 * 3600.0
+    ) -> None:
         self._writes = writes
         self._reassembly_timeout = reassembly_timeout
+        self._keys_kept = keys_kept  # seconds an Idempotency-Key's answer is kept (SMSGATE_IDEMPOTENCY_HOURS)
+        self._keys_swept = 0.0
         # when this process last held a receipt that overtook its submit result: until then, recording submit
         # results need not look for waiting receipts (another node's are found by the periodic sweep)
         self._held_at = -1e18
@@ -131,6 +138,9 @@ class Recorder:
         for late in await store_inbound.overdue(tx, now - self._reassembly_timeout):
             assembled = core_inbound.assemble(late.pieces, incomplete=True, total=late.total)
             await self._store_inbound(tx, late.connector, late.source, late.destination, assembled, now)
+        if now - self._keys_swept >= KEY_SWEEP_INTERVAL:
+            self._keys_swept = now
+            await store_idempotency.sweep(tx, now - self._keys_kept)
         return [None] * len(items)
 
     async def cancel(self, tx: Tx, items: Sequence[store_messages.Cancel]) -> list[store_messages.Canceled | Exception]:

@@ -22,9 +22,11 @@ from smsgate import changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import reads as store_reads
 
@@ -57,6 +59,19 @@ class SendRequest:
     trusted_number: bool | None = None
     requested_from: str | None = None
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies go to the /register callback of the sender
+    reply: Reply | None = None  # an Idempotency-Key: the answer is rendered and stored in the accept transaction
+
+
+@dataclasses.dataclass(slots=True)
+class Reply:
+    """An Idempotency-Key's claim on a send (``services.idempotency``): ``render`` turns the result into the
+    dialect's answer inside the accept transaction, which stores it with the message; ``response`` is then that
+    answer, the one to give."""
+
+    key: str
+    fingerprint: str
+    render: Callable[[SendResult], core_idempotency.StoredResponse]
+    response: core_idempotency.StoredResponse | None = None
 
 
 class Route(Protocol):
@@ -81,6 +96,8 @@ class SendResult:
     network: str | None
     queued: bool  # accepted, but its route cannot take it now
     quota: limits.QuotaState
+    message: core_message.Message  # as stored, with its parts (``/v1/messages`` answers with them)
+    stored_parts: tuple[core_message.Part, ...]
 
 
 class Gateway:
@@ -105,6 +122,7 @@ class Gateway:
         owners: smsgate_owners.Owners,
         sandboxes: tuple[str, ...] = (),
         has_room: Callable[[], bool] = lambda: True,
+        default_sender: str = "smsgate",
     ) -> None:
         self.accounts = accounts
         self.reads = reads
@@ -132,6 +150,7 @@ class Gateway:
         self.owners.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
+        self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
     async def account_changed(self, account_id: str) -> None:
@@ -159,10 +178,14 @@ class Gateway:
 
     async def resolve_sender(self, account: core_accounts.Account, raw: str | None) -> senders.Sender:
         """The sender to use: the account's default (set by the operator), or the requested one if the account may
-        use it (``owners``: its own numbers and any unreserved name, or the operator's list)."""
+        use it (``owners``: its own numbers and any unreserved name, or the operator's list). No sender asked for
+        and no default of the account's: the gateway's (``SMSGATE_DEFAULT_SENDER``), as Kaarai's spec promises
+        ("a default number will be provided") and KPN's send without ``sender`` needs."""
         if raw is None or raw == "" or not account.may_choose_sender:
             if not account.default_sender:
-                raise errors.InvalidSender("no sender given and the account has no default sender")
+                if raw is None or raw == "":
+                    return self._default_sender
+                raise errors.InvalidSender("the account may not choose its sender and has no default sender")
             raw = account.default_sender
         sender = senders.parse_sender(raw)
         if account.may_choose_sender and raw != account.default_sender:
@@ -243,22 +266,40 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
+        queued = not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors))
+
+        def result(remaining: int) -> SendResult:
+            return SendResult(
+                message_id=message_id,
+                parts=tuple(SentPart(pid, part_price) for pid in part_ids),
+                price=part_price * seg.count,
+                remaining_balance=pricing.from_units(remaining),
+                network=network,
+                queued=queued,
+                quota=quota,
+                message=message,
+                stored_parts=parts,
+            )
+
+        key = None
+        if req.reply is not None:
+            reply = req.reply
+
+            def respond(remaining: int) -> core_idempotency.StoredResponse:
+                reply.response = reply.render(result(remaining))
+                return reply.response
+
+            key = store_idempotency.NewKey(account.id, reply.key, reply.fingerprint, message_id, now, respond)
         # a scheduled message waits in the outbox for its time; the dispatcher claims it then
-        item = store_messages.NewMessage(message, parts, units * seg.count, claim=not scheduled and self._has_room())
+        item = store_messages.NewMessage(
+            message, parts, units * seg.count, claim=not scheduled and self._has_room(), key=key
+        )
         try:
             remaining = await self._committer.write("accept", item)
         except BaseException:
             await self.quotas.give_back(account, seg.count)
             raise
-        return SendResult(
-            message_id=message_id,
-            parts=tuple(SentPart(pid, part_price) for pid in part_ids),
-            price=part_price * seg.count,
-            remaining_balance=pricing.from_units(remaining),
-            network=network,
-            queued=not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors)),
-            quota=quota,
-        )
+        return result(remaining)
 
     async def cancel(self, account: core_accounts.Account, message_id: str) -> store_reads.Detail:
         """Cancel a message not yet submitted (``errors.TooLate`` otherwise): refunded, and its quota given back when

@@ -22,6 +22,7 @@ from smsgate.core import message as core_message
 from smsgate.core import pricing, schedule
 from smsgate.store import accounts as store_accounts
 from smsgate.store import fastsql, notify, rows, tables
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import outbox as store_outbox
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class NewMessage:
     parts: tuple[core_message.Part, ...]
     charge: int
     claim: bool = True  # claimed by this node in the accept transaction (the dispatcher's fast path)
+    key: store_idempotency.NewKey | None = None  # an Idempotency-Key, stored with its answer in this transaction
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,6 +98,9 @@ class MessageWrites:
             if item.charge > left:
                 results.append(errors.InsufficientBalance())
                 continue
+            if item.key is not None and not await store_idempotency.claim(conn, item.key, left - item.charge):
+                results.append(errors.IdempotencyKeyTaken())
+                continue
             debits[acc] = debits.get(acc, 0) + item.charge
             results.append(left - item.charge)
             ok.append(item)
@@ -107,12 +112,7 @@ class MessageWrites:
         await fastsql.insert_tuples(
             conn, tables.parts, rows.PART_COLUMNS, [rows.part_values(p) for i in ok for p in i.parts]
         )
-        events = [
-            core_events.Event(i.message.id, None, i.message.account_id, EventType.ACCEPTED, now,
-                              {"dialect": i.message.dialect} if i.message.send_at is None
-                              else {"dialect": i.message.dialect, "send_at": i.message.send_at})
-            for i in ok
-        ]  # fmt: skip
+        events = [core_events.accepted(i.message) for i in ok]
         await insert_events(conn, events, log_changes=False)
         if log.isEnabledFor(logging.DEBUG):
             for i in ok:

@@ -290,3 +290,19 @@ sandbox_behaviours = sa.Table(
     sa.Column("behaviour", sa.JSON, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# The answers kept for ``Idempotency-Key`` retries (``services.idempotency``): written in the accept transaction of
+# the message they answer, so a crash between commit and reply still leaves the answer to replay; swept after
+# ``SMSGATE_IDEMPOTENCY_HOURS``. The primary key is what makes one of two concurrent nodes lose.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("message_id", sa.String(40)),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+)

@@ -118,3 +118,23 @@ def test_operator_certificate_files(tmp_path: pathlib.Path) -> None:
         assert f"tls         certificate {files.cert}" in gw.log.read_text()
     finally:
         gw.stop()
+
+
+def test_our_send_snippet_as_pasted_is_idempotent(tmp_path: pathlib.Path) -> None:
+    """``POST /v1/messages`` with its Idempotency-Key, as pasted twice: one message, the same answer."""
+    script = block("### Our own send", "sh")
+    gw = GatewayProcess(tmp_path / "data").start()
+    try:
+        outs = [
+            subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script.replace("127.0.0.1:8080", f"127.0.0.1:{gw.port}")],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            for _ in range(2)
+        ]
+    finally:
+        gw.stop()
+    assert [o.returncode for o in outs] == [0, 0], outs[0].stderr
+    assert '"status":"accepted"' in outs[0].stdout and outs[0].stdout == outs[1].stdout

@@ -18,6 +18,8 @@ onto the ten codes of its table; the choices the spec leaves open are:
     too many failed logins (address and user)   503     5030  with Retry-After; says nothing about the user
     store unavailable, anything unexpected      503     5030  nothing was written
     any other path or method under /v1/         404     4040  (except our own /v1/messages and /v1/segments)
+    Idempotency-Key malformed, or reused with   400     4000  the request content is wrong; 4000 is the
+    another request                                           spec's one code for that
 
 Credentials are checked before the body, so an unauthenticated caller learns nothing about its input.
 A rate-limited send is refused rather than queued (2021) because the token bucket runs before the commit and
@@ -34,7 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, responses, send_options
+from smsgate.api import auth, fastpath, idempotent, responses, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -187,8 +189,8 @@ SEND_SCHEMA: dict[str, Any] = {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
-        "parameters": send_options.openapi_parameters(),
         "security": [{"basicAuth": []}],
+        "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
     },
     responses=_responses(),
 )
@@ -196,7 +198,8 @@ SEND_SCHEMA: dict[str, Any] = {
 async def send_sms(request: Request) -> Response:
     gw = auth.gateway(request)
     account = await _authenticate(request)
-    to, sender, text = _parse(request.headers.get("content-type"), await _body(request))
+    raw = await _body(request)
+    to, sender, text = _parse(request.headers.get("content-type"), raw)
     recipient = numbers.parse_international(to)
     req = sending.SendRequest(
         account=account,
@@ -207,9 +210,12 @@ async def send_sms(request: Request) -> Response:
         requested_from=sender,
     )
     send_options.apply(request, req)
-    result = await gw.send(req)
-    code = 2021 if result.queued or req.send_at is not None else 2020  # scheduled: "queued for later delivery"
-    return kaarai_json(code, MESSAGES[code], result.message_id)
+
+    def answer(result: sending.SendResult) -> Response:
+        code = 2021 if result.queued or req.send_at is not None else 2020  # scheduled: "queued for later delivery"
+        return kaarai_json(code, MESSAGES[code], result.message_id)
+
+    return await idempotent.send(request, req, answer, raw)
 
 
 async def _authenticate(request: Request) -> core_accounts.Account:

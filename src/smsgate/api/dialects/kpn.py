@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits
-from smsgate.api import apigee, auth, fastpath, responses, send_options
+from smsgate.api import apigee, auth, fastpath, idempotent, responses, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -311,12 +311,13 @@ async def preflight(request: Request) -> Response:
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
-        "parameters": send_options.openapi_parameters(),
         "security": [{"kpnOAuth2": []}],
+        "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
     },
     responses={
         200: {
-            "description": "Accepted and stored",
+            "description": "Accepted and stored (a replayed Idempotency-Key: the first answer, "
+            "with Idempotent-Replayed: true)",
             "content": {
                 "application/json": {
                     "schema": {
@@ -329,7 +330,7 @@ async def preflight(request: Request) -> Response:
             },
         },
         400: {
-            "description": "Bad request",
+            "description": "Bad request (also an Idempotency-Key used before with another request)",
             "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
         401: {
@@ -373,9 +374,12 @@ async def send(request: Request) -> Response:
         max_chars=request.app.state.settings.kpn_max_chars,
     )
     send_options.apply(request, req)
-    result = await gw.send(req)
-    request.state.quota = result.quota
-    return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+    def answer(result: sending.SendResult) -> Response:
+        request.state.quota = result.quota
+        return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
+
+    return await idempotent.send(request, req, answer, body)
 
 
 def _parse(data: Any) -> tuple[str | None, numbers.Number, str]:

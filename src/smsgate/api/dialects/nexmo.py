@@ -6,6 +6,10 @@ out as KPN's Apigee bodies: a bad or expired token is ``401 {"fault": …}`` and
 quota, enforced before the request reaches Vonage) is ``429 {"fault": …QuotaViolation}``; everything else on
 ``/sms/send`` is HTTP 200 with a Vonage status (an account TPS limit is status 1, Throttled).
 
+Account levels, as KPN splits them: ``/sms/register`` is for demo-level accounts and ``phone-numbers/number/update``
+for production ones; the other level gets KPN's 403 saying which to use. ``status-report-req`` defaults to false
+here (KPN's swagger), true on the native Vonage API.
+
 KPN demo extras (reference notes §2.5): ``/sms/register`` claims a number for the account (first come, one account
 per number; never a number another account owns, holds in the pool or sends from) with a callback,
 and the ``inbound: yes`` header on ``/sms/send`` marks the message so replies to its ``from`` number go to that
@@ -21,13 +25,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, responses, send_options, vonage_numbers, vonage_sms
+from smsgate.api import apigee, auth, fastpath, idempotent, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
 PREFIXES = (BASE + "/",)
 SMS = BASE + "/sms"
 NUMBERS = BASE + "/phone-numbers"
+UPDATE = NUMBERS + "/number/update"
+DEMO = "demo"  # the account level of KPN's test applications (``level`` in the token answer); any other: production
 
 router = APIRouter(tags=["Vonage SMS and Phone Numbers via KPN"])
 
@@ -46,6 +52,8 @@ def render_error(request: Request, exc: Exception, status_hint: int | None = Non
         return responses.json(apigee.token_fault(exc), 401)
     if isinstance(exc, errors.QuotaExceeded):
         return responses.json(apigee.quota_fault(exc), 429, responses.retry_after(exc.retry_after))
+    if isinstance(exc, errors.FeatureNotAllowed) and path in (SMS + "/register", UPDATE):
+        return _kpn_error(403, "Forbidden", exc.message)  # the other account level's endpoint
     if status_hint == 404:
         return _kpn_error(404, "Not Found", f"No resource at {path}")
     if status_hint == 405:
@@ -77,8 +85,17 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
+_FORBIDDEN_EXAMPLE = {
+    "transactionId": "5b8f0d2e-0c1a-4c55-9f77-2d7c0e6a9b10",
+    "status": "403",
+    "name": "Forbidden",
+    "message": "/register is for demo (test) applications; a production account registers its webhook on its "
+    "virtual number with the Phone Numbers API: POST /communication/nexmo/phone-numbers/number/update with moHttpUrl",
+    "info": "",
+}
 _SEND_DOC: dict[str, Any] = {
     "parameters": [
+        idempotent.HEADER_DOC,
         {
             "name": "inbound",
             "in": "header",
@@ -100,7 +117,7 @@ _SEND_DOC: dict[str, Any] = {
                 "body": {"type": "string"},
                 "udh": {"type": "string"},
                 "ttl": {"type": "integer"},
-                "status-report-req": {"type": "boolean"},
+                "status-report-req": {"type": "boolean", "default": False},
                 "callback": {"type": "string"},
                 "message-class": {"type": "integer"},
                 "protocol-id": {"type": "integer"},
@@ -132,7 +149,15 @@ _SEND_DOC: dict[str, Any] = {
 async def send(request: Request) -> Response:
     account, params = await _caller(request)
     reply_routing = request.headers.get("inbound", "").strip().lower() in ("yes", "true", "1")
-    return responses.json(await vonage_sms.send(request, account, params, dialect="nexmo", reply_routing=reply_routing))
+    return await vonage_sms.send(
+        request,
+        account,
+        params,
+        dialect="nexmo",
+        answer=responses.json,
+        reply_routing=reply_routing,
+        status_report=False,  # KPN's swagger: status-report-req defaults to false here
+    )
 
 
 @router.post(
@@ -164,11 +189,21 @@ async def send(request: Request) -> Response:
                     "example": {"message": "Your callback url is registered."},
                 }
             },
-        }
+        },
+        403: {
+            "description": "Not a demo-level account: production accounts use phone-numbers/number/update",
+            "content": {"application/json": {"example": _FORBIDDEN_EXAMPLE}},
+        },
     },
 )
 async def register(request: Request) -> Response:
-    account, params = await _caller(request)
+    account = await _account(request)
+    if account.level != DEMO:
+        raise errors.FeatureNotAllowed(
+            "/register is for demo (test) applications; a production account registers its webhook on its virtual "
+            f"number with the Phone Numbers API: POST {NUMBERS}/number/update with moHttpUrl"
+        )
+    params = await vonage_sms.request_params(request)
     raw_to = params.get("to", "").strip()
     if not raw_to:
         raise errors.MissingParameter("Missing to param")
@@ -181,4 +216,16 @@ async def register(request: Request) -> Response:
 
 
 # -- Phone Numbers ------------------------------------------------------------------------------------------------
-vonage_numbers.add_number_routes(router, NUMBERS, _caller, _SECURITY)
+async def _numbers_caller(request: Request) -> tuple[core_accounts.Account, dict[str, str]]:
+    """The Phone Numbers caller; managing a number's webhook (``number/update``) is for production accounts: a
+    demo one registers its test number with ``/register`` (KPN's split, vonage-sms-via-kpn)."""
+    account = await _account(request)
+    if request.url.path == UPDATE and account.level == DEMO:
+        raise errors.FeatureNotAllowed(
+            f"the Phone Numbers API is for production applications; a demo (test) application registers its "
+            f"webhook against its test number with POST {SMS}/register (to, callback_url)"
+        )
+    return account, await vonage_sms.request_params(request)
+
+
+vonage_numbers.add_number_routes(router, NUMBERS, _numbers_caller, _SECURITY)

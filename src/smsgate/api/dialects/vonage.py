@@ -11,14 +11,16 @@ errors use Vonage's ``error-code`` shape with a 4xx status.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, logs
-from smsgate.api import auth, fastpath, responses, send_options, vonage_numbers, vonage_sms
+from smsgate.api import auth, fastpath, idempotent, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import signing
 
 PREFIXES = ("/sms/", "/number/", "/account/")
@@ -53,8 +55,8 @@ _SMS_DOC: dict[str, Any] = {
             "application/json": {"schema": {"type": "object", "properties": _SMS_FIELDS}},
         }
     },
-    "parameters": send_options.openapi_parameters(),
     "security": _SECURITY,
+    "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
 }
 _SMS_EXAMPLE = {
     "message-count": "1",
@@ -117,7 +119,12 @@ async def _signed(request: Request, params: dict[str, str]) -> core_accounts.Acc
         raise errors.AccountDisabled()
     ttl = ts + SIGNATURE_WINDOW - time.time() + 1.0
     if not await request.app.state.signatures.first(f"{api_key}:{params['sig'].strip().lower()}", ttl):
-        raise errors.InvalidSignature("this signed request was already received (replay)")
+        seen = errors.InvalidSignature("this signed request was already received (replay)")
+        if core_idempotency.HEADER not in request.headers:
+            raise seen
+        # a client's retry of the very same signed request: it may get the kept answer, never a new message (the
+        # key is not signed, so a captured request with a new key must not send again)
+        request.state.replay_only = seen
     logs.current_account.set(acc.id)
     return acc
 
@@ -151,9 +158,13 @@ async def _caller(request: Request) -> tuple[core_accounts.Account, dict[str, st
 
 
 # -- SMS ------------------------------------------------------------------------------------------------------
-async def _send(request: Request) -> dict[str, Any]:
+async def _send(request: Request, answer: Callable[[dict[str, Any]], Response]) -> Response:
     account, params = await _caller(request)
-    return await vonage_sms.send(request, account, params, dialect="vonage")
+    return await vonage_sms.send(request, account, params, dialect="vonage", answer=answer)
+
+
+def _xml(body: dict[str, Any]) -> Response:
+    return Response(vonage_sms.to_xml(body), media_type="application/xml")
 
 
 @router.get("/sms/json", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -170,7 +181,7 @@ async def _send(request: Request) -> dict[str, Any]:
 )
 @fastpath.hot
 async def sms_json(request: Request) -> Response:
-    return responses.json(await _send(request))
+    return await _send(request, responses.json)
 
 
 @router.get("/sms/xml", include_in_schema=False)  # Vonage also takes the parameters as a query string
@@ -182,7 +193,7 @@ async def sms_json(request: Request) -> Response:
 )
 @fastpath.hot
 async def sms_xml(request: Request) -> Response:
-    return Response(vonage_sms.to_xml(await _send(request)), media_type="application/xml")
+    return await _send(request, _xml)
 
 
 # -- Numbers and Account --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ A scheduled message's submit job is an outbox row whose ``run_at`` is its send t
 dispatcher already waits for ``run_at``); ``priority`` lets a claim take a backlog's high-priority jobs first.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
