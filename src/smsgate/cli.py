@@ -145,6 +145,7 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
         "status": a.status,
         "level": a.level,
         "default_sender": a.default_sender,
+        "default_priority": a.default_priority,
         "quota": {"limit": a.quota_limit, "interval": a.quota_interval, "unit": a.quota_unit},
         "balance": pricing.format_amount(pricing.from_units(a.balance)),
         "parent_id": a.parent_id,

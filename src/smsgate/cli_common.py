@@ -21,7 +21,7 @@ from rich.table import Table
 from smsgate import changes, errors, limits, startup
 from smsgate import settings as settings_mod
 from smsgate.core import accounts as core_accounts
-from smsgate.core import optout, pricing
+from smsgate.core import optout, pricing, schedule
 from smsgate.store import accounts as store_accounts
 from smsgate.store import engine as store_engine
 from smsgate.store import migrate as store_migrate
@@ -196,6 +196,9 @@ _SETTINGS_OPTIONS = (
         "--content-retention-days",
         "blank its message texts after N days (0 keep, -1 the gateway's default)",
     ),
+    _option(
+        "default_priority", str | None, "--default-priority", "lane of a message that names none: high, normal, bulk"
+    ),
 )
 
 
@@ -215,6 +218,7 @@ def _settings_from_options(
     optout_reply: str | None,
     retention_days: int | None,
     content_retention_days: int | None,
+    default_priority: str | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if default_sender is not None:
@@ -254,6 +258,11 @@ def _settings_from_options(
     for name, days in (("retention_days", retention_days), ("content_retention_days", content_retention_days)):
         if days is not None:
             out[name] = days if days >= 0 else None
+    if default_priority is not None:
+        try:
+            out["default_priority"] = schedule.parse_priority(default_priority).value
+        except errors.ValidationError as exc:
+            raise typer.BadParameter(exc.message) from None
     return out
 
 

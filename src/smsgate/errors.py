@@ -195,6 +195,10 @@ class NotFound(PolicyError):
     """No such object."""
 
 
+class TooLate(SmsgateError):
+    """The request came after the state it needs had passed (canceling a message already submitted)."""
+
+
 class RouteUnavailable(SmsgateError):
     """No connector can take this message."""
 

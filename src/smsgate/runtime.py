@@ -180,14 +180,11 @@ class Runtime:
             batch_size=settings.batch_size,
             poll_interval=settings.poll_interval,
             fence=self.engine.dialect.name == "postgresql",  # several nodes may share it: fence the claims
+            caps=caps,
         )
         self.accounts = store_accounts.AccountStore(self.engine)
         # the dispatcher takes what this node accepts straight from the accept commit (its fast path)
-        self.recorder.on_accepted.append(
-            lambda items: self.dispatcher.enqueue(
-                [dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim]
-            )
-        )
+        self.recorder.on_accepted.append(self._dispatch_accepted)
         self.gateway = sending.Gateway(
             accounts=self.accounts,
             reads=self.reads,
@@ -263,6 +260,13 @@ class Runtime:
         self.pause_reasons: dict[str, str | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.demo: dict[str, Any] | None = None
+
+    def _dispatch_accepted(self, items: Sequence[store_messages.NewMessage]) -> None:
+        """What this node claimed in the accept commit goes straight to the dispatcher; a message left in the outbox
+        (scheduled, or no room in memory) wakes it, so it looks again when that job comes due, not a poll later."""
+        self.dispatcher.enqueue([dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim])
+        if not all(i.claim for i in items):
+            self.dispatcher.wake()
 
     @property
     def sandbox(self) -> sandbox.SandboxNetwork | None:

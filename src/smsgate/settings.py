@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from smsgate import configfile, errors
-from smsgate.core import handsets, senders
+from smsgate.core import handsets, pricing, senders
 from smsgate.store import engine as store_engine
 
 ENV_PREFIX = "SMSGATE_"
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     node_dead_after: float = 10.0
     inbound_reassembly_timeout: float = 60.0
     default_balance: str = "100"  # credit of a new account, in the price table's currency
+    currency: str = "EUR"  # ISO 4217 code of prices and balances; the console shows them with its decimals
 
     # sandbox network
     sandbox_receipt_delay: float = 0.2
@@ -144,6 +145,12 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
         return store_engine.normalise_url(value) if value else None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        pricing.minor_units(value)
+        return value
 
     @field_validator("default_sender")
     @classmethod

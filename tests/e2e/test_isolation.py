@@ -204,6 +204,8 @@ CASES: list[Case] = [
     Case(DENIED, "GET", "/v1/messages/{message_id}", "/v1/messages/{other.out_id}", status=404, error=NOT_FOUND),
     Case(DENIED, "GET", "/v1/messages/{message_id}", "/v1/messages/{other.in_id}", status=404, error=NOT_FOUND),
     Case(DENIED, "GET", "/v1/messages/{message_id}", "/v1/messages/{other.out_id}", "token", status=404, error=NOT_FOUND),
+    Case(DENIED, "POST", "/v1/messages/{message_id}/cancel", "/v1/messages/{other.out_id}/cancel", status=404, error=NOT_FOUND),
+    Case(DENIED, "POST", "/v1/messages/{message_id}/cancel", "/v1/messages/{other.in_id}/cancel", "token", status=404, error=NOT_FOUND),
     Case(OWN, "GET", "/v1/messages", shows="{me.out_id}"),
     Case(OWN, "GET", "/v1/messages", auth="token", params={"direction": "inbound"}, shows="{me.in_id}"),
     Case(OWN, "GET", "/v1/messages", params={"number": "+{w.handset}"}, shows="{me.out_id}"),

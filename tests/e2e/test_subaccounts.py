@@ -93,3 +93,21 @@ def test_subaccount_of_a_subaccount_is_refused(gateway: GatewayProcess) -> None:
     r = run_cli("accounts", "create", "child", "--parent", parent["api_key"], env=env, check=False)
     assert r.returncode == 1
     assert "already has a sub-account" in r.stdout
+
+
+def test_a_canceled_message_of_a_subaccount_refunds_the_parent(gateway: GatewayProcess) -> None:
+    """The refund goes back to whoever paid: the parent, not the sub-account that sent."""
+    parent = gateway.create_account("refund-parent")
+    sub = make_sub(gateway, parent, "later")
+    before = balance(gateway, parent)
+    headers = {"Authorization": f"Bearer {gateway.token(sub)}", "X-Send-At": "+3600s"}
+    body = {"messages": [{"mobile_number": "0612345678", "content": "tomorrow"}]}
+    r = httpx.post(gateway.url + SEND, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert balance(gateway, parent) != before
+    mid = r.json()["document_id"]
+    canceled = httpx.post(gateway.url + f"/v1/messages/{mid}/cancel", auth=(sub["api_key"], sub["api_secret"]))
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+    assert balance(gateway, parent) == before
+    assert balance(gateway, sub) == "0.00000000"

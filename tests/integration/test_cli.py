@@ -59,6 +59,9 @@ def test_set_disable_enable_rotate(cli: CliRunner) -> None:
     assert json.loads(run(cli, "accounts", "list", "--json").stdout)[0]["status"] == "disabled"
     assert f"account {acc['account_id']} enabled" in run(cli, "accounts", "enable", key).stdout
     assert json.loads(run(cli, "accounts", "list", "--json").stdout)[0]["status"] == "active"
+    assert (
+        json.loads(run(cli, "accounts", "set", key, "--default-priority", "bulk").stdout)["default_priority"] == "bulk"
+    )
     rotated = json.loads(run(cli, "accounts", "rotate-secret", key, "--json").stdout)
     assert rotated["api_key"] == key and rotated["api_secret"] not in ("", acc["api_secret"])
 
@@ -69,6 +72,7 @@ def test_set_disable_enable_rotate(cli: CliRunner) -> None:
         (("--quota-unit", "fortnight"), "quota unit must be one of"),
         (("--level", "gold"), "level must be demo or prod"),
         (("--balance", "lots"), "not an amount: lots"),
+        (("--default-priority", "urgent"), "priority must be one of high, normal, bulk"),
         ((), "nothing to change"),
     ],
 )

@@ -26,6 +26,7 @@ _STATUS = [
     (errors.TokenError, 401, "invalid_token"),
     (errors.AuthError, 401, "unauthorized"),
     (errors.NotFound, 404, "not_found"),
+    (errors.TooLate, 409, "too_late"),
     (errors.QuotaExceeded, 429, "quota_exceeded"),
     (errors.RateLimited, 429, "rate_limited"),
     (errors.InsufficientBalance, 402, "insufficient_balance"),
@@ -156,13 +157,22 @@ class ErrorOut(BaseModel):
     text: str
 
 
+MessageStatus = Literal[
+    "scheduled", "accepted", "submitted", "delivered", "expired", "failed", "rejected", "canceled", "received"
+]
+PartStatus = Literal["accepted", "submitted", "delivered", "expired", "failed", "rejected", "canceled", "received"]
+
+
 class MessageOut(BaseModel):
     id: str
     account_id: str = Field(description="its account: the caller's own or one of its sub-accounts'")
     batch_id: str | None = Field(description="the batch it came in (KPN document_id, /v1/batches id)")
     direction: Literal["outbound", "inbound"]
     dialect: str
-    status: str
+    status: MessageStatus = Field(
+        description="scheduled (waiting for its send time) → accepted → submitted → delivered, or a final "
+        "expired / failed / rejected / canceled; received for an inbound message"
+    )
     from_: str = Field(alias="from")
     to: str
     text: str | None
@@ -183,7 +193,7 @@ class PartOut(BaseModel):
     id: str
     index: int
     total: int
-    status: str
+    status: PartStatus
     connector: str | None
     network_message_id: str | None
     text: str | None
@@ -238,6 +248,38 @@ async def get_message(
     message_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
 ) -> Response:
     found = await auth.gateway(request).message(account, message_id)
+    return responses.json(message_json(found.message, found.parts, found.events))
+
+
+@router.post(
+    "/v1/messages/{message_id}/cancel",
+    summary="Cancel a message that has not been submitted yet (a scheduled one, or one still waiting)",
+    description="The message becomes `canceled`, its price goes back to the balance, and a `message.canceled` "
+    "webhook goes to its callback. A message already submitted (or being submitted at this moment) answers 409 "
+    "`too_late`; canceling a canceled message again answers it as it is.",
+    openapi_extra={"security": [{"kpnOAuth2": []}, {"basicAuth": []}]},
+    responses={
+        200: {"model": MessageDetailOut, "description": "Canceled"},
+        404: {"description": "No such message of this account"},
+        409: {
+            "description": "Submitted already: too late to cancel",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "error": {
+                            "code": "too_late",
+                            "message": "the message is submitted already and can no longer be canceled",
+                        }
+                    }
+                }
+            },
+        },
+    },
+)
+async def cancel_message(
+    message_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    found = await auth.gateway(request).cancel(account, message_id)
     return responses.json(message_json(found.message, found.parts, found.events))
 
 

@@ -46,7 +46,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import fastpath, idempotent
+from smsgate.api import fastpath, idempotent, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, numbers, pricing
 from smsgate.services import numbers as services_numbers
@@ -316,6 +316,7 @@ async def send(
         account, params, dialect=dialect, allow_private=allow_private(request), status_report=status_report
     )
     req.reply_routing = reply_routing
+    send_options.apply(request, req)
     identity = orjson.dumps(
         sorted((k, v) for k, v in params.items() if k not in _CREDENTIALS), option=orjson.OPT_NON_STR_KEYS
     )

@@ -61,6 +61,8 @@ class SubmitStatus(enum.Enum):
     # the request went out but no answer came (an HTTP upstream timed out) and retrying could send the SMS twice:
     # recorded as submitted with ``error`` saying so, and never retried nor offered to another connector
     UNKNOWN = "unknown"
+    # its validity ran out (``OutboundPart.expires_at``) before it went on the wire: never sent, ends ``expired``
+    EXPIRED = "expired"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class OutboundPart:
     concat_ref: int  # the concatenation reference shared by all parts of the message
     registered_delivery: bool = True
     validity_seconds: int | None = None
+    expires_at: float | None = None  # epoch seconds: a part still unsent then is not sent at all (SubmitStatus.EXPIRED)
     protocol_id: int = 0
     message_class: int | None = None
     account_id: str = ""  # whose message it is: the sandbox network applies that account's behaviour switches

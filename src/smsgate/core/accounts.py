@@ -48,6 +48,7 @@ class Account:
     optout_reply: str | None = None  # confirmation sent back on a STOP; None: none
     retention_days: int | None = None  # None: the gateway's SMSGATE_RETENTION_DAYS; 0: keep forever
     content_retention_days: int | None = None  # None: SMSGATE_CONTENT_RETENTION_DAYS; 0: keep forever
+    default_priority: str = "normal"  # the lane of a message that names none (core.schedule.Priority)
 
     @property
     def active(self) -> bool:

@@ -23,14 +23,16 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     RECEIVED = "received"  # an inbound message was stored
+    CANCELED = "canceled"  # the client canceled it before it was submitted (``POST /v1/messages/{id}/cancel``)
     RETRY = "retry"  # the job went back to the outbox: ``data.at`` is when it is due again
     REROUTED = "rerouted"  # offered to another connector of its route at once
 
 
 # the types a part or a message reaches as a status (the others are moments in its history)
 STATUSES = frozenset(
-    {EventType.SUBMITTED, EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED}
-)
+    {EventType.SUBMITTED, EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED,
+     EventType.CANCELED}
+)  # fmt: skip
 RECEIPTS = frozenset({EventType.DELIVERED, EventType.EXPIRED, EventType.FAILED, EventType.REJECTED})
 
 
@@ -47,5 +49,9 @@ class Event:
 def accepted(message: core_message.Message) -> Event:
     """A message's first event, stamped with its ``created_at``: what the accept transaction writes and what an
     answer built before the commit (``POST /v1/messages``) shows, the same."""
-    return Event(message.id, None, message.account_id, EventType.ACCEPTED, message.created_at,
-                 {"dialect": message.dialect})  # fmt: skip
+    data = (
+        {"dialect": message.dialect}
+        if message.send_at is None
+        else {"dialect": message.dialect, "send_at": message.send_at}
+    )
+    return Event(message.id, None, message.account_id, EventType.ACCEPTED, message.created_at, data)  # fmt: skip

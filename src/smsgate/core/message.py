@@ -1,7 +1,8 @@
 """Message and part statuses, and the one rule for how they may move.
 
 Status only moves forward (a late "accepted" never overwrites "delivered"); a message's status is derived
-from its parts: delivered when all parts are, failed / rejected / expired as soon as any part is.
+from its parts: delivered when all parts are, failed / rejected / expired / canceled as soon as any part is.
+A message sent for later is ``scheduled`` (its parts ``accepted``) until the dispatcher takes it at its time.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from smsgate.core import schedule
+
 
 class Status(enum.StrEnum):
+    SCHEDULED = "scheduled"  # stored, waiting for its send time (a message only; its parts are accepted)
     ACCEPTED = "accepted"  # stored, waiting for the network
     SUBMITTED = "submitted"  # the network took it
     DELIVERED = "delivered"
@@ -20,14 +24,16 @@ class Status(enum.StrEnum):
     FAILED = "failed"  # the network could not deliver it
     REJECTED = "rejected"  # the network refused it at submit
     RECEIVED = "received"  # inbound: stored
+    CANCELED = "canceled"  # the client canceled it before it was submitted
 
     @property
     def final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({Status.DELIVERED, Status.EXPIRED, Status.FAILED, Status.REJECTED, Status.RECEIVED})
+_FINAL = frozenset({Status.DELIVERED, Status.EXPIRED, Status.FAILED, Status.REJECTED, Status.RECEIVED, Status.CANCELED})
 _RANK = {
+    Status.SCHEDULED: 0,
     Status.ACCEPTED: 0,
     Status.SUBMITTED: 1,
     Status.DELIVERED: 2,
@@ -35,9 +41,10 @@ _RANK = {
     Status.FAILED: 2,
     Status.REJECTED: 2,
     Status.RECEIVED: 2,
+    Status.CANCELED: 2,
 }
 # when parts end differently, the message shows the worst
-_BAD_ORDER = (Status.REJECTED, Status.FAILED, Status.EXPIRED)
+_BAD_ORDER = (Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.CANCELED)
 
 
 def can_move(current: Status, new: Status) -> bool:
@@ -136,6 +143,8 @@ class Message:
     message_class: int | None = None
     protocol_id: int = 0
     pinned: bool = False  # a sandbox-only account's message: never leaves the connector it was given
+    send_at: float | None = None  # scheduled: not submitted before this (epoch seconds); validity counts from it
+    priority: schedule.Priority = schedule.Priority.NORMAL  # the dispatcher's lane
     reply_routing: bool = False  # KPN's ``inbound: yes``: replies to the sender go to its /register callback
     # -- references echoed back to the client (Vonage account-ref..., Kaarai's requested ``from``)
     account_ref: str | None = None
@@ -177,12 +186,26 @@ class Message:
             out["protocol_id"] = self.protocol_id
         if self.pinned:
             out["pinned"] = True
+        if self.send_at is not None:
+            out["send_at"] = self.send_at
+        if self.priority is not schedule.Priority.NORMAL:
+            out["priority"] = self.priority.value
         return out
 
     @property
     def lifetime(self) -> float:
-        """Seconds after acceptance that the gateway keeps trying to submit it."""
+        """Seconds after its start (``starts_at``) that the gateway keeps trying to submit it."""
         return float(self.ttl_seconds or self.retry_max_seconds or 24 * 3600)
+
+    @property
+    def starts_at(self) -> float:
+        """When it may first be submitted: its send time, else its acceptance."""
+        return self.send_at if self.send_at is not None else self.created_at
+
+    @property
+    def expires_at(self) -> float:
+        """When a part not yet submitted ends ``expired`` instead (its validity, or the retry window, from its start)."""
+        return self.starts_at + self.lifetime
 
 
 def settings(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,6 +221,8 @@ def settings(meta: Mapping[str, Any]) -> dict[str, Any]:
         message_class=meta.get("message_class"),
         protocol_id=int(meta.get("protocol_id", 0)),
         pinned=bool(meta.get("pinned")),
+        send_at=meta.get("send_at"),
+        priority=schedule.Priority(meta.get("priority", "normal")),
         routed_by=meta.get("routed_by"),
         incomplete=bool(meta.get("incomplete")),
         parts_received=tuple(received) if received is not None else None,

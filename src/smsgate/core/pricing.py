@@ -17,6 +17,7 @@ __all__ = [
     "format_amount",
     "from_units",
     "message_price",
+    "minor_units",
     "to_units",
 ]
 
@@ -43,6 +44,25 @@ def from_units(n: int) -> Decimal:
 def format_amount(d: Decimal) -> str:
     """Vonage's price format: fixed point, 8 decimals ("0.03330000")."""
     return f"{_check(d).quantize(UNIT, rounding=ROUND_HALF_EVEN):f}"
+
+
+# ISO 4217 currencies whose minor unit is not the cent (2 decimals): people read prices in these
+_ZERO_DECIMALS = ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+                  "XAF", "XOF", "XPF")  # fmt: skip
+_MINOR_UNITS = {
+    **dict.fromkeys(_ZERO_DECIMALS, 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+
+
+def minor_units(currency: str) -> int:
+    """How many decimals ``currency`` (an ISO 4217 code) is shown with: 2 unless ISO 4217 says otherwise. A code
+    that is not three capital letters raises ValueError (the setting's check)."""
+    if len(currency) != 3 or not currency.isascii() or not currency.isalpha() or not currency.isupper():
+        raise ValueError(f"{currency!r} is not an ISO 4217 currency code (three capital letters, e.g. EUR)")
+    return _MINOR_UNITS.get(currency, 2)
 
 
 def _money(value: object, where: str) -> Decimal:

@@ -27,6 +27,14 @@ class Priority(enum.StrEnum):
     NORMAL = "normal"
     BULK = "bulk"
 
+    @property
+    def lane(self) -> int:
+        """The lane's index, most urgent first (the outbox orders a backlog by it)."""
+        return _LANES[self]
+
+
+_LANES = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.BULK: 2}
+
 
 def parse_priority(raw: str) -> Priority:
     try:

@@ -24,8 +24,9 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from smsgate.connectors import base
@@ -33,6 +34,7 @@ from smsgate.core import backoff, routing
 from smsgate.core import events as core_events
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
+from smsgate.dispatch import lanes
 from smsgate.dispatch import throttle as dispatch_throttle
 from smsgate.store import committer as store_committer
 from smsgate.store import messages as store_messages
@@ -44,7 +46,10 @@ Status = core_message.Status
 # a message whose route has no usable connector is looked at again after its backoff, but at least this often,
 # so traffic resumes soon after a long outage rather than after a five-minute backoff
 ROUTE_RECHECK = 30.0
-MIN_WAIT = 0.01  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
+EXPIRED = "validity period expired before submit"
+MIN_WAIT = 0.01
+HAND_SECONDS = 0.25  # a TPS-capped connector's batch: this long at its rate
+THROTTLED_BATCHES = 2  # and this many batches in flight at once (about half a second of its rate in all)  # the poll loop's shortest sleep: a job due "now" that another claim beat us to costs no busy loop
 
 
 class Dispatcher:
@@ -63,6 +68,7 @@ class Dispatcher:
         throttle: dispatch_throttle.SharedThrottle | None = None,
         fence: bool = False,
         linger: float = 0.002,
+        caps: Mapping[str, float] | None = None,
     ) -> None:
         self._reads = reads
         self._linger = linger
@@ -77,8 +83,16 @@ class Dispatcher:
         self._throttle = throttle  # a TPS cap shared with the other nodes (Redis), per connector
         # several nodes: confirm the claims just before submitting, see _still_held
         self._fence = fence
-        self._queues: dict[str, asyncio.Queue[dispatch_jobs.Job]] = {n: asyncio.Queue() for n in self._connectors}
-        self._slots: dict[str, asyncio.Semaphore] = {n: asyncio.Semaphore(in_flight_batches) for n in self._connectors}
+        self._queues: dict[str, lanes.Lanes[dispatch_jobs.Job]] = {n: lanes.Lanes() for n in self._connectors}
+        # A connector with a TPS cap gets HAND_SECONDS of its rate per batch and THROTTLED_BATCHES batches at a time:
+        # what it holds waiting for its pace is then a fraction of a second, so a high-priority job queued here
+        # overtakes a bulk backlog instead of waiting behind the thousands of parts a full window of batches holds.
+        caps = {n: tps for n, tps in (caps or {}).items() if n in self._connectors and tps > 0}
+        self._batch_parts = {n: max(1, math.ceil(caps[n] * HAND_SECONDS)) if n in caps else batch_size
+                             for n in self._connectors}  # fmt: skip
+        self._slots: dict[str, asyncio.Semaphore] = {
+            n: asyncio.Semaphore(THROTTLED_BATCHES if n in caps else in_flight_batches) for n in self._connectors
+        }
         self._in_memory: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -149,7 +163,7 @@ class Dispatcher:
                 log.error("message %s: no connector of its route %s exists here", job.message_id, route.connectors)
                 self._in_memory.discard(job.message_id)
                 return
-        self._queues[name].put_nowait(job)
+        self._queues[name].put_nowait(job, job.lane)
 
     def wake(self) -> None:
         self._wake.set()
@@ -206,25 +220,33 @@ class Dispatcher:
                 await self._outbox.extend("submit", list(self._in_memory))
 
     async def _feed(self, name: str) -> None:
+        """Batches for one connector: a slot first, then the jobs, so the jobs a batch takes are chosen (by lane)
+        when it can go, not held while it waits for a slot."""
         q = self._queues[name]
         slots = self._slots[name]
+        size = self._batch_parts[name]
         while True:
-            first = await q.get()
+            await slots.acquire()
+            try:
+                first = await q.get()
+            except BaseException:
+                slots.release()
+                raise
             jobs = [first]
-            n = self._take(q, jobs, len(first.parts))
-            if n < self._batch_size and self._linger > 0:
+            n = self._take(q, jobs, len(first.parts), size)
+            if n < size and self._linger > 0:
                 # a short wait lets the next accept commit's jobs join this batch: one socket write, one task and
                 # one result write for both (a write to the SMSC's socket is the dearest step of a submit)
                 await asyncio.sleep(self._linger)
-                n = self._take(q, jobs, n)
-            await slots.acquire()
+                n = self._take(q, jobs, n, size)
             task = asyncio.create_task(self._run_batch(name, jobs), name=f"dispatch-batch-{name}")
             self._batches.add(task)
             task.add_done_callback(functools.partial(self._batch_done, slots))
 
-    def _take(self, q: asyncio.Queue[dispatch_jobs.Job], jobs: list[dispatch_jobs.Job], n: int) -> int:
-        """Move queued jobs into ``jobs`` until it holds ``batch_size`` parts; returns the parts it holds."""
-        while n < self._batch_size and not q.empty():
+    @staticmethod
+    def _take(q: lanes.Lanes[dispatch_jobs.Job], jobs: list[dispatch_jobs.Job], n: int, size: int) -> int:
+        """Move queued jobs into ``jobs`` until it holds ``size`` parts; returns the parts it holds."""
+        while n < size and not q.empty():
             job = q.get_nowait()
             jobs.append(job)
             n += len(job.parts)
@@ -329,8 +351,10 @@ class Dispatcher:
         # never cut a message: an HTTP upstream takes a message's parts together, as one text
         for chunk in self._throttle.chunks(name, parts, key=_message_of):
             await self._throttle.acquire(name, len(chunk))
+            chunk, late = _unexpired(chunk)  # the wait for the shared cap may have outlasted a validity
+            out += late
             try:
-                out += await connector.submit(list(chunk))
+                out += await connector.submit(list(chunk)) if chunk else []
             except Exception as exc:
                 if not out:
                     raise
@@ -380,6 +404,8 @@ class Dispatcher:
                 continue
             if o.status is base.SubmitStatus.FAILED:
                 st = Status.REJECTED
+            elif o.status is base.SubmitStatus.EXPIRED:
+                st = Status.EXPIRED
             else:  # ACCEPTED, or UNKNOWN: handed over, outcome not known (never sent again)
                 st, took = Status.SUBMITTED, True
             job.part_status[pid] = st
@@ -393,6 +419,7 @@ class Dispatcher:
             events.append(
                 (core_events.EventType.REROUTED, {"from": connector, "to": alt, "reason": reason, "parts": len(again)})
             )
+        job.scheduled = False
         moved_to = connector if took and connector != job.connector else None
         if moved_to is not None:
             job.connector = connector
@@ -400,7 +427,7 @@ class Dispatcher:
             message_id=job.message_id,
             account_id=job.account_id,
             updates=updates,
-            message_status=new_status if new_status is not Status.ACCEPTED else None,
+            message_status=new_status if new_status is not Status.ACCEPTED or job.scheduled else None,
             done=done,
             retry_at=None if done or alt is not None else min(now + (retry_after or 1.0), job.expires_at),
             retry_reason=reason,
@@ -416,11 +443,7 @@ class Dispatcher:
         for pid, st in job.part_status.items():
             if st is Status.ACCEPTED:
                 job.part_status[pid] = Status.EXPIRED
-                updates.append(
-                    store_messages.PartUpdate(
-                        pid, Status.EXPIRED, connector, error_text="validity period expired before submit"
-                    )
-                )
+                updates.append(store_messages.PartUpdate(pid, Status.EXPIRED, connector, error_text=EXPIRED))
         return store_messages.JobResult(
             job.message_id, job.account_id, updates, core_message.derive(job.part_status.values()), done=True
         )
@@ -435,6 +458,17 @@ class Dispatcher:
         return jobs
 
 
+def _unexpired(parts: Sequence[base.OutboundPart]) -> tuple[list[base.OutboundPart], list[base.SubmitOutcome]]:
+    """The parts still valid now, and an ``EXPIRED`` outcome for each of the others (they are never sent)."""
+    now = time.time()
+    late = [p for p in parts if p.expires_at is not None and now >= p.expires_at]
+    if not late:
+        return list(parts), []
+    gone = {p.part_id for p in late}
+    outcomes = [base.SubmitOutcome(p.part_id, base.SubmitStatus.EXPIRED, error=EXPIRED) for p in late]
+    return [p for p in parts if p.part_id not in gone], outcomes
+
+
 def _message_of(part: base.OutboundPart) -> str:
     return part.message_id
 
@@ -443,6 +477,7 @@ _COUNTED = {
     base.SubmitStatus.ACCEPTED: "submitted",
     base.SubmitStatus.FAILED: "rejected",
     base.SubmitStatus.UNKNOWN: "unknown",
+    base.SubmitStatus.EXPIRED: "expired",
     base.SubmitStatus.RETRY: "retried",
 }
 

@@ -29,6 +29,8 @@ class Job:
     dialect: str = ""
     route: routing.Route | None = None
     tried: set[str] = dataclasses.field(default_factory=set)  # connectors this job went to since it left the outbox
+    lane: int = 1  # core.schedule.Priority.lane: 0 high, 1 normal, 2 bulk
+    scheduled: bool = False  # the message still shows ``scheduled``: its first round moves it on, even to a retry
 
 
 def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) -> Job:
@@ -36,13 +38,15 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
     sender = senders.parse_sender(message.sender)
     validity = int(message.ttl_seconds) if message.ttl_seconds else None
     part_list = list(parts)
+    expires_at = message.expires_at
     destination = message.recipient.lstrip("+")
     # (part, message, source, its TON and NPI, destination, data coding, UDH, payload, index, total, reference)
     outbound = [
         base.OutboundPart(p.id, message.id, sender.value, sender.ton, sender.npi, destination, p.data_coding, p.udh,
                           p.payload, p.index, p.total, p.concat_ref, registered_delivery=message.status_report,
                           validity_seconds=validity, protocol_id=message.protocol_id,
-                          message_class=message.message_class, account_id=message.account_id)
+                          message_class=message.message_class, account_id=message.account_id,
+                          expires_at=expires_at)
         for p in part_list
     ]  # fmt: skip
     return Job(
@@ -50,7 +54,7 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
         account_id=message.account_id,
         connector=message.connector or "",
         created_at=message.created_at,
-        expires_at=message.created_at + message.lifetime,
+        expires_at=expires_at,
         parts=outbound,
         part_status={p.id: p.status for p in part_list},
         recipient=message.recipient,
@@ -58,4 +62,6 @@ def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) 
         dialect=message.dialect,
         # a demo account's message stays on the sandbox connector it was given (services.sending.Gateway.send)
         route=routing.Route((message.connector or "",)) if message.pinned else None,
+        lane=message.priority.lane,
+        scheduled=message.status is Status.SCHEDULED,
     )

@@ -9,6 +9,7 @@
                   a STOP / START keyword (``core.optout``) changes the owner's suppression list in the same transaction
     sweep         held receipts whose part appeared meanwhile, inbound fragments that waited too long, and
                   Idempotency-Key answers older than they are kept
+    cancel        a client cancels a message not yet submitted: job out of the outbox, parts canceled, refund
 
 and after each: webhook planning (``webhooks.planner``, pure) on the events just written, its deliveries written
 by the store in the same transaction. Nothing here calls up the chain: what must happen after a commit (the
@@ -54,7 +55,7 @@ Tx = Any  # the connection a group-commit transaction runs on (``store.committer
 # ones, and other nodes' on SQLite, are applied by the periodic sweep.
 HELD_RECENTLY = 600.0
 KEY_SWEEP_INTERVAL = 60.0  # seconds between sweeps of old Idempotency-Key answers
-KINDS = ("accept", "accept_batch", "job_results", "receipts", "inbound", "sweep")
+KINDS = ("accept", "accept_batch", "job_results", "receipts", "inbound", "sweep", "cancel")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +101,7 @@ class Recorder:
         committer.register("receipts", self.receipts, lazy=True)
         committer.register("inbound", self.inbound)
         committer.register("sweep", self.sweep, lazy=True)
+        committer.register("cancel", self.cancel)
         committer.after_commit("accept", self._after_accept)
         committer.after_commit("accept_batch", self._after_batch)
 
@@ -190,6 +192,11 @@ class Recorder:
             self._keys_swept = now
             await store_idempotency.sweep(tx, now - self._keys_kept)
         return [None] * len(items)
+
+    async def cancel(self, tx: Tx, items: Sequence[store_messages.Cancel]) -> list[store_messages.Canceled | Exception]:
+        results, events = await store_messages.cancel(tx, items)
+        await self._plan(tx, events)
+        return list(results)
 
     # -- the steps ---------------------------------------------------------------------------------------------
     async def _apply(self, tx: Tx, receipts: Sequence[core_receipts.Receipt], now: float) -> core_receipts.Outcome:

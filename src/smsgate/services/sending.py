@@ -307,6 +307,7 @@ class Gateway:
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
         text = req.text if req.body is None else None
+        scheduled = req.send_at is not None and req.send_at > now
         message = core_message.Message(
             id=message_id,
             account_id=account.id,
@@ -317,7 +318,7 @@ class Gateway:
             text=text,
             encoding=seg.encoding.value,
             parts_count=seg.count,
-            status=core_message.Status.ACCEPTED,
+            status=core_message.Status.SCHEDULED if scheduled else core_message.Status.ACCEPTED,
             created_at=now,
             updated_at=now,
             connector=connector,
@@ -330,6 +331,8 @@ class Gateway:
             retry_max_seconds=None if req.ttl_seconds else self._retry_max,
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
             batch_id=batch_id,
+            send_at=req.send_at if scheduled else None,
+            priority=req.priority or schedule.Priority(account.default_priority),
             **dict(zip(_PASSED_ON, _passed_on(req), strict=True)),
         )
         accepted = core_message.Status.ACCEPTED
@@ -339,8 +342,10 @@ class Gateway:
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
         connectors = (connector,) if pinned else route.connectors
-        return Built(store_messages.NewMessage(message, parts, units * seg.count, claim=claim,
-                                               payer=account.parent_id), part_price, connectors)  # fmt: skip
+        # a scheduled message waits in the outbox for its time; the dispatcher claims it then
+        item = store_messages.NewMessage(message, parts, units * seg.count, claim=claim and not scheduled,
+                                         payer=account.parent_id)  # fmt: skip
+        return Built(item, part_price, connectors)
 
     # -- sub-accounts -----------------------------------------------------------------------------------------
     async def acting_as(self, caller: core_accounts.Account, name: str | None) -> core_accounts.Account:
@@ -364,6 +369,16 @@ class Gateway:
         if not child.active:
             raise errors.NotASubAccount(f"sub-account {name!r} is disabled")
         return child
+
+    async def cancel(self, account: core_accounts.Account, message_id: str) -> store_reads.Detail:
+        """Cancel a message not yet submitted (``errors.TooLate`` otherwise): refunded, and its quota given back when
+        it was counted in the account's current quota window."""
+        done = await self._committer.write("cancel", store_messages.Cancel(account.id, message_id))
+        if not done.again:
+            window = core_accounts.quota_window(time.time(), account.quota_interval, account.quota_unit)
+            if done.created_at >= window.start:
+                await self.quotas.give_back(account, done.parts)
+        return await self.message(account, message_id)
 
     # -- reading ----------------------------------------------------------------------------------------------
     async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import dataclasses
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,6 +127,8 @@ class SubmitRecord:
     registered_delivery: int
     short_message: bytes
     tlvs: wire.Tlvs
+    validity_period: str = ""
+    at: float = 0.0  # when it arrived (epoch seconds)
 
 
 class Stats:
@@ -389,7 +392,8 @@ class SmscSimulator:
                 if len(self.records) < self.record_cap:
                     self.records.append(SubmitRecord(msg_id, conn.system_id, sm.source_addr, destination,
                                                      sm.esm_class, sm.data_coding, sm.registered_delivery,
-                                                     sm.short_message, sm.tlvs))  # fmt: skip
+                                                     sm.short_message, sm.tlvs, sm.validity_period,
+                                                     time.time()))  # fmt: skip
                 if registered & 0x03:
                     self._schedule_receipt(conn, sm, msg_id)
 

@@ -50,6 +50,7 @@ _SETTABLE = {
     "optout_reply",
     "retention_days",
     "content_retention_days",
+    "default_priority",
 }
 
 

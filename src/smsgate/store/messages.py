@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from smsgate import errors, logs
 from smsgate.core import events as core_events
 from smsgate.core import message as core_message
+from smsgate.core import pricing, schedule
 from smsgate.store import accounts as store_accounts
 from smsgate.store import fastsql, notify, rows, tables
 from smsgate.store import idempotency as store_idempotency
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Status = core_message.Status
 EventType = core_events.EventType
+NORMAL = schedule.Priority.NORMAL
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,7 +123,13 @@ class MessageWrites:
         lease_until = now + self.lease
         node = self.node_id
         jobs = [(i.message.id, None, node, lease_until) if i.claim else (i.message.id, None, None, None) for i in ok]
-        await store_outbox.add(conn, "submit", jobs, now)
+        # a scheduled message's job is due at its send time; a high or bulk one is claimed in its lane's order
+        timing = [
+            (m.id, m.send_at or now, m.priority.lane)
+            for m in (i.message for i in ok)
+            if m.send_at is not None or m.priority is not NORMAL
+        ]
+        await store_outbox.add(conn, "submit", jobs, now, timing=timing)
         a = tables.accounts
         await fastsql.executemany(
             conn,
@@ -200,6 +208,91 @@ class MessageWrites:
             )
             await notify.notify_outbox(conn)
         return events
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel:
+    """A client's request to cancel one of its messages before it is submitted."""
+
+    account_id: str
+    message_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Canceled:
+    """What a cancel did: ``refund`` (1e-8 units) went back to the balance; ``again``: it was canceled before."""
+
+    parts: int
+    refund: int
+    created_at: float
+    again: bool = False
+
+
+async def cancel(
+    conn: AsyncConnection, items: Sequence[Cancel]
+) -> tuple[list[Canceled | errors.SmsgateError], list[core_events.Event]]:
+    """Cancel messages whose submit job no node holds and none of whose parts left: the job is taken out of the
+    outbox, the parts and the message become ``canceled``, the price goes back to the balance, one ``canceled``
+    event. Per item the outcome, or ``NotFound`` (not this account's outbound message) / ``TooLate`` (submitted,
+    or being submitted now).
+
+    Exactly one of a cancel and a dispatcher's claim wins: the job row is locked here (PostgreSQL ``FOR UPDATE``;
+    the claim skips locked rows, and a claim that came first leaves ``claimed_by`` set, so the row is not picked)
+    and SQLite has one writer; the dispatcher submits only what it claimed."""
+    now = time.time()
+    m, p, o, a = tables.messages, tables.parts, tables.outbox, tables.accounts
+    out: list[Canceled | errors.SmsgateError] = []
+    events: list[core_events.Event] = []
+    for item in items:
+        row = (
+            await conn.execute(
+                sa.select(m.c.status, m.c.price, m.c.parts_count, m.c.created_at).where(
+                    m.c.id == item.message_id, m.c.account_id == item.account_id, m.c.direction == "outbound"
+                )
+            )
+        ).first()
+        if row is None:
+            out.append(errors.NotFound("no such message"))
+            continue
+        if row.status == Status.CANCELED:
+            out.append(Canceled(row.parts_count, 0, row.created_at, again=True))
+            continue
+        job = (
+            await conn.execute(
+                sa.select(o.c.id)
+                .where(o.c.kind == "submit", o.c.ref == item.message_id, o.c.claimed_by.is_(None))
+                .with_for_update()
+            )
+        ).scalar()
+        left = await conn.scalar(
+            sa.select(sa.func.count()).where(p.c.message_id == item.message_id, p.c.status != Status.ACCEPTED.value)
+        )
+        if job is None or left:
+            now_or_done = "being submitted now" if row.status in _NOT_YET else f"{row.status} already"
+            out.append(errors.TooLate(f"the message is {now_or_done} and can no longer be canceled"))
+            continue
+        await conn.execute(o.delete().where(o.c.id == job))
+        await conn.execute(
+            p.update()
+            .where(p.c.message_id == item.message_id)
+            .values(status=Status.CANCELED.value, done_at=now, error_text="canceled by the client")
+        )
+        await conn.execute(
+            m.update().where(m.c.id == item.message_id).values(status=Status.CANCELED.value, updated_at=now)
+        )
+        # the refund goes to whoever paid: a sub-account's parent (accept debits ``NewMessage.payer``)
+        payer = await conn.scalar(sa.select(a.c.parent_id).where(a.c.id == item.account_id)) or item.account_id
+        await conn.execute(a.update().where(a.c.id == payer).values(balance=a.c.balance + row.price))
+        events.append(
+            core_events.Event(item.message_id, None, item.account_id, EventType.CANCELED, now,
+                              {"previous": row.status, "refund": pricing.format_amount(pricing.from_units(row.price))})
+        )  # fmt: skip
+        out.append(Canceled(row.parts_count, row.price, row.created_at))
+    await insert_events(conn, events)
+    return out, events
+
+
+_NOT_YET = (Status.SCHEDULED.value, Status.ACCEPTED.value)
 
 
 async def set_status(conn: AsyncConnection, changes: Sequence[tuple[str, Status]], now: float) -> None:

@@ -20,20 +20,26 @@ from smsgate.store import fastsql, notify, tables
 # the account is whose it is (webhook jobs are claimed round-robin by account); a node that holds it from the start
 # (the dispatcher's fast path) is named with its lease. A plain tuple: the accept path makes one per message.
 NewJob = tuple[str, str | None, str | None, float | None]
+# a submit job due later or in another lane than normal: (ref, run_at, lane); lane 0 high, 1 normal, 2 bulk
+Timing = tuple[str, float, int]
+NORMAL_LANE = 1
 
 
-_JOB_COLUMNS = ("kind", "ref", "run_at", "claimed_by", "claimed_until", "attempts", "created_at", "account_id")
+_JOB_COLUMNS = ("kind", "ref", "run_at", "claimed_by", "claimed_until", "attempts", "created_at", "account_id",
+                "priority")  # fmt: skip
 
 
-async def add(conn: Any, kind: str, jobs: Sequence[NewJob], now: float) -> None:
-    """Inside a write transaction: new jobs of ``kind``, due now (the one place outbox rows are created). Submit
-    jobs no node holds wake the other nodes' dispatchers (PostgreSQL ``NOTIFY``, delivered on commit)."""
-    await fastsql.insert_tuples(
-        conn,
-        tables.outbox,
-        _JOB_COLUMNS,
-        [(kind, ref, now, claimed_by, until, 0, now, account_id) for ref, account_id, claimed_by, until in jobs],
-    )
+async def add(conn: Any, kind: str, jobs: Sequence[NewJob], now: float, *, timing: Sequence[Timing] = ()) -> None:
+    """Inside a write transaction: new jobs of ``kind``, due now unless ``timing`` says otherwise (a scheduled
+    message is due at its send time); the one place outbox rows are created. Submit jobs no node holds wake the
+    other nodes' dispatchers (PostgreSQL ``NOTIFY``, delivered on commit): they then wait for the earliest."""
+    later = {ref: (at, lane) for ref, at, lane in timing}
+    normal = (now, NORMAL_LANE)
+    rows = []
+    for ref, account_id, claimed_by, until in jobs:
+        run_at, lane = later.get(ref, normal)
+        rows.append((kind, ref, run_at, claimed_by, until, 0, now, account_id, lane))
+    await fastsql.insert_tuples(conn, tables.outbox, _JOB_COLUMNS, rows)
     if kind == "submit" and any(j[2] is None for j in jobs):
         await notify.notify_outbox(conn)
 
@@ -80,10 +86,11 @@ class Outbox:
         )
 
     async def claim(self, kind: str, limit: int) -> list[tuple[str, int]]:
-        """Claim up to ``limit`` due jobs of ``kind``, oldest first; returns (ref, attempts)."""
+        """Claim up to ``limit`` due jobs of ``kind``, the most urgent lane first, then oldest first; returns
+        (ref, attempts)."""
         o = tables.outbox
         now = time.time()
-        pick = sa.select(o.c.id).where(self._due(kind, now)).order_by(o.c.run_at).limit(limit)
+        pick = sa.select(o.c.id).where(self._due(kind, now)).order_by(o.c.priority, o.c.run_at).limit(limit)
         return await self._take(pick, now, windowed=False)
 
     async def claim_fair(

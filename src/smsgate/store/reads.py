@@ -105,12 +105,16 @@ class MessageReads:
         return [rows.message(r._mapping) for r in found]
 
     async def count_since(self, account_id: str, since: float) -> int:
-        """Parts the account sent since ``since``: what quotas count (a long message costs what it is billed)."""
+        """Parts the account sent since ``since``: what quotas count (a long message costs what it is billed; a
+        canceled one costs nothing, as its quota was given back)."""
         m = tables.messages
         async with self._engine.connect() as conn:
             n = await conn.scalar(
                 sa.select(sa.func.coalesce(sa.func.sum(m.c.parts_count), 0)).where(
-                    m.c.account_id == account_id, m.c.direction == "outbound", m.c.created_at >= since
+                    m.c.account_id == account_id,
+                    m.c.direction == "outbound",
+                    m.c.created_at >= since,
+                    m.c.status != core_message.Status.CANCELED.value,
                 )
             )
         return int(n or 0)

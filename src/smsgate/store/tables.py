@@ -62,6 +62,8 @@ accounts = sa.Table(
     # Retention overrides in days (None: SMSGATE_RETENTION_DAYS / SMSGATE_CONTENT_RETENTION_DAYS; 0: keep forever).
     sa.Column("retention_days", sa.Integer),
     sa.Column("content_retention_days", sa.Integer),
+    # the dispatcher lane of a message that names none: high, normal or bulk (core.schedule.Priority)
+    sa.Column("default_priority", sa.String(8), nullable=False, server_default="normal"),
 )
 
 tokens = sa.Table(
@@ -155,6 +157,8 @@ outbox = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     # whose job it is (webhook jobs): deliveries are claimed round-robin across accounts (webhooks.sender)
     sa.Column("account_id", sa.String(40)),
+    # submit jobs: the message's lane (0 high, 1 normal, 2 bulk), so a backlog in the outbox is claimed high first
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="1"),
     sa.UniqueConstraint("kind", "ref"),
     sa.Index("ix_outbox_kind_run_at", "kind", "run_at"),
 )

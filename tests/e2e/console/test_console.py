@@ -166,6 +166,7 @@ def test_console_assets_are_local(gateway: GatewayProcess) -> None:
         "handsets.js",
         "webhooks.js",
         "account.js",
+        "compose.js",
         "style.css",
     ):
         asset = httpx.get(f"{gateway.url}/console/static/{name}")
@@ -247,3 +248,63 @@ def test_live_list_survives_a_restart(gateway: GatewayProcess) -> None:
             proc.kill()
             proc.wait(5)
     assert proc.returncode == 0, f"restart check failed:\n{line}{out}\n{err}"
+
+
+def test_console_cancels_a_scheduled_message_and_shows_currency_decimals(gateway: GatewayProcess) -> None:
+    """Issue 19: a scheduled message (X-Send-At) is canceled from its detail page with the refund shown; a sent one
+    has no Cancel button; prices and the balance have EUR's 2 decimals (``console_schedule.mjs``)."""
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    acc = gateway.create_account("schedule")
+    token = gateway.token(acc)
+
+    def send(number: str, **headers: str) -> str:
+        r = httpx.post(
+            gateway.url + "/messaging/sms-kpn/v1/send",
+            headers={"authorization": f"Bearer {token}", **headers},
+            json={"messages": [{"mobile_number": number, "content": "console schedule"}]},
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["document_id"])
+
+    scheduled = send("+31612348881", **{"X-Send-At": "+600s", "X-Priority": "high"})
+    sent = send("+31612348882")
+    env = {
+        **os.environ,
+        "CONSOLE_URL": gateway.url,
+        "API_KEY": acc["api_key"],
+        "API_SECRET": acc["api_secret"],
+        "SCHEDULED_ID": scheduled,
+        "SENT_ID": sent,
+        "CHROMIUM": CHROMIUM,
+    }
+    run = subprocess.run(
+        ["node", str(HERE / "console_schedule.mjs")], env=env, cwd=HERE, capture_output=True, text=True, timeout=90
+    )
+    assert run.returncode == 0, f"browser check failed:\n{run.stdout}\n{run.stderr}"
+    with gateway.client(auth=(acc["api_key"], acc["api_secret"])) as c:
+        assert c.get(f"/v1/messages/{scheduled}").json()["status"] == "canceled"
+        assert c.get("/v1/account").json()["balance"] == "999.93000000"
+
+
+def test_console_composes_counts_schedules_and_sends(gateway: GatewayProcess) -> None:
+    """Issue 19: the Send page's live counter (``/v1/segments``), a refused field, a scheduled high-priority send
+    canceled from its detail page, and a send now that ends delivered (``console_compose.mjs``)."""
+    missing = _browser_missing()
+    if missing:
+        pytest.skip(missing)
+    acc = gateway.create_account("compose")
+    # POST /v1/messages comes from the w4-send branch: until both are merged, only the counter can be checked here
+    sending = "post" in httpx.get(gateway.url + "/openapi.json").json()["paths"].get("/v1/messages", {})
+    env = {**os.environ, "CONSOLE_URL": gateway.url, "API_KEY": acc["api_key"], "API_SECRET": acc["api_secret"],
+           "CHROMIUM": CHROMIUM, "SENDING": "1" if sending else "0"}  # fmt: skip
+    run = subprocess.run(
+        ["node", str(HERE / "console_compose.mjs")], env=env, cwd=HERE, capture_output=True, text=True, timeout=90
+    )
+    assert run.returncode == 0, f"browser check failed:\n{run.stdout}\n{run.stderr}"
+    if not sending:
+        pytest.skip("counter checked; sending needs POST /v1/messages (w4-send), not in this build")
+    with gateway.client(auth=(acc["api_key"], acc["api_secret"])) as c:
+        sent = c.get("/v1/messages", params={"direction": "outbound"}).json()["messages"]
+        assert sorted(m["status"] for m in sent) in (["canceled", "delivered"], ["canceled", "submitted"])

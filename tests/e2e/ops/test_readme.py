@@ -41,6 +41,23 @@ def test_quick_start_ends_delivered(tmp_path: pathlib.Path) -> None:
     assert "Hi from KPN!" in run.stdout
 
 
+def test_send_later_cancel_and_priority_snippet(tmp_path: pathlib.Path) -> None:
+    script = block("### Send later, cancel, validity and priority", "sh")
+    gw = GatewayProcess(tmp_path / "data").start()
+    try:
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script.replace("127.0.0.1:8080", f"127.0.0.1:{gw.port}")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        gw.stop()
+    assert run.returncode == 0, run.stderr
+    assert "status: canceled" in run.stdout.splitlines(), run.stdout
+    assert '"code":2020' in run.stdout, run.stdout
+
+
 def test_vonage_snippet_over_tls_as_pasted(tmp_path: pathlib.Path) -> None:
     serve = block("### Vonage", "sh").strip()
     assert serve.endswith("smsgate serve --tls-self-signed --port 8443"), serve

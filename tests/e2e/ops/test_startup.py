@@ -107,6 +107,11 @@ def test_bad_environment_value_names_the_variable(tmp_path: pathlib.Path) -> Non
     assert err.startswith("smsgate: error: SMSGATE_TOKEN_TTL_SECONDS: Input should be a valid integer")
 
 
+def test_a_currency_that_is_no_iso_code_names_the_variable(tmp_path: pathlib.Path) -> None:
+    _out, err = serve_fails(tmp_path / "data", env={"SMSGATE_CURRENCY": "euro"})
+    assert err.startswith("smsgate: error: SMSGATE_CURRENCY: 'euro' is not an ISO 4217 currency code"), err
+
+
 def test_config_check_prints_the_effective_configuration_with_secrets_masked(tmp_path: pathlib.Path) -> None:
     config = write(
         tmp_path / "smsgate.toml", 'redis_url = "redis://:redispw@127.0.0.1:6379/0"\n' + SMPP.format(port=2775)

@@ -31,6 +31,7 @@ from smsgate.api import webhooks as api_webhooks
 from smsgate.api.messages import message_json
 from smsgate.core import accounts as core_accounts
 from smsgate.core import message as core_message
+from smsgate.core import pricing
 from smsgate.store import console as store_console
 
 router = APIRouter(include_in_schema=False)
@@ -100,7 +101,9 @@ def summary(m: core_message.Message) -> dict[str, Any]:
 async def whoami(request: Request, who: Viewer = Depends(viewer)) -> Response:
     acc = who.account
     account = None if acc is None else {"id": acc.id, "name": acc.name, "api_key": acc.api_key, "level": acc.level}
-    return responses.json({"operator": acc is None, "account": account})
+    code = request.app.state.settings.currency
+    currency = {"code": code, "decimals": pricing.minor_units(code)}  # prices are shown with these decimals
+    return responses.json({"operator": acc is None, "account": account, "currency": currency})
 
 
 @router.get("/console/api/messages")

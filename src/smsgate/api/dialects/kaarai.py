@@ -36,7 +36,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import auth, fastpath, idempotent, responses
+from smsgate.api import auth, fastpath, idempotent, responses, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -139,7 +139,8 @@ _EXAMPLES: dict[int, dict[int, dict[str, Any]]] = {
     503: {5030: {"code": 5030, "message": MESSAGES[5030]}},
 }
 _DESCRIPTIONS = {
-    202: "Accepted: 2020 on its way, 2021 stored while its route is down (sent when it is back)",
+    202: "Accepted: 2020 on its way, 2021 scheduled (X-Send-At) or stored while its route is down (sent when it "
+    "is back)",
     400: "Missing input parameters or invalid values",
     403: "4030 bad user/password (same answer whether the user exists); 4031 destination blocked or not routable",
     404: "Unknown request (any other path or method under /v1/)",
@@ -189,7 +190,7 @@ SEND_SCHEMA: dict[str, Any] = {
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
         "security": [{"basicAuth": []}],
-        "parameters": [idempotent.HEADER_DOC],
+        "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
     },
     responses=_responses(),
 )
@@ -208,9 +209,10 @@ async def send_sms(request: Request) -> Response:
         text=text,
         requested_from=sender,
     )
+    send_options.apply(request, req)
 
     def answer(result: sending.SendResult) -> Response:
-        code = 2021 if result.queued else 2020
+        code = 2021 if result.queued or req.send_at is not None else 2020  # scheduled: "queued for later delivery"
         return kaarai_json(code, MESSAGES[code], result.message_id)
 
     return await idempotent.send(request, req, answer, raw)

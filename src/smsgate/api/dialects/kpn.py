@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, limits
-from smsgate.api import apigee, auth, fastpath, idempotent, responses
+from smsgate.api import apigee, auth, fastpath, idempotent, responses, send_options
 from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
@@ -317,7 +317,7 @@ async def preflight(request: Request) -> Response:
     "/messaging/sms-kpn/v1/send",
     summary="Send an SMS to a Dutch mobile number",
     openapi_extra={
-        "parameters": [SUBACCOUNT_HEADER, idempotent.HEADER_DOC],
+        "parameters": [SUBACCOUNT_HEADER, idempotent.HEADER_DOC, *send_options.openapi_parameters()],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
@@ -383,6 +383,7 @@ async def send(request: Request) -> Response:
         text=content,
         max_chars=request.app.state.settings.kpn_max_chars,
     )
+    send_options.apply(request, req)
 
     def answer(result: sending.SendResult) -> Response:
         request.state.quota = result.quota

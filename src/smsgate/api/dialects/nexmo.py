@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, idempotent, responses, vonage_numbers, vonage_sms
+from smsgate.api import apigee, auth, fastpath, idempotent, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 
 BASE = "/communication/nexmo"
@@ -103,6 +103,7 @@ _SEND_DOC: dict[str, Any] = {
             "schema": {"type": "string", "enum": ["yes", "no"]},
             "description": "yes: replies to `from` go to the callback registered for it with /register",
         },
+        *send_options.openapi_parameters(),
     ],
     "requestBody": {
         "required": True,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors, logs
-from smsgate.api import auth, fastpath, idempotent, responses, vonage_numbers, vonage_sms
+from smsgate.api import auth, fastpath, idempotent, responses, send_options, vonage_numbers, vonage_sms
 from smsgate.core import accounts as core_accounts
 from smsgate.core import idempotency as core_idempotency
 from smsgate.core import signing
@@ -56,7 +56,7 @@ _SMS_DOC: dict[str, Any] = {
         }
     },
     "security": _SECURITY,
-    "parameters": [idempotent.HEADER_DOC],
+    "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
 }
 _SMS_EXAMPLE = {
     "message-count": "1",

@@ -45,6 +45,9 @@ _SubmitFields = tuple[int, int, str, str, bytes, int, int, int, int, int, int, i
                       wire.Tlvs]  # fmt: skip
 
 
+EXPIRED = "validity period expired before submit"
+
+
 def relative_validity(seconds: int) -> str:
     """SMPP relative time "YYMMDDhhmmss000R" (months counted as 30 days)."""
     s = max(1, seconds)
@@ -205,6 +208,8 @@ class SmppConnector:
         bucket = self._bucket
         i = 0
         while i < n:
+            # waiting for the window or max_tps can outlast a part's validity: such a part is never sent late
+            wall = time.time()
             if clock() < self._paused_until or not session.bound:
                 break
             free = session.free_slots()
@@ -222,6 +227,10 @@ class SmppConnector:
                     continue
             entries: list[tuple[int, int, bytes]] = []
             for idx in range(i, i + k):
+                deadline = parts[idx].expires_at
+                if deadline is not None and wall >= deadline:
+                    outcomes[idx] = SubmitOutcome(parts[idx].part_id, SubmitStatus.EXPIRED, error=EXPIRED)
+                    continue
                 seq = session.next_sequence()
                 try:
                     entries.append((idx, seq, p.encode_sm(*self._submit_fields(parts[idx], seq))))

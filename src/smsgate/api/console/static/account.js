@@ -2,7 +2,7 @@
 // suppression list (numbers that opted out, or were put there: no send reaches them).
 
 import { api, save, saved } from './api.js';
-import { announce, errorBox, fmtClock, fmtTime, h, replace, svg } from './dom.js';
+import { announce, errorBox, fmtClock, fmtMoney, fmtTime, h, replace, svg } from './dom.js';
 
 function chart(stats) {
   const W = 600; const H = 160; const pad = { l: 0, r: 0, t: 4, b: 1 };
@@ -158,7 +158,7 @@ export async function accountView(main, me) {
           h('dt', {}, 'Default sender'), h('dd', {}, acc.default_sender || '—')),
         rotateBlock()),
       h('section', { class: 'card', 'aria-labelledby': 'usage-title' }, h('h2', { id: 'usage-title' }, 'Quota and balance'),
-        quotaBlock(acc.quota), h('p', { class: 'balance' }, 'Balance: ', h('strong', { id: 'balance' }, acc.balance))),
+        quotaBlock(acc.quota), h('p', { class: 'balance' }, 'Balance: ', h('strong', { id: 'balance' }, fmtMoney(acc.balance, me.currency)))),
       h('section', { class: 'card wide', 'aria-labelledby': 'traffic-title' }, h('h2', { id: 'traffic-title' }, 'Traffic, last hour'), chart(stats)),
       h('section', { class: 'card wide', 'aria-labelledby': 'hooks-title' }, h('h2', { id: 'hooks-title' }, 'Webhooks'), webhookForm(acc)),
       h('section', { class: 'card wide', 'aria-labelledby': 'optout-title' }, h('h2', { id: 'optout-title' }, 'Suppression list (opt-out)'), suppressionsBlock()));

@@ -24,10 +24,11 @@ export function authorization(creds = saved()) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, field) {
     super(message);
     this.status = status;
     this.code = code;
+    this.field = field; // our API names the field a refusal is about
   }
 }
 
@@ -45,7 +46,7 @@ export async function api(path, { method = 'GET', body, creds } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!response.ok) {
     const message = data?.error?.message || data?.message || data?.Error || data?.detail || `HTTP ${response.status}`;
-    throw new ApiError(response.status, message, data?.error?.code);
+    throw new ApiError(response.status, message, data?.error?.code, data?.error?.field);
   }
   return data;
 }

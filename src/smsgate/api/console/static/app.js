@@ -5,6 +5,7 @@ import { api, forget, save, saved } from './api.js';
 import { errorBox, h, replace } from './dom.js';
 import { accountView } from './account.js';
 import { batchesView } from './batches.js';
+import { composeView } from './compose.js';
 import { handsetsView } from './handsets.js';
 import { live } from './live.js';
 import { detailView, messagesView } from './messages.js';
@@ -76,6 +77,7 @@ const ROUTES = [
   [/^#\/messages\/([^/]+)$/, 'messages', (m) => detailView(main, decodeURIComponent(m[1]), me)],
   [/^#\/messages$/, 'messages', () => messagesView(main, me)],
   [/^#\/batches$/, 'batches', () => batchesView(main, me)],
+  [/^#\/compose$/, 'compose', () => composeView(main, me)],
   [/^#\/handsets(?:\/([^/]+))?$/, 'handsets', (m) => handsetsView(main, m[1] ? decodeURIComponent(m[1]) : null, me)],
   [/^#\/webhooks$/, 'webhooks', () => webhooksView(main, me)],
   [/^#\/account$/, 'account', () => accountView(main, me)],

@@ -41,7 +41,7 @@ export function fmtClock(t) {
 }
 
 const MARKS = {
-  delivered: '✓', received: '↓', submitted: '→', accepted: '…', queued: '…',
+  delivered: '✓', received: '↓', submitted: '→', accepted: '…', queued: '…', scheduled: '⏲', canceled: '⊘',
   failed: '✗', rejected: '✗', expired: '⌛', undeliverable: '✗', succeeded: '✓', pending: '…', dead: '✗',
 };
 
@@ -60,6 +60,21 @@ export function announce(text) {
 
 export function errorBox(err) {
   return h('p', { class: 'error', role: 'alert' }, err?.message || String(err));
+}
+
+// An amount as the API gives it ("0.07250000": 8 decimals, as Vonage) in its currency's own decimals ("0.07 EUR").
+// Decimal strings are rounded as text, half up, so no float ever touches the figure.
+export function fmtMoney(amount, currency) {
+  if (amount === null || amount === undefined || amount === '') return '—';
+  const decimals = currency?.decimals ?? 2;
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(String(amount));
+  if (!m) return String(amount);
+  const [, sign, whole, frac = ''] = m;
+  let digits = BigInt(whole + frac.padEnd(decimals, '0').slice(0, decimals));
+  if ((frac[decimals] || '0') >= '5') digits += 1n;
+  const text = digits.toString().padStart(decimals + 1, '0');
+  const shown = decimals ? `${text.slice(0, -decimals)}.${text.slice(-decimals)}` : text;
+  return `${sign && digits ? '-' : ''}${shown}${currency?.code ? ` ${currency.code}` : ''}`;
 }
 
 export function truncate(text, n) {

@@ -1,11 +1,11 @@
 // Messages: the filtered list that updates itself from the live stream, and one message in detail.
 
 import { api, ApiError, query } from './api.js';
-import { announce, errorBox, fmtClock, fmtTime, h, replace, statusBadge, truncate } from './dom.js';
+import { announce, errorBox, fmtClock, fmtMoney, fmtTime, h, replace, statusBadge, truncate } from './dom.js';
 import { live } from './live.js';
 import { replayButton } from './webhooks.js';
 
-const STATUSES = ['accepted', 'submitted', 'delivered', 'failed', 'expired', 'rejected', 'received'];
+const STATUSES = ['scheduled', 'accepted', 'submitted', 'delivered', 'failed', 'expired', 'rejected', 'canceled', 'received'];
 const DIALECTS = ['kpn', 'nexmo', 'vonage', 'kaarai', 'network'];
 const FILTERS = ['q', 'status', 'direction', 'number', 'sender', 'dialect', 'since', 'until'];
 let lastFilters = {};
@@ -64,7 +64,7 @@ function params(f) {
   return { ...f, since: toEpoch(f.since), until: toEpoch(f.until) };
 }
 
-function row(m, operator) {
+function row(m, operator, currency) {
   const link = h('a', { href: `#/messages/${encodeURIComponent(m.id)}`, class: 'msg-link' }, truncate(m.text, 60));
   return h('tr', { 'data-id': m.id, 'data-status': m.status },
     h('td', { 'data-label': 'Time' }, h('time', { datetime: new Date(m.created_at * 1000).toISOString() }, fmtTime(m.created_at))),
@@ -73,7 +73,7 @@ function row(m, operator) {
     h('td', { 'data-label': 'To' }, m.to),
     h('td', { 'data-label': 'Text', class: 'text' }, link),
     h('td', { 'data-label': 'Status', class: 'status-cell' }, statusBadge(m.status)),
-    h('td', { 'data-label': 'Price', class: 'num' }, m.direction === 'inbound' ? '—' : m.price),
+    h('td', { 'data-label': 'Price', class: 'num' }, m.direction === 'inbound' ? '—' : fmtMoney(m.price, currency)),
     operator ? h('td', { 'data-label': 'Account' }, m.account_id || '(none)') : null);
 }
 
@@ -119,7 +119,7 @@ export async function messagesView(main, me) {
     for (const m of data.messages) {
       if (rows.has(m.id)) continue;
       rows.set(m.id, m);
-      body.append(row(m, operator));
+      body.append(row(m, operator, me.currency));
     }
     next = data.next;
     more.hidden = !next;
@@ -143,7 +143,7 @@ export async function messagesView(main, me) {
         replace(tr.querySelector('.status-cell'), statusBadge(m.status));
       } else if (!next || m.created_at >= Math.min(...[...rows.values()].map((r) => r.created_at))) {
         rows.set(m.id, m);
-        const fresh = row(m, operator);
+        const fresh = row(m, operator, me.currency);
         fresh.classList.add('fresh');
         place(m, fresh);
         added += 1;
@@ -183,6 +183,27 @@ function webhookList(m, me, refresh) {
     me.operator ? null : replayButton(d, refresh))));
 }
 
+// A message not submitted yet can be canceled by its account (POST /v1/messages/{id}/cancel): refunded, and its
+// webhook says message.canceled. Too late (it went out meanwhile) is said in words, and the page shows what it is.
+function cancelBlock(m, me, refresh) {
+  if (me.operator || m.direction !== 'outbound' || m.status !== 'scheduled') return null;
+  const note = h('span', { role: 'status', class: 'note' });
+  const button = h('button', { type: 'button', class: 'danger', id: 'cancel-message' }, 'Cancel this message');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      await api(`/v1/messages/${encodeURIComponent(m.id)}/cancel`, { method: 'POST' });
+      announce('Message canceled; its price went back to the balance.');
+    } catch (err) {
+      button.disabled = false;
+      replace(note, err.status === 409 ? 'Too late: it was submitted meanwhile.' : err.message);
+      return;
+    }
+    await refresh();
+  });
+  return h('p', { class: 'cancel' }, button, ' ', note);
+}
+
 export async function detailView(main, id, me) {
   const holder = h('div', { 'aria-live': 'polite' });
   main.append(h('p', {}, h('a', { href: '#/messages' }, '← All messages')), holder);
@@ -200,9 +221,11 @@ export async function detailView(main, id, me) {
     replace(holder,
       h('h1', {}, m.direction === 'inbound' ? `Message from ${m.from}` : `Message to ${m.to}`, ' ', statusBadge(m.status)),
       h('blockquote', { class: 'sms' }, m.text ?? '(binary message)'),
+      cancelBlock(m, me, show),
       dl([['ID', h('code', {}, m.id)], ['Direction', m.direction], ['From', m.from], ['To', m.to], ['Status', m.status],
         ['API (dialect)', m.dialect], ['Encoding', m.encoding], ['Parts', String(m.parts_count)],
-        ['Price', m.direction === 'inbound' ? null : m.price], ['Network', m.network], ['Country', m.country],
+        ['Price', m.direction === 'inbound' ? null : fmtMoney(m.price, me.currency)], ['Network', m.network], ['Country', m.country],
+        ['Send at', m.meta?.send_at ? fmtTime(m.meta.send_at) : null], ['Priority', m.meta?.priority || null],
         ['Connector', m.connector], ['Client reference', m.client_ref],
         ['Error', m.error ? `${m.error.text} (${m.error.code})` : null], ['Account', me.operator ? m.account_id : null],
         ['Created', fmtTime(m.created_at)], ['Updated', fmtTime(m.updated_at)]]),
@@ -215,7 +238,7 @@ export async function detailView(main, id, me) {
         h('thead', {}, h('tr', {}, ['#', 'Status', 'Network id', 'Price', 'Text'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, m.parts.map((p) => h('tr', {},
           h('td', { 'data-label': '#' }, `${p.index}/${p.total}`), h('td', { 'data-label': 'Status' }, statusBadge(p.status)),
-          h('td', { 'data-label': 'Network id' }, p.network_message_id || '—'), h('td', { 'data-label': 'Price' }, p.price),
+          h('td', { 'data-label': 'Network id' }, p.network_message_id || '—'), h('td', { 'data-label': 'Price' }, fmtMoney(p.price, me.currency)),
           h('td', { 'data-label': 'Text' }, p.text ?? '(binary)')))))),
       h('h2', {}, 'Webhooks'),
       webhookList(m, me, show),
