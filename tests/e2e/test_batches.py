@@ -126,3 +126,30 @@ def test_a_suppressed_recipient_is_refused_alone_with_the_reason(gateway: Gatewa
     assert "opted out" in out["refused"][0]["reason"]
     listed = httpx.get(gateway.url + f"/v1/batches/{out['id']}/messages", auth=auth(acc)).json()["messages"]
     assert [m["to"] for m in listed] == ["+31612340020"]
+
+
+def test_cancel_stops_what_is_not_yet_submitted_and_refunds_it(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("ours-cancel")
+    before = httpx.get(gateway.url + "/v1/account", auth=auth(acc)).json()["balance"]
+    body = {"text": "Tomorrow", "send_at": "+3600s", "recipients": [{"to": f"+3161234003{i}"} for i in range(3)]}
+    out = httpx.post(gateway.url + "/v1/batches", json=body, auth=auth(acc)).json()
+    bid = out["id"]
+    assert httpx.get(gateway.url + f"/v1/batches/{bid}", auth=auth(acc)).json()["statuses"] == {"scheduled": 3}
+    assert httpx.get(gateway.url + "/v1/account", auth=auth(acc)).json()["balance"] != before
+
+    other = gateway.create_account("ours-cancel-other")
+    assert httpx.post(gateway.url + f"/v1/batches/{bid}/cancel", auth=auth(other)).status_code == 404
+    r = httpx.post(gateway.url + f"/v1/batches/{bid}/cancel", auth=auth(acc))
+    assert r.status_code == 200, r.text
+    assert (r.json()["canceled"], r.json()["too_late"]) == (3, 0)
+    assert r.json()["batch"]["statuses"] == {"canceled": 3}
+    assert httpx.get(gateway.url + "/v1/account", auth=auth(acc)).json()["balance"] == before
+    again = httpx.post(gateway.url + f"/v1/batches/{bid}/cancel", auth=auth(acc)).json()
+    assert (again["canceled"], again["too_late"]) == (0, 0)
+
+    sent = httpx.post(gateway.url + "/v1/batches", json={"text": "Now", "recipients": [{"to": "+31612340040"}]},
+                      auth=auth(acc)).json()  # fmt: skip
+    wait_for(lambda: httpx.get(gateway.url + f"/v1/batches/{sent['id']}", auth=auth(acc)).json()["statuses"]
+             == {"delivered": 1}, timeout=15)  # fmt: skip
+    late = httpx.post(gateway.url + f"/v1/batches/{sent['id']}/cancel", auth=auth(acc)).json()
+    assert (late["canceled"], late["batch"]["statuses"]) == (0, {"delivered": 1})

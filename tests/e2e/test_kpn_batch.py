@@ -324,3 +324,17 @@ def test_a_suppressed_number_refuses_the_whole_call_naming_it(gateway: GatewayPr
     assert balance_of(gateway, acc["account_id"]) == before
     del nums[7]
     assert post(gateway, token, batch(nums)).status_code == 200
+
+
+def test_send_at_and_priority_headers_apply_to_the_whole_batch(gateway: GatewayProcess) -> None:
+    acc = gateway.create_account("bulk-later")
+    token = gateway.token(acc)
+    r = post(gateway, token, batch(numbers(3, 700)), **{"X-Send-At": "+3600s", "X-Priority": "bulk"})
+    assert r.status_code == 200, r.text
+    bid = r.json()["document_id"]
+    basic = (acc["api_key"], acc["api_secret"])
+    assert httpx.get(gateway.url + f"/v1/batches/{bid}", auth=basic).json()["statuses"] == {"scheduled": 3}
+    msgs = httpx.get(gateway.url + f"/v1/batches/{bid}/messages", auth=basic).json()["messages"]
+    assert {m["meta"]["priority"] for m in msgs} == {"bulk"}, msgs[0]
+    assert all(m["meta"]["send_at"] > time.time() + 3000 for m in msgs)
+    assert post(gateway, token, batch(numbers(1)), **{"X-Send-At": "tomorrow"}).status_code == 400

@@ -226,3 +226,24 @@ async def batch_messages(
     found = found[:limit]
     nxt = found[-1].id if more and found else None
     return responses.json({"messages": [message_json(m) for m in found], "next_cursor": nxt})
+
+
+@router.post(
+    "/v1/batches/{batch_id}/cancel",
+    summary="Cancel what of a batch is not yet submitted",
+    description="Each message still `scheduled` or `accepted` becomes `canceled` as `POST /v1/messages/{id}/cancel` "
+    "does (refunded, quota given back, a `message.canceled` event); messages already submitted go on. Answers how "
+    "many were canceled now and how many were too late, with the batch as it is after.",
+    openapi_extra=SECURITY,
+)
+async def cancel_batch(
+    batch_id: str, request: Request, account: core_accounts.Account = Depends(auth.any_credentials)
+) -> Response:
+    found = await _batch(request, account, batch_id)
+    gw = auth.gateway(request)
+    owner = account if found.account_id == account.id else await gw.account(found.account_id)
+    if owner is None:
+        raise errors.NotFound("no such batch")
+    canceled, too_late = await gw.cancel_many(owner, await _reads(request).unsent(batch_id))
+    after = await _batch(request, account, batch_id)
+    return responses.json({"canceled": canceled, "too_late": too_late, "batch": summary_json(after)})

@@ -8,13 +8,14 @@ stores it); the dispatcher learns of it through the callback ``runtime`` wires, 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import operator
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -374,11 +375,29 @@ class Gateway:
         """Cancel a message not yet submitted (``errors.TooLate`` otherwise): refunded, and its quota given back when
         it was counted in the account's current quota window."""
         done = await self._committer.write("cancel", store_messages.Cancel(account.id, message_id))
-        if not done.again:
-            window = core_accounts.quota_window(time.time(), account.quota_interval, account.quota_unit)
-            if done.created_at >= window.start:
-                await self.quotas.give_back(account, done.parts)
+        await self._quota_back(account, [done])
         return await self.message(account, message_id)
+
+    async def cancel_many(self, account: core_accounts.Account, message_ids: Sequence[str]) -> tuple[int, int]:
+        """Cancel those of ``message_ids`` (a batch's, all ``account``'s) not yet submitted, each as ``cancel``
+        does, in the committer's batches: (canceled now, too late)."""
+        outs = await asyncio.gather(
+            *(self._committer.write("cancel", store_messages.Cancel(account.id, i)) for i in message_ids),
+            return_exceptions=True,
+        )
+        for out in outs:
+            if isinstance(out, BaseException) and not isinstance(out, errors.TooLate | errors.NotFound):
+                raise out
+        done = [o for o in outs if isinstance(o, store_messages.Canceled)]
+        await self._quota_back(account, done)
+        return sum(not d.again for d in done), sum(isinstance(o, errors.TooLate) for o in outs)
+
+    async def _quota_back(self, account: core_accounts.Account, done: Sequence[store_messages.Canceled]) -> None:
+        """Give back the parts of messages just canceled that count in the account's current quota window."""
+        window = core_accounts.quota_window(time.time(), account.quota_interval, account.quota_unit)
+        parts = sum(d.parts for d in done if not d.again and d.created_at >= window.start)
+        if parts:
+            await self.quotas.give_back(account, parts)
 
     # -- reading ----------------------------------------------------------------------------------------------
     async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:

@@ -127,6 +127,13 @@ class BatchReads:
                                                                 b.idempotency_key == key))).first()  # fmt: skip
         return dict(row.answer) if row is not None and row.answer is not None else None
 
+    async def unsent(self, batch_id: str) -> builtins.list[str]:
+        """The ids of a batch's messages not yet submitted (scheduled or accepted): what a cancel may still stop."""
+        m = tables.messages
+        q = sa.select(m.c.id).where(m.c.batch_id == batch_id, m.c.status.in_(("scheduled", "accepted")))
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(q)).scalars())
+
     async def messages(
         self, batch_id: str, *, status: str | None = None, after: str | None = None, limit: int = 100
     ) -> builtins.list[core_message.Message]:

@@ -13,6 +13,7 @@ or nothing: one bad item refuses the call (400 naming ``messages[i]`` and the nu
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath
+from smsgate.api import apigee, auth, fastpath, send_options
 from smsgate.api.dialects import kpn
 from smsgate.core import numbers
 from smsgate.services import batches
@@ -82,7 +83,7 @@ async def preflight(request: Request) -> Response:
     PATH,
     summary="Send SMS to up to 5,000 Dutch mobile numbers in one call (one transaction)",
     openapi_extra={
-        "parameters": [kpn.SUBACCOUNT_HEADER],
+        "parameters": [kpn.SUBACCOUNT_HEADER, *send_options.openapi_parameters()],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
@@ -135,6 +136,9 @@ async def send(request: Request) -> Response:
     except orjson.JSONDecodeError as exc:
         raise errors.ValidationError(errors.json_problem(body, exc.pos, exc.msg)) from None
     req = _parse(data, settings, account)
+    given = send_options.Given(ttl_seconds=req.ttl_seconds)  # expirein wins over X-Validity-Seconds
+    send_options.apply(request, given)
+    req = dataclasses.replace(req, send_at=given.send_at, ttl_seconds=given.ttl_seconds, priority=given.priority)
     result = await batches.send_batch(gw, req)
     request.state.quota = result.quota
     return kpn.kpn_json(request, 200, {"document_id": result.batch_id, "status": "OK"}, result.quota)
