@@ -59,6 +59,12 @@ def apply(request: Request, req: Options) -> None:
             req.priority = schedule.parse_priority(value)
 
 
+def given_raw(request: Request) -> list[bytes]:
+    """The headers as sent, for an ``Idempotency-Key``'s fingerprint: a retry that changes the send time, validity
+    or lane is another request, not a replay."""
+    return [name + b"=" + raw for name, raw in request.scope["headers"] if name in _NAMES]
+
+
 def openapi_parameters() -> list[dict[str, Any]]:
     """The headers, for a send endpoint's OpenAPI ``parameters``."""
     return [
