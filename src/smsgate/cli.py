@@ -148,6 +148,7 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
         "default_priority": a.default_priority,
         "quota": {"limit": a.quota_limit, "interval": a.quota_interval, "unit": a.quota_unit},
         "balance": pricing.format_amount(pricing.from_units(a.balance)),
+        "parent_id": a.parent_id,
         "optout": {"stop_keywords": a.stop_keywords, "start_keywords": a.start_keywords, "reply": a.optout_reply},
         "retention": {"days": a.retention_days, "content_days": a.content_retention_days},
     }
@@ -156,14 +157,26 @@ def _account_json(a: core_accounts.Account) -> dict[str, Any]:
 @accounts_app.command("create")
 @account_settings_options
 def accounts_create(
-    name: str, as_json: bool = JsonOpt, config: pathlib.Path | None = ConfigOpt, *, changes: dict[str, Any]
+    name: str,
+    as_json: bool = JsonOpt,
+    config: pathlib.Path | None = ConfigOpt,
+    parent: str | None = typer.Option(
+        None,
+        "--parent",
+        help="make it a sub-account of this account (id, api_key or name): the parent pays for its traffic and "
+        "sees its messages, and addresses it by NAME (KPN SubAccount header, `account` in our API)",
+    ),
+    *,
+    changes: dict[str, Any],
 ) -> None:
-    """Create an account; its api_secret is shown once."""
+    """Create an account (or a sub-account with --parent); its api_secret is shown once."""
     opts = dict(changes)
     if "balance" not in opts:
-        opts["balance"] = money(load_settings(config).default_balance)
+        opts["balance"] = 0 if parent else money(load_settings(config).default_balance)
 
     async def run(store: store_accounts.AccountStore) -> tuple[core_accounts.Account, str]:
+        if parent is not None:
+            opts["parent_id"] = (await find_account(store, parent)).id
         return await store.create(name, **opts)
 
     acc, secret = _with_store(config, run)
@@ -267,9 +280,11 @@ def accounts_set(
 
 from smsgate.cli_numbers import numbers_app  # noqa: E402  (its own module; wired here)
 from smsgate.cli_optout import purge, suppressions_app  # noqa: E402
+from smsgate.cli_send import send  # noqa: E402
 from smsgate.cli_senders import senders_app  # noqa: E402
 
 app.add_typer(numbers_app, name="numbers")
 app.add_typer(senders_app, name="senders")
+app.command("send")(send)
 app.add_typer(suppressions_app, name="suppressions")
 app.command("purge")(purge)

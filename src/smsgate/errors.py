@@ -163,6 +163,10 @@ class FeatureNotAllowed(PolicyError):
     """This kind of message is not enabled for this account."""
 
 
+class NotASubAccount(PolicyError):
+    """A call named an account (KPN ``SubAccount``, our ``account``) that is not an active sub-account of the caller."""
+
+
 class InsufficientScope(PolicyError):
     """A token may send and read; this needs the account's api_secret (HTTP Basic) or the operator token."""
 

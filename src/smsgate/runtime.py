@@ -33,6 +33,7 @@ from smsgate.services import suppressions as services_suppressions
 from smsgate.services import webhooks as services_webhooks
 from smsgate.settings import Settings
 from smsgate.store import accounts as store_accounts
+from smsgate.store import batches as store_batches
 from smsgate.store import checkpoint as store_checkpoint
 from smsgate.store import committer as store_committer
 from smsgate.store import connectors as store_connectors
@@ -112,6 +113,7 @@ class Runtime:
         self.recorder = recording.Recorder(
             self.writes,
             reassembly_timeout=settings.inbound_reassembly_timeout,
+            kpn_retry_delays=settings.kpn_webhook_retry_delays,
             keys_kept=settings.idempotency_hours * 3600.0,
         )
         self.recorder.register(self.committer)
@@ -144,6 +146,7 @@ class Runtime:
         if missing:
             raise ValueError(f"routing names unknown connectors: {sorted(missing)}")
         self.reads = store_reads.MessageReads(self.engine)
+        self.batches = store_batches.BatchReads(self.engine)
         # one node: limits in this process; several nodes: shared through Redis (atomic Lua scripts)
         self.redis: Any = limits.redis_client(settings.redis_url) if settings.redis_url else None
         quotas: limits.QuotaLimiter

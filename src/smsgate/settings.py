@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     gil_switch_interval: float = 0.0005  # seconds; see server.serve
     gc_threshold: int = 20_000  # allocations between young-generation collections; see server.serve
     max_request_bytes: int = 1 << 20  # any request body larger is refused before it is read (api.fastpath)
+    batch_max_request_bytes: int = Field(8 << 20, ge=1024)  # the batch endpoints' cap: 5,000 recipients with texts
 
     # dispatcher
     batch_size: int = 500
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
 
     # KPN dialect
     kpn_max_chars: int = 1000
+    # KPN batch API (/communication/kpn/sms/send): messages items and recipients per call; receipt retry schedule
+    kpn_batch_max: int = Field(5000, ge=1, le=100_000)
+    batch_max: int = Field(5000, ge=1, le=100_000)  # recipients per POST /v1/batches
+    kpn_webhook_retry_delays: CommaList = Field(default_factory=lambda: ["60", "120", "240"])
     # sending (issue 19): the sender of a Kaarai / KPN send without one from an account without a default sender;
     # how long an Idempotency-Key's answer is kept for a retry
     default_sender: str = "smsgate"
@@ -172,12 +177,24 @@ class Settings(BaseSettings):
             raise ValueError(exc.message.removeprefix("pattern: ")) from None
         return value
 
-    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @field_validator("trusted_proxies", "cors_origins", "kpn_webhook_retry_delays", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
         return value
+
+    @field_validator("kpn_webhook_retry_delays")
+    @classmethod
+    def _retry_delays(cls, value: list[str]) -> list[str]:
+        """Seconds after each failed try, e.g. ``60,120,240`` (KPN's: 4 tries at 0, 60, 120 and 240 s)."""
+        try:
+            delays = [float(v) for v in value]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 60,120,240") from None
+        if len(delays) > 20 or any(not 0 <= d <= 86400 for d in delays):
+            raise ValueError("at most 20 delays, each 0 to 86400 seconds")
+        return [f"{d:g}" for d in delays]
 
     @property
     def effective_database_url(self) -> str:

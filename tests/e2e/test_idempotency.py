@@ -177,6 +177,19 @@ def test_keys_are_per_account(gateway: GatewayProcess) -> None:
     assert ra.json()["id"] != rb.json()["id"] and "idempotent-replayed" not in rb.headers
 
 
+def test_the_send_headers_are_part_of_the_request(gateway: GatewayProcess, account: dict[str, str]) -> None:
+    """A retry that moves the send time (or validity, or lane) is another request: refused, not replayed."""
+    key, url = str(uuid.uuid4()), gateway.url + "/messaging/sms-kpn/v1/send"
+    body = {"messages": [{"mobile_number": "0612345678", "content": "later"}]}
+    auth = {"authorization": f"Bearer {gateway.token(account)}", "idempotency-key": key}
+    first = httpx.post(url, json=body, headers={**auth, "X-Send-At": "+3600s"})
+    assert first.status_code == 200, first.text
+    again = httpx.post(url, json=body, headers={**auth, "X-Send-At": "+3600s"})
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    moved = httpx.post(url, json=body, headers={**auth, "X-Send-At": "+60s"})
+    assert moved.status_code == 400 and "idempotent-replayed" not in moved.headers, moved.text
+
+
 def test_a_kill_between_commit_and_reply_then_the_retry_gets_the_same_id(data_dir: pathlib.Path) -> None:
     """The request goes out on a raw socket; the moment its key's row is committed (read from the SQLite file) the
     gateway is SIGKILLed, before the test reads any reply. After a restart the retry replays the stored answer."""

@@ -241,6 +241,8 @@ CASES: list[Case] = [
     Case(DENIED, "POST", "/v1/connectors/{name}/resume", "/v1/connectors/sandbox/resume", status=401, error={"error": {"code": "unauthorized"}}),
     # sending: what the call creates is the caller's
     Case(SEND, "POST", "/messaging/sms-kpn/v1/send", auth="token", json={"messages": [{"mobile_number": "+{w.handset}", "content": "{tag}"}]}),
+    Case(SEND, "POST", "/communication/kpn/sms/send", auth="token", json={"messages": [{"mobile_number": "+{w.handset}", "content": "{tag}"}]}),
+    Case(SEND, "POST", "/v1/batches", json={"text": "{tag}", "recipients": [{"to": "+{w.handset}"}]}, status=201),
     Case(SEND, "POST", NEXMO + "/sms/send", auth="token", form=_VONAGE_SMS),
     Case(SEND, "POST", "/sms/json", form=_VONAGE_SMS),
     Case(SEND, "GET", "/sms/json", auth="params", params=_VONAGE_SMS),
@@ -295,6 +297,7 @@ NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
     ("GET", "/console/static/{name}"): "static console files",
     ("POST", "/oauth/client_credential/accesstoken"): "credential exchange; its tokens drive the token rows",
     ("OPTIONS", "/messaging/sms-kpn/v1/send"): "CORS preflight",
+    ("OPTIONS", "/communication/kpn/sms/send"): "CORS preflight",
     ("POST", "/v1/segments"): "pure computation over the request's own text",
     **{
         (method, f"/connectors/{{name}}/{kind}"): "an upstream's callback: no account credentials, the connector "
@@ -308,6 +311,11 @@ NOT_ACCOUNT_SCOPED: dict[tuple[str, str], str] = {
 # Routes that delete the caller's own conversations: a row would take the party's data from the rows after it, so each
 # has its own test with two accounts (the other's conversations, scripts and behaviour untouched).
 ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("GET", "/console/api/batches"): "tests/e2e/console/test_console_batches.py::test_console_batches_are_scoped",
+    **{
+        ("GET", route): "tests/e2e/test_batches.py::test_a_batch_refuses_bad_recipients_and_sends_the_rest"
+        for route in ("/v1/batches", "/v1/batches/{batch_id}", "/v1/batches/{batch_id}/messages")
+    },
     ("POST", "/sandbox/reset"): "tests/e2e/test_sandbox_control.py::test_reset_touches_only_the_calling_account",
     (
         "DELETE",

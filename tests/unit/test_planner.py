@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import urllib.parse
 from typing import Any
@@ -99,3 +100,29 @@ def test_inbound_goes_to_the_number_then_the_conversation_callback_then_the_acco
     plain = run([ev], inbound(), acc, route=deliveries.InboundRoute(None, (("kpn", False),), None))
     assert [(d.url, d.event) for d in plain] == [("https://hooks.example/in", "message.received")]
     assert run([ev], inbound(), account(), route=deliveries.InboundRoute(None, (), None)) == []
+
+
+def test_kpn_batch_receipt_at_the_final_status_only_on_its_own_schedule() -> None:
+    cb = "https://hooks.example/kpn"
+    acc = account(receipt_url="https://hooks.example/account")
+    msgs: dict[str, Message] = {}
+    accs = {acc.id: acc}
+
+    def plan(status: Status, **kw: Any) -> list[deliveries.Delivery]:
+        msg = dataclasses.replace(message(status=status, batch_id="B1", callback_url=cb), **kw)
+        msgs[msg.id] = msg
+        ev = [Event("m1", "P1", "acc", EventType(status.value), NOW + 5, None)]
+        ctx = deliveries.Context({}, frozenset(), {})
+        return planner.plan(planner.relevant(ev), msgs, accs, ctx, NOW, new_id=ids(), kpn_retry_delays="60,120,240")
+
+    assert plan(Status.SUBMITTED) == []  # not final: nothing for KPN's webhook_url
+    [d] = plan(Status.DELIVERED, updated_at=NOW + 5)
+    assert (d.event, d.url, d.retry_delays) == ("kpn.delivered", cb, "60,120,240")
+    assert orjson.loads(d.body) == {"document_id": "B1", "message_id": "m1", "mobile_number": "+31612345678",
+                                    "status": "DELIVERED", "StatusDateTime": int(NOW + 5)}  # fmt: skip
+    [d] = plan(Status.FAILED)
+    assert orjson.loads(d.body)["status"] == "FAILED"
+    # a KPN batch message without a webhook_url goes nowhere (not to the account's receipt URL)
+    msg = message(status=Status.DELIVERED, batch_id="B1")
+    ev = [Event("m1", "P1", "acc", EventType.DELIVERED, NOW, None)]
+    assert planner.plan(ev, {"m1": msg}, accs, deliveries.Context({}, frozenset(), {}), NOW, new_id=ids()) == []

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from smsgate import errors, metrics, version
 from smsgate.api import (
     auth,
+    batches,
     connectors,
     console,
     export,
@@ -32,7 +33,7 @@ from smsgate.api import (
 )
 from smsgate.api import docs as api_docs
 from smsgate.api import openapi as api_openapi
-from smsgate.api.dialects import kaarai, kpn, nexmo, vonage
+from smsgate.api.dialects import kaarai, kpn, kpn_batch, nexmo, vonage
 from smsgate.runtime import Runtime
 from smsgate.store import engine as store_engine
 
@@ -44,7 +45,8 @@ DESCRIPTION = """
 smsgate speaks several SMS APIs on one server, over one durable outbox:
 
 * **KPN SMS API v1** — get a token at `/oauth/client_credential/accesstoken` (client credentials), then
-  `POST /messaging/sms-kpn/v1/send`.
+  `POST /messaging/sms-kpn/v1/send`; **KPN SMS (batch)** — `POST /communication/kpn/sms/send`, up to 5,000
+  recipients in one call and one transaction, with the same token.
 * **Vonage SMS API** — `POST /sms/json` (or `/sms/xml`), `/number/update`, `/account/numbers`,
   `/account/get-balance`, with api_key/api_secret (Basic, form, JSON or query) or a signature.
 * **Vonage via KPN** — `POST /communication/nexmo/sms/send` and `/register`, and
@@ -76,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.gateway = runtime.gateway
     app.state.webhooks = runtime.webhook_service
     app.state.numbers = runtime.numbers
+    app.state.batches = runtime.batches
     app.state.idempotency = runtime.idempotency
     app.state.settings = runtime.settings
     app.state.cors_origins = frozenset(runtime.settings.cors_origins)
@@ -95,6 +98,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         dict.fromkeys(
             (
                 "/v1/messages",
+                "/v1/batches",
                 "/v1/segments",
                 "/v1/webhooks",
                 "/v1/account",
@@ -108,12 +112,14 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.renderers = renderers
 
     app.include_router(kpn.router)
+    app.include_router(kpn_batch.router)
     app.include_router(nexmo.router)
     app.include_router(vonage.router)
     app.include_router(kaarai.router)
     app.include_router(messages_send.router)
     app.include_router(export.router)  # before messages: /v1/messages/export is no message id
     app.include_router(messages.router)
+    app.include_router(batches.router)
     app.include_router(sandbox.router)
     app.include_router(sandbox_control.router)
     app.include_router(webhooks.router)
@@ -211,7 +217,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 def create_asgi(runtime: Runtime) -> fastpath.FastPath:
     """The app ``smsgate serve`` runs: the FastAPI app behind the direct route for sends and the body cap."""
     app = create_app(runtime)
-    return fastpath.FastPath(app, app.state.on_error, max_body=runtime.settings.max_request_bytes)
+    batch_cap = runtime.settings.batch_max_request_bytes
+    return fastpath.FastPath(app, app.state.on_error, max_body=runtime.settings.max_request_bytes,
+                             larger={kpn_batch.PATH: batch_cap, "/v1/batches": batch_cap})  # fmt: skip
 
 
 def _add_security_scheme(app: FastAPI) -> None:

@@ -27,14 +27,14 @@ def doc(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
-async def parse(request: Request, model: type[M]) -> M:
+async def parse(request: Request, model: type[M], *, limit: int = MAX_BODY) -> M:
     """The body as ``model``, or ValidationError (each dialect's 400) saying what is wrong with it."""
-    return validate(await read(request), model)
+    return validate(await read(request, limit=limit), model)
 
 
-async def read(request: Request) -> bytes:
-    """The raw body, up to ``MAX_BODY``."""
-    return await fastpath.read_body(request, MAX_BODY)
+async def read(request: Request, *, limit: int = MAX_BODY) -> bytes:
+    """The raw body, up to ``limit`` (``MAX_BODY`` unless the route allows more)."""
+    return await fastpath.read_body(request, limit)
 
 
 def validate(raw: bytes, model: type[M]) -> M:

@@ -9,7 +9,8 @@ directly, with the app's own error handler; every other request goes to FastAPI 
 registered with FastAPI, which documents it in the OpenAPI schema and serves it when the app runs unwrapped.
 
 Every request's body is capped on the way in (``max_body``): endpoints read bodies whole before their own,
-smaller limits apply, so a huge body must not get that far.
+smaller limits apply, so a huge body must not get that far. The batch endpoints take a larger cap of their own
+(``larger``: 5,000 recipients with their texts do not fit in 1 MiB).
 
 Every request also gets its access line here (``logs.access``), when the ``smsgate.access`` logger is on: one
 closure around ``send`` to see the status, one record, no per-request dict; the handler writes in batches.
@@ -49,10 +50,13 @@ def hot(endpoint: F) -> F:
 class FastPath:
     """The ASGI app to serve: hot endpoints directly, the rest through ``app``."""
 
-    def __init__(self, app: FastAPI, on_error: ErrorHandler, *, max_body: int = 1 << 20) -> None:
+    def __init__(
+        self, app: FastAPI, on_error: ErrorHandler, *, max_body: int = 1 << 20, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self._on_error = on_error
         self.max_body = max_body  # for every route: endpoints read bodies whole, so cap them before they do
+        self.larger = dict(larger or {})  # exact paths with a cap of their own
         self.routes: dict[tuple[str, str], Endpoint] = {}
         self._collect(app.routes, "")
 
@@ -100,11 +104,12 @@ class FastPath:
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self.app  # what Request.app and the endpoints' app.state lookups read
-        if _declared_length(scope) > self.max_body:
-            response = await self._on_error(Request(scope, receive), _too_large(self.max_body))
+        cap = self.larger.get(scope["path"], self.max_body)
+        if _declared_length(scope) > cap:
+            response = await self._on_error(Request(scope, receive), _too_large(cap))
             await response(scope, receive, send)
             return
-        receive = _capped(receive, self.max_body)
+        receive = _capped(receive, cap)
         endpoint = self.routes.get((scope["method"], scope["path"]))
         if endpoint is None:
             await self.app(scope, receive, send)

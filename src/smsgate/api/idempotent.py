@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fastapi import Request
 from fastapi.responses import Response
 
-from smsgate.api import auth
+from smsgate.api import auth, send_options
 from smsgate.core import idempotency as core_idempotency
 from smsgate.services import idempotency, sending
 
@@ -39,7 +39,8 @@ async def send(request: Request, req: sending.SendRequest, render: Render, *iden
     if raw is None:
         return render(await gw.send(req))
     key = core_idempotency.parse_key(raw)
-    fingerprint = core_idempotency.fingerprint(request.method, request.url.path, *identity)
+    options = send_options.given_raw(request)  # X-Send-At, X-Validity-Seconds, X-Priority as sent
+    fingerprint = core_idempotency.fingerprint(request.method, request.url.path, *identity, *options)
 
     async def first() -> core_idempotency.StoredResponse:
         refusal: Exception | None = getattr(request.state, "replay_only", None)

@@ -1,7 +1,7 @@
 """Our own API: message status and history (``/v1/messages``) and the segment preview (``/v1/segments``).
 
 Any of an account's credentials work (Bearer token or Basic api_key:api_secret); an account sees only its own
-messages. Errors: ``{"error": {"code", "message"}}`` with the matching HTTP status.
+messages and its sub-accounts'. Errors: ``{"error": {"code", "message"}}`` with the matching HTTP status.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ def message_json(
     """
     out: dict[str, Any] = {
         "id": m.id,
+        "account_id": m.account_id,
+        "batch_id": m.batch_id,
         "direction": m.direction.value,
         "dialect": m.dialect,
         "status": m.status.value,
@@ -163,6 +165,8 @@ PartStatus = Literal["accepted", "submitted", "delivered", "expired", "failed", 
 
 class MessageOut(BaseModel):
     id: str
+    account_id: str = Field(description="its account: the caller's own or one of its sub-accounts'")
+    batch_id: str | None = Field(description="the batch it came in (KPN document_id, /v1/batches id)")
     direction: Literal["outbound", "inbound"]
     dialect: str
     status: MessageStatus = Field(

@@ -91,7 +91,7 @@ def errors_for(path: str) -> Responses:
     """The error responses the renderer owning ``path`` answers with (see each dialect's ``render_error``)."""
     if path == kpn.TOKEN_PATH:
         return _TOKEN
-    if path.startswith("/messaging/sms-kpn/"):
+    if path.startswith(("/messaging/sms-kpn/", "/communication/kpn/")):
         return {**_KPN_GATEWAY, "400": _json("Bad request", KPN_ERROR), "403": _json("Forbidden", KPN_ERROR)}
     if path.startswith("/communication/nexmo/sms/register"):
         return {**_KPN_GATEWAY, **_REGISTER}

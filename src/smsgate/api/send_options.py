@@ -10,21 +10,39 @@ parsed by ``core.schedule``, and a bad one is the dialect's own 400-class error 
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 
 from smsgate import errors
 from smsgate.core import schedule
-from smsgate.services import sending
+
+
+class Options(Protocol):
+    """What the headers set: a single send's ``sending.SendRequest`` or a whole batch's ``batches.BatchRequest``."""
+
+    send_at: float | None
+    ttl_seconds: float | None
+    priority: schedule.Priority | None
+
+
+@dataclasses.dataclass(slots=True)
+class Given:
+    """The options on their own, for a request value that is frozen (a batch's): read, then copied onto it."""
+
+    send_at: float | None = None
+    ttl_seconds: float | None = None
+    priority: schedule.Priority | None = None
+
 
 SEND_AT, VALIDITY, PRIORITY = b"x-send-at", b"x-validity-seconds", b"x-priority"
 _NAMES = frozenset({SEND_AT, VALIDITY, PRIORITY})
 MAX_VALUE = 64  # longer is no date, number or lane: refused before parsing
 
 
-def apply(request: Request, req: sending.SendRequest) -> None:
+def apply(request: Request, req: Options) -> None:
     """Set ``req``'s send time, validity and lane from the request's headers, where given."""
     for name, raw in request.scope["headers"]:  # ASGI names are lower-case bytes
         if name not in _NAMES:
@@ -39,6 +57,12 @@ def apply(request: Request, req: sending.SendRequest) -> None:
                 req.ttl_seconds = schedule.parse_validity(value)
         else:
             req.priority = schedule.parse_priority(value)
+
+
+def given_raw(request: Request) -> list[bytes]:
+    """The headers as sent, for an ``Idempotency-Key``'s fingerprint: a retry that changes the send time, validity
+    or lane is another request, not a replay."""
+    return [name + b"=" + raw for name, raw in request.scope["headers"] if name in _NAMES]
 
 
 def openapi_parameters() -> list[dict[str, Any]]:

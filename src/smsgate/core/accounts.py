@@ -42,6 +42,7 @@ class Account:
     credential_gen: int = 0  # raised by a secret rotation or a disable: older tokens are dead
     sandbox_only: bool = False  # traffic only to sandbox connectors (the demo account)
     allow_sim_messages: bool = False  # silent (PID 0x40), SIM data download (PID 0x7F) and class-2 binary messages
+    parent_id: str | None = None  # a sub-account's parent: it pays for this account's traffic and sees its messages
     stop_keywords: Sequence[str] | None = None  # None: core.optout.STOP_KEYWORDS
     start_keywords: Sequence[str] | None = None  # None: core.optout.START_KEYWORDS
     optout_reply: str | None = None  # confirmation sent back on a STOP; None: none
@@ -52,6 +53,11 @@ class Account:
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def payer(self) -> str:
+        """The account whose balance pays for this one's messages: its parent's, for a sub-account."""
+        return self.parent_id or self.id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ class Delivery:
     method: str
     content_type: str
     body: str
+    retry_delays: str | None = None  # its own retry schedule (comma-separated seconds); None: the sender's backoff
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -135,6 +135,7 @@ class Message:
     callback_url: str | None = None
     error_code: int | None = None
     error_text: str | None = None
+    batch_id: str | None = None  # the batch it came in (KPN batch ``document_id``, ``/v1/batches`` id)
     # -- delivery settings (outbound)
     ttl_seconds: float | None = None  # validity asked for; else the gateway retries for ``retry_max_seconds``
     retry_max_seconds: float | None = None

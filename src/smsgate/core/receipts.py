@@ -123,14 +123,17 @@ def apply(
     last_code = {hit.id: r.error_code for hit, _st, r in moved}
     parts = [PartChange(pid, st, last_code[pid]) for pid, st in part_status.items()]
     changes: list[tuple[str, Status]] = []
-    for mid in sorted(set(part_message.values())):
+    by_message: dict[str, list[Status]] = {}  # grouped once: a scan per message was quadratic in a big round
+    for pid, st in part_status.items():
+        by_message.setdefault(part_message[pid], []).append(st)
+    for mid in sorted(by_message):
         msg = messages.get(mid)
         if msg is None:
             continue
         if msg.parts_count > 1 and msg.parts:
             statuses = [part_status.get(pid, st) for pid, st in msg.parts.items()]
         else:
-            statuses = [st for pid, st in part_status.items() if part_message[pid] == mid]
+            statuses = by_message[mid]
         new_status = core_message.derive(statuses)
         if new_status is not msg.status and core_message.can_move(msg.status, new_status):
             changes.append((mid, new_status))

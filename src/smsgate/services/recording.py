@@ -1,6 +1,7 @@
 """The use cases that record what happened, each inside one group-commit transaction (``store.committer``):
 
     accept        store the message, its parts, ``accepted`` event and outbox job; debit the account
+    accept_batch  the same for every message of a batch, all or nothing (the payer's balance covers all of it)
     job_results   a dispatch round's outcome: parts submitted / rejected / put back, the job done or due again;
                   then the receipts that overtook this submit (held) are applied
     receipts      ``core.receipts.apply`` (pure) on what the store loads → store writes; unmatched ones are held
@@ -28,6 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from smsgate import errors
 from smsgate.core import accounts as core_accounts
 from smsgate.core import events as core_events
 from smsgate.core import inbound as core_inbound
@@ -35,6 +37,7 @@ from smsgate.core import message as core_message
 from smsgate.core import optout
 from smsgate.core import receipts as core_receipts
 from smsgate.store import accounts as store_accounts
+from smsgate.store import batches as store_batches
 from smsgate.store import committer as store_committer
 from smsgate.store import idempotency as store_idempotency
 from smsgate.store import inbound as store_inbound
@@ -52,7 +55,7 @@ Tx = Any  # the connection a group-commit transaction runs on (``store.committer
 # ones, and other nodes' on SQLite, are applied by the periodic sweep.
 HELD_RECENTLY = 600.0
 KEY_SWEEP_INTERVAL = 60.0  # seconds between sweeps of old Idempotency-Key answers
-KINDS = ("accept", "job_results", "receipts", "inbound", "sweep", "cancel")
+KINDS = ("accept", "accept_batch", "job_results", "receipts", "inbound", "sweep", "cancel")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,9 +72,15 @@ class Recorder:
     """The group-commit handlers, registered under ``KINDS`` (``register``)."""
 
     def __init__(
-        self, writes: store_messages.MessageWrites, *, reassembly_timeout: float, keys_kept: float = 24 * 3600.0
+        self,
+        writes: store_messages.MessageWrites,
+        *,
+        reassembly_timeout: float,
+        kpn_retry_delays: Sequence[str] = ("60", "120", "240"),
+        keys_kept: float = 24 * 3600.0,
     ) -> None:
         self._writes = writes
+        self._kpn_retry_delays = ",".join(kpn_retry_delays) or None
         self._reassembly_timeout = reassembly_timeout
         self._keys_kept = keys_kept  # seconds an Idempotency-Key's answer is kept (SMSGATE_IDEMPOTENCY_HOURS)
         self._keys_swept = 0.0
@@ -87,12 +96,15 @@ class Recorder:
 
     def register(self, committer: store_committer.GroupCommitter) -> None:
         committer.register("accept", self.accept)
+        committer.register("accept_batch", self.accept_batch)
         committer.register("job_results", self.job_results, lazy=True)
         committer.register("receipts", self.receipts, lazy=True)
         committer.register("inbound", self.inbound)
         committer.register("sweep", self.sweep, lazy=True)
         committer.register("cancel", self.cancel)
         committer.after_commit("accept", self._after_accept)
+        committer.after_commit("accept_batch", self._after_batch)
+
         committer.after_commit("inbound", self._after_optout)
         committer.after_commit("sweep", self._after_optout)
         for kind in KINDS:
@@ -102,6 +114,22 @@ class Recorder:
     async def accept(self, tx: Tx, items: Sequence[store_messages.NewMessage]) -> list[Any]:
         results, _stored, events = await self._writes.accept(tx, items)
         await self._plan(tx, events)
+        return results
+
+    async def accept_batch(self, tx: Tx, items: Sequence[store_batches.NewBatch]) -> list[Any]:
+        """Per batch the payer's remaining balance, or ``InsufficientBalance`` and nothing of it written."""
+        results: list[Any] = []
+        for batch in items:
+            left = await store_batches.payer_balance(tx, batch)
+            if batch.charge > left:
+                results.append(errors.InsufficientBalance())
+                continue
+            outcome, stored, events = await self._writes.accept(tx, batch.messages)
+            if len(stored) != len(batch.messages):  # cannot happen once the total fits; never store part of one
+                raise errors.InsufficientBalance()
+            await store_batches.insert(tx, batch)
+            await self._plan(tx, events)
+            results.append(outcome[-1] if outcome else left)
         return results
 
     async def job_results(self, tx: Tx, items: Sequence[store_messages.JobResult]) -> list[None]:
@@ -268,7 +296,7 @@ class Recorder:
         needs = planner.needs(relevant, msgs, accs)
         ctx = await store_webhooks.context(tx, needs, msgs)
         now = time.time()
-        deliveries = planner.plan(relevant, msgs, accs, ctx, now)
+        deliveries = planner.plan(relevant, msgs, accs, ctx, now, kpn_retry_delays=self._kpn_retry_delays)
         if deliveries:
             await store_webhooks.insert(tx, deliveries, now)
             self._planned = True
@@ -280,6 +308,11 @@ class Recorder:
             self.accepted[i.message.dialect] = self.accepted.get(i.message.dialect, 0) + 1
         for cb in self.on_accepted:
             cb(accepted)
+
+    def _after_batch(self, kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
+        stored = [b for b, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
+        messages = store_batches.flatten(stored)
+        self._after_accept(kind, messages, [None] * len(messages))
 
     def _after_optout(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
         if self._optouts:

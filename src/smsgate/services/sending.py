@@ -8,17 +8,18 @@ stores it); the dispatcher learns of it through the callback ``runtime`` wires, 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import operator
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
-from smsgate import changes, credentials, errors, limits
+from smsgate import caches, changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
 from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
@@ -26,6 +27,7 @@ from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
 from smsgate.services import suppressions as services_suppressions
 from smsgate.store import accounts as store_accounts
+from smsgate.store import batches as store_batches
 from smsgate.store import committer as store_committer
 from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
@@ -102,6 +104,15 @@ class SendResult:
     stored_parts: tuple[core_message.Part, ...]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Built:
+    """A message ready to store (``Gateway.build``), with its part price and the connectors its route may use."""
+
+    item: store_messages.NewMessage
+    part_price: Decimal
+    connectors: tuple[str, ...]
+
+
 class Gateway:
     def __init__(
         self,
@@ -155,6 +166,8 @@ class Gateway:
         self.suppressions.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
+        self._cache_seconds = cache_seconds
+        self._children: caches.Expiring[tuple[str, str], str] = caches.Expiring(10_000)  # (parent, name) -> id
         self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
 
     # -- credentials (``credentials.Credentials``) -------------------------------------------------------------
@@ -167,6 +180,14 @@ class Gateway:
         await self.changes.announce(changes.NUMBER, msisdn)
 
     # -- sending ----------------------------------------------------------------------------------------------
+    def has_room(self) -> bool:
+        """Whether the dispatcher takes new messages straight from their accept commit (claimed in it)."""
+        return self._has_room()
+
+    async def write_batch(self, batch: store_batches.NewBatch) -> int:
+        """Commit a batch (``services.batches``) whole: the payer's remaining balance, or InsufficientBalance."""
+        return int(await self._committer.write("accept_batch", batch))
+
     def route_available(self, connector: str) -> bool:
         c = self._connectors.get(connector)
         return c is not None and c.available
@@ -221,6 +242,55 @@ class Gateway:
         sender = await self.resolve_sender(account, req.sender)
         seg = self.segment(req)
         await self.buckets.take_all(self._policy.rates(account, sender.value, req.recipient.e164), seg.count)
+        built = self.build(req, sender.value, seg, time.time(), claim=self._has_room())
+        item, message = built.item, built.item.message
+        quota = await self.quotas.take(account, seg.count)
+        queued = not any(self.route_available(c) for c in built.connectors)
+
+        def result(remaining: int) -> SendResult:
+            return SendResult(
+                message_id=message.id,
+                parts=tuple(SentPart(p.id, built.part_price) for p in item.parts),
+                price=built.part_price * seg.count,
+                remaining_balance=pricing.from_units(remaining),
+                network=message.network,
+                queued=queued,
+                quota=quota,
+                message=message,
+                stored_parts=item.parts,
+            )
+
+        if req.reply is not None:
+            reply = req.reply
+
+            def respond(remaining: int) -> core_idempotency.StoredResponse:
+                reply.response = reply.render(result(remaining))
+                return reply.response
+
+            key = store_idempotency.NewKey(account.id, reply.key, reply.fingerprint, message.id, message.created_at,
+                                           respond)  # fmt: skip
+            item = dataclasses.replace(item, key=key)
+        try:
+            remaining = await self._committer.write("accept", item)
+        except BaseException:
+            await self.quotas.give_back(account, seg.count)
+            raise
+        return result(remaining)
+
+    def build(
+        self,
+        req: SendRequest,
+        sender: str,
+        seg: segments.Segmentation,
+        now: float,
+        *,
+        claim: bool,
+        batch_id: str | None = None,
+    ) -> Built:
+        """The message to store for ``req``, already segmented: its route and connector, network, price, parts.
+        RouteUnavailable when its connector does not exist. Shared by ``send`` and batches (``services.batches``),
+        which segment a text once for all its recipients."""
+        account = req.account
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
         route = self._router.route(
@@ -234,8 +304,6 @@ class Gateway:
             connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
-        quota = await self.quotas.take(account, seg.count)
-        now = time.time()
         message_id = str(uuid.uuid4())
         part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
@@ -246,7 +314,7 @@ class Gateway:
             account_id=account.id,
             direction=core_message.Direction.OUTBOUND,
             dialect=req.dialect,
-            sender=sender.value,
+            sender=sender,
             recipient=req.recipient.e164,
             text=text,
             encoding=seg.encoding.value,
@@ -263,6 +331,7 @@ class Gateway:
             ttl_seconds=req.ttl_seconds or None,
             retry_max_seconds=None if req.ttl_seconds else self._retry_max,
             pinned=pinned,  # the dispatcher keeps it on ``connector``, never fails over
+            batch_id=batch_id,
             send_at=req.send_at if scheduled else None,
             priority=req.priority or schedule.Priority(account.default_priority),
             **dict(zip(_PASSED_ON, _passed_on(req), strict=True)),
@@ -273,50 +342,62 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(part_ids, seg.parts, strict=True)
         )  # fmt: skip
-        queued = not any(self.route_available(c) for c in ((connector,) if pinned else route.connectors))
-
-        def result(remaining: int) -> SendResult:
-            return SendResult(
-                message_id=message_id,
-                parts=tuple(SentPart(pid, part_price) for pid in part_ids),
-                price=part_price * seg.count,
-                remaining_balance=pricing.from_units(remaining),
-                network=network,
-                queued=queued,
-                quota=quota,
-                message=message,
-                stored_parts=parts,
-            )
-
-        key = None
-        if req.reply is not None:
-            reply = req.reply
-
-            def respond(remaining: int) -> core_idempotency.StoredResponse:
-                reply.response = reply.render(result(remaining))
-                return reply.response
-
-            key = store_idempotency.NewKey(account.id, reply.key, reply.fingerprint, message_id, now, respond)
+        connectors = (connector,) if pinned else route.connectors
         # a scheduled message waits in the outbox for its time; the dispatcher claims it then
-        item = store_messages.NewMessage(
-            message, parts, units * seg.count, claim=not scheduled and self._has_room(), key=key
-        )
-        try:
-            remaining = await self._committer.write("accept", item)
-        except BaseException:
-            await self.quotas.give_back(account, seg.count)
-            raise
-        return result(remaining)
+        item = store_messages.NewMessage(message, parts, units * seg.count, claim=claim and not scheduled,
+                                         payer=account.parent_id)  # fmt: skip
+        return Built(item, part_price, connectors)
+
+    # -- sub-accounts -----------------------------------------------------------------------------------------
+    async def acting_as(self, caller: core_accounts.Account, name: str | None) -> core_accounts.Account:
+        """The account a call acts for: ``caller`` itself when ``name`` is blank, else its active sub-account of that
+        name (KPN's ``SubAccount`` header, ``account`` in our API); PolicyError (403) for any other name, so a
+        caller cannot probe which accounts exist. Cached like every account (``SMSGATE_CACHE_SECONDS``)."""
+        name = (name or "").strip()
+        if not name:
+            return caller
+        key = (caller.id, name)
+        child_id = self._children.get(key)
+        if child_id is None:
+            found = await self.accounts.child(caller.id, name)
+            if found is None:
+                raise errors.NotASubAccount(f"{name!r} is not a sub-account of this account")
+            child_id = found.id
+            self._children.put(key, child_id, self._cache_seconds)
+        child = await self.account(child_id)
+        if child is None or child.parent_id != caller.id:
+            raise errors.NotASubAccount(f"{name!r} is not a sub-account of this account")
+        if not child.active:
+            raise errors.NotASubAccount(f"sub-account {name!r} is disabled")
+        return child
 
     async def cancel(self, account: core_accounts.Account, message_id: str) -> store_reads.Detail:
         """Cancel a message not yet submitted (``errors.TooLate`` otherwise): refunded, and its quota given back when
         it was counted in the account's current quota window."""
         done = await self._committer.write("cancel", store_messages.Cancel(account.id, message_id))
-        if not done.again:
-            window = core_accounts.quota_window(time.time(), account.quota_interval, account.quota_unit)
-            if done.created_at >= window.start:
-                await self.quotas.give_back(account, done.parts)
+        await self._quota_back(account, [done])
         return await self.message(account, message_id)
+
+    async def cancel_many(self, account: core_accounts.Account, message_ids: Sequence[str]) -> tuple[int, int]:
+        """Cancel those of ``message_ids`` (a batch's, all ``account``'s) not yet submitted, each as ``cancel``
+        does, in the committer's batches: (canceled now, too late)."""
+        outs = await asyncio.gather(
+            *(self._committer.write("cancel", store_messages.Cancel(account.id, i)) for i in message_ids),
+            return_exceptions=True,
+        )
+        for out in outs:
+            if isinstance(out, BaseException) and not isinstance(out, errors.TooLate | errors.NotFound):
+                raise out
+        done = [o for o in outs if isinstance(o, store_messages.Canceled)]
+        await self._quota_back(account, done)
+        return sum(not d.again for d in done), sum(isinstance(o, errors.TooLate) for o in outs)
+
+    async def _quota_back(self, account: core_accounts.Account, done: Sequence[store_messages.Canceled]) -> None:
+        """Give back the parts of messages just canceled that count in the account's current quota window."""
+        window = core_accounts.quota_window(time.time(), account.quota_interval, account.quota_unit)
+        parts = sum(d.parts for d in done if not d.again and d.created_at >= window.start)
+        if parts:
+            await self.quotas.give_back(account, parts)
 
     # -- reading ----------------------------------------------------------------------------------------------
     async def message(self, account: core_accounts.Account | None, message_id: str) -> store_reads.Detail:

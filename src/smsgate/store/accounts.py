@@ -84,7 +84,7 @@ class AccountStore:
 
         ``api_key``/``secret`` are only given for the sandbox's well-known demo account.
         """
-        unknown = set(settings) - _SETTABLE
+        unknown = set(settings) - _SETTABLE - {"parent_id"}
         if unknown:
             raise ValueError(f"unknown account settings: {sorted(unknown)}")
         secret = secret or secrets.token_urlsafe(24)
@@ -98,6 +98,9 @@ class AccountStore:
                     break
             else:  # pragma: no cover - 2**32 keys
                 raise RuntimeError("could not find a free api_key")
+            parent_id = settings.get("parent_id")
+            if parent_id is not None:
+                await _check_parent(conn, parent_id, name)
             row = {
                 "id": "acc_" + secrets.token_hex(8),
                 "name": name,
@@ -129,6 +132,15 @@ class AccountStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(sa.select(tables.accounts).where(tables.accounts.c.name == name))).all()
         return [from_row(r._mapping) for r in rows]
+
+    async def child(self, parent_id: str, name: str) -> core_accounts.Account | None:
+        """The parent's sub-account of this name (names are unique among one parent's sub-accounts)."""
+        c = tables.accounts.c
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(tables.accounts).where(c.parent_id == parent_id, c.name == name))
+            ).first()
+        return from_row(row._mapping) if row else None
 
     async def list(self) -> list[core_accounts.Account]:
         async with self._engine.connect() as conn:
@@ -221,6 +233,20 @@ class AccountStore:
                 )
             ).first()
         return (row[0], row[1], row[2]) if row else None
+
+
+async def _check_parent(conn: AsyncConnection, parent_id: str, name: str) -> None:
+    """A sub-account's parent exists and is not itself a sub-account (one level: who pays stays obvious), and no
+    sibling has the name (it addresses the sub-account in KPN's ``SubAccount`` header)."""
+    c = tables.accounts.c
+    parent = (await conn.execute(sa.select(c.id, c.parent_id).where(c.id == parent_id))).first()
+    if parent is None:
+        raise errors.NotFound("no such parent account")
+    if parent.parent_id is not None:
+        raise errors.ValidationError("a sub-account cannot have sub-accounts of its own")
+    taken = await conn.scalar(sa.select(c.id).where(c.parent_id == parent_id, c.name == name))
+    if taken is not None:
+        raise errors.ValidationError(f"the parent already has a sub-account named {name!r}")
 
 
 async def balances(conn: AsyncConnection, account_ids: Sequence[str], *, lock: bool) -> dict[str, int]:

@@ -40,6 +40,7 @@ class NewMessage:
     parts: tuple[core_message.Part, ...]
     charge: int
     claim: bool = True  # claimed by this node in the accept transaction (the dispatcher's fast path)
+    payer: str | None = None  # the account debited (a sub-account's parent); None: the message's own account
     key: store_idempotency.NewKey | None = None  # an Idempotency-Key, stored with its answer in this transaction
 
 
@@ -87,13 +88,13 @@ class MessageWrites:
     ) -> tuple[list[Any], list[NewMessage], list[core_events.Event]]:
         """Per item the account's remaining balance or ``InsufficientBalance``; the items stored; their events."""
         now = time.time()
-        account_ids = sorted({i.message.account_id for i in items})
+        account_ids = sorted({i.payer or i.message.account_id for i in items})
         balance = await store_accounts.balances(conn, account_ids, lock=True)
         debits: dict[str, int] = {}
         results: list[Any] = []
         ok: list[NewMessage] = []
         for item in items:
-            acc = item.message.account_id
+            acc = item.payer or item.message.account_id
             left = balance.get(acc, 0) - debits.get(acc, 0)
             if item.charge > left:
                 results.append(errors.InsufficientBalance())
@@ -279,7 +280,9 @@ async def cancel(
         await conn.execute(
             m.update().where(m.c.id == item.message_id).values(status=Status.CANCELED.value, updated_at=now)
         )
-        await conn.execute(a.update().where(a.c.id == item.account_id).values(balance=a.c.balance + row.price))
+        # the refund goes to whoever paid: a sub-account's parent (accept debits ``NewMessage.payer``)
+        payer = await conn.scalar(sa.select(a.c.parent_id).where(a.c.id == item.account_id)) or item.account_id
+        await conn.execute(a.update().where(a.c.id == payer).values(balance=a.c.balance + row.price))
         events.append(
             core_events.Event(item.message_id, None, item.account_id, EventType.CANCELED, now,
                               {"previous": row.status, "refund": pricing.format_amount(pricing.from_units(row.price))})

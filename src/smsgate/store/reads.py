@@ -1,6 +1,6 @@
 """The read side: messages with their parts and events, as ``/v1``, the console and the dispatcher read them.
 
-One account sees only its own messages (``account_id`` None = the operator).
+One account sees its own messages and its sub-accounts' (``account_id`` None = the operator).
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ class Detail:
     events: list[core_events.Event]
 
 
+def visible_to(column: sa.ColumnElement[str], account_id: str) -> sa.ColumnElement[bool]:
+    """Rows of ``account_id`` or of one of its sub-accounts (a parent sees what it pays for)."""
+    a = tables.accounts.c
+    return sa.or_(column == account_id, column.in_(sa.select(a.id).where(a.parent_id == account_id)))
+
+
 class MessageReads:
     """The read side: one account sees only its own messages (``account_id`` None = operator)."""
 
@@ -36,7 +42,7 @@ class MessageReads:
         m, p, e = tables.messages, tables.parts, tables.events
         q = sa.select(m).where(m.c.id == message_id)
         if account_id is not None:
-            q = q.where(m.c.account_id == account_id)
+            q = q.where(visible_to(m.c.account_id, account_id))
         async with self._engine.connect() as conn:
             row = (await conn.execute(q)).first()
             if row is None:
@@ -73,7 +79,7 @@ class MessageReads:
         m = tables.messages
         q = sa.select(m)
         if account_id is not None:
-            q = q.where(m.c.account_id == account_id)
+            q = q.where(visible_to(m.c.account_id, account_id))
         if direction:
             q = q.where(m.c.direction == direction)
         if status:

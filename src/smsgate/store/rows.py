@@ -20,12 +20,12 @@ Direction, Status = core_message.Direction, core_message.Status
 # columns in the table's order (the order ``fastsql.insert_tuples`` binds them in)
 MESSAGE_COLUMNS = ("id", "account_id", "direction", "dialect", "sender", "recipient", "text", "encoding", "parts_count",
                    "status", "connector", "network", "country", "price", "client_ref", "callback_url", "meta",
-                   "created_at", "updated_at")  # fmt: skip
+                   "created_at", "updated_at", "batch_id")  # fmt: skip
 PART_COLUMNS = ("id", "message_id", "idx", "total", "concat_ref", "status", "connector", "data_coding", "udh",
                 "payload", "text", "price", "attempts", "done_at")  # fmt: skip
 EVENT_COLUMNS = ("message_id", "part_id", "account_id", "type", "at", "data")
 # the columns that hold the attribute of the same name, as read back
-_MESSAGE = tuple(c for c in MESSAGE_COLUMNS if c not in ("direction", "status", "meta"))
+_MESSAGE = tuple(c for c in MESSAGE_COLUMNS if c not in ("direction", "status", "meta", "batch_id"))
 _PART = (*(c for c in PART_COLUMNS if c not in ("idx", "status")), "network_id", "error_code", "error_text",
          "submitted_at")  # fmt: skip
 
@@ -34,7 +34,7 @@ def message_values(m: core_message.Message) -> tuple[Any, ...]:
     """A message's ``MESSAGE_COLUMNS`` (this runs for every message accepted: one tuple, no dict)."""
     return (m.id, m.account_id, m.direction.value, m.dialect, m.sender, m.recipient, m.text, m.encoding,
             m.parts_count, m.status.value, m.connector, m.network, m.country, m.price, m.client_ref, m.callback_url,
-            _json(m.meta), m.created_at, m.updated_at)  # fmt: skip
+            _json(m.meta), m.created_at, m.updated_at, m.batch_id)  # fmt: skip
 
 
 def part_values(p: core_message.Part) -> tuple[Any, ...]:
@@ -58,6 +58,7 @@ def message(row: Mapping[Any, Any]) -> core_message.Message:
         status=Status(row["status"]),
         error_code=row.get("error_code"),
         error_text=row.get("error_text"),
+        batch_id=row.get("batch_id"),
         **core_message.settings(row.get("meta") or {}),
     )
 

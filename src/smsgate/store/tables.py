@@ -53,6 +53,8 @@ accounts = sa.Table(
     # Traffic only to sandbox connectors (the demo account); silent / SIM-data / class-2 binary messages allowed.
     sa.Column("sandbox_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("allow_sim_messages", sa.Boolean, nullable=False, server_default=sa.false()),
+    # A sub-account's parent: it pays for the sub-account's traffic and sees its messages (one level deep).
+    sa.Column("parent_id", sa.String(40), index=True),
     # Opt-out keywords (None: core.optout's defaults) and the confirmation sent on a STOP (None: none is sent).
     sa.Column("stop_keywords", sa.JSON),
     sa.Column("start_keywords", sa.JSON),
@@ -98,6 +100,7 @@ messages = sa.Table(
     sa.Column("error_text", sa.String(500)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("batch_id", sa.String(36), index=True),  # the batch it came in (``batches``), if any
     sa.Index("ix_messages_account_created", "account_id", "created_at"),
     sa.Index("ix_messages_recipient_sender", "recipient", "sender"),
     sa.Index("ix_messages_created_at", "created_at"),  # the retention sweep walks messages by age
@@ -254,7 +257,31 @@ webhook_deliveries = sa.Table(
     sa.Column("last_error", sa.String(500)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # the delivery's own retry schedule, comma-separated seconds after each failed try (KPN batch receipts:
+    # "60,120,240"); none: the sender's exponential backoff within its retry window
+    sa.Column("retry_delays", sa.String(200)),
     sa.Index("ix_webhook_deliveries_account_created", "account_id", "created_at"),
+)
+
+# One row per batch call (KPN's ``/communication/kpn/sms/send``, our ``/v1/batches``), written in the transaction
+# that stores its messages; its id is KPN's ``document_id``. Per-status counts are read from its messages.
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # kpn | api
+    sa.Column("messages", sa.Integer, nullable=False),  # accepted, one per recipient
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("price", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("refused", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # ``/v1/batches``' Idempotency-Key, stored with the batch in its transaction, and the 201 it answered: a repeat
+    # gets that answer again (the key and the batch commit together, so a crash cannot split them)
+    sa.Column("idempotency_key", sa.String(100)),
+    sa.Column("answer", sa.JSON),
+    sa.UniqueConstraint("account_id", "idempotency_key"),
+    sa.Index("ix_batches_account_created", "account_id", "created_at"),
 )
 
 webhook_attempts = sa.Table(

@@ -36,6 +36,20 @@ VONAGE_STATUS = {
 VONAGE_ERR_CODES = frozenset(range(16)) | {99}
 
 
+def kpn_receipt(msg: core_message.Message, at: float) -> str:
+    """A KPN batch receipt, one per recipient at its final status (docs/webhooks.md): the batch's ``document_id``,
+    the message id, the number, ``status`` upper-case (DELIVERED, FAILED, EXPIRED, REJECTED) and
+    ``StatusDateTime`` in epoch seconds."""
+    body = {
+        "document_id": msg.batch_id,
+        "message_id": msg.id,
+        "mobile_number": msg.recipient,
+        "status": msg.status.value.upper(),
+        "StatusDateTime": int(at),
+    }
+    return orjson.dumps(body).decode()
+
+
 def _utc(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 

@@ -12,6 +12,8 @@ Which webhook, to where (the log's ``event`` name in brackets):
       failed/rejected                           (receipt.<status>)              account receipt_url
     message reaches a status  any other         our JSON event                  message callback_url, else
       (submitted...rejected)                    (message.<status>)              account receipt_url
+    message reaches a final   kpn, in a batch   KPN batch receipt, retried on   the batch's webhook_url
+      status                                    its own schedule (kpn.<status>) (message callback_url)
     inbound received          -                 Vonage inbound (inbound)        1. the number's moHttpUrl
       (to its owner only,                                                       2. /register callback of the number
       ``store.ownership``)                                                      3. the owner's /register callback of
@@ -65,12 +67,22 @@ def _vonage_receipts(events: Sequence[core_events.Event], msgs: Messages, accs: 
     ]
 
 
+def _kpn_batch(msg: core_message.Message) -> bool:
+    """A message of a KPN batch call: its receipts go to the batch's ``webhook_url`` in KPN's shape."""
+    return msg.dialect == "kpn" and msg.batch_id is not None
+
+
 def _own(events: Sequence[core_events.Event], msgs: Messages, accs: Accounts) -> dict[str, str]:
-    """A message whose status now equals a status recorded in this batch just reached it: ``message.<status>``."""
+    """A message whose status now equals a status recorded in this batch just reached it: ``message.<status>``
+    (``kpn.<status>`` for a KPN batch message, at its final status only)."""
     own: dict[str, str] = {}
     for e in events:
         msg = msgs[e.message_id]
         if msg.dialect in VONAGE_DIALECTS or e.type.value != msg.status.value or not _target(msg, accs):
+            continue
+        if _kpn_batch(msg):
+            if msg.status.final and msg.callback_url:
+                own[msg.id] = "kpn." + msg.status.value
             continue
         own[msg.id] = "message." + msg.status.value
     return own
@@ -105,8 +117,10 @@ def plan(
     now: float,
     *,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    kpn_retry_delays: str | None = None,
 ) -> list[core_deliveries.Delivery]:
-    """The deliveries ``events`` cause (see the table above)."""
+    """The deliveries ``events`` cause (see the table above); ``kpn_retry_delays`` is KPN batch receipts' own
+    schedule (``SMSGATE_KPN_WEBHOOK_RETRY_DELAYS``)."""
     outbound, inbound = _split(events, msgs)
     out: list[core_deliveries.Delivery] = []
     for msg in inbound:
@@ -121,6 +135,11 @@ def plan(
             continue
         msg = msgs[mid]
         delivery_id = new_id()
+        if _kpn_batch(msg):
+            body = formats.kpn_receipt(msg, msg.updated_at)
+            out.append(core_deliveries.Delivery(delivery_id, msg.account_id, mid, ev, msg.callback_url or "", "POST",
+                                                formats.JSON, body, kpn_retry_delays))  # fmt: skip
+            continue
         body = formats.event(delivery_id, ev, now, formats.message_data(msg, ctx.parts.get(mid, [])))
         out.append(
             core_deliveries.Delivery(

@@ -3,7 +3,8 @@
 * Durable: a job is a row in ``outbox``; it is claimed as a lease (``store.outbox``), so the jobs of a node that
   was SIGKILLed are taken back by the next one (or by itself after a restart).
 * 2xx is done; any other answer, a timeout, a refused or dropped connection is retried with exponential backoff
-  and jitter until ``retry_window`` seconds after the job was queued, with a last try at the deadline; after
+  and jitter until ``retry_window`` seconds after the job was queued, with a last try at the deadline (or, for a
+  delivery with its own ``retry_delays`` such as KPN batch receipts, once after each of those delays); after
   that the delivery is ``dead`` (shown by ``GET /v1/webhooks/deliveries``, replayable).
 * One slow receiver cannot starve the others: at most ``per_target`` deliveries run per host:port, and a claimed
   job whose target is full is put back for a moment instead of holding a slot.
@@ -236,6 +237,12 @@ class Sender:
             return Outcome(row["id"], started, "delivered", code, latency)
         if code is not None:
             error = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
+        schedule = row.get("retry_delays")
+        if schedule:  # the delivery's own schedule (KPN batch receipts): a try after each delay, then dead
+            delays = [float(d) for d in str(schedule).split(",")]
+            if attempt > len(delays):
+                return Outcome(row["id"], started, "dead", code, latency, error)
+            return Outcome(row["id"], started, "retrying", code, latency, error, now + delays[attempt - 1])
         deadline = float(row["queued_at"]) + s.retry_window
         if now >= deadline:
             return Outcome(row["id"], started, "dead", code, latency, error)

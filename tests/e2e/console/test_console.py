@@ -162,6 +162,7 @@ def test_console_assets_are_local(gateway: GatewayProcess) -> None:
         "api.js",
         "live.js",
         "messages.js",
+        "batches.js",
         "handsets.js",
         "webhooks.js",
         "account.js",

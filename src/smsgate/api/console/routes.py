@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from smsgate import errors
-from smsgate.api import auth, responses
+from smsgate.api import auth, batches, responses
 from smsgate.api import webhooks as api_webhooks
 from smsgate.api.messages import message_json
 from smsgate.core import accounts as core_accounts
@@ -140,6 +140,21 @@ async def list_messages(
     rows = rows[:limit]
     nxt = responses.cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return responses.json({"messages": [summary(r) for r in rows], "next": nxt, "stream_after": cursor})
+
+
+@router.get("/console/api/batches")
+async def list_batches(
+    request: Request,
+    who: Viewer = Depends(viewer),
+    before: str | None = Query(None, max_length=200, description="created_at|id of the last row seen"),
+    limit: int = Query(50, ge=1, le=200),
+) -> Response:
+    """Batches, newest first, with their messages per status (the progress bars); the operator sees all."""
+    rows = await request.app.state.batches.list(who.account_id, before=responses.after_cursor(before), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = responses.cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return responses.json({"batches": [batches.summary_json(b) for b in rows], "next": nxt})
 
 
 def _e164ish(number: str | None) -> str | None:

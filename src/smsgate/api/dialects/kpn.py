@@ -20,7 +20,7 @@ from smsgate.core import accounts as core_accounts
 from smsgate.core import numbers
 from smsgate.services import sending
 
-PREFIXES = ("/messaging/sms-kpn/", "/oauth/")
+PREFIXES = ("/messaging/sms-kpn/", "/oauth/", "/communication/kpn/")  # the last: the batch API (kpn_batch)
 TOKEN_PATH = "/oauth/client_credential/accesstoken"
 MAX_BODY = 64 * 1024
 API_VERSION = "v1"
@@ -87,7 +87,17 @@ TOKEN_SCHEMA: dict[str, Any] = {
 }
 
 
-def _error_example(code: str, message: str, info: str) -> dict[str, Any]:
+SUBACCOUNT_HEADER: dict[str, Any] = {
+    "name": "SubAccount",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Send as this sub-account of the caller (its name); it is billed to the caller. Blank: none. "
+    "Any name that is not the caller's active sub-account: 403.",
+}
+
+
+def error_content(code: str, message: str, info: str) -> dict[str, Any]:
     return {
         "application/json": {
             "schema": ERROR_SCHEMA,
@@ -307,12 +317,12 @@ async def preflight(request: Request) -> Response:
     "/messaging/sms-kpn/v1/send",
     summary="Send an SMS to a Dutch mobile number",
     openapi_extra={
+        "parameters": [SUBACCOUNT_HEADER, idempotent.HEADER_DOC, *send_options.openapi_parameters()],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
         },
         "security": [{"kpnOAuth2": []}],
-        "parameters": [idempotent.HEADER_DOC, *send_options.openapi_parameters()],
     },
     responses={
         200: {
@@ -331,7 +341,7 @@ async def preflight(request: Request) -> Response:
         },
         400: {
             "description": "Bad request (also an Idempotency-Key used before with another request)",
-            "content": _error_example("400", "Bad Request", "060 numbers are not valid mobile numbers"),
+            "content": error_content("400", "Bad Request", "060 numbers are not valid mobile numbers"),
         },
         401: {
             "description": "Invalid or expired token",
@@ -339,12 +349,12 @@ async def preflight(request: Request) -> Response:
         },
         403: {
             "description": "Not allowed for this account",
-            "content": _error_example("403", "Forbidden", "Insufficient balance"),
+            "content": error_content("403", "Forbidden", "Insufficient balance"),
         },
         429: {"description": "Quota used up (see quota-* and Retry-After headers)"},
         503: {
             "description": "Store unavailable; nothing was stored",
-            "content": _error_example("503", "Service Unavailable", "the store is unavailable"),
+            "content": error_content("503", "Service Unavailable", "the store is unavailable"),
         },
     },
 )
@@ -354,7 +364,7 @@ async def send(request: Request) -> Response:
     token = auth.bearer_token(request)
     if token is None:
         raise errors.TokenError("Invalid access token")
-    account = await gw.account_for_token(token)
+    account = await acting_account(request, await gw.account_for_token(token))
     request.state.quota = await gw.quotas.state(account)
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
@@ -380,6 +390,15 @@ async def send(request: Request) -> Response:
         return kpn_json(request, 200, {"document_id": result.message_id, "status": "OK"}, result.quota)
 
     return await idempotent.send(request, req, answer, body)
+
+
+async def acting_account(request: Request, caller: core_accounts.Account) -> core_accounts.Account:
+    """The caller, or its sub-account named by the ``SubAccount`` header (blank or absent: none); 403 otherwise.
+    The sub-account's own quota applies, its parent pays (``Account.payer``)."""
+    name = request.headers.get("subaccount")
+    if not name:
+        return caller
+    return await auth.gateway(request).acting_as(caller, name)
 
 
 def _parse(data: Any) -> tuple[str | None, numbers.Number, str]:

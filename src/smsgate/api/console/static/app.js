@@ -1,9 +1,10 @@
-// The console's shell: sign-in, the section router (#/messages, #/handsets, #/webhooks, #/account) and the
+// The console's shell: sign-in, the section router (#/messages, #/batches, #/handsets, #/webhooks, #/account) and the
 // one live stream every section listens to.
 
 import { api, forget, save, saved } from './api.js';
 import { errorBox, h, replace } from './dom.js';
 import { accountView } from './account.js';
+import { batchesView } from './batches.js';
 import { composeView } from './compose.js';
 import { handsetsView } from './handsets.js';
 import { live } from './live.js';
@@ -75,6 +76,7 @@ function signInView(reason) {
 const ROUTES = [
   [/^#\/messages\/([^/]+)$/, 'messages', (m) => detailView(main, decodeURIComponent(m[1]), me)],
   [/^#\/messages$/, 'messages', () => messagesView(main, me)],
+  [/^#\/batches$/, 'batches', () => batchesView(main, me)],
   [/^#\/compose$/, 'compose', () => composeView(main, me)],
   [/^#\/handsets(?:\/([^/]+))?$/, 'handsets', (m) => handsetsView(main, m[1] ? decodeURIComponent(m[1]) : null, me)],
   [/^#\/webhooks$/, 'webhooks', () => webhooksView(main, me)],

@@ -1,0 +1,124 @@
+"""KPN batch accept rate and end-to-end rate: ``POST /communication/kpn/sms/send`` -> smsgate -> SMPP -> simulator.
+
+Starts the SMSC simulator and ``smsgate serve`` (SQLite, fsync'd group commit: a 200 means the batch is durable),
+sends B batch calls of R recipients each over C connections, then waits until the simulator has every submit_sm.
+Prints recipients accepted per second (durable), call latency, and the end-to-end rate (first call -> last
+submit_sm). Bounded in count (B x R) and time (--time-limit per phase); every address is 127.0.0.1.
+
+    .venv/bin/python bench/bench_batch.py --batches 20 --recipients 5000 -c 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import bench_e2e
+
+
+def _call(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return status, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--recipients", type=int, default=5000, help="per call (at most SMSGATE_KPN_BATCH_MAX)")
+    ap.add_argument("-c", "--concurrency", type=int, default=2)
+    ap.add_argument("--window", type=int, default=50, help="SMPP window")
+    ap.add_argument("--time-limit", type=float, default=120.0)
+    args = ap.parse_args()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-batch-"))
+    sim_port, ctl_port, gw_port = 27751, 27761, 18281
+    cfg = tmp / "smsgate.toml"
+    cfg.write_text(
+        f'[[connectors]]\nname = "sim"\ntype = "smpp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
+        f'system_id = "smsgate"\npassword = "x"\nwindow = {args.window}\n\n[routing]\ndefault = "sim"\n'
+    )
+    env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_SANDBOX": "false"}
+    py = sys.executable
+    sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port)],
+                           stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
+    gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg)],
+                          env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
+    base = f"http://127.0.0.1:{gw_port}"
+    try:
+        bench_e2e._wait_http(f"http://127.0.0.1:{ctl_port}/stats")
+        bench_e2e._wait_http(base + "/healthz")
+        acc = json.loads(subprocess.check_output(
+            [py, "-m", "smsgate", "accounts", "create", "bench", "--json", "--balance", "100000000", "--default-sender", "bench"],
+            env=env, text=True))  # fmt: skip
+        tok = bench_e2e._post(
+            base + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
+            f"client_id={acc['api_key']}&client_secret={acc['api_secret']}".encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )["access_token"]
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"}
+        bodies = [
+            json.dumps({"sender": "bench", "messages": [
+                {"mobile_number": f"06{20000000 + (b * args.recipients + i) % 70_000_000:08d}", "content": "hello"}
+                for i in range(args.recipients)]}).encode()
+            for b in range(args.batches)
+        ]  # fmt: skip
+        before = bench_e2e._submits(ctl_port)
+        cpu0 = bench_e2e._cpu_seconds(gw.pid)
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
+            futures = [pool.submit(_call, base + "/communication/kpn/sms/send", b, headers) for b in bodies]
+            results = [f.result(timeout=args.time_limit) for f in futures]
+        accept_s = time.time() - t0
+        ok = sum(1 for status, _ in results if status == 200) * args.recipients
+        cpu = bench_e2e._cpu_seconds(gw.pid) - cpu0
+        deadline = time.time() + args.time_limit
+        got = before
+        while time.time() < deadline:
+            got = bench_e2e._submits(ctl_port)
+            if got - before >= ok:
+                break
+            time.sleep(0.05)
+        e2e_s = time.time() - t0
+    finally:
+        gw.terminate()
+        sim.terminate()
+        gw.wait(20)
+        sim.wait(20)
+    latencies = sorted(lat for _, lat in results)
+    statuses = {s: sum(1 for x, _ in results if x == s) for s in {x for x, _ in results}}
+    row = {
+        "calls": len(results), "recipients_per_call": args.recipients, "concurrency": args.concurrency,
+        "statuses": statuses, "recipients_accepted": ok, "accept_s": accept_s, "accept_rate": ok / accept_s,
+        "call_p50_ms": statistics.median(latencies) * 1000, "call_max_ms": latencies[-1] * 1000,
+        "gateway_cpu_us_per_recipient_accept": cpu / max(1, ok) * 1e6,
+        "submits": got - before, "e2e_s": e2e_s, "e2e_rate": (got - before) / e2e_s,
+    }  # fmt: skip
+    print(f"\nsmsgate KPN batch, {os.cpu_count()} CPUs, SQLite synchronous=FULL, SMPP window {args.window}\n")
+    print("| calls x recipients | conc. | accepted | accept recipients/s (durable) | call p50/max ms | "
+          "gateway CPU µs/recipient (accept) | submit_sm | e2e recipients/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {row['calls']} x {args.recipients} | {args.concurrency} | {ok} | {row['accept_rate']:,.0f} | "
+          f"{row['call_p50_ms']:.0f}/{row['call_max_ms']:.0f} | {row['gateway_cpu_us_per_recipient_accept']:.1f} | "
+          f"{row['submits']} | {row['e2e_rate']:,.0f} |")  # fmt: skip
+    print(f"\nraw: {json.dumps(row)}\nlogs: {tmp}")
+
+
+if __name__ == "__main__":
+    main()
