@@ -316,6 +316,9 @@ ISOLATED_ELSEWHERE: dict[tuple[str, str], str] = {
         ("GET", route): "tests/e2e/test_batches.py::test_a_batch_refuses_bad_recipients_and_sends_the_rest"
         for route in ("/v1/batches", "/v1/batches/{batch_id}", "/v1/batches/{batch_id}/messages")
     },
+    ("POST", "/v1/batches/{batch_id}/cancel"): (
+        "tests/e2e/test_batches.py::test_cancel_stops_what_is_not_yet_submitted_and_refunds_it"
+    ),
     ("POST", "/sandbox/reset"): "tests/e2e/test_sandbox_control.py::test_reset_touches_only_the_calling_account",
     (
         "DELETE",

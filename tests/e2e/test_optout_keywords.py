@@ -70,7 +70,7 @@ def test_stop_then_start(gateway: GatewayProcess, sink: support.WebhookSink) -> 
         support.wait_for(lambda: c.get(f"/v1/suppressions/{phone}").status_code == 404)
         sent = send_everywhere(gateway, acc, phone)
         assert sent["kpn"].status_code == 200 and sent["kaarai"].status_code == 202, sent["kaarai"].text
-        assert support.wait_for(lambda: len(inbox(c, phone)) == 4)
+        assert support.wait_for(lambda: len(inbox(c, phone)) == len(sent))  # one per dialect, ours too
         types = [e["type"] for e in support.wait_for(lambda: len(optout_events(sink)) == 2 and optout_events(sink))]
         assert types == ["optout.added", "optout.removed"]
 
