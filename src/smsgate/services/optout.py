@@ -18,6 +18,7 @@ from typing import Any
 from smsgate import changes, errors
 from smsgate.core import numbers
 from smsgate.services import recording, sending
+from smsgate.store import suppressions as store_suppressions
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ class FollowUp:
         """``Recorder.on_optout``: called after the commit, before the writers resume."""
         bus = self._gateway.changes
         for change in done:
-            bus.deliver(f"{changes.SUPPRESSION}:{change.account.id}")  # now: the next send here must see it
-            self._spawn(bus.tell_others(changes.SUPPRESSION, change.account.id))
+            key = store_suppressions.change_key(change.account.id, change.msisdn, added=change.added)
+            bus.deliver(f"{changes.SUPPRESSION}:{key}")  # now: the next send here must see it
+            self._spawn(bus.tell_others(changes.SUPPRESSION, key))
             if change.added and change.account.optout_reply:
                 self._spawn(self._confirm(change))
 

@@ -1,8 +1,9 @@
 """Suppression lists in the store: who an account must not message, with where the entry came from.
 
 Every change is announced to the other nodes in its transaction (``notify``), so each node's in-memory copy
-(``services.suppressions``) is dropped at once. ``add`` and ``remove`` also run inside the inbound transaction
-(a STOP keyword), so the entry commits with the message that asked for it.
+(``services.suppressions``) follows at once: one entry's change names the number, an import only the account.
+``add`` and ``remove`` also run inside the inbound transaction (a STOP keyword), so the entry commits with the
+message that asked for it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smsgate.store import notify, tables
 
 IMPORT_CHUNK = 1000  # rows per INSERT of a CSV import
 EXPORT_CHUNK = 1000
+LOAD_CHUNK = 5000  # numbers per read when a node builds its copy of a list
 
 _S = tables.suppressions
 
@@ -35,12 +37,18 @@ def _insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> Any:
     return conn.execute(insert(_S).values(list(rows)).on_conflict_do_nothing(index_elements=["account_id", "msisdn"]))
 
 
+def change_key(account_id: str, msisdn: str, *, added: bool) -> str:
+    """The key announcing one entry's change: ``<account> +<msisdn>`` or ``<account> -<msisdn>``, which a node
+    applies to its copy of the list; a bare ``<account>`` (an import) makes it read the list again."""
+    return f"{account_id} {'+' if added else '-'}{msisdn}"
+
+
 async def add(conn: AsyncConnection, account_id: str, msisdn: str, source: str, reason: str | None, now: float) -> bool:
     """Inside a write transaction: suppress ``msisdn`` unless it already is (True when this added it)."""
     row = {"account_id": account_id, "msisdn": msisdn, "source": source, "reason": reason, "created_at": now}
     added = bool((await _insert_new(conn, [row])).rowcount > 0)
     if added:
-        await notify.notify_change(conn, notify.SUPPRESSION, account_id)
+        await notify.notify_change(conn, notify.SUPPRESSION, change_key(account_id, msisdn, added=True))
     return added
 
 
@@ -48,7 +56,7 @@ async def remove(conn: AsyncConnection, account_id: str, msisdn: str) -> bool:
     """Inside a write transaction: lift the suppression (True when there was one)."""
     res = await conn.execute(_S.delete().where(_S.c.account_id == account_id, _S.c.msisdn == msisdn))
     if res.rowcount:
-        await notify.notify_change(conn, notify.SUPPRESSION, account_id)
+        await notify.notify_change(conn, notify.SUPPRESSION, change_key(account_id, msisdn, added=False))
     return bool(res.rowcount)
 
 
@@ -56,11 +64,38 @@ class SuppressionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def numbers(self, account_id: str) -> frozenset[str]:
-        """Every suppressed number of the account (what the send path checks against)."""
+    async def numbers(self, account_id: str, *, chunk: int = LOAD_CHUNK) -> AsyncIterator[builtins.list[str]]:
+        """Every suppressed number of the account, a chunk at a time in number order (what a node's copy of the
+        list is built from: a large list is never one result set in memory)."""
+        after = ""
+        while True:
+            q = sa.select(_S.c.msisdn).where(_S.c.account_id == account_id, _S.c.msisdn > after)
+            async with self._engine.connect() as conn:
+                found = (await conn.scalars(q.order_by(_S.c.msisdn).limit(chunk))).all()
+            if not found:
+                return
+            yield builtins.list(found)
+            after = found[-1]
+
+    async def fingerprint(self, account_id: str) -> tuple[int, float]:
+        """How many entries the list has and when the newest was made: unchanged when nothing was added or lifted
+        (an added entry is newer than every other), so a node can keep its copy without reading the list again."""
+        q = sa.select(sa.func.count(), sa.func.max(_S.c.created_at)).where(_S.c.account_id == account_id)
         async with self._engine.connect() as conn:
-            found = await conn.scalars(sa.select(_S.c.msisdn).where(_S.c.account_id == account_id))
-            return frozenset(found.all())
+            count, newest = (await conn.execute(q)).one()
+        return int(count), float(newest or 0.0)
+
+    async def listed(self, account_id: str, msisdns: Sequence[str]) -> set[str]:
+        """Which of ``msisdns`` are on the list (the check behind a large list's filter)."""
+        found: set[str] = set()
+        unique = sorted(set(msisdns))
+        async with self._engine.connect() as conn:
+            for i in range(0, len(unique), LOAD_CHUNK):
+                q = sa.select(_S.c.msisdn).where(
+                    _S.c.account_id == account_id, _S.c.msisdn.in_(unique[i : i + LOAD_CHUNK])
+                )
+                found.update((await conn.scalars(q)).all())
+        return found
 
     async def get(self, account_id: str, msisdn: str) -> optout.Suppression | None:
         async with self._engine.connect() as conn:
