@@ -282,6 +282,9 @@ def test_quota_headers_and_429(gateway: GatewayProcess) -> None:
     assert third.status_code == 429
     assert 1 <= int(third.headers["retry-after"]) <= 3600
     assert third.json()["fault"]["detail"]["errorcode"] == "policies.ratelimit.QuotaViolation"
+    assert third.headers["quota-limit"] == "2" and third.headers["quota-used"] == "2"  # errors carry the state too
+    bad = c.post(SEND, json=body(number="0201234567"))
+    assert bad.status_code == 400 and bad.headers["quota-used"] == "2" and bad.headers["quota-limit"] == "2"
 
 
 def test_insufficient_balance_is_refused_and_not_charged(gateway: GatewayProcess) -> None:

@@ -7,6 +7,7 @@ Wire facts that break real clients if missed (reference notes §0, §2): ``Conte
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -365,7 +366,18 @@ async def send(request: Request) -> Response:
     if token is None:
         raise errors.TokenError("Invalid access token")
     account = await acting_account(request, await gw.account_for_token(token))
-    request.state.quota = await gw.quotas.state(account)
+    try:
+        return await _send(request, gw, account)
+    except Exception:
+        # an error answer carries the quota headers too; a send that succeeds has them from its own take, so the
+        # state is read only here (on PostgreSQL + Redis it is a round trip per send otherwise)
+        if getattr(request.state, "quota", None) is None:
+            with contextlib.suppress(Exception):
+                request.state.quota = await gw.quotas.state(account)
+        raise
+
+
+async def _send(request: Request, gw: sending.Gateway, account: core_accounts.Account) -> Response:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise errors.ValidationError(f"Content-Type must be application/json, got {ctype or 'nothing'}")
