@@ -179,6 +179,33 @@ async def test_accept_debits_balance_and_refuses_overdraft(engine: AsyncEngine, 
     assert await store_reads.MessageReads(engine).count_since(acc, time.time() - 60) == 8  # parts, as quotas count
 
 
+@pytest.mark.postgres
+async def test_a_dropped_committer_connection_costs_no_write(pg_url: str) -> None:
+    """The committer keeps its PostgreSQL connection between batches; when the server drops it (a restart, an
+    idle timeout, an operator's pg_terminate_backend) the next batch still commits, on a new connection."""
+    eng = store_engine.create(pg_url)
+    await migrate.upgrade(eng)
+    n = Node(eng, "node_kept")
+    n.committer.start()
+    try:
+        acc = await make_account(eng, balance=1000)
+        assert await n.committer.write("accept", new_message(acc)) == 900
+        async with eng.connect() as admin:
+            killed = await admin.scalar(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert killed >= 1  # the committer's own connection was among them
+        batch = [new_message(acc), new_message(acc)]
+        assert sorted(await asyncio.gather(*(n.committer.write("accept", m) for m in batch))) == [700, 800]
+        assert await scalar(eng, sa.select(tables.accounts.c.balance).where(tables.accounts.c.id == acc)) == 700
+    finally:
+        await n.committer.close()
+        await eng.dispose()
+
+
 async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node) -> None:
     acc = await make_account(engine)
     ok, later = new_message(acc, parts=2), new_message(acc)
