@@ -15,14 +15,16 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from smsgate import errors, limits
 from smsgate.core import accounts as core_accounts
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import numbers, pricing, schedule, segments
 from smsgate.services import sending
 from smsgate.store import batches as store_batches
+from smsgate.store import idempotency as store_idempotency
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +57,20 @@ class BatchRequest:
     send_at: float | None = None
     priority: schedule.Priority | None = None
     idempotency_key: str | None = None  # stored with the batch, with ``answer(...)``: a repeat gets that answer
+    reply: Reply | None = None  # an Idempotency-Key claimed in the accept transaction with its answer (KPN)
+
+
+@dataclasses.dataclass(slots=True)
+class Reply:
+    """An Idempotency-Key's claim on a batch (``api.idempotent.once``), like ``sending.Reply`` for one message:
+    ``render`` turns the result into the dialect's answer inside the accept transaction, which stores it in
+    ``idempotency_keys`` under ``scope`` (the caller's account); ``response`` is then that answer."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    render: Callable[[BatchResult], core_idempotency.StoredResponse]
+    response: core_idempotency.StoredResponse | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,20 +125,33 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
         batch = dataclasses.replace(batch, answer=answer(batch, refused))
     parts = batch.parts
     quota = await gw.quotas.take(account, parts)
+
+    def result(remaining: int) -> BatchResult:
+        return BatchResult(
+            batch_id=batch_id,
+            message_ids=tuple(i.message.id for i in items),
+            refused=tuple(refused),
+            parts=parts,
+            price=pricing.from_units(batch.charge),
+            remaining_balance=pricing.from_units(remaining),
+            quota=quota,
+        )
+
+    if req.reply is not None:
+        reply = req.reply
+
+        def respond(remaining: int) -> core_idempotency.StoredResponse:
+            reply.response = reply.render(result(remaining))
+            return reply.response
+
+        key = store_idempotency.NewKey(reply.scope, reply.key, reply.fingerprint, batch_id, now, respond)
+        batch = dataclasses.replace(batch, key=key)
     try:
         remaining = await gw.write_batch(batch)
     except BaseException:
         await gw.quotas.give_back(account, parts)
         raise
-    return BatchResult(
-        batch_id=batch_id,
-        message_ids=tuple(i.message.id for i in items),
-        refused=tuple(refused),
-        parts=parts,
-        price=pricing.from_units(batch.charge),
-        remaining_balance=pricing.from_units(remaining),
-        quota=quota,
-    )
+    return result(remaining)
 
 
 def answer(batch: store_batches.NewBatch, refused: Sequence[Refusal]) -> dict[str, object]:
