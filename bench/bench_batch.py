@@ -46,17 +46,23 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=2)
     ap.add_argument("--window", type=int, default=50, help="SMPP window")
     ap.add_argument("--time-limit", type=float, default=120.0)
+    ap.add_argument("--accept-only", action="store_true",
+                    help="the simulator answers no submit_sm during the run (--mode slow): the dispatcher takes the jobs "
+                    "but its window stays full, so accept runs without submits competing for the CPU; no e2e figure")  # fmt: skip
     args = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-batch-"))
     sim_port, ctl_port, gw_port = 27751, 27761, 18281
     cfg = tmp / "smsgate.toml"
     cfg.write_text(
         f'[[connectors]]\nname = "sim"\ntype = "smpp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
-        f'system_id = "smsgate"\npassword = "x"\nwindow = {args.window}\n\n[routing]\ndefault = "sim"\n'
+        f'system_id = "smsgate"\npassword = "x"\nwindow = {args.window}\n'
+        + ("response_timeout = 600\n" if args.accept_only else "")
+        + '\n[routing]\ndefault = "sim"\n'
     )
     env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_SANDBOX": "false"}
     py = sys.executable
-    sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port)],
+    stall = ["--mode", "slow:600000"] if args.accept_only else []
+    sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port), *stall],
                            stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
     gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg)],
                           env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
@@ -90,14 +96,14 @@ def main() -> None:
         cpu = bench_e2e._cpu_seconds(gw.pid) - cpu0
         deadline = time.time() + args.time_limit
         got = before
-        while time.time() < deadline:
+        while not args.accept_only and time.time() < deadline:
             got = bench_e2e._submits(ctl_port)
             if got - before >= ok:
                 break
             time.sleep(0.05)
         e2e_s = time.time() - t0
     finally:
-        gw.terminate()
+        (gw.kill if args.accept_only else gw.terminate)()  # stalled: nothing to drain
         sim.terminate()
         gw.wait(20)
         sim.wait(20)

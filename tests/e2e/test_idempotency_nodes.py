@@ -93,3 +93,31 @@ def test_fifty_concurrent_duplicates_on_two_nodes_make_one_message_and_one_submi
     # the requests that waited on their node's first read the kept answer
     lost = sum(n.log.read_text().count("stored first by another request") for n in nodes)
     assert lost == 1, lost
+
+
+def test_a_kpn_batch_retried_on_two_nodes_at_once_is_one_batch(
+    cluster: tuple[list[support.GatewayProcess], str, support.SmscThread],
+) -> None:
+    """KPN's batch call: the key is claimed in the batch's accept transaction, so the node that loses the insert
+    stores none of its 300 messages and replays the winner's answer."""
+    nodes, db, _sim = cluster
+    acc = support.create_account(db, "batch-twins")
+    token, key = nodes[0].token(acc), str(uuid.uuid4())
+    body = {"messages": [{"mobile_number": f"06{30000010 + i:08d}", "content": "one batch"} for i in range(300)]}
+    headers = {"authorization": f"Bearer {token}", "idempotency-key": key}
+
+    async def burst() -> list[httpx.Response]:
+        clients = [httpx.AsyncClient(base_url=n.url, headers=headers, timeout=60) for n in nodes]
+        try:
+            return await asyncio.gather(
+                *(clients[i % 2].post("/communication/kpn/sms/send", json=body) for i in range(10))
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    answers = asyncio.run(burst())
+    assert [r.status_code for r in answers] == [200] * 10, [r.text for r in answers if r.status_code != 200]
+    assert len({r.content for r in answers}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in answers) == 1
+    assert messages_in(db, acc["account_id"]) == 300

@@ -6,7 +6,7 @@ identify the request (path and body, without credentials). Without the header th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -16,6 +16,7 @@ from smsgate.core import idempotency as core_idempotency
 from smsgate.services import idempotency, sending
 
 Render = Callable[[sending.SendResult], Response]
+Perform = Callable[[str, str], Awaitable[core_idempotency.StoredResponse]]  # (key, fingerprint) -> the kept answer
 HEADER_DOC = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -38,6 +39,22 @@ async def send(request: Request, req: sending.SendRequest, render: Render, *iden
     gw = auth.gateway(request)
     if raw is None:
         return render(await gw.send(req))
+
+    async def perform(key: str, fingerprint: str) -> core_idempotency.StoredResponse:
+        reply = sending.Reply(key, fingerprint, lambda result: stored(render(result)))
+        req.reply = reply
+        await gw.send(req)
+        assert reply.response is not None  # rendered in the accept transaction
+        return reply.response
+
+    return await once(request, req.account.id, raw, perform, *identity)
+
+
+async def once(request: Request, scope: str, raw: str, perform: Perform, *identity: bytes | str) -> Response:
+    """The request with Idempotency-Key ``raw`` (as sent) once per key in ``scope`` (an account id): ``perform``
+    sends with the key and the request's fingerprint and returns the answer its accept transaction stored; a retry
+    gets that answer again (``Idempotent-Replayed: true``). ``identity`` are the pieces that make the request (its
+    body, say); the path and the X-Send-At, X-Validity-Seconds and X-Priority headers as sent are added here."""
     key = core_idempotency.parse_key(raw)
     options = send_options.given_raw(request)  # X-Send-At, X-Validity-Seconds, X-Priority as sent
     fingerprint = core_idempotency.fingerprint(request.method, request.url.path, *identity, *options)
@@ -46,13 +63,9 @@ async def send(request: Request, req: sending.SendRequest, render: Render, *iden
         refusal: Exception | None = getattr(request.state, "replay_only", None)
         if refusal is not None:  # a request that may only be answered from what is kept (a repeated signature)
             raise refusal
-        reply = sending.Reply(key, fingerprint, lambda result: stored(render(result)))
-        req.reply = reply
-        await gw.send(req)
-        assert reply.response is not None  # rendered in the accept transaction
-        return reply.response
+        return await perform(key, fingerprint)
 
-    answer, replayed = await service(request).once(req.account.id, key, fingerprint, first)
+    answer, replayed = await service(request).once(scope, key, fingerprint, first)
     return replay(answer) if replayed else Response(answer.body, answer.status, dict(answer.headers))
 
 

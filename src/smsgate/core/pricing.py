@@ -5,6 +5,7 @@ Floats never touch money; integers in the store make balance arithmetic exact an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -31,6 +32,7 @@ def _check(d: Decimal) -> Decimal:
     return d
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of prices, converted for every message (Decimal is hashable)
 def to_units(d: Decimal) -> int:
     """Integer count of 1e-8 (banker's rounding beyond 8 decimals)."""
     return int(_check(d).quantize(UNIT, rounding=ROUND_HALF_EVEN).scaleb(8))

@@ -15,14 +15,18 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from smsgate import errors, limits
 from smsgate.core import accounts as core_accounts
-from smsgate.core import numbers, pricing, schedule, segments
+from smsgate.core import idempotency as core_idempotency
+from smsgate.core import ids, numbers, pricing, schedule, segments
 from smsgate.services import sending
 from smsgate.store import batches as store_batches
+from smsgate.store import idempotency as store_idempotency
+
+FAST_PATH_MAX = 100  # recipients: a batch this small is claimed in its accept transaction like a single send
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,6 +59,20 @@ class BatchRequest:
     send_at: float | None = None
     priority: schedule.Priority | None = None
     idempotency_key: str | None = None  # stored with the batch, with ``answer(...)``: a repeat gets that answer
+    reply: Reply | None = None  # an Idempotency-Key claimed in the accept transaction with its answer (KPN)
+
+
+@dataclasses.dataclass(slots=True)
+class Reply:
+    """An Idempotency-Key's claim on a batch (``api.idempotent.once``), like ``sending.Reply`` for one message:
+    ``render`` turns the result into the dialect's answer inside the accept transaction, which stores it in
+    ``idempotency_keys`` under ``scope`` (the caller's account); ``response`` is then that answer."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    render: Callable[[BatchResult], core_idempotency.StoredResponse]
+    response: core_idempotency.StoredResponse | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,7 +96,12 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     segmented: dict[str, segments.Segmentation] = {}
     now = time.time()
     batch_id = str(uuid.uuid4())
-    claim = gw.has_room()
+    # a small batch takes the dispatcher's fast path (claimed in its accept transaction, handed over in memory); a
+    # big one stays in the outbox, unclaimed, and the dispatcher claims it in pages once woken: building a job per
+    # message in the commit's callback cost as much as storing it, and held the call's answer back
+    claim = len(req.recipients) <= FAST_PATH_MAX and gw.has_room()
+    new_ids = iter(ids.message_ids(len(req.recipients), now))  # time-ordered: appended to the indexes by id
+    part_ids = ids.PartIds()
     # the account's opted-out recipients (its suppression list, read once from the cache for the whole batch)
     suppressed = await gw.suppressions.refusals(account, (r.number.digits for r in req.recipients))
     items = []
@@ -99,7 +122,11 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
                 raise type(exc)(f"{r.label}: {exc.message}") from None
             refused.append(Refusal(r.index, r.number.e164, exc.message))
             continue
-        items.append(gw.build(one, sender, seg, now, claim=claim, batch_id=batch_id).item)
+        items.append(
+            gw.build(
+                one, sender, seg, now, claim=claim, batch_id=batch_id, message_id=next(new_ids), part_ids=part_ids
+            ).item
+        )
     if not items:
         raise errors.ValidationError("the batch has no recipient to send to")
     refused.sort(key=lambda f: f.index)
@@ -109,20 +136,33 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
         batch = dataclasses.replace(batch, answer=answer(batch, refused))
     parts = batch.parts
     quota = await gw.quotas.take(account, parts)
+
+    def result(remaining: int) -> BatchResult:
+        return BatchResult(
+            batch_id=batch_id,
+            message_ids=tuple(i.message.id for i in items),
+            refused=tuple(refused),
+            parts=parts,
+            price=pricing.from_units(batch.charge),
+            remaining_balance=pricing.from_units(remaining),
+            quota=quota,
+        )
+
+    if req.reply is not None:
+        reply = req.reply
+
+        def respond(remaining: int) -> core_idempotency.StoredResponse:
+            reply.response = reply.render(result(remaining))
+            return reply.response
+
+        key = store_idempotency.NewKey(reply.scope, reply.key, reply.fingerprint, batch_id, now, respond)
+        batch = dataclasses.replace(batch, key=key)
     try:
         remaining = await gw.write_batch(batch)
     except BaseException:
         await gw.quotas.give_back(account, parts)
         raise
-    return BatchResult(
-        batch_id=batch_id,
-        message_ids=tuple(i.message.id for i in items),
-        refused=tuple(refused),
-        parts=parts,
-        price=pricing.from_units(batch.charge),
-        remaining_balance=pricing.from_units(remaining),
-        quota=quota,
-    )
+    return result(remaining)
 
 
 def answer(batch: store_batches.NewBatch, refused: Sequence[Refusal]) -> dict[str, object]:

@@ -124,6 +124,9 @@ class Recorder:
             if batch.charge > left:
                 results.append(errors.InsufficientBalance())
                 continue
+            if batch.key is not None and not await store_idempotency.claim(tx, batch.key, left - batch.charge):
+                results.append(errors.IdempotencyKeyTaken())  # stored first by another request: nothing of this
+                continue
             outcome, stored, events = await self._writes.accept(tx, batch.messages)
             if len(stored) != len(batch.messages):  # cannot happen once the total fits; never store part of one
                 raise errors.InsufficientBalance()

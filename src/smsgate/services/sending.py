@@ -14,7 +14,6 @@ import logging
 import operator
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
@@ -22,7 +21,7 @@ from typing import Protocol
 from smsgate import caches, changes, credentials, errors, limits
 from smsgate import owners as smsgate_owners
 from smsgate.core import accounts as core_accounts
-from smsgate.core import encoding, networks, numbers, pricing, routing, schedule, segments, senders
+from smsgate.core import encoding, ids, networks, numbers, pricing, routing, schedule, segments, senders
 from smsgate.core import idempotency as core_idempotency
 from smsgate.core import message as core_message
 from smsgate.services import suppressions as services_suppressions
@@ -286,10 +285,12 @@ class Gateway:
         *,
         claim: bool,
         batch_id: str | None = None,
+        message_id: str | None = None,
+        part_ids: ids.PartIds | None = None,
     ) -> Built:
         """The message to store for ``req``, already segmented: its route and connector, network, price, parts.
         RouteUnavailable when its connector does not exist. Shared by ``send`` and batches (``services.batches``),
-        which segment a text once for all its recipients."""
+        which segment a text once for all its recipients and make the ids of all its messages at once."""
         account = req.account
         network = networks.network_for(req.recipient, self._ported)
         part_price = self._prices.part_price(req.recipient.country, network)
@@ -304,8 +305,8 @@ class Gateway:
             connector = self._sandboxes[0]
         if connector not in self._connectors:
             raise errors.RouteUnavailable(f"no connector {connector!r}")
-        message_id = str(uuid.uuid4())
-        part_ids = [secrets.token_hex(8).upper() for _ in seg.parts]
+        message_id = message_id or ids.message_id(now)
+        new_parts = part_ids.take(seg.count) if part_ids else [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
         text = req.text if req.body is None else None
         scheduled = req.send_at is not None and req.send_at > now
@@ -340,7 +341,7 @@ class Gateway:
         parts = tuple(
             core_message.Part(pid, message_id, p.index, p.total, accepted, seg.data_coding, p.udh, p.payload, p.text,
                               connector=connector, concat_ref=self._ref, price=units)
-            for pid, p in zip(part_ids, seg.parts, strict=True)
+            for pid, p in zip(new_parts, seg.parts, strict=True)
         )  # fmt: skip
         connectors = (connector,) if pinned else route.connectors
         # a scheduled message waits in the outbox for its time; the dispatcher claims it then

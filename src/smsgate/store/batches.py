@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate.core import message as core_message
 from smsgate.store import accounts as store_accounts
+from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import reads, rows, tables
 
@@ -32,6 +33,7 @@ class NewBatch:
     created_at: float = 0.0
     idempotency_key: str | None = None
     answer: dict[str, Any] | None = None  # what the call answers, kept for a repeat of its key
+    key: store_idempotency.NewKey | None = None  # an Idempotency-Key claimed in the transaction (KPN's batch call)
 
     @property
     def charge(self) -> int:

@@ -29,7 +29,7 @@ class NewKey:
     account_id: str
     key: str
     fingerprint: str
-    message_id: str
+    message_id: str  # the message it sent, or the batch (KPN's batch call)
     created_at: float
     respond: Callable[[int], core_idempotency.StoredResponse]
 

@@ -9,6 +9,11 @@ successor's docs call the API "global" in one place and list only Dutch formats 
 that bills one Dutch price table must not guess); ``expirein`` is the validity in seconds, 20 to 604800 (7 days,
 the longest validity SMSCs take), sent as a string or a number; ``sender`` defaults to ``KPN``. Validation is all
 or nothing: one bad item refuses the call (400 naming ``messages[i]`` and the number) and nothing is stored.
+
+An ``Idempotency-Key`` works as on every send (``api.idempotent``): the key is claimed in the batch's own accept
+transaction (no lookup first), a retry gets the first answer byte for byte, and the same key with another body,
+``SubAccount`` or send header is refused with KPN's 400. Keys belong to the caller (the token's account), so a
+sub-account named in the header cannot turn a reused key into a second batch.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, send_options
+from smsgate.api import apigee, auth, fastpath, idempotent, send_options
 from smsgate.api.dialects import kpn
+from smsgate.core import idempotency as core_idempotency
 from smsgate.core import numbers
 from smsgate.services import batches
 from smsgate.services import numbers as services_numbers
@@ -83,7 +89,7 @@ async def preflight(request: Request) -> Response:
     PATH,
     summary="Send SMS to up to 5,000 Dutch mobile numbers in one call (one transaction)",
     openapi_extra={
-        "parameters": [kpn.SUBACCOUNT_HEADER, *send_options.openapi_parameters()],
+        "parameters": [kpn.SUBACCOUNT_HEADER, idempotent.HEADER_DOC, *send_options.openapi_parameters()],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": SEND_SCHEMA, "example": SEND_EXAMPLE}},
@@ -92,13 +98,15 @@ async def preflight(request: Request) -> Response:
     },
     responses={
         200: {
-            "description": "Every message stored, in one transaction; document_id names the batch",
+            "description": "Every message stored, in one transaction; document_id names the batch (a replayed "
+            "Idempotency-Key: the first answer, byte for byte, with Idempotent-Replayed: true)",
             "content": {
                 "application/json": {"example": {"document_id": "b4e905d4-774c-4c83-8360-01427e17a33a", "status": "OK"}}
             },
         },
         400: {
-            "description": "Bad request: nothing was stored",
+            "description": "Bad request: nothing was stored (also an Idempotency-Key used before with another "
+            "request: another body, SubAccount, X-Send-At, X-Priority or X-Validity-Seconds)",
             "content": kpn.error_content(
                 "400", "Bad Request", 'messages[3]: "0601234567": 06-0 numbers are not valid Dutch mobile numbers.'
             ),
@@ -124,7 +132,8 @@ async def send(request: Request) -> Response:
     token = auth.bearer_token(request)
     if token is None:
         raise errors.TokenError("Invalid access token")
-    account = await kpn.acting_account(request, await gw.account_for_token(token))
+    caller = await gw.account_for_token(token)
+    account = await kpn.acting_account(request, caller)
     request.state.quota = await gw.quotas.state(account)
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
@@ -139,9 +148,23 @@ async def send(request: Request) -> Response:
     given = send_options.Given(ttl_seconds=req.ttl_seconds)  # expirein wins over X-Validity-Seconds
     send_options.apply(request, given)
     req = dataclasses.replace(req, send_at=given.send_at, ttl_seconds=given.ttl_seconds, priority=given.priority)
-    result = await batches.send_batch(gw, req)
-    request.state.quota = result.quota
-    return kpn.kpn_json(request, 200, {"document_id": result.batch_id, "status": "OK"}, result.quota)
+
+    def answer(result: batches.BatchResult) -> Response:
+        request.state.quota = result.quota
+        return kpn.kpn_json(request, 200, {"document_id": result.batch_id, "status": "OK"}, result.quota)
+
+    raw = request.headers.get(core_idempotency.HEADER)
+    if raw is None:
+        return answer(await batches.send_batch(gw, req))
+
+    async def perform(key: str, fingerprint: str) -> core_idempotency.StoredResponse:
+        reply = batches.Reply(caller.id, key, fingerprint, lambda result: idempotent.stored(answer(result)))
+        await batches.send_batch(gw, dataclasses.replace(req, reply=reply))
+        assert reply.response is not None  # rendered in the accept transaction
+        return reply.response
+
+    # keys are the caller's: the same key with another SubAccount is another request, refused, not a new batch
+    return await idempotent.once(request, caller.id, raw, perform, body, request.headers.get("subaccount", ""))
 
 
 def _parse(data: Any, settings: Any, account: Any) -> batches.BatchRequest:
