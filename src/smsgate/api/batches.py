@@ -244,6 +244,6 @@ async def cancel_batch(
     owner = account if found.account_id == account.id else await gw.account(found.account_id)
     if owner is None:
         raise errors.NotFound("no such batch")
-    canceled, too_late = await gw.cancel_many(owner, await _reads(request).unsent(batch_id))
+    canceled, too_late = await gw.cancel_many(owner, _reads(request).unsent(batch_id))
     after = await _batch(request, account, batch_id)
     return responses.json({"canceled": canceled, "too_late": too_late, "batch": summary_json(after)})
