@@ -16,15 +16,13 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import bench_e2e
+import driver
 
 
 def _call(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, float]:
@@ -50,63 +48,27 @@ def main() -> None:
                     help="the simulator answers no submit_sm during the run (--mode slow): the dispatcher takes the jobs "
                     "but its window stays full, so accept runs without submits competing for the CPU; no e2e figure")  # fmt: skip
     args = ap.parse_args()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-batch-"))
-    sim_port, ctl_port, gw_port = 27751, 27761, 18281
-    cfg = tmp / "smsgate.toml"
-    cfg.write_text(
-        f'[[connectors]]\nname = "sim"\ntype = "smpp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
-        f'system_id = "smsgate"\npassword = "x"\nwindow = {args.window}\n'
-        + ("response_timeout = 600\n" if args.accept_only else "")
-        + '\n[routing]\ndefault = "sim"\n'
-    )
-    env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_SANDBOX": "false"}
-    py = sys.executable
-    stall = ["--mode", "slow:600000"] if args.accept_only else []
-    sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port), *stall],
-                           stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
-    gw = subprocess.Popen([py, "-m", "smsgate", "serve", "--port", str(gw_port), "--config", str(cfg)],
-                          env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
-    base = f"http://127.0.0.1:{gw_port}"
-    try:
-        bench_e2e._wait_http(f"http://127.0.0.1:{ctl_port}/stats")
-        bench_e2e._wait_http(base + "/healthz")
-        acc = json.loads(subprocess.check_output(
-            [py, "-m", "smsgate", "accounts", "create", "bench", "--json", "--balance", "100000000", "--default-sender", "bench"],
-            env=env, text=True))  # fmt: skip
-        tok = bench_e2e._post(
-            base + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
-            f"client_id={acc['api_key']}&client_secret={acc['api_secret']}".encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        )["access_token"]
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"}
+    ports = {"sim_port": 27751, "ctl_port": 27761, "gw_port": 18281}
+    with driver.smpp("smsgate-batch-", window=args.window, stall=args.accept_only, **ports) as stack:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token(stack.account())}"}
         bodies = [
             json.dumps({"sender": "bench", "messages": [
                 {"mobile_number": f"06{20000000 + (b * args.recipients + i) % 70_000_000:08d}", "content": "hello"}
                 for i in range(args.recipients)]}).encode()
             for b in range(args.batches)
         ]  # fmt: skip
-        before = bench_e2e._submits(ctl_port)
-        cpu0 = bench_e2e._cpu_seconds(gw.pid)
+        before = stack.submits()
+        cpu0 = driver.cpu_seconds(stack.gateway.pid)
         t0 = time.time()
         with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
-            futures = [pool.submit(_call, base + "/communication/kpn/sms/send", b, headers) for b in bodies]
+            futures = [pool.submit(_call, stack.base + "/communication/kpn/sms/send", b, headers) for b in bodies]
             results = [f.result(timeout=args.time_limit) for f in futures]
         accept_s = time.time() - t0
         ok = sum(1 for status, _ in results if status == 200) * args.recipients
-        cpu = bench_e2e._cpu_seconds(gw.pid) - cpu0
-        deadline = time.time() + args.time_limit
-        got = before
-        while not args.accept_only and time.time() < deadline:
-            got = bench_e2e._submits(ctl_port)
-            if got - before >= ok:
-                break
-            time.sleep(0.05)
+        cpu = driver.cpu_seconds(stack.gateway.pid) - cpu0
+        got = before if args.accept_only else stack.wait_submits(before, ok, args.time_limit)
         e2e_s = time.time() - t0
-    finally:
-        (gw.kill if args.accept_only else gw.terminate)()  # stalled: nothing to drain
-        sim.terminate()
-        gw.wait(20)
-        sim.wait(20)
+        tmp = stack.tmp
     latencies = sorted(lat for _, lat in results)
     statuses = {s: sum(1 for x, _ in results if x == s) for s in {x for x, _ in results}}
     row = {

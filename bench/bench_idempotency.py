@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 import uuid
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import driver
 
 
 async def round_(port: int, token: str, n: int, concurrency: int, key: str | None) -> tuple[float, list[float]]:
@@ -60,34 +59,12 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=8)
     ap.add_argument("--port", type=int, default=18183)
     args = ap.parse_args()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-bench-"))
-    env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_ACCESS_LOG": "false"}
-    log = open(tmp / "gateway.log", "w")  # noqa: SIM115 - the child's, for its lifetime
-    proc = subprocess.Popen([sys.executable, "-m", "smsgate", "serve", "--port", str(args.port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        acc = json.loads(subprocess.check_output(
-            [sys.executable, "-m", "smsgate", "accounts", "create", "bench", "--json", "--balance", "100000000"],
-            env=env, text=True,
-        ))  # fmt: skip
-        form = f"client_id={acc['api_key']}&client_secret={acc['api_secret']}".encode()
-        url = base + "/oauth/client_credential/accesstoken?grant_type=client_credentials"
-        with urllib.request.urlopen(urllib.request.Request(url, data=form, method="POST"), timeout=10) as r:
-            token = json.loads(r.read())["access_token"]
+    with driver.gateway("smsgate-bench-", args.port, env={"SMSGATE_ACCESS_LOG": "false"}) as stack:
+        token = stack.token(stack.account())
         for name, key in (("no header", None), ("new key each", ""), ("same key (replays)", "bench-key")):
             seconds, lat = asyncio.run(round_(args.port, token, args.n, args.concurrency, key))
             q = statistics.quantiles(lat, n=100)
             print(f"{name:20} {args.n / seconds:8,.0f} req/s   p50 {q[49]:6.2f} ms   p99 {q[98]:6.2f} ms")
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 if __name__ == "__main__":

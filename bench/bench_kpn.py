@@ -11,23 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import pathlib
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import driver
 import load
-
-
-def _post(url: str, data: bytes, headers: dict[str, str]) -> dict[str, str]:
-    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
 
 
 def main() -> None:
@@ -38,34 +29,15 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=300)
     ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
     args = ap.parse_args()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="smsgate-bench-"))
-    env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_DEFAULT_BALANCE": "100000000"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgate", "serve", "--port", str(args.port), "--log-level", args.log_level],
-        env=env, stdout=open(tmp / "gateway.log", "w"), stderr=subprocess.STDOUT, text=True,  # noqa: SIM115
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        acc = json.loads(subprocess.check_output(
-            [sys.executable, "-m", "smsgate", "accounts", "create", "bench", "--json", "--balance", "100000000"],
-            env=env, text=True,
-        ))
-        tok = _post(
-            base + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
-            f"client_id={acc['api_key']}&client_secret={acc['api_secret']}".encode(),
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        )["access_token"]
-        body = json.dumps({"sender": "bench", "messages": [{"mobile_number": "0612345678", "content": "hello"}]}).encode()
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"}
-        res = asyncio.run(load.run(base + "/messaging/sms-kpn/v1/send", n=args.n, concurrency=args.concurrency,
-                                   body=body, headers=headers, time_limit=args.time_limit))
-        db = sqlite3.connect(tmp / "smsgate.db")
+    env = {"SMSGATE_DEFAULT_BALANCE": "100000000"}
+    with driver.gateway("smsgate-bench-", args.port, "--log-level", args.log_level, env=env) as stack:
+        acc = stack.account()
+        message = {"sender": "bench", "messages": [{"mobile_number": "0612345678", "content": "hello"}]}
+        body = json.dumps(message).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token(acc)}"}
+        res = asyncio.run(load.run(stack.base + "/messaging/sms-kpn/v1/send", n=args.n, concurrency=args.concurrency,
+                                   body=body, headers=headers, time_limit=args.time_limit))  # fmt: skip
+        db = sqlite3.connect(stack.tmp / "smsgate.db")
         deadline = time.time() + args.time_limit
         delivered = 0
         while time.time() < deadline:
@@ -79,13 +51,12 @@ def main() -> None:
             "select max(updated_at) from messages where account_id=?", (acc["account_id"],)
         ).fetchone()[0]
         e2e = last_update - res.first_sent_at
-        print(f"log             {tmp / 'gateway.log'}")
+        print(f"log             {stack.tmp / 'gateway.log'}")
         print(f"requests        {res.sent} over {args.concurrency} connections, statuses {res.statuses}")
-        print(f"accept rate     {res.ok / res.seconds:,.0f} msg/s  (p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms)")
-        print(f"delivered       {delivered} of {res.ok}; first request -> last delivered {e2e:.2f} s = {delivered / e2e:,.0f} msg/s")
-    finally:
-        proc.terminate()
-        proc.wait(20)
+        print(f"accept rate     {res.ok / res.seconds:,.0f} msg/s  "
+              f"(p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms)")  # fmt: skip
+        print(f"delivered       {delivered} of {res.ok}; "
+              f"first request -> last delivered {e2e:.2f} s = {delivered / e2e:,.0f} msg/s")  # fmt: skip
 
 
 if __name__ == "__main__":

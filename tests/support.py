@@ -256,6 +256,20 @@ def postgres_database() -> Iterator[str]:
         asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+BACKENDS = ("sqlite", "postgresql")  # what a test parametrized over the store runs on
+
+
+@contextlib.contextmanager
+def backend_env(backend: str) -> Iterator[dict[str, str]]:
+    """The environment that points a gateway and the CLI at ``backend``: the data dir's SQLite file (nothing to
+    add), or a throwaway PostgreSQL database (``postgres_database``)."""
+    if backend == "sqlite":
+        yield {}
+        return
+    with postgres_database() as db:
+        yield {"SMSGATE_DATABASE_URL": db}
+
+
 def require_redis() -> str:
     """The Redis URL for tests, after checking the server answers; fails loudly (never skips) when it does not."""
     import redis

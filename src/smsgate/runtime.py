@@ -214,6 +214,7 @@ class Runtime:
         # a STOP / START keyword: every process forgets the list, and the account's confirmation goes out
         self.optout = services_optout.FollowUp(self.gateway)
         self.recorder.on_optout.append(self.optout)
+        self.recorder.confirmation = self.optout.confirmation  # stored in the keyword's transaction
         self.webhook_service = services_webhooks.Webhooks(
             store_webhooks.Deliveries(self.engine),
             self.gateway,

@@ -1,17 +1,28 @@
 """``GET /v1/messages/export`` on a real server: CSV of the caller's messages only, in a time window, text on
-request, streamed (chunked, not one buffered body)."""
+request, streamed (chunked, not one buffered body), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import csv
 import io
+import pathlib
 import time
 
+from tests import support
 from tests.e2e.test_suppressions import basic, handset
 from tests.support import GatewayProcess, wait_for
 
 
 def test_export_streams_only_the_accounts_messages(gateway: GatewayProcess) -> None:
+    check_export(gateway)
+
+
+def test_export_on_postgresql(tmp_path: pathlib.Path) -> None:
+    with support.backend_env("postgresql") as db, support.gateway_process(tmp_path / "pg", env=db) as gw:
+        check_export(gw)
+
+
+def check_export(gateway: GatewayProcess) -> None:
     a, b = gateway.create_account("a"), gateway.create_account("b")
     with basic(gateway, a) as ca, basic(gateway, b) as cb:
         start = time.time()

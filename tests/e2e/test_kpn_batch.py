@@ -338,3 +338,31 @@ def test_send_at_and_priority_headers_apply_to_the_whole_batch(gateway: GatewayP
     assert {m["meta"]["priority"] for m in msgs} == {"bulk"}, msgs[0]
     assert all(m["meta"]["send_at"] > time.time() + 3000 for m in msgs)
     assert post(gateway, token, batch(numbers(1)), **{"X-Send-At": "tomorrow"}).status_code == 400
+
+
+def test_a_pending_receipt_retry_survives_a_restart(tmp_path: pathlib.Path) -> None:
+    """The retry schedule is the delivery row's (``retry_delays``, ``attempts``, next try time), not a timer in the
+    process: SIGKILL after the first refused try, start again, and the next tries come on the same schedule."""
+    receiver = FlakyReceiver(2)
+    env = {"SMSGATE_KPN_WEBHOOK_RETRY_DELAYS": "4,2,2"}
+    gw = GatewayProcess(tmp_path / "gw", env=env).start()
+    try:
+        acc = gw.create_account("bulk-restart")
+        r = post(gw, gw.token(acc), batch(["0612345021"], webhook_url=receiver.url))
+        assert r.status_code == 200, r.text
+        wait_for(lambda: len(receiver.tries) == 1, timeout=20, interval=0.05)
+        (mid,) = receiver.tries
+        w = tables.webhook_deliveries
+        row = sa.select(w.c.status, w.c.attempts, w.c.retry_delays).where(w.c.message_id == mid)
+        wait_for(lambda: query(gw, row) == [("retrying", 1, "4,2,2")], timeout=3)
+        gw.kill()
+        time.sleep(0.5)
+        assert len(receiver.tries[mid]) == 1
+        gw.start()
+        wait_for(lambda: len(receiver.tries[mid]) == 3, timeout=30, interval=0.1)
+        first, second, third = (t[0] for t in receiver.tries[mid])
+        assert second - first >= 3.9 and third - second >= 1.9  # the schedule held across the restart
+        assert query(gw, sa.select(w.c.status, w.c.attempts).where(w.c.message_id == mid)) == [("delivered", 3)]
+    finally:
+        gw.stop()
+        stop_http(receiver.server)

@@ -91,6 +91,21 @@ def test_keywords_and_confirmation_are_per_account(gateway: GatewayProcess) -> N
         support.wait_for(lambda: c.get(f"/v1/suppressions/{phone}").status_code == 200)
         confirmation = support.wait_for(lambda: inbox(c, phone))
         assert confirmation[0]["text"] == "You will get no more messages." and confirmation[0]["from"] == number
+        # a stored message of the account, written in the keyword's own transaction (its created_at is the STOP's):
+        # in the outbox the moment the opt-out is, so a crash cannot lose it and it is retried like any other
+        listed = c.get("/v1/messages", params={"number": "+" + phone}).json()["messages"]
+        halt = next(m for m in listed if m["direction"] == "inbound" and m["text"] == "halt")
+        sent = support.wait_for(
+            lambda: [
+                m
+                for m in c.get("/v1/messages", params={"direction": "outbound", "number": "+" + phone}).json()[
+                    "messages"
+                ]
+                if m["status"] == "delivered"
+            ]
+        )
+        assert [m["text"] for m in sent] == ["You will get no more messages."]
+        assert sent[0]["created_at"] == halt["created_at"] and sent[0]["from"] == number
         assert c.post("/v1/send-sms", json={"to": phone, "text": "offer"}).json()["code"] == 4031
         reply(c, phone, number, "go  on")
         support.wait_for(lambda: c.get(f"/v1/suppressions/{phone}").status_code == 404)

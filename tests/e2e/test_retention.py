@@ -6,6 +6,7 @@ Messages are made old by moving their ``created_at`` back in the SQLite file the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import pathlib
 import sqlite3
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from smsgate.store import engine as store_engine
+from smsgate.store import tables
 from tests import support
 from tests.e2e.test_suppressions import handset
 
@@ -32,9 +35,24 @@ def db_file(g: support.GatewayProcess) -> pathlib.Path:
 
 
 def age(g: support.GatewayProcess, message_id: str, days: float) -> None:
-    """Make a message (and its events and webhooks) ``days`` older."""
-    with sqlite3.connect(db_file(g), timeout=10) as db:
-        db.execute("UPDATE messages SET created_at = created_at - ? WHERE id = ?", (days * DAY, message_id))
+    """Make a message (and its events and webhooks) ``days`` older, in whichever database the gateway uses."""
+    if "postgresql" not in g.database_url:
+        with sqlite3.connect(db_file(g), timeout=10) as db:
+            db.execute("UPDATE messages SET created_at = created_at - ? WHERE id = ?", (days * DAY, message_id))
+        return
+
+    async def run() -> None:
+        engine = store_engine.create(g.database_url)
+        try:
+            async with engine.begin() as conn:
+                m = tables.messages
+                await conn.execute(
+                    m.update().where(m.c.id == message_id).values(created_at=m.c.created_at - days * DAY)
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def send(c: httpx.Client, text: str, to: str | None = None) -> str:
@@ -81,15 +99,17 @@ def test_an_accounts_own_limit_replaces_the_gateways(gw: support.GatewayProcess)
         assert k.get(f"/v1/messages/{kept}").json()["text"] == "kept 4444"
 
 
-def test_purge_deletes_before_a_date(tmp_path: pathlib.Path) -> None:
-    with support.gateway_process(tmp_path / "gw") as g:  # keeps everything: only the operator deletes
+@pytest.mark.parametrize("backend", support.BACKENDS)
+def test_purge_deletes_before_a_date(tmp_path: pathlib.Path, backend: str) -> None:
+    with support.backend_env(backend) as db, support.gateway_process(tmp_path / "gw", env=db) as g:
+        # keeps everything: only the operator deletes
         a, b = g.create_account("a"), g.create_account("b")
         with g.client(auth=(a["api_key"], a["api_secret"])) as ca, g.client(auth=(b["api_key"], b["api_secret"])) as cb:
             a_old, a_new, b_old = send(ca, "a old"), send(ca, "a new"), send(cb, "b old")
             age(g, a_old, 100)
             age(g, b_old, 100)
             cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=50)).date().isoformat()
-            env = {"SMSGATE_DATA_DIR": str(g.data_dir)}
+            env = {"SMSGATE_DATA_DIR": str(g.data_dir), **db}
             out = support.cli_json("purge", "--before", cutoff, "--account", a["api_key"], "--json", env=env)
             assert out == {"deleted": 1}
             assert ca.get(f"/v1/messages/{a_old}").status_code == 404

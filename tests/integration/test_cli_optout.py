@@ -1,4 +1,5 @@
-"""``smsgate suppressions import/export`` against a real SQLite file; an import is all or nothing."""
+"""``smsgate suppressions import/export`` against a real SQLite file and a real PostgreSQL database; an import is all
+or nothing."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import csv
 import io
 import pathlib
 
+import pytest
+
 from tests import support
 
 
-def test_import_then_export(tmp_path: pathlib.Path) -> None:
-    env = {"SMSGATE_DATA_DIR": str(tmp_path / "data")}
+@pytest.mark.parametrize("backend", support.BACKENDS)
+def test_import_then_export(tmp_path: pathlib.Path, backend: str) -> None:
+    with support.backend_env(backend) as db:
+        check_import_then_export(tmp_path, {"SMSGATE_DATA_DIR": str(tmp_path / "data"), **db})
+
+
+def check_import_then_export(tmp_path: pathlib.Path, env: dict[str, str]) -> None:
     support.run_cli("migrate", env=env)
     acc = support.cli_json("accounts", "create", "shop", "--json", env=env)
     other = support.cli_json("accounts", "create", "other", "--json", env=env)

@@ -72,7 +72,7 @@ async def test_a_send_is_submitted_delivered_and_announced(runtime: Runtime) -> 
     assert [e.type for e in detail.events] == [EventType.ACCEPTED, EventType.SUBMITTED, EventType.DELIVERED]
     assert [p.connector for p in detail.parts] == ["a"] and detail.parts[0].network_id
     # the planner ran in the same transactions: one event of ours per status reached
-    log, _more = await runtime.webhook_service.page(acc, before=None, limit=10)
+    log = await runtime.webhook_service.page(acc, before=None, limit=10)
     assert sorted(d["event"] for d in log) == ["message.delivered", "message.submitted"]
     assert runtime.recorder.accepted == {"kpn": 1} and runtime.ingest.receipt_count == 1
 

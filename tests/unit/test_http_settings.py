@@ -114,3 +114,19 @@ def test_circuit_opens_after_failures_in_a_row_and_probes_after_the_delay() -> N
     assert c.state is circuit.State.CLOSED and c.failures == 0
     c.trip("credentials refused")  # unhealthy: open at once
     assert c.state is circuit.State.OPEN and c.reason == "credentials refused"
+
+
+def test_the_http_base_is_abstract_and_every_connector_implements_its_hooks() -> None:
+    """``where`` and ``exchange`` are abstract: a connector that forgets one cannot be made, every shipped one can."""
+    from smsgate.connectors.http import base as http_base
+
+    class Forgetful(http_base.HttpConnector):
+        @property
+        def where(self) -> str:
+            return "upstream.example"
+
+    for cls in (http_base.HttpConnector, Forgetful):
+        with pytest.raises(TypeError, match="abstract"):
+            cls(None)  # type: ignore[abstract,arg-type]
+    for shipped in (generic.GenericConnector, kaarai.KaaraiConnector, kpn.KpnConnector, vonage.VonageConnector):
+        assert not shipped.__abstractmethods__, shipped

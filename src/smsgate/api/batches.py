@@ -189,10 +189,7 @@ async def list_batches(
     limit: int = Query(50, ge=1, le=200),
 ) -> Response:
     found = await _reads(request).list(account.id, before=responses.after_cursor(cursor), limit=limit + 1)
-    more = len(found) > limit
-    found = found[:limit]
-    nxt = responses.cursor(found[-1].created_at, found[-1].id) if more and found else None
-    return responses.json({"batches": [summary_json(b) for b in found], "next_cursor": nxt})
+    return responses.page("batches", found, limit, summary_json, lambda b: responses.cursor(b.created_at, b.id))
 
 
 @router.get(
@@ -222,10 +219,7 @@ async def batch_messages(
 ) -> Response:
     await _batch(request, account, batch_id)
     found = await _reads(request).messages(batch_id, status=status, after=cursor, limit=limit + 1)
-    more = len(found) > limit
-    found = found[:limit]
-    nxt = found[-1].id if more and found else None
-    return responses.json({"messages": [message_json(m) for m in found], "next_cursor": nxt})
+    return responses.page("messages", found, limit, message_json, lambda m: m.id)
 
 
 @router.post(
@@ -244,6 +238,6 @@ async def cancel_batch(
     owner = account if found.account_id == account.id else await gw.account(found.account_id)
     if owner is None:
         raise errors.NotFound("no such batch")
-    canceled, too_late = await gw.cancel_many(owner, await _reads(request).unsent(batch_id))
+    canceled, too_late = await gw.cancel_many(owner, _reads(request).unsent(batch_id))
     after = await _batch(request, account, batch_id)
     return responses.json({"canceled": canceled, "too_late": too_late, "batch": summary_json(after)})

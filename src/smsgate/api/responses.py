@@ -7,8 +7,9 @@ so a rule like "Retry-After is whole seconds, rounded up, at least 1" is written
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi.responses import Response
@@ -41,6 +42,17 @@ def retry_after(seconds: float) -> dict[str, str]:
 def cursor(created_at: float, key: str) -> str:
     """An opaque paging cursor: the sort key of the last row a page showed (newest-first lists)."""
     return base64.urlsafe_b64encode(f"{created_at!r}|{key}".encode()).decode().rstrip("=")
+
+
+T = TypeVar("T")
+
+
+def page(name: str, rows: Sequence[T], limit: int, render: Callable[[T], Any], key: Callable[[T], str]) -> Response:
+    """A list page from the ``limit + 1`` rows a list read (the extra one only says that more follow): the first
+    ``limit`` rendered under ``name``, and ``next_cursor``, ``key`` of the last one shown, when more follow."""
+    shown = rows[:limit]
+    more = len(rows) > limit and shown
+    return json({name: [render(r) for r in shown], "next_cursor": key(shown[-1]) if more else None})
 
 
 def after_cursor(raw: str | None) -> tuple[float, str] | None:

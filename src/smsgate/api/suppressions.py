@@ -64,11 +64,7 @@ async def list_suppressions(
     if cursor is not None and not cursor.isdigit():
         raise errors.ValidationError("bad cursor")
     rows = await _service(request).store.page(account.id, source=source, after=cursor, limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return responses.json(
-        {"suppressions": [_json(r) for r in rows], "next_cursor": rows[-1].msisdn if more and rows else None}
-    )
+    return responses.page("suppressions", rows, limit, _json, lambda r: r.msisdn)
 
 
 @router.get(

@@ -116,17 +116,9 @@ async def list_deliveries(
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=200),
 ) -> Response:
-    found, last = await service(request).page(
-        account,
-        before=responses.after_cursor(cursor),
-        limit=limit,
-        status=status,
-        target=target,
-        message=message,
-        event=event,
-    )
-    nxt = responses.cursor(*last) if last is not None else None
-    return responses.json({"deliveries": [_out(r) for r in found], "next_cursor": nxt})
+    filters = {"status": status, "target": target, "message": message, "event": event}
+    found = await service(request).page(account, before=responses.after_cursor(cursor), limit=limit + 1, **filters)
+    return responses.page("deliveries", found, limit, _out, lambda r: responses.cursor(r["created_at"], r["id"]))
 
 
 @router.get(

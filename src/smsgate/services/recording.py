@@ -92,6 +92,9 @@ class Recorder:
         self.on_deliveries: list[Callable[[], None]] = []
         self.on_optout: list[Callable[[Sequence[OptOut]], None]] = []
         self._optouts: list[OptOut] = []  # of the transaction being written
+        # the account's confirmation of a STOP, built for the keyword's own transaction (``services.optout``)
+        self.confirmation: Callable[[OptOut, float], store_messages.NewMessage | None] | None = None
+        self._confirmations: list[store_messages.NewMessage] = []  # stored in the transaction being written
         self.accepted: dict[str, int] = {}  # by dialect, for metrics
 
     def register(self, committer: store_committer.GroupCommitter) -> None:
@@ -169,7 +172,7 @@ class Recorder:
         return len(applied)
 
     async def inbound(self, tx: Tx, items: Sequence[core_inbound.InboundPart]) -> list[None]:
-        self._optouts = []  # what a rolled-back try of this batch found is not news
+        self._optouts, self._confirmations = [], []  # what a rolled-back try of this batch found is not news
         now = time.time()
         for part in items:
             info = core_inbound.concat_info(part)
@@ -185,7 +188,7 @@ class Recorder:
     async def sweep(self, tx: Tx, items: Sequence[None]) -> list[None]:
         """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long. A group-commit
         kind: on SQLite it then writes through the one writer connection like everything else."""
-        self._optouts = []
+        self._optouts, self._confirmations = [], []
         await self.apply_held(tx)
         now = time.time()
         for late in await store_inbound.overdue(tx, now - self._reassembly_timeout):
@@ -266,6 +269,21 @@ class Recorder:
             if planned is not None:
                 await store_webhooks.insert(tx, [planned], now)
                 self._planned = True
+            await self._confirm(tx, change, now)
+
+    async def _confirm(self, tx: Tx, change: OptOut, now: float) -> None:
+        """The account's confirmation of a STOP, stored as an ordinary outbound message (debited, in the outbox) in
+        the keyword's own transaction: a crash after this commit cannot lose it, and it is retried like any other.
+        Not affordable or not routable: the opt-out stands, without a confirmation (logged)."""
+        item = self.confirmation(change, now) if self.confirmation is not None and change.added else None
+        if item is None:
+            return
+        results, stored, events = await self._writes.accept(tx, [item])
+        if not stored:
+            log.warning("opt-out confirmation for account %s not sent: %s", change.account.id, results[0])
+            return
+        self._confirmations.extend(stored)
+        await self._plan(tx, events)
 
     async def _keyword(self, tx: Tx, message: core_message.Message, now: float) -> OptOut | None:
         """A STOP or START keyword: the sender joins or leaves the owner's suppression list, in this transaction.
@@ -317,7 +335,10 @@ class Recorder:
         messages = store_batches.flatten(stored)
         self._after_accept(kind, messages, [None] * len(messages))
 
-    def _after_optout(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+    def _after_optout(self, kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+        if self._confirmations:  # to the dispatcher, as an accept's (unclaimed: it wakes and takes them)
+            stored, self._confirmations = self._confirmations, []
+            self._after_accept(kind, stored, [None] * len(stored))
         if self._optouts:
             done, self._optouts = self._optouts, []
             for cb in self.on_optout:

@@ -8,13 +8,12 @@ stores it); the dispatcher learns of it through the callback ``runtime`` wires, 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import operator
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol
 
@@ -379,19 +378,22 @@ class Gateway:
         await self._quota_back(account, [done])
         return await self.message(account, message_id)
 
-    async def cancel_many(self, account: core_accounts.Account, message_ids: Sequence[str]) -> tuple[int, int]:
-        """Cancel those of ``message_ids`` (a batch's, all ``account``'s) not yet submitted, each as ``cancel``
-        does, in the committer's batches: (canceled now, too late)."""
-        outs = await asyncio.gather(
-            *(self._committer.write("cancel", store_messages.Cancel(account.id, i)) for i in message_ids),
-            return_exceptions=True,
-        )
-        for out in outs:
-            if isinstance(out, BaseException) and not isinstance(out, errors.TooLate | errors.NotFound):
-                raise out
-        done = [o for o in outs if isinstance(o, store_messages.Canceled)]
-        await self._quota_back(account, done)
-        return sum(not d.again for d in done), sum(isinstance(o, errors.TooLate) for o in outs)
+    async def cancel_many(self, account: core_accounts.Account, pages: AsyncIterable[Sequence[str]]) -> tuple[int, int]:
+        """Cancel the messages of ``pages`` (a batch's, all ``account``'s, ``BatchReads.unsent``) not yet submitted,
+        each as ``cancel`` does: (canceled now, too late). One page at a time, its cancels queued to the committer
+        together (one transaction, no task each) and its quota given back before the next page is read: a
+        5,000-recipient batch never holds more than a page of ids, futures or locks at once."""
+        canceled = too_late = 0
+        async for page in pages:
+            outs = await self._committer.write_each("cancel", [store_messages.Cancel(account.id, i) for i in page])
+            for out in outs:
+                if isinstance(out, BaseException) and not isinstance(out, errors.TooLate | errors.NotFound):
+                    raise out
+            done = [o for o in outs if isinstance(o, store_messages.Canceled)]
+            await self._quota_back(account, done)
+            canceled += sum(not d.again for d in done)
+            too_late += sum(isinstance(o, errors.TooLate) for o in outs)
+        return canceled, too_late
 
     async def _quota_back(self, account: core_accounts.Account, done: Sequence[store_messages.Canceled]) -> None:
         """Give back the parts of messages just canceled that count in the account's current quota window."""

@@ -32,13 +32,9 @@ class Webhooks:
 
     async def page(
         self, account: core_accounts.Account, *, before: tuple[float, str] | None, limit: int, **filters: str | None
-    ) -> tuple[list[dict[str, Any]], tuple[float, str] | None]:
-        """A page of the account's deliveries, newest first, and the sort key of its last one if more follow."""
-        found = await self._deliveries.list(account.id, before=before, limit=limit + 1, **filters)
-        if len(found) <= limit:
-            return found, None
-        found = found[:limit]
-        return found, (found[-1]["created_at"], found[-1]["id"])
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` of the account's deliveries, newest first, from before ``before`` (created_at, id)."""
+        return await self._deliveries.list(account.id, before=before, limit=limit, **filters)
 
     async def one(self, account: core_accounts.Account, delivery_id: str) -> dict[str, Any]:
         found = await self._deliveries.list(account.id, delivery_id=delivery_id, limit=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,9 @@ from smsgate.store import accounts as store_accounts
 from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import reads, rows, tables
+
+# ids per page of a batch cancel (``BatchReads.unsent``): one page is one group-commit transaction of cancels
+UNSENT_PAGE = 250
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,12 +132,22 @@ class BatchReads:
                                                                 b.idempotency_key == key))).first()  # fmt: skip
         return dict(row.answer) if row is not None and row.answer is not None else None
 
-    async def unsent(self, batch_id: str) -> builtins.list[str]:
-        """The ids of a batch's messages not yet submitted (scheduled or accepted): what a cancel may still stop."""
+    async def unsent(self, batch_id: str, *, page: int = UNSENT_PAGE) -> AsyncIterator[builtins.list[str]]:
+        """The ids of a batch's messages not yet submitted (scheduled or accepted), what a cancel may still stop,
+        ``page`` at a time in id order: a 5,000-recipient batch is never held in memory whole. The next page is
+        read after the caller has dealt with this one, from past its last id, so a message of this page that is
+        still ``accepted`` (too late: being submitted) is not read again."""
         m = tables.messages
         q = sa.select(m.c.id).where(m.c.batch_id == batch_id, m.c.status.in_(("scheduled", "accepted")))
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(q)).scalars())
+        after = ""
+        while True:
+            async with self._engine.connect() as conn:
+                ids = list((await conn.execute(q.where(m.c.id > after).order_by(m.c.id).limit(page))).scalars())
+            if ids:
+                yield ids
+            if len(ids) < page:
+                return
+            after = ids[-1]
 
     async def messages(
         self, batch_id: str, *, status: str | None = None, after: str | None = None, limit: int = 100

@@ -153,6 +153,11 @@ class GroupCommitter:
     async def write_many(self, kind: str, items: Sequence[Any]) -> list[Any]:
         return list(await asyncio.gather(*[self._enqueue(kind, i) for i in items]))
 
+    async def write_each(self, kind: str, items: Sequence[Any]) -> list[Any]:
+        """``write_many`` that answers each item's outcome, its result or the error it got, instead of the first
+        error: items queued together, so they commit in one transaction when they fit in one batch."""
+        return list(await asyncio.gather(*[self._enqueue(kind, i) for i in items], return_exceptions=True))
+
     async def write_until_stored(self, kind: str, items: Sequence[Any], *, patience: float = 600.0) -> bool:
         """Write ``items``, retrying those the store refused (backing off to 5 s) until it takes them or
         ``patience`` runs out (False). For outcomes of work already done outside (a submit, a webhook call):

@@ -61,3 +61,25 @@ export async function signIn(page, base, creds) {
   await page.locator('#message-rows').waitFor({ state: 'attached' });
   await until('the live stream', async () => (await page.locator('#live').textContent()) === 'live updates on');
 }
+
+// One check's run: the browser, the problems its pages collect, `log` naming (and printing) the step under way
+// (`step`: the first, not printed), and its two ends:
+// `passed(name)` (fails instead when a problem was collected) and `failed(err)` naming the step; both close the
+// browser and exit the process, 0 or 1.
+export async function session(step = 'start') {
+  const s = { browser: await launch(), problems: [], step };
+  s.log = (what) => { s.step = what; console.log(`- ${what}`); };
+  s.passed = async (name) => {
+    if (s.problems.length) throw new Error(s.problems.join('\n'));
+    console.log(`${name} passed`);
+    await s.browser.close();
+    process.exit(0);
+  };
+  s.failed = async (err) => {
+    console.error(`FAILED at step "${s.step}": ${err.stack || err}`);
+    if (s.problems.length) console.error(s.problems.join('\n'));
+    await s.browser.close().catch(() => {});
+    process.exit(1);
+  };
+  return s;
+}

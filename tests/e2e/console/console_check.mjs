@@ -6,7 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { env, launch, newPage as open, signIn as login, until } from './browser.mjs';
+import { env, newPage as open, session, signIn as login, until } from './browser.mjs';
 
 const BASE = env('CONSOLE_URL');
 const RECEIVER = env('RECEIVER_URL');
@@ -20,13 +20,10 @@ const TEXT = `Console check ${RUN}`;
 const REPLY = `Reply from handset ${RUN}`;
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
-let step = 'start';
-const log = (s) => { step = s; console.log(`- ${s}`); };
 const basic = (k, s) => 'Basic ' + Buffer.from(`${k}:${s}`).toString('base64');
 async function received() { return (await (await fetch(`${RECEIVER}/_log`)).json()).requests; }
 
-const browser = await launch();
-const problems = [];
+const { browser, problems, log, passed, failed } = await session();
 const newPage = (viewport) => open(browser, BASE, problems, viewport);
 const signIn = (page, creds) => login(page, BASE, creds);
 
@@ -196,13 +193,7 @@ try {
   await shot(p3, 'desktop-operator');
   await op.close();
 
-  if (problems.length) throw new Error(problems.join('\n'));
-  console.log('console check passed');
-  await browser.close();
-  process.exit(0);
+  await passed('console check');
 } catch (err) {
-  console.error(`FAILED at step "${step}": ${err.stack || err}`);
-  if (problems.length) console.error(problems.join('\n'));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await failed(err);
 }

@@ -5,17 +5,14 @@
 // Env: CONSOLE_URL, API_KEY, API_SECRET, CHROMIUM (optional); SENDING=0 stops after the counter (a build without
 // POST /v1/messages).
 
-import { env, launch, newPage as open, signIn as login, until } from './browser.mjs';
+import { env, newPage as open, session, signIn as login, until } from './browser.mjs';
 
 const BASE = env('CONSOLE_URL');
 const account = { key: env('API_KEY'), secret: env('API_SECRET') };
 const RUN = Date.now().toString(36);
 const TO = `+3161${String(Date.now() % 1_000_000).padStart(6, '0')}7`;
 
-let step = 'start';
-const log = (s) => { step = s; console.log(`- ${s}`); };
-const browser = await launch();
-const problems = [];
+const { browser, problems, log, passed, failed } = await session();
 
 try {
   const { page } = await open(browser, BASE, problems, { width: 1280, height: 800 }, /status of (401|400)/);
@@ -37,10 +34,7 @@ try {
   });
 
   if (process.env.SENDING === '0') {
-    if (problems.length) throw new Error(problems.join('\n'));
-    console.log('compose counter check passed (sending not checked: no POST /v1/messages in this build)');
-    await browser.close();
-    process.exit(0);
+    await passed('compose counter check (sending not checked: no POST /v1/messages in this build)');
   }
 
   log('a bad number is refused, the field is named and marked');
@@ -80,13 +74,7 @@ try {
     return (await page.getByRole('heading', { name: `Message to ${TO}` }).innerText()).includes('delivered');
   }, 10_000, 300);
 
-  if (problems.length) throw new Error(problems.join('\n'));
-  console.log('compose check passed');
-  await browser.close();
-  process.exit(0);
+  await passed('compose check');
 } catch (err) {
-  console.error(`FAILED at step "${step}": ${err.stack || err}`);
-  if (problems.length) console.error(problems.join('\n'));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await failed(err);
 }

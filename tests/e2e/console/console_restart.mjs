@@ -6,12 +6,10 @@
 // Env: CONSOLE_URL, API_KEY, API_SECRET, CHROMIUM (optional).
 
 import readline from 'node:readline';
-import { env, launch, newPage, signIn, until } from './browser.mjs';
+import { env, newPage, session, signIn, until } from './browser.mjs';
 
 const BASE = env('CONSOLE_URL');
-const problems = [];
-const browser = await launch();
-let step = 'sign in';
+const { browser, problems, log, passed, failed } = await session('sign in');
 try {
   // while the gateway is down the page's requests fail; that is the point of this check
   const { page } = await newPage(browser, BASE, problems, { width: 1280, height: 800 }, /status of 401|ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET|ERR_INCOMPLETE_CHUNKED/);
@@ -24,18 +22,13 @@ try {
   console.log('READY');
   const lines = readline.createInterface({ input: process.stdin });
   const messageId = (await lines[Symbol.asyncIterator]().next()).value.trim();
-  step = `row ${messageId} appears after the restart`;
+  log(`row ${messageId} appears after the restart`);
   const row = page.locator(`#message-rows tr[data-id="${messageId}"]`);
   await row.waitFor({ timeout: 15_000 });
   await until('delivered', async () => (await row.locator('.status-cell').innerText()).includes('delivered'), 10_000);
   if (!(await page.evaluate(() => window.__noReload))) throw new Error('the page reloaded');
   if (!states.some((s) => s.includes('reconnecting'))) throw new Error(`the stream never reconnected: ${states.join(', ')}`);
-  if (problems.length) throw new Error(problems.join('\n'));
-  console.log(`restart check passed (stream states: ${[...new Set(states)].join(', ')})`);
-  await browser.close();
-  process.exit(0);
+  await passed(`restart check (stream states: ${[...new Set(states)].join(', ')})`);
 } catch (err) {
-  console.error(`FAILED at step "${step}": ${err.stack || err}`);
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await failed(err);
 }

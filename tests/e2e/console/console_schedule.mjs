@@ -4,17 +4,14 @@
 //
 // Env: CONSOLE_URL, API_KEY, API_SECRET, SCHEDULED_ID, SENT_ID, CHROMIUM (optional).
 
-import { env, launch, newPage as open, signIn as login, until } from './browser.mjs';
+import { env, newPage as open, session, signIn as login, until } from './browser.mjs';
 
 const BASE = env('CONSOLE_URL');
 const account = { key: env('API_KEY'), secret: env('API_SECRET') };
 const SCHEDULED = env('SCHEDULED_ID');
 const SENT = env('SENT_ID');
 
-let step = 'start';
-const log = (s) => { step = s; console.log(`- ${s}`); };
-const browser = await launch();
-const problems = [];
+const { browser, problems, log, passed, failed } = await session();
 
 try {
   const { page } = await open(browser, BASE, problems, { width: 1280, height: 800 });
@@ -62,13 +59,7 @@ try {
   const want = ['0.073 BHD', '1235 JPY', '0.00 EUR', '1.00 EUR'];
   if (JSON.stringify(shown) !== JSON.stringify(want)) throw new Error(`fmtMoney gave ${JSON.stringify(shown)}`);
 
-  if (problems.length) throw new Error(problems.join('\n'));
-  console.log('schedule check passed');
-  await browser.close();
-  process.exit(0);
+  await passed('schedule check');
 } catch (err) {
-  console.error(`FAILED at step "${step}": ${err.stack || err}`);
-  if (problems.length) console.error(problems.join('\n'));
-  await browser.close().catch(() => {});
-  process.exit(1);
+  await failed(err);
 }

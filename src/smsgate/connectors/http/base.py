@@ -32,6 +32,7 @@ of the request (``_Wire``) shows whether the connection was reused and whether a
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import dataclasses
@@ -123,7 +124,7 @@ class Stats:
         self.buckets[-1] += 1
 
 
-class HttpConnector:
+class HttpConnector(abc.ABC):
     """A ``Connector`` (and ``Receiver``) to an HTTP SMS API; subclasses implement ``exchange``."""
 
     TYPE: ClassVar[str] = "http"
@@ -149,17 +150,17 @@ class HttpConnector:
 
     # -- what a subclass says -------------------------------------------------------------------------------------
     @property
+    @abc.abstractmethod
     def where(self) -> str:
         """The upstream's host for messages and health (never a path or query that could carry a key)."""
-        raise NotImplementedError
 
     def refuse(self, sub: http_answers.Submission) -> http_answers.Answer | None:
         """A REJECTED answer for a message this upstream cannot take at all, decided before any request."""
         return None
 
+    @abc.abstractmethod
     async def exchange(self, client: httpx.AsyncClient, sub: http_answers.Submission) -> list[http_answers.Answer]:
         """Send one submission; one answer for the whole message or one per upstream part, in order."""
-        raise NotImplementedError
 
     def receipts_from(self, call: base.UpstreamCall) -> list[base.Receipt]:
         raise errors.NotFound(f"connector {self.name!r} ({self.TYPE}) takes no receipts: its upstream sends none")
