@@ -238,6 +238,12 @@ class SandboxControl:
         self._set_behaviour(account_id, switches)
 
     # -- after a submit commits ---------------------------------------------------------------------------------
+    def arrived(self, account_id: str) -> None:
+        """Another process (the delivery half of a split node) committed a message of the account that a sandbox
+        network took: its waiters look now."""
+        for event in self._waiting.get(account_id, ()):
+            event.set()
+
     def _after_results(self, _kind: str, items: Sequence[Any], _results: Sequence[Any]) -> None:
         """A message reached a handset when its submit result commits with the message ``submitted``: wake the
         account's waiters, and run the handset's script."""
