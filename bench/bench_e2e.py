@@ -30,18 +30,43 @@ CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (``serve --processes 2`` runs the delivery process as a child)."""
+    out = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            for child in fh.read().split():
+                out += _tree(int(child))
+    except OSError:
+        pass
+    return out
+
+
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    """CPU seconds of the process and its children alive now."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK
+    return total
 
 
 def _rss_mb(pid: int, key: str = "VmHWM") -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """Summed over the process and its children (each one's own peak for VmHWM)."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def _get(url: str) -> dict[str, object]:
@@ -79,7 +104,11 @@ def _requests(base: str, dialect: str, acc: dict[str, str]) -> tuple[str, bytes,
                 {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"})  # fmt: skip
     if dialect == "kaarai":
         body = {"to": "31612345678", "from": "bench", "text": "hello"}
-        return base + "/v1/send-sms", json.dumps(body).encode(), {"Content-Type": "application/json", "Authorization": basic}
+        return (
+            base + "/v1/send-sms",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "Authorization": basic},
+        )
     if dialect == "vonage":
         return (base + "/sms/json", b"from=bench&to=31612345678&text=hello",
                 {"Content-Type": "application/x-www-form-urlencoded", "Authorization": basic})  # fmt: skip
@@ -105,7 +134,12 @@ def _soak(args: argparse.Namespace, base: str, acc: dict[str, str], pid: int, ct
         while _submits(ctl_port) - before < res.ok and time.time() < deadline:
             time.sleep(0.05)
         sent += res.sent
-        row = {"sent": sent, "rate": res.ok / (time.time() - t0), "rss_mb": _rss_mb(pid, "VmRSS"), "peak_rss_mb": _rss_mb(pid)}
+        row = {
+            "sent": sent,
+            "rate": res.ok / (time.time() - t0),
+            "rss_mb": _rss_mb(pid, "VmRSS"),
+            "peak_rss_mb": _rss_mb(pid),
+        }
         out.append(row)
         print(f"soak: {row}", flush=True)
         if res.sent < step:  # the time limit cut the step short
@@ -119,8 +153,11 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=20)
     ap.add_argument("--dialects", default="kpn,kaarai,vonage")
     ap.add_argument("--window", type=int, default=50)
+    ap.add_argument("--processes", type=int, default=1, help="serve --processes (2: accept and delivery, SQLite)")
     ap.add_argument("--time-limit", type=float, default=600.0)
-    ap.add_argument("--soak", type=int, default=0, help="then send this many more (KPN) and print RSS every --soak-step")
+    ap.add_argument(
+        "--soak", type=int, default=0, help="then send this many more (KPN) and print RSS every --soak-step"
+    )
     ap.add_argument("--soak-step", type=int, default=100_000)
     ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
     args = ap.parse_args()
@@ -131,7 +168,12 @@ def main() -> None:
         f'[[connectors]]\nname = "sim"\ntype = "smpp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
         f'system_id = "smsgate"\npassword = "x"\nwindow = {args.window}\n\n[routing]\ndefault = "sim"\n'
     )
-    env = {**os.environ, "SMSGATE_DATA_DIR": str(tmp), "SMSGATE_SANDBOX": "false"}
+    env = {
+        **os.environ,
+        "SMSGATE_DATA_DIR": str(tmp),
+        "SMSGATE_SANDBOX": "false",
+        "SMSGATE_PROCESSES": str(args.processes),
+    }
     py = sys.executable
     sim = subprocess.Popen([py, "-m", "smsgate", "smsc-sim", "--port", str(sim_port), "--control-port", str(ctl_port)],
                            stdout=open(tmp / "sim.log", "w"), stderr=subprocess.STDOUT)  # noqa: SIM115  # fmt: skip
@@ -176,7 +218,9 @@ def main() -> None:
         gw.wait(20)
         sim.wait(20)
     print(f"\nsmsgate end-to-end, {os.cpu_count()} CPUs, SQLite synchronous=FULL, SMPP window {args.window}\n")
-    print("| dialect | N | conc. | accepted | accept msg/s | e2e msg/s | p50/p99 ms | gateway CPU µs/msg | gateway CPU % | sim CPU % | peak RSS MB |")
+    print(
+        "| dialect | N | conc. | accepted | accept msg/s | e2e msg/s | p50/p99 ms | gateway CPU µs/msg | gateway CPU % | sim CPU % | peak RSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dialect']} | {r['n']} | {r['c']} | {r['accepted']} | {r['accept_rate']:,.0f} | {r['e2e_rate']:,.0f} | "

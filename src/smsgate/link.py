@@ -103,7 +103,9 @@ class Link:
                 await self._writer.wait_closed()
 
 
-def snapshot(connectors: Mapping[str, base.Connector], queued: Callable[[str], int], counts: Mapping[str, Any]) -> str:
+def snapshot(
+    connectors: Mapping[str, base.Connector], queued: Callable[[str], int], counts: Mapping[str, Any], backlog: int
+) -> str:
     """The delivery process's connectors as a ``status`` payload (one JSON line)."""
     out = {}
     for name, c in connectors.items():
@@ -118,7 +120,7 @@ def snapshot(connectors: Mapping[str, base.Connector], queued: Callable[[str], i
             "queued": queued(name),
             "parts": dict(counts.get(name, {})),
         }
-    return json.dumps(out, separators=(",", ":"))
+    return json.dumps({"connectors": out, "backlog": backlog}, separators=(",", ":"))
 
 
 class Status:
@@ -127,13 +129,16 @@ class Status:
 
     def __init__(self) -> None:
         self._data: dict[str, dict[str, Any]] = {}
+        self.backlog = 0  # jobs the delivery process held in memory at its last report
+        self.handed = 0  # jobs handed over since that report
 
     def update(self, payload: str) -> None:
-        self._data = json.loads(payload)
+        data = json.loads(payload)
+        self._data, self.backlog, self.handed = data["connectors"], int(data["backlog"]), 0
 
     def forget(self) -> None:
         """The delivery process is gone: nothing is known until its successor reports."""
-        self._data = {}
+        self._data, self.backlog, self.handed = {}, 0, 0
 
     def health(self, name: str) -> base.ConnectorHealth:
         d = self._data.get(name)

@@ -98,6 +98,10 @@ class Runtime:
         self.role = role
         # a notice to the other process of a split node (``link``); nothing to tell in one process
         self.tell: Callable[[str, str], None] = lambda _kind, _payload: None
+        # a split node's accept process: whether the delivery process takes more jobs in memory, and handing them
+        # over (``split.Handover``); without one every message waits in the outbox for the delivery process's claim
+        self.remote_room: Callable[[], bool] = lambda: False
+        self.hand_over: Callable[[list[dispatch_jobs.Job]], None] | None = None
         self.node_id = "node_" + secrets.token_hex(6)
         self.engine = store_engine.create(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -198,7 +202,7 @@ class Runtime:
             accounts=self.accounts,
             reads=self.reads,
             committer=self.committer,
-            has_room=self.dispatcher.has_room if role != ACCEPT else lambda: False,  # the other process claims
+            has_room=self.dispatcher.has_room if role != ACCEPT else lambda: self.remote_room(),
             connectors=self.remote.routes(list(self.connectors)) if self.remote is not None else self.connectors,
             router=self.router,
             prices=pricing.PriceTable.from_mapping(settings.prices) if settings.prices else pricing.DEFAULT_PRICES,
@@ -277,7 +281,10 @@ class Runtime:
         (scheduled, or no room in memory) wakes it, so it looks again when that job comes due, not a poll later.
         The accept process of a split node claims nothing: the delivery process is told to look."""
         if self.role == ACCEPT:
-            if items:
+            claimed = [i for i in items if i.claim]
+            if claimed and self.hand_over is not None:
+                self.hand_over([dispatch_jobs.job_from(i.message, i.parts) for i in claimed])
+            if len(claimed) < len(items):
                 self.tell("wake", "")
             return
         self.dispatcher.enqueue([dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim])

@@ -16,10 +16,12 @@ SIGTERM stops both: HTTP first, then the delivery process gives its claims back,
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
 import logging
 import multiprocessing
+import pickle
 import signal
 import socket
 import sys
@@ -29,10 +31,12 @@ from typing import Any
 from smsgate import link, logs, runtime
 from smsgate.connectors import sandbox
 from smsgate.core import message as core_message
+from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
+HANDOVER_LIMIT = 20_000  # jobs the delivery process may hold in memory before new ones wait in the outbox
 STATUS_EVERY = 0.5  # seconds between the delivery process's connector reports
 CRASH_LOOP = 10.0  # a delivery process that dies sooner after its start is not restarted: the node stops
 READY_TIMEOUT = 60.0
@@ -64,6 +68,7 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     rt.changes.peer = lambda payload: line.send("change", payload)
     line.on("change", rt.changes.deliver)
     line.on("wake", lambda _p: rt.dispatcher.wake())
+    line.on("jobs", lambda p: rt.dispatcher.enqueue(pickle.loads(base64.b64decode(p))))
     line.on("webhooks", lambda _p: rt.webhooks.wake())
     line.on("pauses", lambda _p: _spawn(rt, rt._sync_pauses()))
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
@@ -132,7 +137,7 @@ async def _deliver(settings: Settings, sock: socket.socket) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C reaches the whole group: the parent says when to stop
         loop.add_signal_handler(sig, stop.set if sig == signal.SIGTERM else lambda: None)
     async with rt:
-        line.send("status", link.snapshot(rt.connectors, rt.dispatcher.queued, rt.dispatcher.counts))
+        line.send("status", _status(rt))
         line.send("ready", rt.node_id)
         status = asyncio.create_task(_report(rt, line), name="status")
         gone = asyncio.create_task(line.closed.wait())
@@ -145,11 +150,15 @@ async def _deliver(settings: Settings, sock: socket.socket) -> None:
     await line.close()
 
 
+def _status(rt: runtime.Runtime) -> str:
+    return link.snapshot(rt.connectors, rt.dispatcher.queued, rt.dispatcher.counts, rt.dispatcher.backlog)
+
+
 async def _report(rt: runtime.Runtime, line: link.Link) -> None:
     last = ""
     beat = 0
     while True:
-        now = link.snapshot(rt.connectors, rt.dispatcher.queued, rt.dispatcher.counts)
+        now = _status(rt)
         beat += 1
         if now != last or beat % 4 == 0:
             line.send("status", now)
@@ -203,8 +212,26 @@ class Delivery:
             await self._reap()
             raise RuntimeError(f"the delivery process did not start (exit status {self.proc.exitcode})")
         log.info("delivery process %s started (pid %d)", ready.result(), self.proc.pid)
+        self._hand_over(ready.result(), self.line)
         self._rt.tell("wake", "")  # what was accepted while no delivery process ran
         self._started = started
+
+    def _hand_over(self, node: str, line: link.Link) -> None:
+        """From now on a message accepted while the delivery process has room is claimed for it in the accept
+        transaction and handed over in memory after the commit (the single process's fast path, across the line):
+        no claim and no read in the delivery process. Should it die first, its claims come back with its heartbeat."""
+        rt, status = self._rt, self._rt.remote
+        assert status is not None
+        rt.writes.node_id = node
+
+        def room() -> bool:
+            return not line.closed.is_set() and status.backlog + status.handed < HANDOVER_LIMIT
+
+        def hand_over(jobs: list[dispatch_jobs.Job]) -> None:
+            status.handed += len(jobs)
+            line.send("jobs", base64.b64encode(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)).decode())
+
+        rt.remote_room, rt.hand_over = room, hand_over
 
     async def watch(self) -> None:
         """Restart the delivery process whenever it dies, until ``close``; set ``failed`` on a crash loop."""
@@ -213,6 +240,7 @@ class Delivery:
             await self.line.closed.wait()
             if self._closing:
                 return
+            self._rt.remote_room, self._rt.hand_over = lambda: False, None
             await self._reap()
             code = self.proc.exitcode
             if self._rt.remote is not None:
