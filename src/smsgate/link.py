@@ -104,7 +104,11 @@ class Link:
 
 
 def snapshot(
-    connectors: Mapping[str, base.Connector], queued: Callable[[str], int], counts: Mapping[str, Any], backlog: int
+    connectors: Mapping[str, base.Connector],
+    queued: Callable[[str], int],
+    counts: Mapping[str, Any],
+    backlog: int,
+    counters: Mapping[str, int],
 ) -> str:
     """The delivery process's connectors as a ``status`` payload (one JSON line)."""
     out = {}
@@ -120,7 +124,7 @@ def snapshot(
             "queued": queued(name),
             "parts": dict(counts.get(name, {})),
         }
-    return json.dumps({"connectors": out, "backlog": backlog}, separators=(",", ":"))
+    return json.dumps({"connectors": out, "backlog": backlog, "counters": counters}, separators=(",", ":"))
 
 
 class Status:
@@ -131,14 +135,16 @@ class Status:
         self._data: dict[str, dict[str, Any]] = {}
         self.backlog = 0  # jobs the delivery process held in memory at its last report
         self.handed = 0  # jobs handed over since that report
+        self.counters: dict[str, int] = {}  # its totals for ``/metrics`` (submitted parts, receipts, commits...)
 
     def update(self, payload: str) -> None:
         data = json.loads(payload)
         self._data, self.backlog, self.handed = data["connectors"], int(data["backlog"]), 0
+        self.counters = data["counters"]
 
     def forget(self) -> None:
         """The delivery process is gone: nothing is known until its successor reports."""
-        self._data, self.backlog, self.handed = {}, 0, 0
+        self._data, self.backlog, self.handed, self.counters = {}, 0, 0, {}
 
     def health(self, name: str) -> base.ConnectorHealth:
         d = self._data.get(name)

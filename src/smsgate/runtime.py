@@ -312,6 +312,21 @@ class Runtime:
         r = self.remote
         return r.health(name), r.available(name), r.queued(name), r.parts(name)
 
+    def counters(self) -> dict[str, int]:
+        """What ``/metrics`` counts, summed over both processes of a split node."""
+        own = {
+            "submitted": self.dispatcher.submitted,
+            "receipts": self.ingest.receipt_count,
+            "inbound": self.ingest.inbound_count,
+            "backlog": self.dispatcher.backlog,
+            "commits": self.committer.batches,
+            "commit_items": self.committer.items,
+            "webhooks_delivered": self.webhooks.delivered,
+        }
+        for k, v in (self.remote.counters if self.remote is not None else {}).items():
+            own[k] = own.get(k, 0) + v
+        return own
+
     @property
     def sandbox(self) -> sandbox.SandboxNetwork | None:
         for c in self.connectors.values():

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import socket
@@ -55,6 +56,9 @@ def problem(settings: Settings, processes: int) -> str | None:
 # -- wiring each half to the line -----------------------------------------------------------------------------------
 def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
     rt.tell = line.send
+    for c in rt.connectors.values():
+        if isinstance(c, sandbox.SandboxNetwork):
+            c.share_ids()  # handset replies typed through this process's API
     rt.changes.peer = lambda payload: line.send("change", payload)
     line.on("change", rt.changes.deliver)
     line.on("handset", rt.sandbox_control.arrived)
@@ -110,9 +114,11 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def delivery_main(settings: Settings, sock: socket.socket, log_level: str, log_format: str) -> None:
+def delivery_main(settings: Settings, sock: socket.socket, log_level: str, log_format: str, parent: int) -> None:
     """The child's entry point (spawned: a fresh interpreter, nothing inherited but the settings and the socket)."""
     _die_with_parent()
+    if os.getppid() != parent:  # it died while this one was starting, before the kernel was asked to tell us
+        return
     logs.configure(log_level, log_format, access=False, prefix="[delivery] ")
     sys.setswitchinterval(settings.gil_switch_interval)
     try:
@@ -151,7 +157,9 @@ async def _deliver(settings: Settings, sock: socket.socket) -> None:
 
 
 def _status(rt: runtime.Runtime) -> str:
-    return link.snapshot(rt.connectors, rt.dispatcher.queued, rt.dispatcher.counts, rt.dispatcher.backlog)
+    return link.snapshot(
+        rt.connectors, rt.dispatcher.queued, rt.dispatcher.counts, rt.dispatcher.backlog, rt.counters()
+    )
 
 
 async def _report(rt: runtime.Runtime, line: link.Link) -> None:
@@ -197,7 +205,7 @@ class Delivery:
         settings = self._rt.settings
         self.proc = self._ctx.Process(
             target=delivery_main,
-            args=(settings, theirs, self._log_level, settings.log_format),
+            args=(settings, theirs, self._log_level, settings.log_format, os.getpid()),
             name="smsgate-delivery",
             daemon=False,
         )
