@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -463,12 +464,12 @@ class Runtime:
         """Take a connector out of routing on every node (recorded in the store), and empty its queue here."""
         await self.pauses.pause(name, reason)
         self._apply_pauses({**self.pause_reasons, name: reason})
-        self.tell("pauses", "")
+        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
 
     async def resume(self, name: str) -> None:
         await self.pauses.resume(name)
         self._apply_pauses({k: v for k, v in self.pause_reasons.items() if k != name})
-        self.tell("pauses", "")
+        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
 
     async def _sync_pauses(self) -> None:
         self._apply_pauses(await self.pauses.paused())

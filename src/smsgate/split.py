@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import ctypes
+import json
 import logging
 import multiprocessing
 import os
@@ -31,6 +32,7 @@ from typing import Any
 
 from smsgate import link, logs, runtime
 from smsgate.connectors import sandbox
+from smsgate.core import handsets
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.settings import Settings
@@ -62,6 +64,12 @@ def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
     rt.changes.peer = lambda payload: line.send("change", payload)
     line.on("change", rt.changes.deliver)
     line.on("handset", rt.sandbox_control.arrived)
+    rt.sandbox_control.on_behaviour = lambda account, b: line.send(
+        "behaviour", json.dumps([account, b.as_json() if b is not None else None])
+    )
+    rt.sandbox_control.on_scripts = lambda account, rules: line.send(
+        "scripts", json.dumps([account, {n: [r.as_json() for r in rs] for n, rs in rules.items()}])
+    )
     if rt.remote is not None:
         line.on("status", rt.remote.update)
     line.on("ready", lambda _p: None)
@@ -74,8 +82,10 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     line.on("wake", lambda _p: rt.dispatcher.wake())
     line.on("jobs", lambda p: rt.dispatcher.enqueue(pickle.loads(base64.b64decode(p))))
     line.on("webhooks", lambda _p: rt.webhooks.wake())
-    line.on("pauses", lambda _p: _spawn(rt, rt._sync_pauses()))
+    line.on("pauses", lambda p: rt._apply_pauses(json.loads(p)))
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
+    line.on("behaviour", lambda p: _behaviour(rt, p))
+    line.on("scripts", lambda p: _scripts(rt, p))
     networks = {n for n, c in rt.connectors.items() if isinstance(c, sandbox.SandboxNetwork)}
 
     def handsets(_kind: str, items: Sequence[Any], _results: Sequence[Any]) -> None:
@@ -89,21 +99,22 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
         rt.committer.after_commit("job_results", handsets)
 
 
+def _behaviour(rt: runtime.Runtime, payload: str) -> None:
+    account, raw = json.loads(payload)
+    rt.sandbox_control.apply_behaviour(account, handsets.Behaviour.from_json(raw) if raw else None)
+
+
+def _scripts(rt: runtime.Runtime, payload: str) -> None:
+    account, raw = json.loads(payload)
+    rt.sandbox_control.apply_scripts(account, {n: handsets.parse_rules(rules) for n, rules in raw.items()})
+
+
 def _sandbox_up(rt: runtime.Runtime, up: bool) -> None:
     for c in rt.connectors.values():
         if isinstance(c, sandbox.SandboxNetwork):
             c.up = up
     if up:
         rt.dispatcher.wake()
-
-
-_background: set[asyncio.Task[Any]] = set()
-
-
-def _spawn(_rt: runtime.Runtime, coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 # -- the delivery process ---------------------------------------------------------------------------------------------
