@@ -136,11 +136,22 @@ class Status:
         self.backlog = 0  # jobs the delivery process held in memory at its last report
         self.handed = 0  # jobs handed over since that report
         self.counters: dict[str, int] = {}  # its totals for ``/metrics`` (submitted parts, receipts, commits...)
+        self._waiters: list[asyncio.Future[None]] = []
 
     def update(self, payload: str) -> None:
         data = json.loads(payload)
         self._data, self.backlog, self.handed = data["connectors"], int(data["backlog"]), 0
         self.counters = data["counters"]
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def next_update(self) -> asyncio.Future[None]:
+        """Resolves with the next report (ask for one with a ``status?`` notice)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return fut
 
     def forget(self) -> None:
         """The delivery process is gone: nothing is known until its successor reports."""

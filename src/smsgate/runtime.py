@@ -465,11 +465,23 @@ class Runtime:
         await self.pauses.pause(name, reason)
         self._apply_pauses({**self.pause_reasons, name: reason})
         self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
+        await self._remote_settled()
 
     async def resume(self, name: str) -> None:
         await self.pauses.resume(name)
         self._apply_pauses({k: v for k, v in self.pause_reasons.items() if k != name})
         self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
+        await self._remote_settled()
+
+    async def _remote_settled(self) -> None:
+        """A split node's accept process: wait (a second at most) for the delivery process's report made after
+        what was just told, so an operator's answer shows the connector as it is now."""
+        if self.remote is None:
+            return
+        fresh = self.remote.next_update()
+        self.tell("status?", "")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fresh, 1.0)
 
     async def _sync_pauses(self) -> None:
         self._apply_pauses(await self.pauses.paused())

@@ -86,6 +86,7 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
     line.on("behaviour", lambda p: _behaviour(rt, p))
     line.on("scripts", lambda p: _scripts(rt, p))
+    line.on("status?", lambda _p: line.send("status", _status(rt)))
     networks = {n for n, c in rt.connectors.items() if isinstance(c, sandbox.SandboxNetwork)}
 
     def handsets(_kind: str, items: Sequence[Any], _results: Sequence[Any]) -> None:
