@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=20)
     ap.add_argument("--dialects", default="kpn,kaarai,vonage")
     ap.add_argument("--window", type=int, default=50)
+    ap.add_argument("--processes", type=int, default=1, help="serve --processes (2: accept and delivery, SQLite)")
     ap.add_argument("--time-limit", type=float, default=600.0)
     ap.add_argument(
         "--soak", type=int, default=0, help="then send this many more (KPN) and print RSS every --soak-step"
@@ -84,7 +85,12 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     ports = {"sim_port": 27750, "ctl_port": 27760, "gw_port": 18280}
-    with driver.smpp("smsgate-e2e-", window=args.window, args=("--log-level", args.log_level), **ports) as stack:
+    with driver.smpp(
+        "smsgate-e2e-",
+        window=args.window,
+        args=("--log-level", args.log_level, "--processes", str(args.processes)),
+        **ports,
+    ) as stack:
         acc = stack.account()
         gw_pid, sim_pid = stack.gateway.pid, stack.simulator_pid
         for dialect in args.dialects.split(","):

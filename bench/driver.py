@@ -22,18 +22,43 @@ CLK = os.sysconf("SC_CLK_TCK")
 PY = sys.executable
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (``serve --processes 2`` runs the delivery process as a child)."""
+    out = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            for child in fh.read().split():
+                out += _tree(int(child))
+    except OSError:
+        pass
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    """CPU seconds of the process and its children alive now."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK
+    return total
 
 
 def rss_mb(pid: int, key: str = "VmHWM") -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    """Summed over the process and its children (each one's own peak for VmHWM)."""
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
 
 
 def get(url: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@ class Changes:
         self.channel = f"{prefix}changes"
         self._handlers: dict[str, list[Handler]] = {}
         self.received = 0
+        # the other process of a split node on SQLite (``link``): told of every change, as Redis would
+        self.peer: Callable[[str], None] | None = None
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         self._handlers.setdefault(topic, []).append(handler)
@@ -60,6 +62,8 @@ class Changes:
 
     async def tell_others(self, topic: str, key: str) -> None:
         """Only the Redis half of ``announce``: for a change this process has applied to itself already."""
+        if self.peer is not None:
+            self.peer(f"{topic}:{key}")
         await publish(self._redis, self.channel, f"{topic}:{key}")
 
     async def run(self) -> None:

@@ -70,10 +70,13 @@ def serve(
         False, help="serve HTTPS with a certificate for 127.0.0.1/localhost written into the data dir"
     ),
     workers: int = typer.Option(1, help="node processes sharing the port (needs PostgreSQL and Redis)"),
+    processes: int = typer.Option(
+        None, help="SQLite: 2 runs the node as an accept and a delivery process, one per core (default 1)"
+    ),
     debug: bool = typer.Option(False, help="show the traceback when the gateway cannot start"),
 ) -> None:
     """Run the gateway: HTTP APIs, dispatcher, connectors."""
-    from smsgate import logs, server
+    from smsgate import logs, server, split
 
     with startup_errors(debug):
         s = load_settings(
@@ -84,14 +87,15 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_self_signed=tls_self_signed or None,
+            processes=processes,
         )
-        problem = server.workers_problem(s, workers)
+        problem = server.workers_problem(s, workers) or split.problem(s, s.processes)
         if problem is not None:
             raise startup.StartupError(problem)
         if workers > 1:
             raise typer.Exit(server.serve_workers(s, workers, log_level=log_level.upper()))
         logs.configure(log_level, s.log_format, access=s.access_log)
-        server.run(s, banner=typer.echo)
+        server.run(s, banner=typer.echo, log_level=log_level.upper())
 
 
 config_app = typer.Typer(help="Check the configuration", no_args_is_help=True)

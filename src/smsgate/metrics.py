@@ -30,26 +30,25 @@ class RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         rt = self._rt
+        totals = rt.counters()
         accepted = CounterMetricFamily(
             "smsgate_messages_accepted", "Messages accepted (2xx), by dialect", labels=["dialect"]
         )
         for dialect, n in sorted(rt.recorder.accepted.items()):
             accepted.add_metric([dialect], n)
         yield accepted
-        yield CounterMetricFamily(
-            "smsgate_parts_submitted", "Parts the network accepted", value=rt.dispatcher.submitted
-        )
-        yield CounterMetricFamily("smsgate_receipts", "Delivery receipts persisted", value=rt.ingest.receipt_count)
-        yield CounterMetricFamily("smsgate_inbound_parts", "Inbound parts persisted", value=rt.ingest.inbound_count)
+        yield CounterMetricFamily("smsgate_parts_submitted", "Parts the network accepted", value=totals["submitted"])
+        yield CounterMetricFamily("smsgate_receipts", "Delivery receipts persisted", value=totals["receipts"])
+        yield CounterMetricFamily("smsgate_inbound_parts", "Inbound parts persisted", value=totals["inbound"])
         yield GaugeMetricFamily(
-            "smsgate_dispatch_backlog", "Messages held in memory for submission", value=rt.dispatcher.backlog
+            "smsgate_dispatch_backlog", "Messages held in memory for submission", value=totals["backlog"]
         )
-        yield CounterMetricFamily("smsgate_commits", "Group-commit transactions", value=rt.committer.batches)
+        yield CounterMetricFamily("smsgate_commits", "Group-commit transactions", value=totals["commits"])
         yield CounterMetricFamily(
-            "smsgate_commit_items", "Writes committed by the group committer", value=rt.committer.items
+            "smsgate_commit_items", "Writes committed by the group committer", value=totals["commit_items"]
         )
         yield CounterMetricFamily(
-            "smsgate_webhooks_delivered", "Webhook deliveries answered 2xx", value=rt.webhooks.delivered
+            "smsgate_webhooks_delivered", "Webhook deliveries answered 2xx", value=totals["webhooks_delivered"]
         )
         up = GaugeMetricFamily(
             "smsgate_connector_available", "1 when the connector can take messages", labels=["connector"]
@@ -59,9 +58,10 @@ class RuntimeCollector(Collector):
             "1 for the connector's current state (up/down/degraded/paused)",
             labels=["connector", "state"],
         )
-        for name, c in sorted(rt.connectors.items()):
-            up.add_metric([name], 1.0 if c.available else 0.0)
-            current = c.health().state
+        for name in sorted(rt.connectors):
+            health, available, _queued, _parts = rt.connector_state(name)
+            up.add_metric([name], 1.0 if available else 0.0)
+            current = health.state
             for s in base.ConnectorState:
                 state.add_metric([name, s.value], 1.0 if s is current else 0.0)
         yield up
@@ -77,8 +77,8 @@ class RuntimeCollector(Collector):
             labels=["connector", "outcome"],
         )
         for name in sorted(rt.connectors):
-            for outcome, n in sorted(rt.dispatcher.counts.get(name, {}).items()):
-                parts.add_metric([name, outcome], n)
+            for outcome, count in sorted(rt.connector_state(name)[3].items()):
+                parts.add_metric([name, outcome], count)
         yield parts
         upstreams = sorted((n, c) for n, c in rt.connectors.items() if isinstance(c, http_base.HttpConnector))
         requests = CounterMetricFamily(

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from smsgate import changes, limits, owners, startup
+from smsgate import changes, limits, link, owners, startup
 from smsgate.connectors import base, registry, sandbox
 from smsgate.connectors import http as http_connectors
 from smsgate.core import handsets, pricing, routing
@@ -55,6 +56,8 @@ from smsgate.webhooks import sender as webhook_sender
 log = logging.getLogger(__name__)
 
 DEMO_BALANCE = Decimal("1000")
+# what a process of this node does: everything (one process), or one half of ``serve --processes 2`` (``split``)
+ALL, ACCEPT, DELIVERY = "all", "accept", "delivery"
 DEMO_KEY, DEMO_SECRET = "sandbox1", "sandbox-secret"
 
 
@@ -91,8 +94,15 @@ def public_url(settings: Settings) -> str:
 class Runtime:
     """Everything one gateway node runs; ``async with Runtime(settings)`` starts and stops it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, role: str = ALL) -> None:
         self.settings = settings
+        self.role = role
+        # a notice to the other process of a split node (``link``); nothing to tell in one process
+        self.tell: Callable[[str, str], None] = lambda _kind, _payload: None
+        # a split node's accept process: whether the delivery process takes more jobs in memory, and handing them
+        # over (``split.Handover``); without one every message waits in the outbox for the delivery process's claim
+        self.remote_room: Callable[[], bool] = lambda: False
+        self.hand_over: Callable[[list[dispatch_jobs.Job]], None] | None = None
         self.node_id = "node_" + secrets.token_hex(6)
         self.engine = store_engine.create(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -108,7 +118,9 @@ class Runtime:
         )
         # SQLite: the WAL is checkpointed by a thread, not inside the loop's commits (store.checkpoint)
         db_file = store_engine.sqlite_path(self.engine.url.render_as_string())
-        self.checkpointer = store_checkpoint.Checkpointer(str(db_file)) if db_file is not None else None
+        self.checkpointer = (
+            store_checkpoint.Checkpointer(str(db_file)) if db_file is not None and role != DELIVERY else None
+        )
         self.writes = store_messages.MessageWrites(node_id=self.node_id, lease=settings.claim_lease_seconds)
         self.recorder = recording.Recorder(
             self.writes,
@@ -139,7 +151,7 @@ class Runtime:
                 poll_interval=max(settings.poll_interval, 0.1),
             ),
         )
-        self.recorder.on_deliveries.append(self.webhooks.wake)  # deliveries were planned: no waiting for a poll
+        self.recorder.on_deliveries.append(self.wake_webhooks)  # deliveries were planned: no waiting for a poll
         self.connectors = build_connectors(settings)
         self.router = routing.Router.from_mapping(settings.routing, fallback=next(iter(self.connectors)))
         missing = self.router.connectors() - set(self.connectors)
@@ -183,14 +195,16 @@ class Runtime:
             caps=caps,
         )
         self.accounts = store_accounts.AccountStore(self.engine)
+        # a split node's accept process knows its connectors' states from the delivery process's reports
+        self.remote = link.Status() if role == ACCEPT else None
         # the dispatcher takes what this node accepts straight from the accept commit (its fast path)
         self.recorder.on_accepted.append(self._dispatch_accepted)
         self.gateway = sending.Gateway(
             accounts=self.accounts,
             reads=self.reads,
             committer=self.committer,
-            has_room=self.dispatcher.has_room,
-            connectors=self.connectors,
+            has_room=self.dispatcher.has_room if role != ACCEPT else lambda: self.remote_room(),
+            connectors=self.remote.routes(list(self.connectors)) if self.remote is not None else self.connectors,
             router=self.router,
             prices=pricing.PriceTable.from_mapping(settings.prices) if settings.prices else pricing.DEFAULT_PRICES,
             ported=settings.ported_numbers,
@@ -219,7 +233,7 @@ class Runtime:
             store_webhooks.Deliveries(self.engine),
             self.gateway,
             allow_private=settings.webhooks_allow_private,
-            wake=self.webhooks.wake,
+            wake=self.wake_webhooks,
         )
         self.numbers = services_numbers.Numbers(
             store_numbers.NumberStore(self.engine), self.gateway, allow_private=settings.webhooks_allow_private
@@ -244,7 +258,9 @@ class Runtime:
             otp_pattern=handsets.compile_pattern(settings.sandbox_otp_pattern, "SMSGATE_SANDBOX_OTP_PATTERN"),
             waits_per_account=settings.sandbox_waits_per_account,
             # several nodes may submit an account's messages: a waiter also looks now and then (sandbox_control)
-            recheck=sandbox_control.REMOTE_RECHECK if self.engine.dialect.name == "postgresql" else None,
+            recheck=sandbox_control.REMOTE_RECHECK
+            if self.engine.dialect.name == "postgresql" or role == ACCEPT
+            else None,
         )
         self.sandbox_control.watch(self.committer, self.changes)
         self.committer.register("ready", self._ready_write)
@@ -264,10 +280,54 @@ class Runtime:
 
     def _dispatch_accepted(self, items: Sequence[store_messages.NewMessage]) -> None:
         """What this node claimed in the accept commit goes straight to the dispatcher; a message left in the outbox
-        (scheduled, or no room in memory) wakes it, so it looks again when that job comes due, not a poll later."""
+        (scheduled, or no room in memory) wakes it, so it looks again when that job comes due, not a poll later.
+        The accept process of a split node claims nothing: the delivery process is told to look."""
+        if self.role == ACCEPT:
+            claimed = [i for i in items if i.claim]
+            if claimed and self.hand_over is not None:
+                self.hand_over([dispatch_jobs.job_from(i.message, i.parts) for i in claimed])
+            if len(claimed) < len(items):
+                self.tell("wake", "")
+            return
         self.dispatcher.enqueue([dispatch_jobs.job_from(i.message, i.parts) for i in items if i.claim])
         if not all(i.claim for i in items):
             self.dispatcher.wake()
+
+    def wake_webhooks(self) -> None:
+        """Deliveries were planned: the sender looks now (in the delivery process when the node is split)."""
+        if self.role == ACCEPT:
+            self.tell("webhooks", "")
+        else:
+            self.webhooks.wake()
+
+    def sandbox_switched(self, up: bool) -> None:
+        """The operator took the sandbox network down or brought it back (``sbx.up`` set already)."""
+        self.tell("sandbox-up", "1" if up else "0")
+        if up:
+            self.dispatcher.wake()
+
+    def connector_state(self, name: str) -> tuple[base.ConnectorHealth, bool, int, dict[str, int]]:
+        """A connector's health, availability, queued messages and part counts, wherever it runs."""
+        c = self.connectors[name]
+        if self.remote is None or c.paused:
+            return c.health(), c.available, self.dispatcher.queued(name), dict(self.dispatcher.counts.get(name, {}))
+        r = self.remote
+        return r.health(name), r.available(name), r.queued(name), r.parts(name)
+
+    def counters(self) -> dict[str, int]:
+        """What ``/metrics`` counts, summed over both processes of a split node."""
+        own = {
+            "submitted": self.dispatcher.submitted,
+            "receipts": self.ingest.receipt_count,
+            "inbound": self.ingest.inbound_count,
+            "backlog": self.dispatcher.backlog,
+            "commits": self.committer.batches,
+            "commit_items": self.committer.items,
+            "webhooks_delivered": self.webhooks.delivered,
+        }
+        for k, v in (self.remote.counters if self.remote is not None else {}).items():
+            own[k] = own.get(k, 0) + v
+        return own
 
     @property
     def sandbox(self) -> sandbox.SandboxNetwork | None:
@@ -286,28 +346,34 @@ class Runtime:
     async def start(self) -> None:
         startup.check_data_dir(self.settings)
         store_engine.prepare_sqlite(self.settings.effective_database_url)
-        try:
-            await migrate.upgrade(self.engine)
-        except Exception as exc:  # down, missing, refusing us: one line naming it (startup.explain)
-            raise startup.database_error(self.settings, exc) from exc
+        if self.role != DELIVERY:  # the accept process has migrated the file before the delivery process starts
+            try:
+                await migrate.upgrade(self.engine)
+            except Exception as exc:  # down, missing, refusing us: one line naming it (startup.explain)
+                raise startup.database_error(self.settings, exc) from exc
         self.committer.start()
         if self.checkpointer is not None:
             self.checkpointer.start()
-        await self.outbox.heartbeat({"started": time.time()})
+        await self.outbox.heartbeat({"started": time.time(), "role": self.role})
         for c in self.connectors.values():
-            await c.start(self.ingest)
+            # the accept process submits nothing: only what answers its HTTP (upstream callbacks, handset replies)
+            if self.role != ACCEPT or isinstance(c, base.Receiver | sandbox.SandboxNetwork):
+                await c.start(self.ingest)
         await self._sync_pauses()
         await self.sandbox_control.start()
-        await self._resume_sandbox()
-        self.dispatcher.start()
-        self.webhooks.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
-        self._spawn(self._sweep_loop(), "sweeper")
-        self._spawn(self.retention.run(self.settings.retention_interval), "retention")
+        if self.role != ACCEPT:
+            await self._resume_sandbox()
+            self.dispatcher.start()
+            self.webhooks.start()
+            self._spawn(self._sweep_loop(), "sweeper")
+            self._spawn(self.retention.run(self.settings.retention_interval), "retention")
         if self.listener is not None:
             self._spawn(self.listener.run(), "listen")
         if self.redis is not None:
             self._spawn(self.changes.run(), "changes")
+        if self.role == DELIVERY:
+            return
         if self.settings.sandbox:
             self.demo = await self._ensure_demo_account()
         await self._warn_demo_accounts()
@@ -350,8 +416,8 @@ class Runtime:
         except Exception as exc:
             database = {"ok": False, "error": startup.database_error(self.settings, exc).line}
         connectors = {}
-        for name, c in self.connectors.items():
-            health = c.health()
+        for name in self.connectors:
+            health = self.connector_state(name)[0]
             connectors[name] = {"state": health.state.value, "detail": health.detail}
         ready = database["ok"] and not self.stopping
         return {
@@ -399,10 +465,24 @@ class Runtime:
         """Take a connector out of routing on every node (recorded in the store), and empty its queue here."""
         await self.pauses.pause(name, reason)
         self._apply_pauses({**self.pause_reasons, name: reason})
+        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
+        await self._remote_settled()
 
     async def resume(self, name: str) -> None:
         await self.pauses.resume(name)
         self._apply_pauses({k: v for k, v in self.pause_reasons.items() if k != name})
+        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
+        await self._remote_settled()
+
+    async def _remote_settled(self) -> None:
+        """A split node's accept process: wait (a second at most) for the delivery process's report made after
+        what was just told, so an operator's answer shows the connector as it is now."""
+        if self.remote is None:
+            return
+        fresh = self.remote.next_update()
+        self.tell("status?", "")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fresh, 1.0)
 
     async def _sync_pauses(self) -> None:
         self._apply_pauses(await self.pauses.paused())

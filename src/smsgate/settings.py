@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1 << 20  # any request body larger is refused before it is read (api.fastpath)
     batch_max_request_bytes: int = Field(8 << 20, ge=1024)  # the batch endpoints' cap: 5,000 recipients with texts
 
+    # SQLite: 2 splits the node into an accept and a delivery process sharing the file (``split``), one per core
+    processes: int = 1
+
     # dispatcher
     batch_size: int = 500
     claim_lease_seconds: float = 60.0

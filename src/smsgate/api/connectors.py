@@ -60,19 +60,19 @@ def _types(request: Request) -> dict[str, str]:
 
 def _view(request: Request, name: str, c: base.Connector) -> dict[str, Any]:
     runtime = request.app.state.runtime
-    health = c.health()
+    health, available, queued, parts = runtime.connector_state(name)
     return {
         "name": name,
         "type": _types(request).get(name, "sandbox"),
         "state": health.state.value,
         "detail": health.detail,
-        "available": c.available,
+        "available": available,
         "paused": c.paused,
         "pause_reason": runtime.pause_reasons.get(name),
         "circuit": health.circuit,
         "in_flight": health.in_flight,
-        "queued": runtime.dispatcher.queued(name),
-        "parts": dict(runtime.dispatcher.counts.get(name, {})),
+        "queued": queued,
+        "parts": parts,
     }
 
 

@@ -166,6 +166,5 @@ async def network_state(request: Request) -> Response:
     body = await bodies.parse(request, NetworkIn)
     sbx = _sandbox(request)
     sbx.up = body.available
-    if body.available:
-        request.app.state.runtime.dispatcher.wake()
+    request.app.state.runtime.sandbox_switched(body.available)
     return responses.json({"available": sbx.up})

@@ -73,6 +73,11 @@ class SandboxNetwork:
     def available(self) -> bool:
         return self.up and not self.paused
 
+    def share_ids(self) -> None:
+        """Another process gives out this network's ids too (the halves of ``serve --processes 2``): count from a
+        tenth of the id space further on, so the two never hand out the same one (it would take 10^11 ids)."""
+        self._ids = itertools.count((int(time.time() * 1000) + 10**11) % 10**12)
+
     def health(self) -> base.ConnectorHealth:
         if self.paused:
             return base.ConnectorHealth(base.ConnectorState.PAUSED, "paused by the operator")

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from smsgate import changes, errors
@@ -76,6 +76,10 @@ class SandboxControl:
         self._replies: dict[tuple[str, str], set[asyncio.Task[None]]] = {}  # (account, handset) -> waiting answers
         self._tasks: set[asyncio.Task[None]] = set()
         self._bus: changes.Changes | None = None
+        # the delivery process of a split node holds the networks: it is told each switch as it is made, so the
+        # next message (handed over right behind it) already sees it; the store's copy follows by ``changes``
+        self.on_behaviour: Callable[[str, handsets.Behaviour | None], None] | None = None
+        self.on_scripts: Callable[[str, dict[str, tuple[handsets.Rule, ...]]], None] | None = None  # likewise
 
     @property
     def available(self) -> bool:
@@ -154,7 +158,7 @@ class SandboxControl:
     async def put_script(self, account_id: str, msisdn: str, rules: Sequence[handsets.Rule]) -> store_sandbox.Script:
         self._need_network()
         script = await self._store.put_script(account_id, msisdn, [r.as_json() for r in rules])
-        self._scripts.setdefault(account_id, {})[msisdn] = tuple(rules)
+        self._set_scripts(account_id, {**self._scripts.get(account_id, {}), msisdn: tuple(rules)})
         await self._announce(account_id)
         return script
 
@@ -166,10 +170,7 @@ class SandboxControl:
     async def delete_script(self, account_id: str, msisdn: str) -> bool:
         self._need_network()
         gone = await self._store.delete_script(account_id, msisdn)
-        mine = self._scripts.get(account_id, {})
-        mine.pop(msisdn, None)
-        if not mine:
-            self._scripts.pop(account_id, None)
+        self._set_scripts(account_id, {k: v for k, v in self._scripts.get(account_id, {}).items() if k != msisdn})
         await self._announce(account_id)
         return gone
 
@@ -184,7 +185,25 @@ class SandboxControl:
         self._set_behaviour(account_id, behaviour)
         await self._announce(account_id)
 
+    def _set_scripts(self, account_id: str, rules: dict[str, tuple[handsets.Rule, ...]]) -> None:
+        if self.on_scripts is not None:
+            self.on_scripts(account_id, rules)
+        self.apply_scripts(account_id, rules)
+
+    def apply_scripts(self, account_id: str, rules: dict[str, tuple[handsets.Rule, ...]]) -> None:
+        """An account's scripts (handset -> rules) in this process (``_set_scripts`` also tells the other)."""
+        if rules:
+            self._scripts[account_id] = rules
+        else:
+            self._scripts.pop(account_id, None)
+
     def _set_behaviour(self, account_id: str, behaviour: handsets.Behaviour | None) -> None:
+        if self.on_behaviour is not None:
+            self.on_behaviour(account_id, behaviour)
+        self.apply_behaviour(account_id, behaviour)
+
+    def apply_behaviour(self, account_id: str, behaviour: handsets.Behaviour | None) -> None:
+        """An account's switches in this process's networks (``_set_behaviour`` also tells the other process)."""
         if behaviour is None or behaviour.normal:
             self._behaviours.pop(account_id, None)
         else:
@@ -225,10 +244,7 @@ class SandboxControl:
                 rules[s.msisdn] = handsets.parse_rules(s.rules)
             except errors.ValidationError as exc:  # stored by an older version with other limits
                 log.warning("sandbox script of %s for a handset is unusable: %s", account_id, exc.message)
-        if rules:
-            self._scripts[account_id] = rules
-        else:
-            self._scripts.pop(account_id, None)
+        self._set_scripts(account_id, rules)
         switches = None
         if behaviour:
             try:
@@ -238,6 +254,12 @@ class SandboxControl:
         self._set_behaviour(account_id, switches)
 
     # -- after a submit commits ---------------------------------------------------------------------------------
+    def arrived(self, account_id: str) -> None:
+        """Another process (the delivery half of a split node) committed a message of the account that a sandbox
+        network took: its waiters look now."""
+        for event in self._waiting.get(account_id, ()):
+            event.set()
+
     def _after_results(self, _kind: str, items: Sequence[Any], _results: Sequence[Any]) -> None:
         """A message reached a handset when its submit result commits with the message ``submitted``: wake the
         account's waiters, and run the handset's script."""
