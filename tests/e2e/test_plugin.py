@@ -51,9 +51,10 @@ def test_the_example_project_sends_through_each_dialect() -> None:
     for dialect in ("kpn", "vonage", "kaarai"):
         assert f"test_signup_code_arrives_and_confirms[{dialect}]" in out, out
     assert_gone(*gateway_line(out))
-    # each test, the gateway's start aside, well under a second
+    # each test, the gateway's start aside, well under a second on a quiet machine (2 s: room for a loaded CI
+    # running four test workers on two cores; a test that waits out a timeout takes 5 s or more)
     calls = [float(t) for t in re.findall(r"^([\d.]+)s call ", out, re.M)]
-    assert len(calls) == 7 and max(calls) < 1.0, out
+    assert len(calls) == 7 and max(calls) < 2.0, out
 
 
 USER_PROJECT = """
