@@ -362,7 +362,8 @@ def test_a_pending_receipt_retry_survives_a_restart(tmp_path: pathlib.Path) -> N
         wait_for(lambda: len(receiver.tries[mid]) == 3, timeout=30, interval=0.1)
         first, second, third = (t[0] for t in receiver.tries[mid])
         assert second - first >= 3.9 and third - second >= 1.9  # the schedule held across the restart
-        assert query(gw, sa.select(w.c.status, w.c.attempts).where(w.c.message_id == mid)) == [("delivered", 3)]
+        stored = sa.select(w.c.status, w.c.attempts).where(w.c.message_id == mid)  # written after the answer
+        wait_for(lambda: query(gw, stored) == [("delivered", 3)], timeout=10, interval=0.1)
     finally:
         gw.stop()
         stop_http(receiver.server)
