@@ -1,11 +1,14 @@
-"""The line between the two processes of ``serve --processes 2`` on SQLite: notices, never data.
+"""The line between the two processes of ``serve --processes 2`` on SQLite: notices, and the jobs handed over.
 
 One Python process is bound by the GIL to one core (docs/performance.md), so on the embedded default ``serve``
 can split a node in two processes sharing the SQLite file: *accept* (HTTP, credentials, quotas, balances, the accept
 commit) and *delivery* (dispatcher, connectors, submit results, receipts, inbound, webhooks). Everything either
-decides is in the database first; this socket only says "look again":
+decides is in the database first; this socket says "look again", or hands over what is already claimed:
 
-* ``wake``: the accept process committed submit jobs (left unclaimed in the outbox); the dispatcher claims them;
+* ``jobs``: the submit jobs of messages the accept process claimed for the delivery process in its accept
+  transaction (pickled, split over lines that fit ``MAX_LINE``); should it die first, its claims come back
+  with its heartbeat, as any dead node's do;
+* ``wake``: the accept process committed jobs left unclaimed in the outbox; the dispatcher claims them;
 * ``webhooks``: deliveries were planned (an HTTP upstream's receipt, a webhook replay); the sender looks;
 * ``change <topic>:<key>``: what ``changes.Changes`` announces (an account, a number's owner, a suppression list,
   a sandbox script), both ways, so every cache drops it at once as NOTIFY does on PostgreSQL;
@@ -90,7 +93,7 @@ class Link:
                     handler(payload)
                 except Exception:  # a bad notice must not end the line: the next one may be fine
                     log.exception("notice %s failed", kind)
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, ValueError) as exc:  # ValueError: a line longer than MAX_LINE
             log.warning("the line to the other process broke: %s", exc)
         finally:
             self.closed.set()

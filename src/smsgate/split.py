@@ -1,8 +1,9 @@
 """``serve --processes 2`` on SQLite: one node as two processes sharing the database file, one per core.
 
 The *accept* process (this one, the one the user started) serves HTTP and decides everything a send decides today:
-credentials, quotas, rate limits, balances, the accept commit. It leaves every message unclaimed in the outbox and
-tells the *delivery* process (a child) to look (``link``). The delivery process runs the dispatcher, the
+credentials, quotas, rate limits, balances, the accept commit. While the *delivery* process (a child) has room, a
+message is claimed for it in the accept transaction and its job handed over the line after the commit (``link``);
+otherwise it stays unclaimed in the outbox and the delivery process is told to look. The delivery process runs the dispatcher, the
 connectors, submit results, receipts, inbound messages, webhooks, the sweeper and retention. Each has its own group
 commit; SQLite's write lock serialises their short transactions (the committer waits for it on its loop). A read
 (``GET /v1/messages/{id}``) sees the one file.
@@ -49,7 +50,7 @@ STOP_GRACE = 20.0  # seconds the delivery process has to stop cleanly before it 
 def problem(settings: Settings, processes: int) -> str | None:
     """Why ``--processes`` cannot run with these settings, or None."""
     if processes not in (1, 2):
-        return "--processes is 1 (everything in one process) or 2 (accept and delivery, SQLite)"
+        return "--processes (SMSGATE_PROCESSES) is 1 (everything in one process) or 2 (accept and delivery, SQLite)"
     if processes == 2 and not settings.effective_database_url.startswith("sqlite"):
         return "--processes 2 splits a node on SQLite; on PostgreSQL run --workers N (whole nodes) instead"
     return None
@@ -186,6 +187,16 @@ async def _report(rt: runtime.Runtime, line: link.Link) -> None:
         await asyncio.sleep(STATUS_EVERY / 4)
 
 
+def _job_lines(jobs: list[dispatch_jobs.Job]) -> list[str]:
+    """``jobs`` as ``jobs`` payloads that each fit a line of the link (``link.MAX_LINE``): one accept commit can
+    hand over thousands of long messages, more than one line may hold, and a line too long would break the link."""
+    payload = base64.b64encode(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+    if len(payload) < link.MAX_LINE // 2 or len(jobs) == 1:
+        return [payload]
+    half = len(jobs) // 2
+    return _job_lines(jobs[:half]) + _job_lines(jobs[half:])
+
+
 # -- the accept process's side: starting, watching and stopping the delivery process --------------------------------
 class Delivery:
     """The child process and the line to it, restarted when it dies (see the module's docstring)."""
@@ -249,7 +260,8 @@ class Delivery:
 
         def hand_over(jobs: list[dispatch_jobs.Job]) -> None:
             status.handed += len(jobs)
-            line.send("jobs", base64.b64encode(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)).decode())
+            for payload in _job_lines(jobs):
+                line.send("jobs", payload)
 
         rt.remote_room, rt.hand_over = room, hand_over
 
