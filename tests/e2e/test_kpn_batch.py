@@ -140,6 +140,8 @@ def test_balance_and_quota_count_every_recipient_and_part(gateway: GatewayProces
     r = post(gateway, token, batch(numbers(2), content="y" * 200))  # 4 parts
     assert r.status_code == 200
     assert r.headers["quota-used"] == "4"
+    r = post(gateway, token, batch(numbers(1), content="y" * 200))  # 2 more parts: over the quota
+    assert r.status_code == 429 and r.headers["quota-used"] == "4" and r.headers["quota-limit"] == "5"
 
     poor = gateway.create_account("bulk-poor2", balance=1)
     r = post(gateway, gateway.token(poor), batch(numbers(10)))

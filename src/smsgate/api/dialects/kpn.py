@@ -8,6 +8,7 @@ Wire facts that break real clients if missed (reference notes §0, §2): ``Conte
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -361,31 +362,48 @@ async def preflight(request: Request) -> Response:
 )
 @fastpath.hot
 async def send(request: Request) -> Response:
+    gw, _caller, account = await callers(request)
+    return await with_quota(request, gw, account, lambda: _send(request, gw, account))
+
+
+async def callers(request: Request) -> tuple[sending.Gateway, core_accounts.Account, core_accounts.Account]:
+    """The gateway, the token's account and the account acting (its sub-account when ``SubAccount`` names one)."""
     gw = auth.gateway(request)
     token = auth.bearer_token(request)
     if token is None:
         raise errors.TokenError("Invalid access token")
-    account = await acting_account(request, await gw.account_for_token(token))
+    caller = await gw.account_for_token(token)
+    return gw, caller, await acting_account(request, caller)
+
+
+async def with_quota(
+    request: Request, gw: sending.Gateway, account: core_accounts.Account, handle: Callable[[], Awaitable[Response]]
+) -> Response:
+    """``handle()``'s answer. An error answer carries the quota headers too: a send that succeeds has them from its
+    own take, so the state is read only for an error (on PostgreSQL + Redis it is a round trip per call otherwise)."""
     try:
-        return await _send(request, gw, account)
+        return await handle()
     except Exception:
-        # an error answer carries the quota headers too; a send that succeeds has them from its own take, so the
-        # state is read only here (on PostgreSQL + Redis it is a round trip per send otherwise)
         if getattr(request.state, "quota", None) is None:
             with contextlib.suppress(Exception):
                 request.state.quota = await gw.quotas.state(account)
         raise
 
 
-async def _send(request: Request, gw: sending.Gateway, account: core_accounts.Account) -> Response:
+async def json_body(request: Request, limit: int) -> tuple[bytes, Any]:
+    """The body as sent and parsed, refused (400) unless it is JSON of at most ``limit`` bytes."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise errors.ValidationError(f"Content-Type must be application/json, got {ctype or 'nothing'}")
-    body = await fastpath.read_body(request, MAX_BODY)
+    body = await fastpath.read_body(request, limit)
     try:
-        data = orjson.loads(body)
+        return body, orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.ValidationError(errors.json_problem(body, exc.pos, exc.msg)) from None
+
+
+async def _send(request: Request, gw: sending.Gateway, account: core_accounts.Account) -> Response:
+    body, data = await json_body(request, MAX_BODY)
     sender, number, content = _parse(data)
     req = sending.SendRequest(
         account=account,

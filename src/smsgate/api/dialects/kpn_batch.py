@@ -21,16 +21,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from smsgate import errors
-from smsgate.api import apigee, auth, fastpath, idempotent, send_options
+from smsgate.api import apigee, fastpath, idempotent, send_options
 from smsgate.api.dialects import kpn
+from smsgate.core import accounts as core_accounts
 from smsgate.core import idempotency as core_idempotency
 from smsgate.core import numbers
-from smsgate.services import batches
+from smsgate.services import batches, sending
 from smsgate.services import numbers as services_numbers
 
 PATH = "/communication/kpn/sms/send"
@@ -128,22 +128,15 @@ async def preflight(request: Request) -> Response:
 )
 @fastpath.hot
 async def send(request: Request) -> Response:
-    gw = auth.gateway(request)
-    token = auth.bearer_token(request)
-    if token is None:
-        raise errors.TokenError("Invalid access token")
-    caller = await gw.account_for_token(token)
-    account = await kpn.acting_account(request, caller)
-    request.state.quota = await gw.quotas.state(account)
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        raise errors.ValidationError(f"Content-Type must be application/json, got {ctype or 'nothing'}")
+    gw, caller, account = await kpn.callers(request)
+    return await kpn.with_quota(request, gw, account, lambda: _send(request, gw, caller, account))
+
+
+async def _send(
+    request: Request, gw: sending.Gateway, caller: core_accounts.Account, account: core_accounts.Account
+) -> Response:
     settings = request.app.state.settings
-    body = await fastpath.read_body(request, settings.batch_max_request_bytes)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.ValidationError(errors.json_problem(body, exc.pos, exc.msg)) from None
+    body, data = await kpn.json_body(request, settings.batch_max_request_bytes)
     req = _parse(data, settings, account)
     given = send_options.Given(ttl_seconds=req.ttl_seconds)  # expirein wins over X-Validity-Seconds
     send_options.apply(request, given)
