@@ -186,7 +186,9 @@ class Suppressions:
     # -- the send path ----------------------------------------------------------------------------------------
     async def check(self, account: core_accounts.Account, number: numbers.Number) -> None:
         """Suppressed when ``number`` is on the account's list."""
-        if await self._listed(account.id, (number.digits,)):
+        copy = await self._copy(account.id)  # one send: a lookup, no sets built
+        known = copy.has(number.digits)
+        if known or (known is None and await self.store.listed(account.id, [number.digits])):
             raise errors.Suppressed("the recipient has opted out of messages from this account (suppressed)")
 
     async def refusals(self, account: core_accounts.Account, recipients: Iterable[str]) -> dict[str, str]:
