@@ -86,7 +86,7 @@ class GatewayProcess:
     def database_url(self) -> str:
         return self.env.get("SMSGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{(self.data_dir / 'smsgate.db').resolve()}"
 
-    def start(self, timeout: float = 20.0) -> GatewayProcess:
+    def start(self, timeout: float = 60.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [*SMSGATE, "serve", "--port", str(self.port), "--log-level", self.log_level, *self.args]
         if self.config is not None:
@@ -100,8 +100,9 @@ class GatewayProcess:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"gateway exited: {self.log.read_text()[-3000:]}")
+                # Generous bounds: a start takes ~2 s alone, but several times that while the suite loads both cores
                 with contextlib.suppress(httpx.HTTPError, OSError):  # OSError: the certificate is not written yet
-                    if httpx.get(self.url + "/healthz", timeout=0.5, verify=self.verify).status_code == 200:
+                    if httpx.get(self.url + "/healthz", timeout=2.0, verify=self.verify).status_code == 200:
                         return self
                 time.sleep(0.1)
             raise RuntimeError(f"gateway did not start: {self.log.read_text()[-3000:]}")

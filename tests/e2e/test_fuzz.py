@@ -25,7 +25,7 @@ from smsgate.settings import Settings
 from tests import fuzzing
 from tests.support import GatewayProcess, gateway_process
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 8
 ACCOUNT_READ = "GET /v1/messages/{message_id}"
 SETTINGS_READ = "GET /v1/account/webhooks"
 

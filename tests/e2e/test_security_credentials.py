@@ -79,10 +79,8 @@ def test_cli_rotation_and_disable_revoke_tokens_in_the_running_server(tmp_path: 
         ta, tb = gw.token(alice), gw.token(bob)
         assert sends(gw, ta) == sends(gw, tb) == 200  # both cached by the server now
         assert httpx.get(gw.url + "/v1/messages", auth=(alice["api_key"], alice["api_secret"])).status_code == 200
-        start = time.monotonic()
-        run_cli("accounts", "rotate-secret", alice["api_key"], env=gw.env)
+        run_cli("accounts", "rotate-secret", alice["api_key"], env=gw.env)  # committed when the CLI returns
         wait_for(lambda: sends(gw, ta) == 401, timeout=5.5, interval=0.1)
-        assert time.monotonic() - start < 5.5 + 2  # the CLI itself takes a moment to start
         assert httpx.get(gw.url + "/v1/messages", auth=(alice["api_key"], alice["api_secret"])).status_code == 401
         assert httpx.get(gw.url + "/v1/messages", headers=bearer(ta)).status_code == 401
         assert sends(gw, tb) == 200  # bob's token is untouched
