@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from smsgate.connectors import base
+from smsgate.connectors.http import base as http_base
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def snapshot(
             "queued": queued(name),
             "parts": dict(counts.get(name, {})),
         }
+        if isinstance(c, http_base.HttpConnector):  # requests, latency and circuit openings for ``/metrics``
+            out[name]["upstream"] = c.stats.payload(c.circuit.opened)
     return json.dumps({"connectors": out, "backlog": backlog, "counters": counters}, separators=(",", ":"))
 
 
@@ -176,6 +179,11 @@ class Status:
 
     def parts(self, name: str) -> dict[str, int]:
         return dict(self._data.get(name, {}).get("parts", {}))
+
+    def upstream(self, name: str) -> tuple[http_base.Stats, int]:
+        """An HTTP upstream's request counters and how often its circuit opened (nothing before a report)."""
+        data = self._data.get(name, {}).get("upstream")
+        return http_base.Stats.from_payload(data) if data is not None else (http_base.Stats(), 0)
 
     def routes(self, names: list[str]) -> dict[str, Route]:
         """What ``sending.Gateway`` asks of each connector (``available``), answered from the reports."""

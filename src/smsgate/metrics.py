@@ -96,18 +96,27 @@ class RuntimeCollector(Collector):
             "smsgate_upstream_circuit_opened", "Times the circuit opened", labels=["connector"]
         )
         for name, c in upstreams:
-            for verdict, n in sorted(c.stats.requests.items()):
+            stats, current, times_opened = _upstream(rt, name, c)
+            for verdict, n in sorted(stats.requests.items()):
                 requests.add_metric([name, verdict], n)
             cumulative, buckets = 0, []
-            for upper, n in zip((*http_base.LATENCY_BUCKETS, float("inf")), c.stats.buckets, strict=True):
+            for upper, n in zip((*http_base.LATENCY_BUCKETS, float("inf")), stats.buckets, strict=True):
                 cumulative += n
                 buckets.append(("+Inf" if upper == float("inf") else str(upper), cumulative))
-            latency.add_metric([name], buckets, c.stats.latency_sum)
-            current = c.circuit.state
+            latency.add_metric([name], buckets, stats.latency_sum)
             for st in http_circuit.State:
-                circuit.add_metric([name, st.value], 1.0 if st is current else 0.0)
-            opened.add_metric([name], c.circuit.opened)
+                circuit.add_metric([name, st.value], 1.0 if st.value == current else 0.0)
+            opened.add_metric([name], times_opened)
         yield from (requests, latency, circuit, opened)
+
+
+def _upstream(rt: Runtime, name: str, c: http_base.HttpConnector) -> tuple[http_base.Stats, str, int]:
+    """An HTTP upstream's request counters, circuit state and openings, from the process that sends through it
+    (the delivery process's last report when the node is split)."""
+    if rt.remote is None:
+        return c.stats, c.circuit.state.value, c.circuit.opened
+    stats, opened = rt.remote.upstream(name)
+    return stats, rt.remote.health(name).circuit or http_circuit.State.CLOSED.value, opened
 
 
 def registry(runtime: Runtime) -> CollectorRegistry:

@@ -123,6 +123,14 @@ class Stats:
                 return
         self.buckets[-1] += 1
 
+    def payload(self, opened: int) -> dict[str, Any]:
+        """These counters and the circuit's opening count as JSON, for the other process of a split node."""
+        return {"requests": self.requests, "buckets": self.buckets, "latency_sum": self.latency_sum, "opened": opened}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> tuple[Stats, int]:
+        return cls(dict(data["requests"]), list(data["buckets"]), float(data["latency_sum"])), int(data["opened"])
+
 
 class HttpConnector(abc.ABC):
     """A ``Connector`` (and ``Receiver``) to an HTTP SMS API; subclasses implement ``exchange``."""
