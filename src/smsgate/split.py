@@ -71,6 +71,7 @@ def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
     rt.sandbox_control.on_scripts = lambda account, rules: line.send(
         "scripts", json.dumps([account, {n: [r.as_json() for r in rs] for n, rs in rules.items()}])
     )
+    rt.sandbox_control.on_cancel = lambda account, msisdn: line.send("cancel-replies", json.dumps([account, msisdn]))
     if rt.remote is not None:
         line.on("status", rt.remote.update)
     line.on("ready", lambda _p: None)
@@ -87,6 +88,7 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
     line.on("behaviour", lambda p: _behaviour(rt, p))
     line.on("scripts", lambda p: _scripts(rt, p))
+    line.on("cancel-replies", lambda p: rt.sandbox_control.cancel_replies(*json.loads(p)))
     line.on("status?", lambda _p: line.send("status", _status(rt)))
     networks = {n for n, c in rt.connectors.items() if isinstance(c, sandbox.SandboxNetwork)}
 

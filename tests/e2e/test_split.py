@@ -17,6 +17,7 @@ import time
 import httpx
 import pytest
 
+from tests.e2e.test_sandbox_control import Party, handset
 from tests.support import GatewayProcess, wait_for
 
 SEND = "/messaging/sms-kpn/v1/send"
@@ -126,6 +127,24 @@ def test_split_node_sends_and_keeps_the_processes_in_step(data_dir: pathlib.Path
         time.sleep(1.0)
         assert _status(c, silent) == "submitted"
         assert _delivery_pid(gw) == delivery  # nothing was restarted on the way
+    finally:
+        gw.stop()
+
+
+def test_a_sandbox_reset_drops_answers_waiting_in_the_delivery_process(data_dir: pathlib.Path) -> None:
+    """Scripted answers wait for their delay where the message was submitted (the delivery process); a reset
+    made through the accept process's API drops them there too."""
+    gw = GatewayProcess(data_dir, env=SPLIT).start()
+    try:
+        a, phone = Party(gw, number=True), handset()
+        rules = [{"match": "^now$", "reply": "right back"}, {"match": "^later$", "reply": "late", "delay_ms": 1500}]
+        assert a.client.put(f"/sandbox/handsets/{phone}/script", json={"rules": rules}).status_code == 200
+        a.send(phone, "now")
+        wait_for(lambda: [m for m in a.inbound() if m["text"] == "right back"], timeout=10)
+        a.delivered(a.send(phone, "later"))  # its answer now waits 1.5 s in the delivery process
+        assert a.client.post("/sandbox/reset").status_code == 200
+        time.sleep(2.5)
+        assert a.inbound() == []  # the reset deleted the conversation, and no late answer came after it
     finally:
         gw.stop()
 

@@ -80,6 +80,7 @@ class SandboxControl:
         # next message (handed over right behind it) already sees it; the store's copy follows by ``changes``
         self.on_behaviour: Callable[[str, handsets.Behaviour | None], None] | None = None
         self.on_scripts: Callable[[str, dict[str, tuple[handsets.Rule, ...]]], None] | None = None  # likewise
+        self.on_cancel: Callable[[str, str | None], None] | None = None  # and the answers to drop
 
     @property
     def available(self) -> bool:
@@ -333,6 +334,12 @@ class SandboxControl:
                 self._replies.pop(key, None)
 
     def _cancel_replies(self, account_id: str, msisdn: str | None) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel(account_id, msisdn)
+        self.cancel_replies(account_id, msisdn)
+
+    def cancel_replies(self, account_id: str, msisdn: str | None) -> None:
+        """Drop the scripted answers waiting for their delay in this process (an account's, or one handset's)."""
         for key, tasks in list(self._replies.items()):
             if key[0] == account_id and (msisdn is None or key[1] == msisdn):
                 for t in tasks:
