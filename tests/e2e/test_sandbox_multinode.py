@@ -78,3 +78,27 @@ def test_switches_and_scripts_set_on_one_node_hold_on_the_other(nodes: list[supp
         assert inbound[0]["text"] == "YES 31"
         a.delete("/sandbox/behaviour").raise_for_status()
         support.wait_for(lambda: b.get("/sandbox/behaviour").json()["receipts"]["late_by"] == 0, timeout=2)
+
+
+def test_a_reset_on_one_node_drops_the_answers_waiting_on_the_other(nodes: list[support.GatewayProcess]) -> None:
+    acc = nodes[0].create_account("reset")
+    number = "31970" + str(int(time.time() * 1000) + 1)[-8:]
+    support.add_numbers(nodes[0].database_url, {number: acc["account_id"]})
+    a, b = clients(nodes, acc)
+    with a, b:
+        script = {
+            "rules": [
+                {"match": "^now$", "reply": "right back"},
+                {"match": "^later$", "reply": "late", "delay_ms": 1500},
+            ]
+        }
+        a.put(f"/sandbox/handsets/{PHONE}/script", json=script).raise_for_status()
+        support.wait_for(lambda: b.get(f"/sandbox/handsets/{PHONE}/script").status_code == 200, timeout=2)
+        send(b, "now", **{"from": number})  # node B submits, so node B runs the script
+        inbound = support.wait_for(lambda: b.get("/v1/messages", params={"direction": "inbound"}).json()["messages"])
+        assert [m["text"] for m in inbound] == ["right back"]
+        later = send(b, "later", **{"from": number})
+        support.wait_for(lambda: b.get(f"/v1/messages/{later}").json()["status"] == "delivered")  # answer waits on B
+        a.post("/sandbox/reset").raise_for_status()
+        time.sleep(2.5)
+        assert b.get("/v1/messages", params={"direction": "inbound"}).json()["messages"] == []

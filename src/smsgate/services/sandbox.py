@@ -192,7 +192,10 @@ class SandboxControl:
         self.apply_scripts(account_id, rules)
 
     def apply_scripts(self, account_id: str, rules: dict[str, tuple[handsets.Rule, ...]]) -> None:
-        """An account's scripts (handset -> rules) in this process (``_set_scripts`` also tells the other)."""
+        """An account's scripts (handset -> rules) in this process (``_set_scripts`` also tells the other). Answers
+        still waiting from a handset whose script is gone are dropped: on every node, as the change reaches it."""
+        for account, msisdn in [k for k in self._replies if k[0] == account_id and k[1] not in rules]:
+            self.cancel_replies(account, msisdn)
         if rules:
             self._scripts[account_id] = rules
         else:
