@@ -73,6 +73,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="requests per dialect")
     ap.add_argument("-c", "--concurrency", type=int, default=20)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="open loop: offer this many requests/s, evenly spaced (latency from each one's due time); "
+                         "give -c well above rate x p99 (e.g. 64)")  # fmt: skip
     ap.add_argument("--dialects", default="kpn,kaarai,vonage")
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--processes", type=int, default=1, help="serve --processes (2: accept and delivery, SQLite)")
@@ -98,7 +101,7 @@ def main() -> None:
             before = stack.submits()
             cpu0 = {"gateway": driver.cpu_seconds(gw_pid), "simulator": driver.cpu_seconds(sim_pid)}
             res = asyncio.run(load.run(url, n=args.n, concurrency=args.concurrency, body=body, headers=headers,
-                                       time_limit=args.time_limit))  # fmt: skip
+                                       time_limit=args.time_limit, rate=args.rate))  # fmt: skip
             got = stack.wait_submits(before, res.ok, args.time_limit)
             e2e = time.time() - res.first_sent_at
             cpu = {k: driver.cpu_seconds(p) - cpu0[k] for k, p in (("gateway", gw_pid), ("simulator", sim_pid))}
@@ -112,7 +115,8 @@ def main() -> None:
             })  # fmt: skip
         soak = _soak(args, stack, acc) if args.soak else []
         tmp = stack.tmp
-    print(f"\nsmsgate end-to-end, {os.cpu_count()} CPUs, SQLite synchronous=FULL, SMPP window {args.window}\n")
+    loop = f"open loop at {args.rate:,.0f} req/s offered" if args.rate else "closed loop"
+    print(f"\nsmsgate end-to-end, {os.cpu_count()} CPUs, SQLite synchronous=FULL, SMPP window {args.window}, {loop}\n")
     print(
         "| dialect | N | conc. | accepted | accept msg/s | e2e msg/s | p50/p99 ms | gateway CPU µs/msg | gateway CPU % | sim CPU % | peak RSS MB |"
     )

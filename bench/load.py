@@ -1,5 +1,10 @@
 """A small asyncio HTTP/1.1 keep-alive load client: N requests over C connections, with latencies.
 
+Closed loop by default (each connection sends its next request when the last is answered). With ``rate`` it is an
+open loop: request i is due at ``start + i / rate``, evenly spaced (hey's ``-q`` starts all its workers on the same
+tick, so requests arrive in bursts of C), and its latency counts from when it was due, so a request that waited for
+a free connection counts that wait (no coordinated omission, as wrk2 measures). C must then exceed rate x latency.
+
 Loopback only, bounded in count and time. Used by the bench scripts; stdlib only so its own cost stays small.
 """
 
@@ -44,6 +49,7 @@ async def run(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     time_limit: float = 300.0,
+    rate: float = 0.0,
 ) -> LoadResult:
     u = _check_loopback(url)
     path = (u.path or "/") + (f"?{u.query}" if u.query else "")
@@ -57,14 +63,21 @@ async def run(
     deadline = time.monotonic() + time_limit
     first = time.time()
     last = first
+    start = time.perf_counter()
 
     async def worker() -> None:
         nonlocal remaining, last
         reader, writer = await asyncio.open_connection(u.hostname, u.port or 80)
         try:
             while remaining > 0 and time.monotonic() < deadline:
+                index = n - remaining
                 remaining -= 1
                 t0 = time.perf_counter()
+                if rate:
+                    due = start + index / rate
+                    if due > t0:
+                        await asyncio.sleep(due - t0)
+                    t0 = due
                 writer.write(request)
                 status_line = await reader.readline()
                 status = int(status_line.split(b" ", 2)[1])
@@ -83,8 +96,7 @@ async def run(
         finally:
             writer.close()
 
-    t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - start
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     return LoadResult(n - max(remaining, 0), ok, statuses, elapsed, latencies, first, last)
