@@ -87,12 +87,13 @@ def main() -> None:
     ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
     args = ap.parse_args()
     rows = []
-    ports = {"sim_port": 27750, "ctl_port": 27760, "gw_port": 18280}
     with driver.smpp(
         "smsgate-e2e-",
         window=args.window,
         args=("--log-level", args.log_level, "--processes", str(args.processes)),
-        **ports,
+        sim_port=27750,
+        ctl_port=27760,
+        gw_port=18280,
     ) as stack:
         acc = stack.account()
         gw_pid, sim_pid = stack.gateway.pid, stack.simulator_pid
