@@ -88,7 +88,8 @@ def _smsgate(args: argparse.Namespace, peers: pathlib.Path, results: pathlib.Pat
             "--token-url", base + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
             "--client-id", acc["api_key"], "--client-secret", acc["api_secret"],
             env={**env, "SEND_URL": base + "/messaging/sms-kpn/v1/send", "BIND_SYSTEM_ID": "smsgate",
-                 "PROCS": "smsgate=smsgate.serve", "RESULTS_DIR": str(results)},
+                 # serve --processes 2 runs its delivery process as a multiprocessing child (spawn_main)
+                 "PROCS": "smsgate=smsgate.serve delivery=spawn_main", "RESULTS_DIR": str(results)},
         )  # fmt: skip
     finally:
         gw.terminate()
