@@ -28,6 +28,7 @@ from smsgate.cli_common import (
 )
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
+from smsgate.importing import without_gc
 from smsgate.store import accounts as store_accounts
 from smsgate.store import notify
 
@@ -76,7 +77,8 @@ def serve(
     debug: bool = typer.Option(False, help="show the traceback when the gateway cannot start"),
 ) -> None:
     """Run the gateway: HTTP APIs, dispatcher, connectors."""
-    from smsgate import logs, server, split
+    with without_gc():
+        from smsgate import logs, server, split
 
     with startup_errors(debug):
         s = load_settings(
