@@ -77,7 +77,9 @@ class GatewayProcess:
             "SMSGATE_SANDBOX_SLOW_RECEIPT_DELAY": "3",
             "SMSGATE_NODE_DEAD_AFTER": "2",
             "SMSGATE_NODE_HEARTBEAT_INTERVAL": "0.5",
-            "SMSGATE_POLL_INTERVAL": "0.1",
+            # the dispatcher and webhook sender wake on their own work; the poll finds the rest (retries, claims
+            # given back). 0.1 s kept each idle gateway at ~8% of a core, 0.25 s at ~3.4% (the default 0.5: 2%)
+            "SMSGATE_POLL_INTERVAL": "0.25",
             "SMSGATE_WEBHOOKS_ALLOW_PRIVATE": "true",
             **(env or {}),
         }
