@@ -772,7 +772,8 @@ class Sender:
 
 
 def connectors_view(a: GatewayProcess) -> dict[str, dict[str, Any]]:
-    r = httpx.get(a.url + "/v1/connectors", headers={"authorization": "Bearer " + a.operator_token}, timeout=10)
+    headers = {"authorization": "Bearer " + a.operator_token}
+    r = httpx.get(a.url + "/v1/connectors", headers=headers, timeout=10, verify=system_cas())  # polled
     assert r.status_code == 200, r.text
     return {c["name"]: c for c in r.json()["connectors"]}
 
