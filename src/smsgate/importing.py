@@ -2,9 +2,9 @@
 
 A start of ``smsgate serve`` imports some 800 modules (FastAPI, SQLAlchemy, pydantic...), which allocate hundreds of
 thousands of objects that all live as long as the process. CPython's collector, triggered by those allocations,
-walks the growing heap again and again meanwhile: about 0.2 s of a 1.1 s start. Nothing collectable is made by
-importing, so the collector waits until the imports are done, and what they made is then frozen out of its later
-passes (``gc.freeze``: long-lived, never garbage)."""
+walks the growing heap again and again meanwhile: about 0.2 s of a 1.1 s start. Importing leaves next to no
+garbage, so the collector waits until the imports are done, and what they made is then frozen out of its later
+passes (``gc.freeze``: modules, classes and functions live as long as the process)."""
 
 from __future__ import annotations
 
