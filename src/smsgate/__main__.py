@@ -1,5 +1,13 @@
-"""``python -m smsgate`` runs the CLI."""
+"""``python -m smsgate`` and the ``smsgate`` command run the CLI."""
 
-from smsgate.cli import app
+from smsgate.importing import without_gc
 
-app()
+
+def main() -> None:
+    with without_gc():
+        from smsgate.cli import app
+    app()
+
+
+if __name__ == "__main__":
+    main()

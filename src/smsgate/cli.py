@@ -28,6 +28,7 @@ from smsgate.cli_common import (
 )
 from smsgate.core import accounts as core_accounts
 from smsgate.core import pricing
+from smsgate.importing import without_gc
 from smsgate.store import accounts as store_accounts
 from smsgate.store import notify
 
@@ -76,8 +77,6 @@ def serve(
     debug: bool = typer.Option(False, help="show the traceback when the gateway cannot start"),
 ) -> None:
     """Run the gateway: HTTP APIs, dispatcher, connectors."""
-    from smsgate import logs, server, split
-
     with startup_errors(debug):
         s = load_settings(
             config,
@@ -89,6 +88,9 @@ def serve(
             tls_self_signed=tls_self_signed or None,
             processes=processes,
         )
+        with without_gc():  # the server's modules only once the settings hold: a mistake there is said at once
+            from smsgate import logs, server, split
+
         problem = server.workers_problem(s, workers) or split.problem(s, s.processes)
         if problem is not None:
             raise startup.StartupError(problem)

@@ -83,7 +83,7 @@ def run_store(
         engine = store_engine.create(s.effective_database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
             try:
-                if not create and await store_migrate.revision(engine) is None:
+                if not create and await store_migrate.current(engine) is None:
                     raise startup.DatabaseMissing(
                         f"database {s.masked_database_url} has no smsgate tables yet",
                         "run smsgate migrate (or start the gateway once) to create them",

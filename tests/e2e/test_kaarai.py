@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GatewayProcess, gateway_process, wait_for
+from tests.support import GatewayProcess, gateway_process, system_cas, wait_for
 
 SEND = "/v1/send-sms"
 NL = "31612345678"
@@ -52,7 +52,7 @@ def assert_code(r: httpx.Response, status: int, code: int, message: str | None =
 
 
 def message(gw: GatewayProcess, acc: dict[str, str], message_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{gw.url}/v1/messages/{message_id}", auth=basic(acc), timeout=10)
+    r = httpx.get(f"{gw.url}/v1/messages/{message_id}", auth=basic(acc), timeout=10, verify=system_cas())  # polled
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
     return out

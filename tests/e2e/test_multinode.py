@@ -285,7 +285,8 @@ def test_http_connector_cap_and_pause_hold_for_all_nodes(cluster: Any, http_upst
         return httpx.post(node.url + path, headers={"authorization": "Bearer " + node.operator_token}, timeout=10)
 
     def paused_on(node: support.GatewayProcess) -> bool:
-        r = httpx.get(node.url + "/v1/connectors", headers={"authorization": "Bearer " + node.operator_token})
+        headers = {"authorization": "Bearer " + node.operator_token}
+        r = httpx.get(node.url + "/v1/connectors", headers=headers, verify=support.system_cas())  # polled
         return {c["name"]: c["paused"] for c in r.json()["connectors"]}["capped-http"]
 
     assert op(nodes[0], "/v1/connectors/capped-http/pause").status_code == 200

@@ -41,7 +41,8 @@ def two_nodes(tmp_path: pathlib.Path) -> Iterator[tuple[support.GatewayProcess, 
 
 
 def events(node: support.GatewayProcess, account: dict[str, str], message_id: str) -> list[dict[str, Any]]:
-    r = httpx.get(f"{node.url}/v1/messages/{message_id}", auth=(account["api_key"], account["api_secret"]))
+    auth = (account["api_key"], account["api_secret"])
+    r = httpx.get(f"{node.url}/v1/messages/{message_id}", auth=auth, verify=support.system_cas())  # polled
     r.raise_for_status()
     return list(r.json()["events"])
 

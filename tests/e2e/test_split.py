@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_sandbox_control import Party, handset
-from tests.support import GatewayProcess, wait_for
+from tests.support import GatewayProcess, system_cas, wait_for
 
 SEND = "/messaging/sms-kpn/v1/send"
 SPLIT = {"SMSGATE_PROCESSES": "2"}
@@ -61,7 +61,8 @@ def _status(c: httpx.Client, message_id: str) -> str:
 
 
 def _operator(gw: GatewayProcess, method: str, path: str, **kw: object) -> httpx.Response:
-    r = httpx.request(method, gw.url + path, headers={"Authorization": f"Bearer {gw.operator_token}"}, **kw)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {gw.operator_token}"}
+    r = httpx.request(method, gw.url + path, headers=headers, verify=system_cas(), **kw)  # type: ignore[arg-type]
     assert r.status_code == 200, r.text
     return r
 

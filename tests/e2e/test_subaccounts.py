@@ -21,9 +21,11 @@ def make_sub(gateway: GatewayProcess, parent: dict[str, str], name: str) -> dict
 
 
 def balance(gateway: GatewayProcess, acc: dict[str, str]) -> str:
-    env = {"SMSGATE_DATA_DIR": str(gateway.data_dir)}
-    rows = json.loads(run_cli("accounts", "list", "--json", env=env).stdout)
-    return str(next(r["balance"] for r in rows if r["account_id"] == acc["account_id"]))
+    """The account's balance as the store has it now (``GET /v1/account`` reads past the credential cache)."""
+    with gateway.client(auth=(acc["api_key"], acc["api_secret"])) as c:
+        r = c.get("/v1/account")
+    assert r.status_code == 200, r.text
+    return str(r.json()["balance"])
 
 
 def kpn_send(gateway: GatewayProcess, token: str, sub: str | None) -> httpx.Response:
