@@ -1,10 +1,12 @@
 """Batches: one call, many recipients, one transaction.
 
 A batch is validated whole before anything is reserved: every recipient's destination and the sender are checked,
-each distinct text is segmented once, and the parts of all recipients are counted against the account's quota
-(reserved all or none) and the payer's balance (checked inside the transaction that stores the batch). Then every
-message goes to the group committer as one item (``accept_batch``), so the batch commits whole or not at all, in
-one transaction with a handful of statements, not a round trip per message.
+each distinct text is segmented and built once, for its first recipient, its other recipients stored as copies of
+that message (``store_messages.Copies``: route, network and price still chosen per recipient), and the parts of
+all recipients are counted against the account's quota (reserved all or none) and the payer's balance (checked
+inside the transaction that stores the batch). Then every message goes to the group committer as one item
+(``accept_batch``), so the batch commits whole or not at all, in one transaction with a handful of statements, not
+a round trip per message.
 
 Per-destination and per-sender rates (``limits.Policy``) are not applied per recipient: a batch is metered by its
 quota and balance, and its pace on the wire is the connectors' (docs/decisions.md).
