@@ -1,10 +1,12 @@
 """Batches: one call, many recipients, one transaction.
 
 A batch is validated whole before anything is reserved: every recipient's destination and the sender are checked,
-each distinct text is segmented once, and the parts of all recipients are counted against the account's quota
-(reserved all or none) and the payer's balance (checked inside the transaction that stores the batch). Then every
-message goes to the group committer as one item (``accept_batch``), so the batch commits whole or not at all, in
-one transaction with a handful of statements, not a round trip per message.
+each distinct text is segmented and built once, for its first recipient, its other recipients stored as copies of
+that message (``store_messages.Copies``: route, network and price still chosen per recipient), and the parts of
+all recipients are counted against the account's quota (reserved all or none) and the payer's balance (checked
+inside the transaction that stores the batch). Then every message goes to the group committer as one item
+(``accept_batch``), so the batch commits whole or not at all, in one transaction with a handful of statements, not
+a round trip per message.
 
 Per-destination and per-sender rates (``limits.Policy``) are not applied per recipient: a batch is metered by its
 quota and balance, and its pace on the wire is the connectors' (docs/decisions.md).
@@ -21,10 +23,11 @@ from decimal import Decimal
 from smsgate import errors, limits
 from smsgate.core import accounts as core_accounts
 from smsgate.core import idempotency as core_idempotency
-from smsgate.core import ids, numbers, pricing, schedule, segments
+from smsgate.core import ids, numbers, pricing, schedule
 from smsgate.services import sending
 from smsgate.store import batches as store_batches
 from smsgate.store import idempotency as store_idempotency
+from smsgate.store import messages as store_messages
 
 FAST_PATH_MAX = 100  # recipients: a batch this small is claimed in its accept transaction like a single send
 
@@ -93,7 +96,7 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
         raise errors.AccountDisabled()
     refused = list(req.refused)
     sender = (await gw.resolve_sender(account, req.sender)).value
-    segmented: dict[str, segments.Segmentation] = {}
+    groups: dict[str, store_messages.Copies] = {}  # by text: the first recipient built, the others copies of it
     now = time.time()
     batch_id = str(uuid.uuid4())
     # a small batch takes the dispatcher's fast path (claimed in its accept transaction, handed over in memory); a
@@ -104,34 +107,37 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     part_ids = ids.PartIds()
     # the account's opted-out recipients (its suppression list, read once from the cache for the whole batch)
     suppressed = await gw.suppressions.refusals(account, (r.number.digits for r in req.recipients))
-    items = []
+    accepted: list[str] = []  # message ids, in the recipients' order
     for r in req.recipients:
-        one = sending.SendRequest(account=account, dialect=req.dialect, recipient=r.number, sender=sender,
-                                  text=r.text, max_chars=req.max_chars, callback_url=req.callback_url,
-                                  ttl_seconds=req.ttl_seconds, send_at=req.send_at,
-                                  priority=req.priority)  # fmt: skip
+        group = groups.get(r.text)
         try:
             gw.check_destination(account, r.number)
             if r.number.digits in suppressed:
                 raise errors.Suppressed("the recipient has opted out of messages from this account (suppressed)")
-            seg = segmented.get(r.text)
-            if seg is None:
-                seg = segmented[r.text] = gw.segment(one)
+            if group is None:  # the text's first recipient: a whole request, segmented once for all of them
+                one = sending.SendRequest(account=account, dialect=req.dialect, recipient=r.number, sender=sender,
+                                          text=r.text, max_chars=req.max_chars, callback_url=req.callback_url,
+                                          ttl_seconds=req.ttl_seconds, send_at=req.send_at,
+                                          priority=req.priority)  # fmt: skip
+                seg = gw.segment(one)
         except (errors.PolicyError, errors.ValidationError) as exc:
             if not req.partial:
                 raise type(exc)(f"{r.label}: {exc.message}") from None
             refused.append(Refusal(r.index, r.number.e164, exc.message))
             continue
-        items.append(
-            gw.build(
-                one, sender, seg, now, claim=claim, batch_id=batch_id, message_id=next(new_ids), part_ids=part_ids
-            ).item
-        )
-    if not items:
+        message_id = next(new_ids)
+        if group is None:
+            first = gw.build(one, sender, seg, now, claim=claim, batch_id=batch_id, message_id=message_id,
+                             part_ids=part_ids).item  # fmt: skip
+            groups[r.text] = store_messages.Copies(first, [])
+        else:
+            group.rest.append(gw.copy(account, group.first, r.number, message_id, part_ids))
+        accepted.append(message_id)
+    if not groups:
         raise errors.ValidationError("the batch has no recipient to send to")
     refused.sort(key=lambda f: f.index)
-    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(items), account.payer, len(refused), now,
-                                   req.idempotency_key)  # fmt: skip
+    batch = store_batches.NewBatch(batch_id, account.id, req.kind, tuple(groups.values()), account.payer,
+                                   len(refused), now, req.idempotency_key)  # fmt: skip
     if req.idempotency_key is not None:
         batch = dataclasses.replace(batch, answer=answer(batch, refused))
     parts = batch.parts
@@ -140,7 +146,7 @@ async def send_batch(gw: sending.Gateway, req: BatchRequest) -> BatchResult:
     def result(remaining: int) -> BatchResult:
         return BatchResult(
             batch_id=batch_id,
-            message_ids=tuple(i.message.id for i in items),
+            message_ids=tuple(accepted),
             refused=tuple(refused),
             parts=parts,
             price=pricing.from_units(batch.charge),
@@ -169,7 +175,7 @@ def answer(batch: store_batches.NewBatch, refused: Sequence[Refusal]) -> dict[st
     """What ``POST /v1/batches`` answers for a batch (without the balance left, which a repeat cannot know)."""
     return {
         "id": batch.id,
-        "accepted": len(batch.messages),
+        "accepted": batch.count,
         "refused": [{"index": f.index, "to": f.to, "reason": f.reason} for f in refused],
         "parts": batch.parts,
         "price": pricing.format_amount(pricing.from_units(batch.charge)),

@@ -130,8 +130,8 @@ class Recorder:
             if batch.key is not None and not await store_idempotency.claim(tx, batch.key, left - batch.charge):
                 results.append(errors.IdempotencyKeyTaken())  # stored first by another request: nothing of this
                 continue
-            outcome, stored, events = await self._writes.accept(tx, batch.messages)
-            if len(stored) != len(batch.messages):  # cannot happen once the total fits; never store part of one
+            outcome, stored, events = await self._writes.accept(tx, batch.groups)
+            if len(stored) != len(batch.groups):  # cannot happen once the total fits; never store part of one
                 raise errors.InsufficientBalance()
             await store_batches.insert(tx, batch)
             await self._plan(tx, events)
@@ -327,13 +327,21 @@ class Recorder:
         accepted = [i for i, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
         for i in accepted:
             self.accepted[i.message.dialect] = self.accepted.get(i.message.dialect, 0) + 1
+        self._hand_over(accepted)
+
+    def _after_batch(self, _kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
+        """A claimed group (a small batch: the fast path) goes to the dispatcher message by message; an unclaimed one
+        only by its first message, enough to wake the dispatcher, which claims them all from the outbox."""
+        stored: list[store_batches.NewBatch] = [b for b, r in zip(items, results, strict=True)
+                                                if not isinstance(r, BaseException)]  # fmt: skip
+        groups = [g for b in stored for g in b.groups]
+        for g in groups:
+            self.accepted[g.message.dialect] = self.accepted.get(g.message.dialect, 0) + g.count
+        self._hand_over([m for g in groups for m in (g.expand() if g.claim else [g.first])])
+
+    def _hand_over(self, accepted: Sequence[store_messages.NewMessage]) -> None:
         for cb in self.on_accepted:
             cb(accepted)
-
-    def _after_batch(self, kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
-        stored = [b for b, r in zip(items, results, strict=True) if not isinstance(r, BaseException)]
-        messages = store_batches.flatten(stored)
-        self._after_accept(kind, messages, [None] * len(messages))
 
     def _after_optout(self, kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
         if self._confirmations:  # to the dispatcher, as an accept's (unclaimed: it wakes and takes them)

@@ -291,19 +291,7 @@ class Gateway:
         RouteUnavailable when its connector does not exist. Shared by ``send`` and batches (``services.batches``),
         which segment a text once for all its recipients and make the ids of all its messages at once."""
         account = req.account
-        network = networks.network_for(req.recipient, self._ported)
-        part_price = self._prices.part_price(req.recipient.country, network)
-        route = self._router.route(
-            digits=req.recipient.digits, country=req.recipient.country, account=account.id, dialect=req.dialect
-        )
-        connector = route.primary  # the dispatcher chooses among the route's connectors at submit time
-        pinned = account.sandbox_only  # a demo account's messages never leave the sandbox, whatever the route says
-        if pinned and connector not in self._sandboxes:
-            if not self._sandboxes:
-                raise errors.DestinationNotAllowed("this demo account may only send through the sandbox network")
-            connector = self._sandboxes[0]
-        if connector not in self._connectors:
-            raise errors.RouteUnavailable(f"no connector {connector!r}")
+        network, part_price, connector, connectors, pinned = self._place(account, req.recipient, req.dialect)
         message_id = message_id or ids.message_id(now)
         new_parts = part_ids.take(seg.count) if part_ids else [secrets.token_hex(8).upper() for _ in seg.parts]
         units = pricing.to_units(part_price)
@@ -342,11 +330,43 @@ class Gateway:
                               connector=connector, concat_ref=self._ref, price=units)
             for pid, p in zip(new_parts, seg.parts, strict=True)
         )  # fmt: skip
-        connectors = (connector,) if pinned else route.connectors
         # a scheduled message waits in the outbox for its time; the dispatcher claims it then
         item = store_messages.NewMessage(message, parts, units * seg.count, claim=claim and not scheduled,
                                          payer=account.parent_id)  # fmt: skip
         return Built(item, part_price, connectors)
+
+    def copy(
+        self,
+        account: core_accounts.Account,
+        first: store_messages.NewMessage,
+        recipient: numbers.Number,
+        message_id: str,
+        part_ids: ids.PartIds,
+    ) -> store_messages.Copy:
+        """``first`` (built for another recipient of the same text, same request) for ``recipient``: the same rules
+        as ``build`` choose its network, price and connector, the rest is ``first``'s (``store_messages.Copies``)."""
+        network, part_price, connector, _connectors, _pinned = self._place(account, recipient, first.message.dialect)
+        return store_messages.Copy(message_id, recipient.e164, recipient.country, network, connector,
+                                   pricing.to_units(part_price), part_ids.take(first.message.parts_count))  # fmt: skip
+
+    def _place(
+        self, account: core_accounts.Account, recipient: numbers.Number, dialect: str
+    ) -> tuple[str | None, Decimal, str, tuple[str, ...], bool]:
+        """Where a message to ``recipient`` goes: (network, part price, connector, the connectors its route may use,
+        pinned to the sandbox). RouteUnavailable when its connector does not exist."""
+        network = networks.network_for(recipient, self._ported)
+        part_price = self._prices.part_price(recipient.country, network)
+        route = self._router.route(digits=recipient.digits, country=recipient.country, account=account.id,
+                                   dialect=dialect)  # fmt: skip
+        connector = route.primary  # the dispatcher chooses among the route's connectors at submit time
+        pinned = account.sandbox_only  # a demo account's messages never leave the sandbox, whatever the route says
+        if pinned and connector not in self._sandboxes:
+            if not self._sandboxes:
+                raise errors.DestinationNotAllowed("this demo account may only send through the sandbox network")
+            connector = self._sandboxes[0]
+        if connector not in self._connectors:
+            raise errors.RouteUnavailable(f"no connector {connector!r}")
+        return network, part_price, connector, (connector,) if pinned else route.connectors, pinned
 
     # -- sub-accounts -----------------------------------------------------------------------------------------
     async def acting_as(self, caller: core_accounts.Account, name: str | None) -> core_accounts.Account:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ class NewBatch:
     id: str
     account_id: str
     kind: str  # kpn | api
-    messages: tuple[store_messages.NewMessage, ...]
+    groups: tuple[store_messages.Copies, ...]  # its messages, one group per distinct text
     payer: str  # the account debited (a sub-account's parent)
     refused: int = 0  # recipients refused at validation (``/v1/batches``; never stored)
     created_at: float = 0.0
@@ -40,11 +40,16 @@ class NewBatch:
 
     @property
     def charge(self) -> int:
-        return sum(m.charge for m in self.messages)
+        return sum(g.charge for g in self.groups)
+
+    @property
+    def count(self) -> int:
+        """Messages (recipients)."""
+        return sum(g.count for g in self.groups)
 
     @property
     def parts(self) -> int:
-        return sum(m.message.parts_count for m in self.messages)
+        return sum(g.parts for g in self.groups)
 
 
 async def payer_balance(conn: AsyncConnection, batch: NewBatch) -> int:
@@ -58,7 +63,7 @@ async def insert(conn: AsyncConnection, batch: NewBatch) -> None:
             id=batch.id,
             account_id=batch.account_id,
             kind=batch.kind,
-            messages=len(batch.messages),
+            messages=batch.count,
             parts=batch.parts,
             price=batch.charge,
             refused=batch.refused,
@@ -162,7 +167,3 @@ class BatchReads:
         async with self._engine.connect() as conn:
             found = (await conn.execute(q.order_by(m.c.id).limit(limit))).all()
         return [rows.message(r._mapping) for r in found]
-
-
-def flatten(batches: Sequence[NewBatch]) -> builtins.list[store_messages.NewMessage]:
-    return [m for b in batches for m in b.messages]

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,6 +42,77 @@ class NewMessage:
     claim: bool = True  # claimed by this node in the accept transaction (the dispatcher's fast path)
     payer: str | None = None  # the account debited (a sub-account's parent); None: the message's own account
     key: store_idempotency.NewKey | None = None  # an Idempotency-Key, stored with its answer in this transaction
+
+
+class Copy(NamedTuple):
+    """A recipient of a batch's text, stored as a copy of the text's first message (``Copies``): what differs."""
+
+    id: str
+    recipient: str  # E.164
+    country: str | None
+    network: str | None
+    connector: str
+    part_price: int  # 1e-8 units per part
+    part_ids: Sequence[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Copies:
+    """The recipients of one text in a batch: ``first`` as ``Gateway.build`` made it, each other one a ``Copy`` of
+    it that differs only in the ``Copy`` fields (its route, network and price are the same rules', per recipient).
+    The store writes them as the rows ``expand()``'s messages would have, without building a ``Message``, its
+    ``Part``s and its event per recipient (docs/performance.md, "Batch accept"). Quacks like a ``NewMessage`` for
+    ``MessageWrites.accept``: ``message``, ``charge``, ``claim``, ``payer``, ``key``."""
+
+    first: NewMessage
+    rest: list[Copy]
+
+    @property
+    def message(self) -> core_message.Message:
+        return self.first.message
+
+    @property
+    def claim(self) -> bool:
+        return self.first.claim
+
+    @property
+    def payer(self) -> str | None:
+        return self.first.payer
+
+    @property
+    def key(self) -> store_idempotency.NewKey | None:
+        return self.first.key
+
+    @property
+    def count(self) -> int:
+        """Messages (recipients)."""
+        return 1 + len(self.rest)
+
+    @property
+    def parts(self) -> int:
+        return self.count * self.first.message.parts_count
+
+    @property
+    def charge(self) -> int:
+        return self.first.charge + self.first.message.parts_count * sum(c.part_price for c in self.rest)
+
+    def expand(self) -> list[NewMessage]:
+        """Every recipient's ``NewMessage``, as built one by one (the dispatcher's fast path takes these)."""
+        first = self.first
+        out = [first]
+        for c in self.rest:
+            price = c.part_price * first.message.parts_count
+            message = dataclasses.replace(first.message, id=c.id, recipient=c.recipient, country=c.country,
+                                          network=c.network, connector=c.connector, price=price)  # fmt: skip
+            parts = tuple(
+                dataclasses.replace(p, id=pid, message_id=c.id, connector=c.connector, price=c.part_price)
+                for p, pid in zip(first.parts, c.part_ids, strict=True)
+            )
+            out.append(dataclasses.replace(first, message=message, parts=parts, charge=price))
+        return out
+
+
+Accepted = TypeVar("Accepted", NewMessage, NewMessage | Copies)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,51 +155,67 @@ class MessageWrites:
         self.lease = lease
 
     async def accept(
-        self, conn: AsyncConnection, items: Sequence[NewMessage]
-    ) -> tuple[list[Any], list[NewMessage], list[core_events.Event]]:
-        """Per item the account's remaining balance or ``InsufficientBalance``; the items stored; their events."""
+        self, conn: AsyncConnection, items: Sequence[Accepted]
+    ) -> tuple[list[Any], list[Accepted], list[core_events.Event]]:
+        """Per item the account's remaining balance or ``InsufficientBalance``; the items stored; the events of
+        their messages (a ``Copies``' copies excepted: their ``accepted`` events are written as rows only, and no
+        webhook is planned from an ``accepted`` event, ``webhooks.planner.relevant``)."""
         now = time.time()
         account_ids = sorted({i.payer or i.message.account_id for i in items})
         balance = await store_accounts.balances(conn, account_ids, lock=True)
         debits: dict[str, int] = {}
         results: list[Any] = []
-        ok: list[NewMessage] = []
+        ok: list[Accepted] = []
         for item in items:
             acc = item.payer or item.message.account_id
             left = balance.get(acc, 0) - debits.get(acc, 0)
-            if item.charge > left:
+            charge = item.charge
+            if charge > left:
                 results.append(errors.InsufficientBalance())
                 continue
-            if item.key is not None and not await store_idempotency.claim(conn, item.key, left - item.charge):
+            if item.key is not None and not await store_idempotency.claim(conn, item.key, left - charge):
                 results.append(errors.IdempotencyKeyTaken())
                 continue
-            debits[acc] = debits.get(acc, 0) + item.charge
-            results.append(left - item.charge)
+            debits[acc] = debits.get(acc, 0) + charge
+            results.append(left - charge)
             ok.append(item)
         if not ok:
             return results, ok, []
-        await fastsql.insert_tuples(
-            conn, tables.messages, rows.MESSAGE_COLUMNS, [rows.message_values(i.message) for i in ok]
-        )
-        await fastsql.insert_tuples(
-            conn, tables.parts, rows.PART_COLUMNS, [rows.part_values(p) for i in ok for p in i.parts]
-        )
-        events = [core_events.accepted(i.message) for i in ok]
-        await insert_events(conn, events, log_changes=False)
-        if log.isEnabledFor(logging.DEBUG):
-            for i in ok:
-                m = i.message
-                log.debug("message %s accepted: to %s, %d part(s), %s dialect", m.id, logs.mask_number(m.recipient),
-                          len(i.parts), m.dialect)  # fmt: skip
+        singles = [i.first if isinstance(i, Copies) else i for i in ok]
+        message_rows = [rows.message_values(i.message) for i in singles]
+        part_rows = [rows.part_values(p) for i in singles for p in i.parts]
+        events = [core_events.accepted(i.message) for i in singles]
+        event_rows = [rows.event_values(e) for e in events]
         lease_until = now + self.lease
         node = self.node_id
-        jobs = [(i.message.id, None, node, lease_until) if i.claim else (i.message.id, None, None, None) for i in ok]
+        jobs: list[store_outbox.NewJob] = [
+            (i.message.id, None, node, lease_until) if i.claim else (i.message.id, None, None, None) for i in ok
+        ]
         # a scheduled message's job is due at its send time; a high or bulk one is claimed in its lane's order
         timing = [
             (m.id, m.send_at or now, m.priority.lane)
-            for m in (i.message for i in ok)
+            for m in (i.message for i in singles)
             if m.send_at is not None or m.priority is not NORMAL
         ]
+        for i, event in zip(ok, events, strict=True):
+            if not isinstance(i, Copies) or not i.rest:
+                continue
+            _copied(i.first, event, i.rest, message_rows, part_rows, event_rows)
+            holder, until = (node, lease_until) if i.claim else (None, None)
+            jobs += [(c.id, None, holder, until) for c in i.rest]
+            m = i.first.message
+            if m.send_at is not None or m.priority is not NORMAL:
+                timing += [(c.id, m.send_at or now, m.priority.lane) for c in i.rest]
+        await fastsql.insert_tuples(conn, tables.messages, rows.MESSAGE_COLUMNS, message_rows)
+        await fastsql.insert_tuples(conn, tables.parts, rows.PART_COLUMNS, part_rows)
+        await fastsql.insert_tuples(conn, tables.events, rows.EVENT_COLUMNS, event_rows)
+        if log.isEnabledFor(logging.DEBUG):
+            for i in ok:
+                m = i.message
+                copies: list[Copy] = i.rest if isinstance(i, Copies) else []
+                for mid, to in [(m.id, m.recipient), *[(c.id, c.recipient) for c in copies]]:
+                    log.debug("message %s accepted: to %s, %d part(s), %s dialect", mid, logs.mask_number(to),
+                              m.parts_count, m.dialect)  # fmt: skip
         await store_outbox.add(conn, "submit", jobs, now, timing=timing)
         a = tables.accounts
         await fastsql.executemany(
@@ -208,6 +295,40 @@ class MessageWrites:
             )
             await notify.notify_outbox(conn)
         return events
+
+
+# the columns a ``Copy`` sets, by position (``fastsql.insert_tuples`` binds tuples in the columns' order)
+_COPY_MESSAGE = tuple(rows.MESSAGE_COLUMNS.index(c) for c in ("id", "recipient", "country", "network", "connector",
+                                                              "price"))  # fmt: skip
+_COPY_PART = tuple(rows.PART_COLUMNS.index(c) for c in ("id", "message_id", "connector", "price"))
+_EVENT_MESSAGE = rows.EVENT_COLUMNS.index("message_id")
+
+
+def _copied(
+    first: NewMessage,
+    accepted: core_events.Event,
+    copies: Sequence[Copy],
+    message_rows: list[tuple[Any, ...]],
+    part_rows: list[tuple[Any, ...]],
+    event_rows: list[tuple[Any, ...]],
+) -> None:
+    """Append the rows of ``copies``: ``first``'s message, part and ``accepted`` event rows with the ``Copy``
+    columns set (one list per row kind reused, a tuple taken of it per copy: no dict, no JSON per recipient)."""
+    m = list(rows.message_values(first.message))
+    parts = [list(rows.part_values(p)) for p in first.parts]
+    e = list(rows.event_values(accepted))
+    n = first.message.parts_count
+    mid, recipient, country, network, connector, price = _COPY_MESSAGE
+    pid, pmid, pconnector, pprice = _COPY_PART
+    for c in copies:
+        m[mid], m[recipient], m[country], m[network], m[connector], m[price] = (
+            c.id, c.recipient, c.country, c.network, c.connector, c.part_price * n)  # fmt: skip
+        message_rows.append(tuple(m))
+        for p, part_id in zip(parts, c.part_ids, strict=True):
+            p[pid], p[pmid], p[pconnector], p[pprice] = part_id, c.id, c.connector, c.part_price
+            part_rows.append(tuple(p))
+        e[_EVENT_MESSAGE] = c.id
+        event_rows.append(tuple(e))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
