@@ -45,8 +45,9 @@ def check_import_then_export(tmp_path: pathlib.Path, env: dict[str, str]) -> Non
 
 def test_accounts_set_opt_out_and_retention(tmp_path: pathlib.Path) -> None:
     env = {"SMSGATE_DATA_DIR": str(tmp_path / "data")}
-    support.run_cli("migrate", env=env)
-    acc = support.cli_json("accounts", "create", "shop", "--json", env=env)
+    (tmp_path / "data").mkdir(mode=0o700)
+    # through the store, which migrates: the command under test is accounts set
+    acc = support.create_account(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'smsgate.db'}", "shop")
     args = ["accounts", "set", acc["api_key"], "--stop-keywords", " halt, Stop ,", "--optout-reply", "Bye."]
     out = support.cli_json(*args, "--retention-days", "90", "--content-retention-days", "7", "--json", env=env)
     assert out["optout"] == {"stop_keywords": ["HALT", "STOP"], "start_keywords": None, "reply": "Bye."}
