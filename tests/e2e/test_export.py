@@ -31,7 +31,8 @@ def check_export(gateway: GatewayProcess) -> None:
             for i in range(3)
         ]
         theirs = cb.post("/v1/send-sms", json={"to": handset(), "text": "b secret"}).json()["message_id"]
-        wait_for(lambda: all(ca.get(f"/v1/messages/{m}").json()["status"] == "delivered" for m in sent))
+        # the export's subject is the rows, not the pace: a loaded run may take a while to deliver
+        wait_for(lambda: all(ca.get(f"/v1/messages/{m}").json()["status"] == "delivered" for m in sent), timeout=30)
         with ca.stream("GET", "/v1/messages/export", params={"from": str(start)}) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
             assert r.headers.get("transfer-encoding") == "chunked"  # streamed, no content-length
