@@ -14,7 +14,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 from smsgate import changes, limits, link, owners, startup
@@ -24,6 +23,7 @@ from smsgate.core import handsets, pricing, routing
 from smsgate.dispatch import dispatcher as dispatch
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.dispatch import throttle as dispatch_throttle
+from smsgate.services import demo as services_demo
 from smsgate.services import idempotency as services_idempotency
 from smsgate.services import numbers as services_numbers
 from smsgate.services import optout as services_optout
@@ -55,10 +55,8 @@ from smsgate.webhooks import sender as webhook_sender
 
 log = logging.getLogger(__name__)
 
-DEMO_BALANCE = Decimal("1000")
 # what a process of this node does: everything (one process), or one half of ``serve --processes 2`` (``split``)
 ALL, ACCEPT, DELIVERY = "all", "accept", "delivery"
-DEMO_KEY, DEMO_SECRET = "sandbox1", "sandbox-secret"
 
 
 def build_connectors(settings: Settings) -> dict[str, base.Connector]:
@@ -374,9 +372,9 @@ class Runtime:
             self._spawn(self.changes.run(), "changes")
         if self.role == DELIVERY:
             return
-        if self.settings.sandbox:
-            self.demo = await self._ensure_demo_account()
-        await self._warn_demo_accounts()
+        if self.settings.sandbox and self.sandbox_only:
+            self.demo = await services_demo.ensure_account(self.accounts, self.settings.host)
+        await services_demo.warn(self.accounts)
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -522,40 +520,3 @@ class Runtime:
     def sandbox_only(self) -> bool:
         """Whether every connector is a sandbox network: nothing this gateway sends can reach a real phone."""
         return all(isinstance(c, sandbox.SandboxNetwork) for c in self.connectors.values())
-
-    async def _ensure_demo_account(self) -> dict[str, Any] | None:
-        """On first start of a sandbox-only gateway: one ready account, shown once (its secret is not kept).
-
-        With any real connector configured there is no demo account: well-known credentials must never reach a
-        real network. The account is ``sandbox_only`` (``services.sending.Gateway.send`` keeps it off real connectors
-        should one be configured later)."""
-        if not self.sandbox_only:
-            return None
-        if await self.accounts.count():
-            return None
-        # On loopback the demo account has well-known credentials, so the README's curl lines work as pasted.
-        loopback = self.settings.host in ("127.0.0.1", "localhost", "::1")
-        acc, secret = await self.accounts.create(
-            "demo",
-            api_key=DEMO_KEY if loopback else None,
-            secret=DEMO_SECRET if loopback else None,
-            level="demo",
-            default_sender="smsgate",
-            balance=pricing.to_units(DEMO_BALANCE),
-            sandbox_only=True,
-        )
-        return {"account_id": acc.id, "api_key": acc.api_key, "api_secret": secret}
-
-    async def _warn_demo_accounts(self) -> None:
-        """On every start: say that sandbox-only (demo) accounts exist, and loudly if the well-known one still
-        opens with its published secret."""
-        for key in await self.accounts.sandbox_only_keys():
-            known = key == DEMO_KEY and await self.accounts.verify(DEMO_KEY, DEMO_SECRET) is not None
-            log.warning(
-                "demo account %s exists (sandbox only: its messages go to the sandbox network, never to a real one)%s",
-                key,
-                f"; its secret is the published {DEMO_SECRET!r}: anyone who can reach this gateway can use it "
-                f"(smsgate accounts disable {key}, or rotate-secret)"
-                if known
-                else "",
-            )
