@@ -70,6 +70,9 @@ def _smsgate(args: argparse.Namespace, peers: pathlib.Path, results: pathlib.Pat
         stdout=(tmp / "gateway.log").open("w"),
         stderr=subprocess.STDOUT,
     )
+    # serve --processes 2 runs its delivery process as a multiprocessing child (spawn_main); matched only then, so
+    # no other multiprocessing child on the machine is counted as the gateway's
+    procs = "smsgate=smsgate.serve" + (" delivery=spawn_main" if genv.get("SMSGATE_PROCESSES") == "2" else "")
     try:
         base = f"http://127.0.0.1:{args.port}"
         _wait_http(base + "/healthz")
@@ -88,8 +91,7 @@ def _smsgate(args: argparse.Namespace, peers: pathlib.Path, results: pathlib.Pat
             "--token-url", base + "/oauth/client_credential/accesstoken?grant_type=client_credentials",
             "--client-id", acc["api_key"], "--client-secret", acc["api_secret"],
             env={**env, "SEND_URL": base + "/messaging/sms-kpn/v1/send", "BIND_SYSTEM_ID": "smsgate",
-                 # serve --processes 2 runs its delivery process as a multiprocessing child (spawn_main)
-                 "PROCS": "smsgate=smsgate.serve delivery=spawn_main", "RESULTS_DIR": str(results)},
+                 "PROCS": procs, "RESULTS_DIR": str(results)},
         )  # fmt: skip
     finally:
         gw.terminate()
@@ -135,8 +137,8 @@ def main() -> None:
     print("| gateway | accept msg/s | e2e msg/s | p50/p99 ms | CPU µs/msg (gateway) | disturbed runs |")
     print("|---|---|---|---|---|---|")
     for name, s in rows:
-        cpu = s.get("median_cpu_s") or {}
-        gw_cpu = sum(v for k, v in cpu.items() if k not in ("sink", "load_tool")) / args.n * 1e6  # type: ignore[union-attr]
+        cpu: dict[str, float] = s.get("median_cpu_s") or {}  # type: ignore[assignment]
+        gw_cpu = sum(v for k, v in cpu.items() if k not in ("sink", "load_tool")) / args.n * 1e6
         print(
             f"| {name} | {s['median_http_rate']:,.0f} | {s['median_e2e_rate']:,.0f} | "
             f"{s['median_http_p50_ms']}/{s['median_http_p99_ms']} | {gw_cpu:,.0f} | {s['contaminated_runs']} |"
