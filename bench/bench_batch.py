@@ -48,8 +48,9 @@ def main() -> None:
                     help="the simulator answers no submit_sm during the run (--mode slow): the dispatcher takes the jobs "
                     "but its window stays full, so accept runs without submits competing for the CPU; no e2e figure")  # fmt: skip
     args = ap.parse_args()
-    ports = {"sim_port": 27751, "ctl_port": 27761, "gw_port": 18281}
-    with driver.smpp("smsgate-batch-", window=args.window, stall=args.accept_only, **ports) as stack:
+    with driver.smpp(
+        "smsgate-batch-", window=args.window, stall=args.accept_only, sim_port=27751, ctl_port=27761, gw_port=18281
+    ) as stack:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {stack.token(stack.account())}"}
         bodies = [
             json.dumps({"sender": "bench", "messages": [

@@ -37,17 +37,17 @@ def main() -> None:
             httpx.Client(base_url=gw.url, auth=auth, timeout=30) as send,
             concurrent.futures.ThreadPoolExecutor(1) as pool,
         ):
+
+            def wait_latest(since: str) -> tuple[httpx.Response, float]:
+                latest = "/sandbox/handsets/31612345678/messages/latest"
+                return poll.get(latest, params={"wait": 10, "since": since}), time.time()
+
             since = f"{time.time():.6f}"
             deadline = time.monotonic() + 300
             for i in range(args.tries):
                 if time.monotonic() > deadline:
                     break
-                waiting = pool.submit(
-                    lambda s=since: (
-                        poll.get("/sandbox/handsets/31612345678/messages/latest", params={"wait": 10, "since": s}),
-                        time.time(),
-                    )
-                )
+                waiting = pool.submit(wait_latest, since)
                 time.sleep(0.05)  # the poll is waiting before the message exists
                 sent_at = time.time()
                 send.post("/v1/send-sms", json={"to": "31612345678", "text": f"code {1000 + i}"}).raise_for_status()
