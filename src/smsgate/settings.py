@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(0, ge=0)  # messages, parts, events and webhook log deleted after this
     content_retention_days: int = Field(0, ge=0)  # texts, binary payloads and webhook bodies blanked after this
     retention_interval: float = Field(300.0, gt=0)  # seconds between sweeps
-    retention_batch: int = Field(100, ge=1, le=10_000)  # messages per sweep transaction
+    retention_batch: int = Field(100, ge=1, le=10_000)  # most messages per sweep transaction (sized by time)
 
     # connector and routing tables from the config file
     connectors: list[dict[str, Any]] = Field(default_factory=list)

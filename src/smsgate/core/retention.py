@@ -57,3 +57,13 @@ def plan(now: float, days: int, content_days: int, own: Mapping[str, tuple[int |
         if job.delete_before is not None or blank is not None:
             out.append(dataclasses.replace(job, blank_before=blank))
     return out
+
+
+def next_batch(size: int, took: float, budget: float, cap: int) -> int:
+    """The size of the sweep's next batch, so that one batch's own work in the write transaction stays near
+    ``budget`` seconds: that work runs inside a commit the sends share, so its time is what a send waiting behind
+    it loses. Scaled by how long ``size`` messages took (``took``), growing at most twofold a step so one fast
+    batch on a cold cache cannot jump to ``cap``; at least 1, at most ``cap`` (``SMSGATE_RETENTION_BATCH``)."""
+    if took <= 0:
+        return min(cap, size * 2)
+    return max(1, min(cap, size * 2, int(size * budget / took)))

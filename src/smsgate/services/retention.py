@@ -2,10 +2,13 @@
 (``core.retention``), a small batch per transaction, without holding sends up.
 
 Each batch is one write of the group committer (``lazy``: on PostgreSQL it commits beside the sends' lane, on
-SQLite between their batches), so a send waits at most one small batch; a short pause between batches leaves the
-writer to the sends most of the time: after each batch the sweep waits ``idle_ratio`` times as long as the batch
-took (3: the sweep has at most a quarter of the writer), so a slower disk or a busier gateway slows the sweep,
-not the sends. On PostgreSQL one node sweeps at a time: each batch takes an advisory
+SQLite in the sends' next transaction), so a send waits at most one small batch. The batch is sized by time, not
+count: its own work aims at ``budget`` (2 ms) and the next batch is scaled by how long the last one's work took
+(``core.retention.next_batch``), up to ``batch`` messages. A fixed 100 a batch took 10-15 ms of the write lock
+and sent the sends' p99 to 2.3-3x its quiet figure on a quiet machine (``bench/bench_retention.py``). A pause
+between batches leaves the writer to the sends most of the time: after each batch the sweep waits ``idle_ratio``
+times as long as its work took (3: the sweep has at most a quarter of the writer), so a slower disk or a busier
+gateway slows the sweep, not the sends. On PostgreSQL one node sweeps at a time: each batch takes an advisory
 lock, and a node that cannot get it leaves the turn to the node that has it. A gateway that keeps everything
 (the default) reads the accounts' own limits once per interval and does nothing else.
 """
@@ -25,6 +28,7 @@ from smsgate.store import retention as store_retention
 
 log = logging.getLogger(__name__)
 Tx = Any
+Done = tuple[int, "store_retention.Mark | None", float]  # messages done, where blanking got, seconds of work
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,6 +38,7 @@ class Step:
     scope: retention.Scope
     before: float
     blank: bool
+    limit: int
     after: store_retention.Mark | None = None
 
 
@@ -53,6 +58,7 @@ class Retention:
         days: int,
         content_days: int,
         batch: int = 100,
+        budget: float = 0.002,
         pause: float = 0.01,
         idle_ratio: float = 3.0,
     ) -> None:
@@ -60,20 +66,24 @@ class Retention:
         self._committer = committer
         self.days, self.content_days = days, content_days
         self.batch = batch
+        self.budget = budget
+        self._size = min(batch, 10)  # the next batch's size: starts small, grows while batches stay in budget
         self.pause = pause
         self.idle_ratio = idle_ratio
         self._marks: dict[str, store_retention.Mark | None] = {}  # how far blanking got, per scope
         committer.register("retention", self._write, lazy=True)
 
-    async def _write(self, tx: Tx, items: Sequence[Step]) -> list[tuple[int, store_retention.Mark | None] | None]:
+    async def _write(self, tx: Tx, items: Sequence[Step]) -> list[Done | None]:
         if not await store_retention.take_turn(tx):
             return [None] * len(items)
-        out: list[tuple[int, store_retention.Mark | None] | None] = []
+        out: list[Done | None] = []
         for step in items:
+            started = time.perf_counter()
             if step.blank:
-                out.append(await store_retention.blank_older(tx, step.scope, step.before, step.after, self.batch))
+                count, mark = await store_retention.blank_older(tx, step.scope, step.before, step.after, step.limit)
             else:
-                out.append((await store_retention.delete_older(tx, step.scope, step.before, self.batch), None))
+                count, mark = await store_retention.delete_older(tx, step.scope, step.before, step.limit), None
+            out.append((count, mark, time.perf_counter() - started))
         return out
 
     async def sweep(self, now: float | None = None) -> Report:
@@ -82,30 +92,31 @@ class Retention:
         report = Report()
         for job in retention.plan(time.time() if now is None else now, self.days, self.content_days, own):
             if job.delete_before is not None:
-                await self._run(Step(job.scope, job.delete_before, blank=False), report)
+                await self._run(Step(job.scope, job.delete_before, blank=False, limit=self._size), report)
             if job.blank_before is not None:
-                await self._run(Step(job.scope, job.blank_before, blank=True), report)
+                await self._run(Step(job.scope, job.blank_before, blank=True, limit=self._size), report)
         return report
 
     async def _run(self, step: Step, report: Report) -> None:
         while True:
+            step = dataclasses.replace(step, limit=self._size)
             if step.blank:
                 step = dataclasses.replace(step, after=self._marks.get(step.scope.key))
-            started = time.monotonic()
             done = await self._committer.write("retention", step)
-            took = time.monotonic() - started
             if done is None:
                 report.skipped += 1
                 return  # another node is sweeping: its pass covers this
-            count, mark = done
+            count, mark, work = done
+            if count:
+                self._size = retention.next_batch(step.limit, work, self.budget, self.batch)
             if step.blank:
                 self._marks[step.scope.key] = mark
                 report.blanked += count
             else:
                 report.deleted += count
-            if count < self.batch:
+            if count < step.limit:
                 return
-            await asyncio.sleep(max(self.pause, took * self.idle_ratio))
+            await asyncio.sleep(max(self.pause, work * self.idle_ratio))
 
     async def run(self, interval: float) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed pass is logged and tried again later."""

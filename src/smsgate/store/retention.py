@@ -8,7 +8,7 @@ payloads (a binary inbound message's hex ``data``) and the webhook bodies that c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from smsgate.core import retention
-from smsgate.store import tables
+from smsgate.store import fastsql, tables
 
 LOCK_KEY = 0x736D_7372  # "smsr": the PostgreSQL advisory lock one sweeping node holds per batch
 
@@ -53,31 +53,54 @@ async def take_turn(conn: AsyncConnection) -> bool:
     return bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(LOCK_KEY))))
 
 
-def _in_scope(scope: retention.Scope) -> list[Any]:
+def _in_scope(scope: retention.Scope) -> tuple[str, list[Any], dict[str, Any]]:
+    """The scope as a cache key, its conditions over bind parameters, and their values: one compiled statement per
+    shape of scope (an account, or the default scope with N accounts excluded)."""
     if scope.account is not None:
-        return [_M.c.account_id == scope.account]
-    return [_M.c.account_id.not_in(scope.exclude)] if scope.exclude else []
+        return "acc", [_M.c.account_id == sa.bindparam("scope_account")], {"scope_account": scope.account}
+    names = [f"ex_{i}" for i in range(len(scope.exclude))]
+    where = [_M.c.account_id.not_in([sa.bindparam(n) for n in names])] if names else []
+    return f"ex{len(names)}", where, dict(zip(names, scope.exclude, strict=True))
 
 
 async def delete_older(conn: AsyncConnection, scope: retention.Scope, before: float, limit: int) -> int:
     """Delete up to ``limit`` messages created before ``before`` with all that hangs off them; how many."""
-    q = sa.select(_M.c.id).where(_M.c.created_at < before, *_in_scope(scope)).order_by(_M.c.created_at).limit(limit)
-    ids = list((await conn.execute(q)).scalars())
+    shape, where, params = _in_scope(scope)
+
+    def build() -> Any:
+        cut = _M.c.created_at < sa.bindparam("before")
+        return sa.select(_M.c.id).where(cut, *where).order_by(_M.c.created_at).limit(sa.bindparam("lim"))
+
+    rows = await fastsql.fetch(conn, f"retention:older:{shape}", build, {**params, "before": before, "lim": limit})
+    ids = [r["id"] for r in rows]
     if ids:
         await delete_messages(conn, ids)
     return len(ids)
 
 
+def _by(table: sa.Table, column: str, **also: str) -> Callable[[], Any]:
+    """``DELETE FROM table WHERE column = :k [AND col = 'literal' ...]``, for an executemany over keys."""
+    return lambda: table.delete().where(
+        table.c[column] == sa.bindparam("k"), *(table.c[c] == v for c, v in also.items())
+    )
+
+
 async def delete_messages(conn: AsyncConnection, ids: Sequence[str]) -> None:
-    deliveries = list((await conn.execute(sa.select(_W.c.id).where(_W.c.message_id.in_(ids)))).scalars())
+    """Statements compiled once and run as executemany over the ids: through SQLAlchemy each of these eight
+    statements cost ~0.15 ms to build and bind, which made deleting one message take 1.3 ms of the write lock."""
+    found = await fastsql.fetch_in(
+        conn, "retention:deliveries", lambda binds: sa.select(_W.c.id).where(_W.c.message_id.in_(binds)), ids
+    )
+    deliveries = [{"k": r["id"]} for r in found]
+    keys = [{"k": i} for i in ids]
     if deliveries:
-        await conn.execute(_A.delete().where(_A.c.delivery_id.in_(deliveries)))
-        await conn.execute(_O.delete().where(_O.c.kind == "webhook", _O.c.ref.in_(deliveries)))
-        await conn.execute(_W.delete().where(_W.c.id.in_(deliveries)))
-    await conn.execute(_O.delete().where(_O.c.kind == "submit", _O.c.ref.in_(ids)))
-    await conn.execute(_E.delete().where(_E.c.message_id.in_(ids)))
-    await conn.execute(_P.delete().where(_P.c.message_id.in_(ids)))
-    await conn.execute(_M.delete().where(_M.c.id.in_(ids)))
+        await fastsql.executemany(conn, "retention:del:attempts", _by(_A, "delivery_id"), deliveries)
+        await fastsql.executemany(conn, "retention:del:outbox-webhook", _by(_O, "ref", kind="webhook"), deliveries)
+        await fastsql.executemany(conn, "retention:del:deliveries", _by(_W, "id"), deliveries)
+    await fastsql.executemany(conn, "retention:del:outbox-submit", _by(_O, "ref", kind="submit"), keys)
+    await fastsql.executemany(conn, "retention:del:events", _by(_E, "message_id"), keys)
+    await fastsql.executemany(conn, "retention:del:parts", _by(_P, "message_id"), keys)
+    await fastsql.executemany(conn, "retention:del:messages", _by(_M, "id"), keys)
 
 
 Mark = tuple[float, str]  # (created_at, id) of the last message a blanking pass reached
@@ -88,24 +111,45 @@ async def blank_older(
 ) -> tuple[int, Mark | None]:
     """Blank up to ``limit`` messages created before ``before`` (after ``after``, in age order, so a pass never
     walks the same rows twice); how many, and where the pass got to."""
-    q = sa.select(_M.c.id, _M.c.created_at, _M.c.encoding, _M.c.meta).where(
-        _M.c.created_at < before,
-        *_in_scope(scope),
-        sa.or_(_M.c.text.is_not(None), _M.c.encoding == "binary"),
-    )
+    shape, where, params = _in_scope(scope)
+    params.update(before=before, lim=limit)
     if after is not None:
-        q = q.where(sa.or_(_M.c.created_at > after[0], sa.and_(_M.c.created_at == after[0], _M.c.id > after[1])))
-    rows = (await conn.execute(q.order_by(_M.c.created_at, _M.c.id).limit(limit))).all()
+        params.update(after_at=after[0], after_id=after[1])
+
+    def build() -> Any:
+        q = sa.select(_M.c.id, _M.c.created_at, _M.c.encoding, _M.c.meta).where(
+            _M.c.created_at < sa.bindparam("before"),
+            *where,
+            sa.or_(_M.c.text.is_not(None), _M.c.encoding == "binary"),
+        )
+        if after is not None:
+            at: sa.BindParameter[float] = sa.bindparam("after_at")
+            q = q.where(
+                sa.or_(_M.c.created_at > at, sa.and_(_M.c.created_at == at, _M.c.id > sa.bindparam("after_id")))
+            )
+        return q.order_by(_M.c.created_at, _M.c.id).limit(sa.bindparam("lim"))
+
+    key = f"retention:blankable:{shape}:{'after' if after is not None else 'first'}"
+    rows = await fastsql.fetch(conn, key, build, params)
     if not rows:
         return 0, after
-    ids = [r.id for r in rows]
-    await conn.execute(_M.update().where(_M.c.id.in_(ids)).values(text=None))
-    for r in rows:
-        meta = orjson.loads(r.meta) if isinstance(r.meta, str | bytes) else r.meta
-        if isinstance(meta, dict) and "data" in meta:  # a binary inbound message's payload, in hex
-            await conn.execute(
-                _M.update().where(_M.c.id == r.id).values(meta={k: v for k, v in meta.items() if k != "data"})
-            )
-    await conn.execute(_P.update().where(_P.c.message_id.in_(ids)).values(text=None, payload=b""))
-    await conn.execute(_W.update().where(_W.c.message_id.in_(ids)).values(body=""))
-    return len(ids), (rows[-1].created_at, rows[-1].id)
+    keys = [{"k": r["id"]} for r in rows]
+    await fastsql.update_many(conn, "retention:blank:messages", _M, lambda: {"text": sa.null()}, keys)
+    binary = [  # a binary inbound message's payload, in hex, is in its meta's "data"; the JSON serialised here
+        {"k": r["id"], "kept": orjson.dumps({k: v for k, v in r["meta"].items() if k != "data"}).decode()}
+        for r in rows
+        if isinstance(r["meta"], dict) and "data" in r["meta"]
+    ]
+    await fastsql.update_many(conn, "retention:blank:meta", _M, lambda: {"meta": "kept"}, binary)
+    await fastsql.update_many(
+        conn,
+        "retention:blank:parts",
+        _P,
+        lambda: {"text": sa.null(), "payload": sa.literal(b"", sa.LargeBinary)},
+        keys,
+        key="message_id",
+    )
+    await fastsql.update_many(
+        conn, "retention:blank:webhooks", _W, lambda: {"body": sa.literal("", sa.Text)}, keys, key="message_id"
+    )
+    return len(rows), (rows[-1]["created_at"], rows[-1]["id"])

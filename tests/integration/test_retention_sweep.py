@@ -1,0 +1,217 @@
+"""The retention sweep on both backends, through a real group committer: its batches are sized by the time their
+work takes (a tight budget keeps them to one message, a loose one lets them grow to SMSGATE_RETENTION_BATCH), and
+whatever the size, a deleted message leaves nothing behind (parts, events, outbox jobs, webhook deliveries and
+their attempts) while a blanked one keeps its rows, status and price but loses its text, payloads, a binary
+message's hex data and its webhook bodies."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgate.core import retention as core_retention
+from smsgate.services import retention as services_retention
+from smsgate.store import committer as store_committer
+from smsgate.store import engine as store_engine
+from smsgate.store import migrate, tables
+from smsgate.store import retention as store_retention
+from tests import support
+
+DAY = 86_400.0
+T = tables
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with support.postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def engine(url: str) -> AsyncIterator[AsyncEngine]:
+    eng = store_engine.create(url)
+    await migrate.upgrade(eng)
+    async with eng.begin() as conn:
+        for t in (T.webhook_attempts, T.webhook_deliveries, T.outbox, T.events, T.parts, T.messages):
+            await conn.execute(t.delete())
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+
+
+async def seed(engine: AsyncEngine, count: int, days_old: float, *, binary: bool = False) -> list[str]:
+    """``count`` messages ``days_old`` days old, each with a part, an event, an outbox job and a webhook delivery
+    with an attempt; ``binary``: inbound binary messages whose hex payload is in ``meta["data"]``."""
+    at = time.time() - days_old * DAY
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    deliveries = [str(uuid.uuid4()) for _ in ids]
+    common = {"account_id": "acc", "created_at": at, "updated_at": at}
+    async with engine.begin() as conn:
+        await conn.execute(
+            T.messages.insert(),
+            [
+                {
+                    **common,
+                    "id": m,
+                    "direction": "inbound" if binary else "outbound",
+                    "dialect": "kpn",
+                    "sender": "Shop",
+                    "recipient": "+31612345678",
+                    "text": None if binary else f"secret {i}",
+                    "encoding": "binary" if binary else "gsm7",
+                    "parts_count": 1,
+                    "status": "delivered",
+                    "price": 7000,
+                    "meta": {"data": "c0ffee", "udh": "050003"} if binary else None,
+                }
+                for i, m in enumerate(ids)
+            ],
+        )
+        await conn.execute(
+            T.parts.insert(),
+            [
+                {
+                    "id": uuid.uuid4().hex,
+                    "message_id": m,
+                    "idx": 1,
+                    "total": 1,
+                    "status": "delivered",
+                    "data_coding": 0,
+                    "udh": b"",
+                    "payload": b"secret",
+                    "text": "secret",
+                    "price": 7000,
+                }
+                for m in ids
+            ],
+        )
+        await conn.execute(
+            T.events.insert(), [{"message_id": m, "account_id": "acc", "type": "delivered", "at": at} for m in ids]
+        )
+        await conn.execute(
+            T.outbox.insert(),
+            [{"kind": "submit", "ref": m, "run_at": at, "created_at": at} for m in ids]
+            + [{"kind": "webhook", "ref": d, "run_at": at, "created_at": at} for d in deliveries],
+        )
+        await conn.execute(
+            T.webhook_deliveries.insert(),
+            [
+                {
+                    **common,
+                    "id": d,
+                    "message_id": m,
+                    "event": "message.delivered",
+                    "url": "https://example.org/hook",
+                    "method": "POST",
+                    "content_type": "application/json",
+                    "body": '{"text": "secret"}',
+                    "status": "delivered",
+                }
+                for m, d in zip(ids, deliveries, strict=True)
+            ],
+        )
+        await conn.execute(
+            T.webhook_attempts.insert(), [{"delivery_id": d, "at": at, "status_code": 200} for d in deliveries]
+        )
+    return ids
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    async with engine.connect() as conn:
+        return {
+            t.name: int(await conn.scalar(sa.select(sa.func.count()).select_from(t)) or 0)
+            for t in (T.messages, T.parts, T.events, T.outbox, T.webhook_deliveries, T.webhook_attempts)
+        }
+
+
+async def sweep(engine: AsyncEngine, *, budget: float, cap: int, days: int = 30, content_days: int = 0) -> int:
+    """One pass; how many transactions the committer ran for it."""
+    committer = store_committer.GroupCommitter(engine)
+    sweeper = services_retention.Retention(
+        store_retention.Limits(engine),
+        committer,
+        days=days,
+        content_days=content_days,
+        batch=cap,
+        budget=budget,
+        pause=0.0,
+        idle_ratio=0.0,
+    )
+    committer.start()
+    try:
+        before = committer.batches
+        await sweeper.sweep()
+        return committer.batches - before
+    finally:
+        await committer.close()
+
+
+async def test_a_tight_budget_deletes_one_message_a_transaction_and_leaves_nothing(engine: AsyncEngine) -> None:
+    kept = await seed(engine, 3, days_old=1)
+    await seed(engine, 30, days_old=40)
+    transactions = await sweep(engine, budget=1e-9, cap=100)
+    assert transactions == 1 + 20 + 1  # the first batch (10) overran a budget of no time: then one at a time, to empty
+    assert await counts(engine) == {
+        "messages": 3,
+        "parts": 3,
+        "events": 3,
+        "outbox": 6,
+        "webhook_deliveries": 3,
+        "webhook_attempts": 3,
+    }
+    async with engine.connect() as conn:
+        assert set((await conn.execute(sa.select(T.messages.c.id))).scalars()) == set(kept)
+
+
+async def test_a_loose_budget_grows_batches_up_to_the_cap(engine: AsyncEngine) -> None:
+    await seed(engine, 250, days_old=40)
+    transactions = await sweep(engine, budget=60.0, cap=64)
+    assert transactions <= 7  # 10, 20, 40, 64, 64, 52: not one per message, and never past the cap
+    assert (await counts(engine))["messages"] == 0
+
+
+async def test_blanking_keeps_rows_status_and_price_and_drops_every_copy_of_the_content(engine: AsyncEngine) -> None:
+    texts = await seed(engine, 12, days_old=10)
+    binary = await seed(engine, 12, days_old=10, binary=True)
+    fresh = await seed(engine, 2, days_old=1)
+    await sweep(engine, budget=1e-9, cap=100, days=0, content_days=7)
+    assert (await counts(engine))["messages"] == 26
+    async with engine.connect() as conn:
+        m = (await conn.execute(sa.select(T.messages).where(T.messages.c.id.in_(texts + binary)))).all()
+        assert {(r.text, r.status, r.price) for r in m} == {(None, "delivered", 7000)}
+        assert [r.meta for r in m if r.id in binary] == [{"udh": "050003"}] * 12
+        p = (
+            await conn.execute(
+                sa.select(T.parts.c.text, T.parts.c.payload).where(T.parts.c.message_id.in_(texts + binary))
+            )
+        ).all()
+        assert set(p) == {(None, b"")}
+        bodies = (await conn.execute(sa.select(T.webhook_deliveries.c.message_id, T.webhook_deliveries.c.body))).all()
+        assert {b for mid, b in bodies if mid not in fresh} == {""}
+        assert {b for mid, b in bodies if mid in fresh} == {'{"text": "secret"}'}
+        assert set((await conn.execute(sa.select(T.messages.c.text).where(T.messages.c.id.in_(fresh)))).scalars()) == {
+            "secret 0",
+            "secret 1",
+        }
+
+
+def test_next_batch_follows_the_budget_within_its_bounds() -> None:
+    assert core_retention.next_batch(10, took=0.004, budget=0.002, cap=100) == 5
+    assert core_retention.next_batch(10, took=0.0001, budget=0.002, cap=100) == 20  # at most twice as many
+    assert core_retention.next_batch(80, took=0.0001, budget=0.002, cap=100) == 100
+    assert core_retention.next_batch(1, took=0.05, budget=0.002, cap=100) == 1
+    assert core_retention.next_batch(7, took=0.0, budget=0.002, cap=100) == 14
