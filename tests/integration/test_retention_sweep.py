@@ -215,3 +215,18 @@ def test_next_batch_follows_the_budget_within_its_bounds() -> None:
     assert core_retention.next_batch(80, took=0.0001, budget=0.002, cap=100) == 100
     assert core_retention.next_batch(1, took=0.05, budget=0.002, cap=100) == 1
     assert core_retention.next_batch(7, took=0.0, budget=0.002, cap=100) == 14
+
+
+async def test_a_new_sweeper_goes_on_from_where_the_last_blanking_pass_got_to(engine: AsyncEngine) -> None:
+    """As after a restart (or on another node): the pass's mark is in the database, so the rows it already walked
+    are not walked again; a row put back behind the mark shows it (a pass from the start would blank it)."""
+    first = await seed(engine, 5, days_old=10)
+    await sweep(engine, budget=1.0, cap=100, days=0, content_days=7)
+    async with engine.begin() as conn:
+        await conn.execute(T.messages.update().where(T.messages.c.id == first[0]).values(text="behind the mark"))
+    later = await seed(engine, 3, days_old=9)
+    await sweep(engine, budget=1.0, cap=100, days=0, content_days=7)
+    async with engine.connect() as conn:
+        texts = dict((await conn.execute(sa.select(T.messages.c.id, T.messages.c.text))).all())
+    assert texts[first[0]] == "behind the mark"
+    assert [texts[m] for m in first[1:] + later] == [None] * 7

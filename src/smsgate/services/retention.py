@@ -28,7 +28,7 @@ from smsgate.store import retention as store_retention
 
 log = logging.getLogger(__name__)
 Tx = Any
-Done = tuple[int, "store_retention.Mark | None", float]  # messages done, where blanking got, seconds of work
+Done = tuple[int, float]  # messages deleted or blanked, seconds of work in the transaction
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,7 +39,6 @@ class Step:
     before: float
     blank: bool
     limit: int
-    after: store_retention.Mark | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,7 +69,6 @@ class Retention:
         self._size = min(batch, 10)  # the next batch's size: starts small, grows while batches stay in budget
         self.pause = pause
         self.idle_ratio = idle_ratio
-        self._marks: dict[str, store_retention.Mark | None] = {}  # how far blanking got, per scope
         committer.register("retention", self._write, lazy=True)
 
     async def _write(self, tx: Tx, items: Sequence[Step]) -> list[Done | None]:
@@ -80,10 +78,10 @@ class Retention:
         for step in items:
             started = time.perf_counter()
             if step.blank:
-                count, mark = await store_retention.blank_older(tx, step.scope, step.before, step.after, step.limit)
+                count = await store_retention.blank_older(tx, step.scope, step.before, step.limit)
             else:
-                count, mark = await store_retention.delete_older(tx, step.scope, step.before, step.limit), None
-            out.append((count, mark, time.perf_counter() - started))
+                count = await store_retention.delete_older(tx, step.scope, step.before, step.limit)
+            out.append((count, time.perf_counter() - started))
         return out
 
     async def sweep(self, now: float | None = None) -> Report:
@@ -100,17 +98,14 @@ class Retention:
     async def _run(self, step: Step, report: Report) -> None:
         while True:
             step = dataclasses.replace(step, limit=self._size)
-            if step.blank:
-                step = dataclasses.replace(step, after=self._marks.get(step.scope.key))
             done = await self._committer.write("retention", step)
             if done is None:
                 report.skipped += 1
                 return  # another node is sweeping: its pass covers this
-            count, mark, work = done
+            count, work = done
             if count:
                 self._size = retention.next_batch(step.limit, work, self.budget, self.batch)
             if step.blank:
-                self._marks[step.scope.key] = mark
                 report.blanked += count
             else:
                 report.deleted += count

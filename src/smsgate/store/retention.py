@@ -8,6 +8,7 @@ payloads (a binary inbound message's hex ``data``) and the webhook bodies that c
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ LOCK_KEY = 0x736D_7372  # "smsr": the PostgreSQL advisory lock one sweeping node
 
 _M, _P, _E = tables.messages, tables.parts, tables.events
 _W, _A, _O = tables.webhook_deliveries, tables.webhook_attempts, tables.outbox
+_R = tables.retention_marks
 
 
 async def overrides(conn: AsyncConnection) -> dict[str, tuple[int | None, int | None]]:
@@ -106,11 +108,51 @@ async def delete_messages(conn: AsyncConnection, ids: Sequence[str]) -> None:
 Mark = tuple[float, str]  # (created_at, id) of the last message a blanking pass reached
 
 
-async def blank_older(
-    conn: AsyncConnection, scope: retention.Scope, before: float, after: Mark | None, limit: int
-) -> tuple[int, Mark | None]:
-    """Blank up to ``limit`` messages created before ``before`` (after ``after``, in age order, so a pass never
-    walks the same rows twice); how many, and where the pass got to."""
+def _scope_id(scope: retention.Scope) -> str:
+    return hashlib.sha256(scope.key.encode()).hexdigest()
+
+
+async def mark(conn: AsyncConnection, scope: retention.Scope) -> Mark | None:
+    """Where the blanking pass of ``scope`` got to (None: nowhere yet)."""
+    rows = await fastsql.fetch(
+        conn,
+        "retention:mark",
+        lambda: sa.select(_R.c.created_at, _R.c.message_id).where(_R.c.scope == sa.bindparam("scope")),
+        {"scope": _scope_id(scope)},
+    )
+    return (rows[0]["created_at"], rows[0]["message_id"]) if rows else None
+
+
+async def _set_mark(conn: AsyncConnection, scope: retention.Scope, at: Mark) -> None:
+    """Only one transaction sweeps at a time (SQLite's write lock; PostgreSQL's advisory lock, ``take_turn``),
+    so an update, then an insert when there was no row, cannot race another node's."""
+    params = {"scope": _scope_id(scope), "at": at[0], "mid": at[1]}
+    res = await fastsql.execute(
+        conn,
+        "retention:mark:update",
+        lambda: (
+            _R.update()
+            .where(_R.c.scope == sa.bindparam("scope"))
+            .values(created_at=sa.bindparam("at"), message_id=sa.bindparam("mid"))
+        ),
+        params,
+    )
+    if not res.rowcount:
+        await fastsql.execute(
+            conn,
+            "retention:mark:insert",
+            lambda: _R.insert().values(
+                scope=sa.bindparam("scope"), created_at=sa.bindparam("at"), message_id=sa.bindparam("mid")
+            ),
+            params,
+        )
+
+
+async def blank_older(conn: AsyncConnection, scope: retention.Scope, before: float, limit: int) -> int:
+    """Blank up to ``limit`` messages created before ``before``, in age order from where the scope's pass got to
+    (``retention_marks``, moved on in the same transaction, so no pass walks the same rows twice, even across a
+    restart or another node's turn); how many."""
+    after = await mark(conn, scope)
     shape, where, params = _in_scope(scope)
     params.update(before=before, lim=limit)
     if after is not None:
@@ -132,7 +174,7 @@ async def blank_older(
     key = f"retention:blankable:{shape}:{'after' if after is not None else 'first'}"
     rows = await fastsql.fetch(conn, key, build, params)
     if not rows:
-        return 0, after
+        return 0
     keys = [{"k": r["id"]} for r in rows]
     await fastsql.update_many(conn, "retention:blank:messages", _M, lambda: {"text": sa.null()}, keys)
     binary = [  # a binary inbound message's payload, in hex, is in its meta's "data"; the JSON serialised here
@@ -152,4 +194,5 @@ async def blank_older(
     await fastsql.update_many(
         conn, "retention:blank:webhooks", _W, lambda: {"body": sa.literal("", sa.Text)}, keys, key="message_id"
     )
-    return len(rows), (rows[-1]["created_at"], rows[-1]["id"])
+    await _set_mark(conn, scope, (rows[-1]["created_at"], rows[-1]["id"]))
+    return len(rows)

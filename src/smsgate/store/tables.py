@@ -353,3 +353,14 @@ suppressions = sa.Table(
     sa.Column("reason", sa.String(200)),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# How far the content-retention sweep's blanking pass got, per scope (``core.retention.Scope.key``, hashed): kept in
+# the database so a restarted node, or another PostgreSQL node, goes on from there instead of walking every
+# already-blanked row again inside a write transaction.
+retention_marks = sa.Table(
+    "retention_marks",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),  # sha256 hex of the scope's key
+    sa.Column("created_at", sa.Float, nullable=False),  # (created_at, id) of the last message blanked
+    sa.Column("message_id", sa.String(36), nullable=False),
+)
