@@ -59,11 +59,14 @@ def plan(now: float, days: int, content_days: int, own: Mapping[str, tuple[int |
     return out
 
 
-def next_batch(size: int, took: float, budget: float, cap: int) -> int:
-    """The size of the sweep's next batch, so that one batch's own work in the write transaction stays near
-    ``budget`` seconds: that work runs inside a commit the sends share, so its time is what a send waiting behind
-    it loses. Scaled by how long ``size`` messages took (``took``), growing at most twofold a step so one fast
-    batch on a cold cache cannot jump to ``cap``; at least 1, at most ``cap`` (``SMSGATE_RETENTION_BATCH``)."""
+def next_batch(size: int, took: float, budget: float, cap: int, floor: int = 10) -> int:
+    """The size of the sweep's next batch, so that what one batch costs the writer stays near ``budget`` seconds:
+    it runs inside a commit the sends share, so its time (its statements, and writing the pages they dirtied) is
+    what a send waiting behind it loses. Scaled by how long ``size`` messages took (``took``), growing at most
+    twofold a step so one fast batch on a cold cache cannot jump to ``cap`` (``SMSGATE_RETENTION_BATCH``); never
+    below ``floor`` (or ``cap`` if smaller): a commit's own fsync, which the sends pay anyway, is in ``took``, and on
+    a loaded disk it alone would shrink batches to one message and the sweep to a crawl."""
+    low = min(floor, cap)
     if took <= 0:
-        return min(cap, size * 2)
-    return max(1, min(cap, size * 2, int(size * budget / took)))
+        return max(low, min(cap, size * 2))
+    return max(low, min(cap, size * 2, int(size * budget / took)))

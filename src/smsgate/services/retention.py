@@ -3,12 +3,13 @@
 
 Each batch is one write of the group committer (``lazy``: on PostgreSQL it commits beside the sends' lane, on
 SQLite in the sends' next transaction), so a send waits at most one small batch. The batch is sized by time, not
-count: its own work aims at ``budget`` (2 ms) and the next batch is scaled by how long the last one's work took
-(``core.retention.next_batch``), up to ``batch`` messages. A fixed 100 a batch took 10-15 ms of the write lock
-and sent the sends' p99 to 2.3-3x its quiet figure on a quiet machine (``bench/bench_retention.py``). A pause
-between batches leaves the writer to the sends most of the time: after each batch the sweep waits ``idle_ratio``
-times as long as its work took (3: the sweep has at most a quarter of the writer), so a slower disk or a busier
-gateway slows the sweep, not the sends. On PostgreSQL one node sweeps at a time: each batch takes an advisory
+count: what it costs the writer (its statements, and on SQLite the COMMIT that writes the pages they dirtied,
+about a dozen index pages per message) aims at ``budget`` (2 ms), the next batch scaled by what the last one cost
+(``core.retention.next_batch``), between 10 and ``batch`` messages. A fixed 100 a batch took 10-15 ms of the
+write lock and sent the sends' p99 to 2.3-3x its quiet figure on a quiet machine (``bench/bench_retention.py``).
+A pause between batches leaves the writer to the sends most of the time: after each batch the sweep waits
+``idle_ratio`` times as long as it cost (3: the sweep has at most a quarter of the writer), so a slower disk or a
+busier gateway slows the sweep, not the sends. On PostgreSQL one node sweeps at a time: each batch takes an advisory
 lock, and a node that cannot get it leaves the turn to the node that has it. A gateway that keeps everything
 (the default) reads the accounts' own limits once per interval and does nothing else.
 """
@@ -70,6 +71,11 @@ class Retention:
         self.pause = pause
         self.idle_ratio = idle_ratio
         committer.register("retention", self._write, lazy=True)
+        committer.after_commit("retention", self._committed)
+        self._commit = 0.0  # seconds the COMMIT of the sweep's last batch took (SQLite; 0 on PostgreSQL)
+
+    def _committed(self, kind: str, items: Sequence[Any], results: Sequence[Any]) -> None:
+        self._commit = self._committer.commit_seconds
 
     async def _write(self, tx: Tx, items: Sequence[Step]) -> list[Done | None]:
         if not await store_retention.take_turn(tx):
@@ -103,15 +109,15 @@ class Retention:
                 report.skipped += 1
                 return  # another node is sweeping: its pass covers this
             count, work = done
-            if count:
-                self._size = retention.next_batch(step.limit, work, self.budget, self.batch)
+            if count:  # the sends sharing the batch's commit waited for its work and for writing its pages
+                self._size = retention.next_batch(step.limit, work + self._commit, self.budget, self.batch)
             if step.blank:
                 report.blanked += count
             else:
                 report.deleted += count
             if count < step.limit:
                 return
-            await asyncio.sleep(max(self.pause, work * self.idle_ratio))
+            await asyncio.sleep(max(self.pause, (work + self._commit) * self.idle_ratio))
 
     async def run(self, interval: float) -> None:
         """Sweep every ``interval`` seconds until cancelled; a failed pass is logged and tried again later."""

@@ -115,6 +115,9 @@ class GroupCommitter:
         self._held: list[AsyncConnection] = []
         self.batches = 0
         self.items = 0
+        # SQLite: how long the last transaction's COMMIT took (its pages into the WAL and the fsync), which a
+        # writer that dirties many pages (the retention sweep) reads in its after-commit callback to size itself
+        self.commit_seconds = 0.0
 
     def register(self, kind: str, handler: Handler, *, lazy: bool = False) -> None:
         """``lazy``: nobody waits on this kind's latency (submit results, receipts), so a batch holding only
@@ -261,7 +264,9 @@ class GroupCommitter:
                         out.append((kind, items, res, [e[1] for e in entries]))
                     # The fsync (~0.3 ms here) blocks the loop. Handing it to a thread was measured slower: every
                     # GIL hand-over back and forth stalled the loop's socket writes far longer than the fsync.
+                    committing = time.perf_counter()
                     raw.commit()
+                    self.commit_seconds = time.perf_counter() - committing
                 except BaseException:
                     raw.rollback()
                     raise
