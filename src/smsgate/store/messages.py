@@ -357,58 +357,100 @@ async def cancel(
     event. Per item the outcome, or ``NotFound`` (not this account's outbound message) / ``TooLate`` (submitted,
     or being submitted now).
 
-    Exactly one of a cancel and a dispatcher's claim wins: the job row is locked here (PostgreSQL ``FOR UPDATE``;
+    Set-wise: a page of a batch cancel (thousands of messages) costs four reads and five writes, not eight
+    statements a message (on PostgreSQL 5,000 cancels took 33 s that way, each statement a round trip).
+
+    Exactly one of a cancel and a dispatcher's claim wins: the job rows are locked here (PostgreSQL ``FOR UPDATE``;
     the claim skips locked rows, and a claim that came first leaves ``claimed_by`` set, so the row is not picked)
     and SQLite has one writer; the dispatcher submits only what it claimed."""
     now = time.time()
     m, p, o, a = tables.messages, tables.parts, tables.outbox, tables.accounts
+    ids = [i.message_id for i in items]
+    found = await fastsql.fetch_in(
+        conn,
+        "cancel:messages",
+        lambda b: sa.select(m.c.id, m.c.account_id, m.c.status, m.c.price, m.c.parts_count, m.c.created_at).where(
+            m.c.id.in_(b), m.c.direction == "outbound"
+        ),
+        ids,
+    )
+    rows = {r["id"]: r for r in found}
+    jobs = {
+        r["ref"]: r["id"]
+        for r in await fastsql.fetch_in(
+            conn,
+            "cancel:jobs",
+            lambda b: (
+                sa.select(o.c.id, o.c.ref)
+                .where(o.c.kind == "submit", o.c.ref.in_(b), o.c.claimed_by.is_(None))
+                .with_for_update()
+            ),
+            ids,
+        )
+    }
+    gone = {  # messages with a part that left (or is leaving): too late
+        r["message_id"]
+        for r in await fastsql.fetch_in(
+            conn,
+            "cancel:left",
+            lambda b: sa.select(p.c.message_id).where(p.c.message_id.in_(b), p.c.status != Status.ACCEPTED.value),
+            ids,
+        )
+    }
+    payers = {  # the refund goes to whoever paid: a sub-account's parent (accept debits ``NewMessage.payer``)
+        r["id"]: r["parent_id"] or r["id"]
+        for r in await fastsql.fetch_in(
+            conn, "cancel:payers", lambda b: sa.select(a.c.id, a.c.parent_id).where(a.c.id.in_(b)),
+            [i.account_id for i in items],
+        )
+    }  # fmt: skip
     out: list[Canceled | errors.SmsgateError] = []
     events: list[core_events.Event] = []
+    done: set[str] = set()
+    refunds: dict[str, int] = {}
     for item in items:
-        row = (
-            await conn.execute(
-                sa.select(m.c.status, m.c.price, m.c.parts_count, m.c.created_at).where(
-                    m.c.id == item.message_id, m.c.account_id == item.account_id, m.c.direction == "outbound"
-                )
-            )
-        ).first()
-        if row is None:
+        row = rows.get(item.message_id)
+        if row is None or row["account_id"] != item.account_id:
             out.append(errors.NotFound("no such message"))
             continue
-        if row.status == Status.CANCELED:
-            out.append(Canceled(row.parts_count, 0, row.created_at, again=True))
+        if row["status"] == Status.CANCELED or item.message_id in done:
+            out.append(Canceled(row["parts_count"], 0, row["created_at"], again=True))
             continue
-        job = (
-            await conn.execute(
-                sa.select(o.c.id)
-                .where(o.c.kind == "submit", o.c.ref == item.message_id, o.c.claimed_by.is_(None))
-                .with_for_update()
-            )
-        ).scalar()
-        left = await conn.scalar(
-            sa.select(sa.func.count()).where(p.c.message_id == item.message_id, p.c.status != Status.ACCEPTED.value)
-        )
-        if job is None or left:
-            now_or_done = "being submitted now" if row.status in _NOT_YET else f"{row.status} already"
+        if item.message_id not in jobs or item.message_id in gone:
+            status = row["status"]
+            now_or_done = "being submitted now" if status in _NOT_YET else f"{status} already"
             out.append(errors.TooLate(f"the message is {now_or_done} and can no longer be canceled"))
             continue
-        await conn.execute(o.delete().where(o.c.id == job))
-        await conn.execute(
-            p.update()
-            .where(p.c.message_id == item.message_id)
-            .values(status=Status.CANCELED.value, done_at=now, error_text="canceled by the client")
-        )
-        await conn.execute(
-            m.update().where(m.c.id == item.message_id).values(status=Status.CANCELED.value, updated_at=now)
-        )
-        # the refund goes to whoever paid: a sub-account's parent (accept debits ``NewMessage.payer``)
-        payer = await conn.scalar(sa.select(a.c.parent_id).where(a.c.id == item.account_id)) or item.account_id
-        await conn.execute(a.update().where(a.c.id == payer).values(balance=a.c.balance + row.price))
+        done.add(item.message_id)
+        payer = payers.get(item.account_id, item.account_id)
+        refunds[payer] = refunds.get(payer, 0) + row["price"]
         events.append(
             core_events.Event(item.message_id, None, item.account_id, EventType.CANCELED, now,
-                              {"previous": row.status, "refund": pricing.format_amount(pricing.from_units(row.price))})
+                              {"previous": row["status"],
+                               "refund": pricing.format_amount(pricing.from_units(row["price"]))})
         )  # fmt: skip
-        out.append(Canceled(row.parts_count, row.price, row.created_at))
+        out.append(Canceled(row["parts_count"], row["price"], row["created_at"]))
+    keys = [{"k": i} for i in done]
+    await fastsql.executemany(
+        conn, "cancel:job", lambda: o.delete().where(o.c.id == sa.bindparam("k")), [{"k": jobs[i]} for i in done]
+    )
+    canceled = {"status": "st", "done_at": "at", "error_text": "why"}  # bind names: not the columns' own
+    await fastsql.update_many(
+        conn,
+        "cancel:parts",
+        p,
+        lambda: canceled,
+        [{"st": Status.CANCELED.value, "at": now, "why": "canceled by the client", **k} for k in keys],
+        key="message_id",
+    )
+    await fastsql.update_many(
+        conn, "cancel:message", m, lambda: {"status": "st", "updated_at": "at"},
+        [{"st": Status.CANCELED.value, "at": now, **k} for k in keys],
+    )  # fmt: skip
+    await fastsql.update_many(
+        conn, "cancel:refund", a, lambda: {"balance": a.c.balance + sa.bindparam("refund")},
+        [{"k": payer, "refund": amount} for payer, amount in sorted(refunds.items()) if amount],  # one lock order
+    )  # fmt: skip
     await insert_events(conn, events)
     return out, events
 
