@@ -46,7 +46,7 @@ class ImmediateConnection:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
         self.dialect = conn.dialect
-        self._raw: Any = conn.connection.driver_connection  # the sqlite3 connection, inside the same transaction
+        self.raw: Any = conn.connection.driver_connection  # the sqlite3 connection, inside the same transaction
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         return self._conn.execute(statement, parameters)
@@ -56,7 +56,7 @@ class ImmediateConnection:
 
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
         """Straight to the sqlite3 cursor: a list of tuples is an executemany, a tuple one execution."""
-        cur = self._raw.cursor()
+        cur = self.raw.cursor()
         if isinstance(parameters, list):
             cur.executemany(statement, parameters)
         else:
@@ -113,6 +113,9 @@ class GroupCommitter:
         # liveness ping and reset cost three round trips per batch; a connection the server dropped fails its
         # batch, whose items are then retried one by one on a new one
         self._held: list[AsyncConnection] = []
+        # SQLite: the writer's connection is likewise kept between batches; a pool checkout and check-in (with
+        # its reset rollback) cost ~4 % of the gateway's CPU under load, once per batch
+        self._sync: tuple[sa.Connection, ImmediateConnection] | None = None
         self.batches = 0
         self.items = 0
 
@@ -199,6 +202,10 @@ class GroupCommitter:
         while self._held:
             with contextlib.suppress(Exception):
                 await self._held.pop().close()
+        if self._sync is not None:
+            with contextlib.suppress(Exception):
+                self._sync[0].close()
+            self._sync = None
 
     async def _run(self) -> None:
         while True:
@@ -250,23 +257,29 @@ class GroupCommitter:
     ) -> list[tuple[str, list[Any], Sequence[Any], list[asyncio.Future[Any]]]]:
         out = []
         if self._sync_engine is not None:
-            with self._sync_engine.connect() as sync_conn:
-                raw: Any = sync_conn.connection.driver_connection
+            if self._sync is None:
+                sync_conn = self._sync_engine.connect()
+                self._sync = (sync_conn, ImmediateConnection(sync_conn))
+            sync_conn, conn = self._sync
+            raw: Any = conn.raw
+            try:
                 await _write_lock(raw)
-                try:
-                    conn = ImmediateConnection(sync_conn)
-                    for kind, entries in groups.items():
-                        items = [e[0] for e in entries]
-                        res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
-                        out.append((kind, items, res, [e[1] for e in entries]))
-                    # The fsync (~0.3 ms here) blocks the loop. Handing it to a thread was measured slower: every
-                    # GIL hand-over back and forth stalled the loop's socket writes far longer than the fsync.
-                    raw.commit()
-                except BaseException:
+                for kind, entries in groups.items():
+                    items = [e[0] for e in entries]
+                    res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
+                    out.append((kind, items, res, [e[1] for e in entries]))
+                # The fsync (~0.3 ms here) blocks the loop. Handing it to a thread was measured slower: every
+                # GIL hand-over back and forth stalled the loop's socket writes far longer than the fsync.
+                raw.commit()
+            except BaseException:
+                # a failed batch gives its connection up: the next one starts on a fresh one, as before
+                self._sync = None
+                with contextlib.suppress(Exception):
                     raw.rollback()
-                    raise
-                finally:
-                    sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
+                with contextlib.suppress(Exception):
+                    sync_conn.close()
+                raise
+            sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
         else:
             aconn = self._held.pop() if self._held else await self._engine.connect()
             try:
