@@ -105,6 +105,7 @@ class GroupCommitter:
         self._after: dict[str, list[AfterCommit]] = {}
         self._queue: asyncio.Queue[tuple[str, Any, asyncio.Future[Any]]] = asyncio.Queue()
         self._lazy: set[str] = set()
+        self._last: set[str] = set()
         self._urgent = asyncio.Event()  # set when a write someone waits on is queued
         self.lazy_delay = lazy_delay
         self._two_lanes = two_lanes
@@ -119,7 +120,7 @@ class GroupCommitter:
         self.batches = 0
         self.items = 0
 
-    def register(self, kind: str, handler: Handler, *, lazy: bool = False) -> None:
+    def register(self, kind: str, handler: Handler, *, lazy: bool = False, last: bool = False) -> None:
         """``lazy``: nobody waits on this kind's latency (submit results, receipts), so a batch holding only
         lazy writes waits up to ``lazy_delay`` for a caller who does (a send) and commits with it: under load
         a message's accept, submit result and receipt then share commits instead of paying three each.
@@ -128,10 +129,17 @@ class GroupCommitter:
         lazy writes commit in two transactions side by side: every statement is a network round trip there, and
         a send then waits for its own statements only. The order within each lane is kept (a submit result is
         written before a later receipt of the same part), and an accept always commits before its message is
-        dispatched, so nothing of one message is in both lanes of a batch."""
+        dispatched, so nothing of one message is in both lanes of a batch.
+
+        ``last``: in a transaction this kind's items are written after every other kind's, whatever the order
+        they were queued in (receipts after the submit results they may name: a receipt read off the socket
+        together with its ``submit_sm_resp`` is often queued first, and would otherwise be held and applied
+        again by the submit result's handler)."""
         self._handlers[kind] = handler
         if lazy:
             self._lazy.add(kind)
+        if last:
+            self._last.add(kind)
 
     def after_commit(self, kind: str, callback: AfterCommit) -> None:
         """Call ``callback(kind, items, results)`` after each commit of ``kind`` (before callers resume)."""
@@ -235,6 +243,10 @@ class GroupCommitter:
         groups: dict[str, list[tuple[Any, asyncio.Future[Any]]]] = {}
         for kind, item, fut in batch:
             groups.setdefault(kind, []).append((item, fut))
+        if len(groups) > 1 and not self._last.isdisjoint(groups):
+            groups = {k: v for k, v in groups.items() if k not in self._last} | {
+                k: v for k, v in groups.items() if k in self._last
+            }
         try:
             results = await self._transaction(groups)
         except Exception as exc:
