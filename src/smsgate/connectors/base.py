@@ -65,7 +65,7 @@ class SubmitStatus(enum.Enum):
     EXPIRED = "expired"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class OutboundPart:
     """One SMS part ready for the wire."""
 
@@ -89,7 +89,7 @@ class OutboundPart:
     account_id: str = ""  # whose message it is: the sandbox network applies that account's behaviour switches
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class SubmitOutcome:
     part_id: str
     status: SubmitStatus

@@ -50,7 +50,7 @@ RECEIPT_STATUS = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Receipt:
     """A delivery receipt for one part, keyed by the network's id."""
 

@@ -101,7 +101,7 @@ class Recorder:
         committer.register("accept", self.accept)
         committer.register("accept_batch", self.accept_batch)
         committer.register("job_results", self.job_results, lazy=True)
-        committer.register("receipts", self.receipts, lazy=True)
+        committer.register("receipts", self.receipts, lazy=True, last=True)
         committer.register("inbound", self.inbound)
         committer.register("sweep", self.sweep, lazy=True)
         committer.register("cancel", self.cancel)

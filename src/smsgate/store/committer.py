@@ -46,7 +46,7 @@ class ImmediateConnection:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
         self.dialect = conn.dialect
-        self._raw: Any = conn.connection.driver_connection  # the sqlite3 connection, inside the same transaction
+        self.raw: Any = conn.connection.driver_connection  # the sqlite3 connection, inside the same transaction
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         return self._conn.execute(statement, parameters)
@@ -56,7 +56,7 @@ class ImmediateConnection:
 
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
         """Straight to the sqlite3 cursor: a list of tuples is an executemany, a tuple one execution."""
-        cur = self._raw.cursor()
+        cur = self.raw.cursor()
         if isinstance(parameters, list):
             cur.executemany(statement, parameters)
         else:
@@ -105,6 +105,7 @@ class GroupCommitter:
         self._after: dict[str, list[AfterCommit]] = {}
         self._queue: asyncio.Queue[tuple[str, Any, asyncio.Future[Any]]] = asyncio.Queue()
         self._lazy: set[str] = set()
+        self._last: set[str] = set()
         self._urgent = asyncio.Event()  # set when a write someone waits on is queued
         self.lazy_delay = lazy_delay
         self._two_lanes = two_lanes
@@ -113,13 +114,16 @@ class GroupCommitter:
         # liveness ping and reset cost three round trips per batch; a connection the server dropped fails its
         # batch, whose items are then retried one by one on a new one
         self._held: list[AsyncConnection] = []
+        # SQLite: the writer's connection is likewise kept between batches; a pool checkout and check-in (with
+        # its reset rollback) cost ~4 % of the gateway's CPU under load, once per batch
+        self._sync: tuple[sa.Connection, ImmediateConnection] | None = None
         self.batches = 0
         self.items = 0
         # SQLite: how long the last transaction's COMMIT took (its pages into the WAL and the fsync), which a
         # writer that dirties many pages (the retention sweep) reads in its after-commit callback to size itself
         self.commit_seconds = 0.0
 
-    def register(self, kind: str, handler: Handler, *, lazy: bool = False) -> None:
+    def register(self, kind: str, handler: Handler, *, lazy: bool = False, last: bool = False) -> None:
         """``lazy``: nobody waits on this kind's latency (submit results, receipts), so a batch holding only
         lazy writes waits up to ``lazy_delay`` for a caller who does (a send) and commits with it: under load
         a message's accept, submit result and receipt then share commits instead of paying three each.
@@ -128,10 +132,17 @@ class GroupCommitter:
         lazy writes commit in two transactions side by side: every statement is a network round trip there, and
         a send then waits for its own statements only. The order within each lane is kept (a submit result is
         written before a later receipt of the same part), and an accept always commits before its message is
-        dispatched, so nothing of one message is in both lanes of a batch."""
+        dispatched, so nothing of one message is in both lanes of a batch.
+
+        ``last``: in a transaction this kind's items are written after every other kind's, whatever the order
+        they were queued in (receipts after the submit results they may name: a receipt read off the socket
+        together with its ``submit_sm_resp`` is often queued first, and would otherwise be held and applied
+        again by the submit result's handler)."""
         self._handlers[kind] = handler
         if lazy:
             self._lazy.add(kind)
+        if last:
+            self._last.add(kind)
 
     def after_commit(self, kind: str, callback: AfterCommit) -> None:
         """Call ``callback(kind, items, results)`` after each commit of ``kind`` (before callers resume)."""
@@ -202,6 +213,10 @@ class GroupCommitter:
         while self._held:
             with contextlib.suppress(Exception):
                 await self._held.pop().close()
+        if self._sync is not None:
+            with contextlib.suppress(Exception):
+                self._sync[0].close()
+            self._sync = None
 
     async def _run(self) -> None:
         while True:
@@ -231,6 +246,10 @@ class GroupCommitter:
         groups: dict[str, list[tuple[Any, asyncio.Future[Any]]]] = {}
         for kind, item, fut in batch:
             groups.setdefault(kind, []).append((item, fut))
+        if len(groups) > 1 and not self._last.isdisjoint(groups):
+            groups = {k: v for k, v in groups.items() if k not in self._last} | {
+                k: v for k, v in groups.items() if k in self._last
+            }
         try:
             results = await self._transaction(groups)
         except Exception as exc:
@@ -253,25 +272,31 @@ class GroupCommitter:
     ) -> list[tuple[str, list[Any], Sequence[Any], list[asyncio.Future[Any]]]]:
         out = []
         if self._sync_engine is not None:
-            with self._sync_engine.connect() as sync_conn:
-                raw: Any = sync_conn.connection.driver_connection
+            if self._sync is None:
+                sync_conn = self._sync_engine.connect()
+                self._sync = (sync_conn, ImmediateConnection(sync_conn))
+            sync_conn, conn = self._sync
+            raw: Any = conn.raw
+            try:
                 await _write_lock(raw)
-                try:
-                    conn = ImmediateConnection(sync_conn)
-                    for kind, entries in groups.items():
-                        items = [e[0] for e in entries]
-                        res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
-                        out.append((kind, items, res, [e[1] for e in entries]))
-                    # The fsync (~0.3 ms here) blocks the loop. Handing it to a thread was measured slower: every
-                    # GIL hand-over back and forth stalled the loop's socket writes far longer than the fsync.
-                    committing = time.perf_counter()
-                    raw.commit()
-                    self.commit_seconds = time.perf_counter() - committing
-                except BaseException:
+                for kind, entries in groups.items():
+                    items = [e[0] for e in entries]
+                    res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
+                    out.append((kind, items, res, [e[1] for e in entries]))
+                # The fsync (~0.3 ms here) blocks the loop. Handing it to a thread was measured slower: every
+                # GIL hand-over back and forth stalled the loop's socket writes far longer than the fsync.
+                committing = time.perf_counter()
+                raw.commit()
+                self.commit_seconds = time.perf_counter() - committing
+            except BaseException:
+                # a failed batch gives its connection up: the next one starts on a fresh one, as before
+                self._sync = None
+                with contextlib.suppress(Exception):
                     raw.rollback()
-                    raise
-                finally:
-                    sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
+                with contextlib.suppress(Exception):
+                    sync_conn.close()
+                raise
+            sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
         else:
             aconn = self._held.pop() if self._held else await self._engine.connect()
             try:

@@ -112,7 +112,12 @@ def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL", autocheckp
     if not url.startswith("sqlite"):
         return None
     engine = sa.create_engine(
-        sync_url(url), connect_args={"timeout": 5.0, "check_same_thread": False}, pool_size=1, max_overflow=0
+        sync_url(url),
+        # room for every statement of the hot path (fastsql's IN lists come in ten sizes) in sqlite3's cache of
+        # prepared statements: its default of 128 could make them evict each other
+        connect_args={"timeout": 5.0, "check_same_thread": False, "cached_statements": 512},
+        pool_size=1,
+        max_overflow=0,
     )
 
     @sa.event.listens_for(engine, "connect")

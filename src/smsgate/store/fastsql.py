@@ -5,8 +5,9 @@ back as plain tuples (or dicts, where a caller wants names). On the accept, subm
 SQLAlchemy's compile, cache-key, bind and result processing cost ~0.3-0.8 ms per statement, more than the
 database work itself. JSON values are (de)serialised here since the driver's type processing is skipped.
 
-``IN`` lists are compiled for a few fixed sizes and padded with NULL (which matches nothing), so a list of
-any length reuses one of a handful of cached statements.
+``IN`` lists are compiled for the powers of two up to 512 and padded with NULL (which matches nothing), so a
+list of any length reuses one of ten cached statements. Each NULL still costs SQLite ~0.5-1 µs: padding 20 ids to
+64 measured 55 µs a select against 40 µs for 32, and one id in a list of 8 three times the cost of a list of 1.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-_IN_SIZES = (1, 8, 64, 512)
+_IN_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_IN_NAMES = {size: [f"in_{i}" for i in range(size)] for size in _IN_SIZES}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ async def fetch_in(
     while rest:
         size = next((s for s in _IN_SIZES if s >= len(rest)), _IN_SIZES[-1])
         chunk, rest = rest[:size], rest[size:]
-        names = [f"in_{i}" for i in range(size)]
+        names = _IN_NAMES[size]
         c = _compile(conn.dialect, f"{key}:in{size}", lambda: build([sa.bindparam(n) for n in names]))  # noqa: B023
         p = dict(params or {})
         p.update(zip(names, chunk + [None] * (size - len(chunk)), strict=True))

@@ -56,7 +56,7 @@ class BindResp:
     tlvs: Tlvs = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class ShortMessage:
     """submit_sm or deliver_sm (same body, ``command_id`` says which)."""
 
@@ -82,7 +82,7 @@ class ShortMessage:
     tlvs: Tlvs = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class SmResp:
     """submit_sm_resp or deliver_sm_resp."""
 

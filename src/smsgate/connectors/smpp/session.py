@@ -40,7 +40,7 @@ class BindError(SessionError):
         self.status = status
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class SubmitResult:
     """What became of one submit_sm: the SMSC's status, or LOST with ``error`` saying why."""
 
