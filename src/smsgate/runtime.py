@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from smsgate import changes, limits, link, owners, startup
+from smsgate import changes, limits, link, owners, pausing, startup
 from smsgate.connectors import base, registry, sandbox
 from smsgate.connectors import http as http_connectors
 from smsgate.core import handsets, pricing, routing
@@ -271,8 +270,13 @@ class Runtime:
         )
         self._ready_check: asyncio.Future[None] | None = None
         self.stopping = False  # set on SIGTERM/SIGINT: /readyz answers 503 while the node drains
-        self.pauses = store_connectors.PauseStore(self.engine)
-        self.pause_reasons: dict[str, str | None] = {}
+        self.pausing = pausing.Pauses(
+            store_connectors.PauseStore(self.engine),
+            self.connectors,
+            self.dispatcher,
+            lambda kind, payload: self.tell(kind, payload),
+            self.remote,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.demo: dict[str, Any] | None = None
 
@@ -357,7 +361,7 @@ class Runtime:
             # the accept process submits nothing: only what answers its HTTP (upstream callbacks, handset replies)
             if self.role != ACCEPT or isinstance(c, base.Receiver | sandbox.SandboxNetwork):
                 await c.start(self.ingest)
-        await self._sync_pauses()
+        await self.pausing.sync()
         await self.sandbox_control.start()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         if self.role != ACCEPT:
@@ -454,50 +458,9 @@ class Runtime:
             await asyncio.sleep(self.settings.node_heartbeat_interval)
             try:
                 await self.outbox.heartbeat()
-                await self._sync_pauses()  # pauses another node's operator API recorded
+                await self.pausing.sync()  # pauses another node's operator API recorded
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
-
-    # -- operator: pausing connectors ------------------------------------------------------------------------------
-    async def pause(self, name: str, reason: str | None = None) -> None:
-        """Take a connector out of routing on every node (recorded in the store), and empty its queue here."""
-        await self.pauses.pause(name, reason)
-        self._apply_pauses({**self.pause_reasons, name: reason})
-        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
-        await self._remote_settled()
-
-    async def resume(self, name: str) -> None:
-        await self.pauses.resume(name)
-        self._apply_pauses({k: v for k, v in self.pause_reasons.items() if k != name})
-        self.tell("pauses", json.dumps(self.pause_reasons))  # applied there before the next job handed over
-        await self._remote_settled()
-
-    async def _remote_settled(self) -> None:
-        """A split node's accept process: wait (a second at most) for the delivery process's report made after
-        what was just told, so an operator's answer shows the connector as it is now."""
-        if self.remote is None:
-            return
-        fresh = self.remote.next_update()
-        self.tell("status?", "")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(fresh, 1.0)
-
-    async def _sync_pauses(self) -> None:
-        self._apply_pauses(await self.pauses.paused())
-
-    def _apply_pauses(self, paused: dict[str, str | None]) -> None:
-        self.pause_reasons = {k: v for k, v in paused.items() if k in self.connectors}
-        for name, c in self.connectors.items():
-            want = name in self.pause_reasons
-            if c.paused == want:
-                continue
-            c.paused = want
-            if want:
-                held = self.dispatcher.drain(name)
-                log.warning("connector %s paused by the operator; %d queued messages handed on", name, held)
-            else:
-                log.warning("connector %s resumed by the operator", name)
-                self.dispatcher.wake()
 
     async def _sweep_loop(self) -> None:
         """Held receipts whose part appeared meanwhile, and inbound fragments that waited too long."""

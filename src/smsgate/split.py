@@ -84,7 +84,7 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     line.on("wake", lambda _p: rt.dispatcher.wake())
     line.on("jobs", lambda p: rt.dispatcher.enqueue(pickle.loads(base64.b64decode(p))))
     line.on("webhooks", lambda _p: rt.webhooks.wake())
-    line.on("pauses", lambda p: rt._apply_pauses(json.loads(p)))
+    line.on("pauses", lambda p: rt.pausing.apply(json.loads(p)))
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
     line.on("behaviour", lambda p: _behaviour(rt, p))
     line.on("scripts", lambda p: _scripts(rt, p))

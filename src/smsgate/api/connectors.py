@@ -68,7 +68,7 @@ def _view(request: Request, name: str, c: base.Connector) -> dict[str, Any]:
         "detail": health.detail,
         "available": available,
         "paused": c.paused,
-        "pause_reason": runtime.pause_reasons.get(name),
+        "pause_reason": runtime.pausing.reasons.get(name),
         "circuit": health.circuit,
         "in_flight": health.in_flight,
         "queued": queued,
@@ -104,7 +104,7 @@ async def list_connectors(request: Request) -> Response:
 async def pause(request: Request, name: str = NAME, body: PauseIn | None = Body(None)) -> Response:
     await auth.operator(request)
     c = _connector(request, name)
-    await request.app.state.runtime.pause(name, body.reason if body else None)
+    await request.app.state.runtime.pausing.pause(name, body.reason if body else None)
     return responses.json(_view(request, name, c))
 
 
@@ -117,7 +117,7 @@ async def pause(request: Request, name: str = NAME, body: PauseIn | None = Body(
 async def resume(request: Request, name: str = NAME) -> Response:
     await auth.operator(request)
     c = _connector(request, name)
-    await request.app.state.runtime.resume(name)
+    await request.app.state.runtime.pausing.resume(name)
     return responses.json(_view(request, name, c))
 
 
