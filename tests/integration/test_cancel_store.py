@@ -5,46 +5,18 @@ only what was canceled changes."""
 
 from __future__ import annotations
 
-import pathlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate import errors
 from smsgate.store import accounts as store_accounts
-from smsgate.store import engine as store_engine
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, tables
-from tests import support
+from smsgate.store import tables
 
 T = tables
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with support.postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def engine(url: str) -> AsyncIterator[AsyncEngine]:
-    eng = store_engine.create(url)
-    await migrate.upgrade(eng)
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 async def scheduled(engine: AsyncEngine, account_id: str, price: int, *, parts_sent: bool = False) -> str:

@@ -4,9 +4,7 @@ for the first and then inserts nothing (how the losing PostgreSQL node learns it
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,32 +16,6 @@ from smsgate.store import engine as store_engine
 from smsgate.store import idempotency as store_idempotency
 from smsgate.store import messages as store_messages
 from smsgate.store import migrate, tables
-from tests import support
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with support.postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def engine(url: str) -> AsyncIterator[AsyncEngine]:
-    eng = store_engine.create(url)
-    await migrate.upgrade(eng)
-    async with eng.begin() as conn:
-        await conn.execute(tables.idempotency_keys.delete())
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 def new_key(message_id: str, body: bytes, *, at: float | None = None) -> store_idempotency.NewKey:

@@ -6,51 +6,20 @@ message's hex data and its webhook bodies."""
 
 from __future__ import annotations
 
-import pathlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgate.core import retention as core_retention
 from smsgate.services import retention as services_retention
 from smsgate.store import committer as store_committer
-from smsgate.store import engine as store_engine
-from smsgate.store import migrate, tables
 from smsgate.store import retention as store_retention
-from tests import support
+from smsgate.store import tables
 
 DAY = 86_400.0
 T = tables
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with support.postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def engine(url: str) -> AsyncIterator[AsyncEngine]:
-    eng = store_engine.create(url)
-    await migrate.upgrade(eng)
-    async with eng.begin() as conn:
-        for t in (T.webhook_attempts, T.webhook_deliveries, T.outbox, T.events, T.parts, T.messages):
-            await conn.execute(t.delete())
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 async def seed(engine: AsyncEngine, count: int, days_old: float, *, binary: bool = False) -> list[str]:

@@ -12,7 +12,7 @@ import pathlib
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -30,37 +30,8 @@ from smsgate.store import messages as store_messages
 from smsgate.store import migrate, rows, tables
 from smsgate.store import outbox as store_outbox
 from smsgate.store import reads as store_reads
-from tests import support
 
 Status = store_messages.Status
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with support.postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(
-    params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)],
-)
-def backend_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-async def engine(backend_url: str) -> AsyncIterator[AsyncEngine]:
-    eng = store_engine.create(backend_url)
-    await migrate.upgrade(eng)
-    async with eng.begin() as conn:  # the PostgreSQL database is shared by the module's tests
-        for t in reversed(tables.metadata.sorted_tables):
-            await conn.execute(t.delete())
-    try:
-        yield eng
-    finally:
-        await eng.dispose()
 
 
 class Node:
