@@ -20,9 +20,12 @@ from smsgate import errors
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """``body`` as JSON with exactly ``application/json`` (KPN clients parse JSON only then, reference notes
     §0.1); bytes come out as hex and Decimals as strings."""
-    return Response(
-        orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
-    )
+    head = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    if any(name in _SET_HERE for name, _ in head):
+        return Response(
+            orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
+        )
+    return json_raw(body, status, head)
 
 
 class Raw(Response):
@@ -38,6 +41,7 @@ class Raw(Response):
 
 
 _JSON_TYPE = (b"content-type", b"application/json")
+_SET_HERE = (b"content-length", b"content-type")  # by ``json_raw``, unless the caller's headers name them
 
 
 def json_raw(body: Any, status: int, head: list[tuple[bytes, bytes]]) -> Response:
