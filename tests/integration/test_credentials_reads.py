@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from smsgate import credentials
+from smsgate import credentials, errors
 from smsgate.core import accounts as core_accounts
 from smsgate.store import accounts as store_accounts
 from smsgate.store import engine as store_engine
@@ -72,3 +72,23 @@ async def test_a_cancelled_caller_does_not_cancel_the_read(store: Any) -> None:
     first.cancel()
     accounts.hold.set()
     assert (await second) is not None and accounts.reads == 1
+
+
+async def test_concurrent_logins_share_one_check(store: Any) -> None:
+    accounts, acc = store
+    secret = await accounts.rotate_secret(acc.id)
+    checks = 0
+    verify = accounts.verify
+
+    async def counted(api_key: str, given: str) -> Any:
+        nonlocal checks
+        checks += 1
+        return await verify(api_key, given)
+
+    accounts.verify = counted
+    creds = credentials.Credentials(accounts, token_ttl=3600)
+    got = await asyncio.gather(*(creds.authenticate(acc.api_key, secret) for _ in range(20)))
+    assert checks == 1 and {a.id for a in got} == {acc.id}
+    with pytest.raises(errors.AuthError):
+        await creds.authenticate(acc.api_key, secret + "x")
+    assert checks == 2
