@@ -85,15 +85,18 @@ def main() -> None:
     )
     ap.add_argument("--soak-step", type=int, default=100_000)
     ap.add_argument("--log-level", default="warning", help="the gateway's; info turns the access log on")
+    ap.add_argument("--ports", default="27750,27760,18280",
+                    help="simulator, its control and the gateway's: another bench running at once needs others")  # fmt: skip
     args = ap.parse_args()
     rows = []
+    sim_port, ctl_port, gw_port = (int(p) for p in args.ports.split(","))
     with driver.smpp(
         "smsgate-e2e-",
         window=args.window,
         args=("--log-level", args.log_level, "--processes", str(args.processes)),
-        sim_port=27750,
-        ctl_port=27760,
-        gw_port=18280,
+        sim_port=sim_port,
+        ctl_port=ctl_port,
+        gw_port=gw_port,
     ) as stack:
         acc = stack.account()
         gw_pid, sim_pid = stack.gateway.pid, stack.simulator_pid

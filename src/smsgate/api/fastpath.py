@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 
 from smsgate import errors, logs
 from smsgate.api import peers
@@ -137,14 +138,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     the dialects' own 64 KiB limits, held while reading instead of after the whole (1 MiB-capped) body is in."""
     if _declared_length(request.scope) > limit:
         raise _too_large(limit)
+    # straight from ``receive`` rather than through ``request.stream()`` (an async generator per request); a
+    # send's body comes in one message. Kept as ``request.body()`` would keep it, for whoever reads it again.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away mid-body
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    request._body = body
+    return body
 
 
 def _too_large(limit: int) -> errors.ValidationError:

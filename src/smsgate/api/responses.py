@@ -20,9 +20,38 @@ from smsgate import errors
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """``body`` as JSON with exactly ``application/json`` (KPN clients parse JSON only then, reference notes
     §0.1); bytes come out as hex and Decimals as strings."""
-    return Response(
-        orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
-    )
+    head = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    if any(name in _SET_HERE for name, _ in head):
+        return Response(
+            orjson.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
+        )
+    return json_raw(body, status, head)
+
+
+class Raw(Response):
+    """An answer whose header lines are already bytes, in wire order, content-length and content-type included:
+    Starlette's ``__init__`` (a dict turned into a list, both headers looked for and added) is skipped, which a
+    KPN send paid on every answer; it is sent by ``Response.__call__`` like any other."""
+
+    def __init__(self, body: bytes, status: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+_SET_HERE = (b"content-length", b"content-type")  # by ``json_raw``, unless the caller's headers name them
+
+
+def json_raw(body: Any, status: int, head: list[tuple[bytes, bytes]]) -> Response:
+    """``json(body, status, headers)`` for headers already encoded (``head``, lower-case names, taken over): the
+    same bytes on the wire, content-length and content-type appended as Starlette appends them."""
+    content = orjson.dumps(body, default=_default)
+    if status >= 200 and status not in (204, 304):
+        head.append((b"content-length", str(len(content)).encode()))
+    head.append(_JSON_TYPE)
+    return Raw(content, status, head)
 
 
 def _default(obj: Any) -> Any:

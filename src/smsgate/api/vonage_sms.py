@@ -291,7 +291,9 @@ def to_xml(body: dict[str, Any]) -> bytes:
 
 # -- HTTP -------------------------------------------------------------------------------------------------------
 async def request_params(request: Request) -> dict[str, str]:
-    return parse_params(await fastpath.read_body(request, MAX_BODY), request.query_params)
+    body = await fastpath.read_body(request, MAX_BODY)
+    # no query string (a POST's usual case): Starlette's QueryParams would still be built, ~1.5 % of a send's CPU
+    return parse_params(body, request.query_params if request.scope.get("query_string") else ())
 
 
 def allow_private(request: Request) -> bool:

@@ -66,19 +66,22 @@ class QuotaWindow:
     end: float
 
 
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+
+
 def quota_window(now: float, interval: int, unit: str) -> QuotaWindow:
     """The calendar-aligned window (UTC) holding ``now``: e.g. 24 hours from midnight, 1 month from the 1st."""
     if unit not in QUOTA_UNITS or interval < 1:
         raise ValueError(f"bad quota interval {interval} {unit}")
-    t = dt.datetime.fromtimestamp(now, dt.UTC)
     if unit == "month":
+        t = dt.datetime.fromtimestamp(now, dt.UTC)
         months = t.year * 12 + (t.month - 1)
         first = months - months % interval
         start = dt.datetime(first // 12, first % 12 + 1, 1, tzinfo=dt.UTC)
         last = first + interval
         end = dt.datetime(last // 12, last % 12 + 1, 1, tzinfo=dt.UTC)
         return QuotaWindow(start.timestamp(), end.timestamp())
-    seconds = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}[unit] * interval
+    seconds = _UNIT_SECONDS[unit] * interval
     origin = 4 * 86400 if unit == "week" else 0  # weeks start on Monday (1970-01-05)
     start_s = now - ((now - origin) % seconds)
     return QuotaWindow(float(int(start_s)), float(int(start_s) + seconds))

@@ -31,7 +31,7 @@ _PER_PART_16BIT: dict[Encoding, int] = {Encoding.GSM7: 152, Encoding.UCS2: 66}
 _UNIT_OCTETS: dict[Encoding, int] = {Encoding.GSM7: 1, Encoding.UCS2: 2}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Part:
     """One SMS: 1-based ``index`` of ``total``, its UDH (with length octet) and encoded user data."""
 
@@ -42,7 +42,7 @@ class Part:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per message on the hot path (docs/decisions.md)
 class Segmentation:
     """How a message is sent: encoding, parts, and the counts a client preview shows."""
 

@@ -83,13 +83,13 @@ class Route(Protocol):
     def available(self) -> bool: ...
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per send (docs/decisions.md)
 class SentPart:
     id: str
     price: Decimal
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per send (docs/decisions.md)
 class SendResult:
     message_id: str
     parts: tuple[SentPart, ...]
@@ -102,7 +102,7 @@ class SendResult:
     stored_parts: tuple[core_message.Part, ...]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen: built per send (docs/decisions.md)
 class Built:
     """A message ready to store (``Gateway.build``), with its part price and the connectors its route may use."""
 

@@ -8,6 +8,7 @@ Wire facts that break real clients if missed (reference notes §0, §2): ``Conte
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -130,21 +131,47 @@ def standard_headers(request: Request, quota: limits.QuotaState | None) -> dict[
     h["access-control-allow-credentials"] = "true" if listed else "false"
     if origin:
         h["vary"] = "Origin"
-    if quota is not None:
-        h.update(
-            {
-                "quota-interval": str(quota.interval),
-                "quota-limit": str(quota.limit) if quota.limit is not None else "unlimited",
-                "quota-reset-UTC": core_accounts.format_reset(quota.reset_at),
-                "quota-time-unit": quota.unit,
-                "quota-used": str(quota.used),
-            }
-        )
-    else:
-        h.update(
-            {k: "n/a" for k in ("quota-interval", "quota-limit", "quota-reset-UTC", "quota-time-unit", "quota-used")}
-        )
+    h.update(_quota_headers(quota))
     return h
+
+
+def _quota_headers(quota: limits.QuotaState | None) -> dict[str, str]:
+    if quota is None:
+        return {k: "n/a" for k in ("quota-interval", "quota-limit", "quota-reset-UTC", "quota-time-unit", "quota-used")}
+    return {
+        "quota-interval": str(quota.interval),
+        "quota-limit": str(quota.limit) if quota.limit is not None else "unlimited",
+        "quota-reset-UTC": core_accounts.format_reset(quota.reset_at),
+        "quota-time-unit": quota.unit,
+        "quota-used": str(quota.used),  # last: the one that changes with every send (``_head``)
+    }
+
+
+def _encoded(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    """``headers`` as Starlette writes them: names lower-cased, latin-1."""
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+
+
+_NO_ORIGIN = {"access-control-allow-origin": "*", "access-control-allow-credentials": "false"}
+_NO_QUOTA_HEAD = _encoded({**_FIXED_HEADERS, **_NO_ORIGIN, **_quota_headers(None)})
+
+
+@functools.lru_cache(maxsize=1024)
+def _head_before_used(limit: int | None, interval: int, unit: str, reset_at: float) -> tuple[tuple[bytes, bytes], ...]:
+    """The encoded headers of an answer to a request without ``Origin``, up to ``quota-used``: the same for every
+    answer of an account's quota window, so encoded once per window, not once per send."""
+    return _encoded(
+        {**_FIXED_HEADERS, **_NO_ORIGIN, **_quota_headers(limits.QuotaState(limit, 0, interval, unit, reset_at))}
+    )[:-1]
+
+
+def _head(quota: limits.QuotaState | None) -> list[tuple[bytes, bytes]]:
+    """``standard_headers`` encoded, for a request without ``Origin`` (every server-to-server client's)."""
+    if quota is None:
+        return list(_NO_QUOTA_HEAD)
+    head = list(_head_before_used(quota.limit, quota.interval, quota.unit, quota.reset_at))
+    head.append((b"quota-used", str(quota.used).encode()))
+    return head
 
 
 def kpn_json(
@@ -155,6 +182,8 @@ def kpn_json(
     *,
     extra: dict[str, str] | None = None,
 ) -> Response:
+    if extra is None and "origin" not in request.headers:
+        return responses.json_raw(body, status, _head(quota))
     headers = standard_headers(request, quota)
     headers.update(extra or {})
     return responses.json(body, status, headers)
