@@ -9,8 +9,8 @@ import pathlib
 import time
 
 from tests import support
-from tests.e2e.test_suppressions import basic, handset
-from tests.support import GatewayProcess, wait_for
+from tests.e2e.test_suppressions import basic
+from tests.support import GatewayProcess, handset, wait_for
 
 
 def test_export_streams_only_the_accounts_messages(gateway: GatewayProcess) -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests import support
-from tests.e2e.test_suppressions import basic, handset, refused_in_own_words, send_everywhere
-from tests.support import GatewayProcess
+from tests.e2e.test_suppressions import basic, refused_in_own_words, send_everywhere
+from tests.support import GatewayProcess, handset
 
 
 @pytest.fixture

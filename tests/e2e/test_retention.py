@@ -18,7 +18,7 @@ import pytest
 from smsgate.store import engine as store_engine
 from smsgate.store import tables
 from tests import support
-from tests.e2e.test_suppressions import handset
+from tests.support import handset
 
 DAY = 86_400
 
@@ -59,7 +59,7 @@ def send(c: httpx.Client, text: str, to: str | None = None) -> str:
     r = c.post("/v1/send-sms", json={"to": to or handset(), "text": text})
     assert r.status_code == 202, r.text
     mid = str(r.json()["message_id"])
-    support.wait_for(lambda: c.get(f"/v1/messages/{mid}").json()["status"] == "delivered")
+    support.wait_for(lambda: c.get(f"/v1/messages/{mid}").json()["status"] == "delivered", 30)  # loaded runs
     return mid
 
 

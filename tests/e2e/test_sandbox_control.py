@@ -15,11 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import GatewayProcess, add_numbers, wait_for
-
-
-def handset() -> str:
-    return "3161" + "".join(secrets.choice("0123456789") for _ in range(6)) + "5"  # never a magic ending
+from tests.support import GatewayProcess, add_numbers, handset, wait_for
 
 
 def virtual_number() -> str:

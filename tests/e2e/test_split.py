@@ -17,8 +17,8 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.test_sandbox_control import Party, handset
-from tests.support import GatewayProcess, system_cas, wait_for
+from tests.e2e.test_sandbox_control import Party
+from tests.support import GatewayProcess, handset, system_cas, wait_for
 
 SEND = "/messaging/sms-kpn/v1/send"
 SPLIT = {"SMSGATE_PROCESSES": "2"}

@@ -9,14 +9,10 @@ from typing import Any
 
 import httpx
 
-from tests.support import GatewayProcess
+from tests.support import GatewayProcess, handset
 
 KPN_SEND = "/messaging/sms-kpn/v1/send"
 NEXMO_SEND = "/communication/nexmo/sms/send"
-
-
-def handset() -> str:
-    return "3161" + str(secrets.randbelow(10**7)).zfill(7)
 
 
 def basic(gw: GatewayProcess, acc: dict[str, str]) -> httpx.Client:

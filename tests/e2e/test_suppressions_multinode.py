@@ -9,7 +9,8 @@ import pytest
 
 from tests import support
 from tests.e2e.test_security_multinode import env_for  # caches kept a minute: a change seen is a signal
-from tests.e2e.test_suppressions import basic, handset
+from tests.e2e.test_suppressions import basic
+from tests.support import handset
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
