@@ -322,9 +322,9 @@ class SmppConnector:
         sends its receipt right after, so both often come in one read, which wakes this task (at the first
         receipt) and the dispatcher's batch (at its last submit_sm_resp). Queued at once, the receipts often went
         into a commit that the submit results, queued by the dispatcher a moment later, missed: their parts did
-        not carry the network ids yet, so they were held and applied again (10-20 % of receipts on the KPN bench,
-        ``apply_held`` ~2 % of the gateway's CPU). One turn later the dispatcher has queued its results first, as
-        when each receipt went to the sink in a task of its own."""
+        not carry the network ids yet, so they were held and applied again (a tenth to a quarter of receipts on
+        the KPN bench, ``apply_held`` ~2 % of the gateway's CPU). One turn later the dispatcher has queued its
+        results first, as when each receipt went to the sink in a task of its own."""
         sink = self._sink
         if sink is None:
             return [wire.ESME_RX_T_APPN] * len(pdus)
