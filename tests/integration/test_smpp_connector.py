@@ -339,6 +339,31 @@ async def test_deliver_sm_resp_only_after_sink_returned(sim: SmscSimulator, sink
         await conn.close()
 
 
+async def test_receipts_read_with_their_responses_reach_the_sink_after_the_submit_returns(
+    sim: SmscSimulator, sink: RecordingSink
+) -> None:
+    """The simulator sends each receipt right behind its submit_sm_resp, so one read brings both. The submit's
+    caller (the dispatcher, which then queues the submit results) resumes before that read's receipts go to the
+    sink: otherwise they are committed before the results that give their parts the network ids they name."""
+    async with asyncio.timeout(10):
+        conn = await started(sim, sink)
+        returned = False
+        seen: list[tuple[bool, int]] = []
+        store = sink.receipts
+
+        async def receipts(rs: Sequence[Receipt]) -> None:
+            seen.append((returned, len(rs)))
+            await store(rs)
+
+        sink.receipts = receipts  # type: ignore[method-assign]
+        out = await conn.submit(parts(5))
+        returned = True
+        await wait_until(lambda: len(sink.receipt_list) == 5)
+        assert {r.network_id for r in sink.receipt_list} == {o.network_id for o in out}
+        assert seen == [(True, 5)]
+        await conn.close()
+
+
 async def test_sink_error_answers_0x64_and_smsc_redelivers(sink: RecordingSink) -> None:
     sim = SmscSimulator(redeliver_delay_ms=20)
     await sim.start()
