@@ -7,7 +7,7 @@ SMSGATE_RETENTION_DAYS=30, so its sweep starts at once, and sends until the swee
 (at most ``--limit`` seconds). Both send with ``--threads`` closed-loop clients and print p50/p99; the target is
 p99 while sweeping within 2x of quiet. Bounded: ``--seconds`` + ``--limit`` and the seeding.
 
-    .venv/bin/python bench/bench_retention.py [--old 200000] [--seconds 20] [--limit 240] [--threads 4]
+    .venv/bin/python bench/bench_retention.py [--old 200000] [--seconds 20] [--limit 420] [--threads 4]
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--old", type=int, default=200_000)
     ap.add_argument("--seconds", type=float, default=20.0, help="of quiet sends")
-    ap.add_argument("--limit", type=float, default=240.0, help="most seconds of sends while sweeping")
+    ap.add_argument("--limit", type=float, default=420.0, help="most seconds of sends while sweeping")
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--batch", type=int, default=0, help="SMSGATE_RETENTION_BATCH (0: the default)")
     args = ap.parse_args()
