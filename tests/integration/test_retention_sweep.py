@@ -133,7 +133,7 @@ async def test_a_tight_budget_keeps_batches_at_the_floor_and_leaves_nothing(engi
     kept = await seed(engine, 3, days_old=1)
     await seed(engine, 60, days_old=40)
     transactions = await sweep(engine, budget=1e-9, cap=100)
-    assert transactions == 6 + 1  # every batch overran a budget of no time: ten at a time (the floor), to empty
+    assert transactions == 12 + 1  # every batch overran a budget of no time: five at a time (the floor), to empty
     assert await counts(engine) == {
         "messages": 3,
         "parts": 3,
@@ -149,7 +149,7 @@ async def test_a_tight_budget_keeps_batches_at_the_floor_and_leaves_nothing(engi
 async def test_a_loose_budget_grows_batches_up_to_the_cap(engine: AsyncEngine) -> None:
     await seed(engine, 250, days_old=40)
     transactions = await sweep(engine, budget=60.0, cap=64)
-    assert transactions == 6  # 10, 20, 40, 64, 64, 52: doubling up to the cap, not past it
+    assert transactions == 7  # 5, 10, 20, 40, 64, 64, 47: doubling up to the cap, not past it
     assert (await counts(engine))["messages"] == 0
 
 
@@ -182,9 +182,9 @@ def test_next_batch_follows_the_budget_within_its_bounds() -> None:
     assert core_retention.next_batch(40, took=0.004, budget=0.002, cap=100) == 20
     assert core_retention.next_batch(10, took=0.0001, budget=0.002, cap=100) == 20  # at most twice as many
     assert core_retention.next_batch(80, took=0.0001, budget=0.002, cap=100) == 100
-    assert core_retention.next_batch(40, took=0.05, budget=0.002, cap=100) == 10  # never below the floor
+    assert core_retention.next_batch(40, took=0.05, budget=0.002, cap=100) == 5  # never below the floor
     assert core_retention.next_batch(40, took=0.05, budget=0.002, cap=100, floor=1) == 1
-    assert core_retention.next_batch(4, took=0.05, budget=0.002, cap=3) == 3  # nor above the cap
+    assert core_retention.next_batch(4, took=0.05, budget=0.002, cap=3) == 3  # nor above the cap, even below it
     assert core_retention.next_batch(7, took=0.0, budget=0.002, cap=100) == 14
 
 

@@ -59,7 +59,7 @@ def plan(now: float, days: int, content_days: int, own: Mapping[str, tuple[int |
     return out
 
 
-def next_batch(size: int, took: float, budget: float, cap: int, floor: int = 10) -> int:
+def next_batch(size: int, took: float, budget: float, cap: int, floor: int = 5) -> int:
     """The size of the sweep's next batch, so that what one batch costs the writer stays near ``budget`` seconds:
     it runs inside a commit the sends share, so its time (its statements, and writing the pages they dirtied) is
     what a send waiting behind it loses. Scaled by how long ``size`` messages took (``took``), growing at most

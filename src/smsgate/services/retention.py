@@ -4,8 +4,8 @@
 Each batch is one write of the group committer (``lazy``: on PostgreSQL it commits beside the sends' lane, on
 SQLite in the sends' next transaction), so a send waits at most one small batch. The batch is sized by time, not
 count: what it costs the writer (its statements, and on SQLite the COMMIT that writes the pages they dirtied,
-about a dozen index pages per message) aims at ``budget`` (2 ms), the next batch scaled by what the last one cost
-(``core.retention.next_batch``), between 10 and ``batch`` messages. A fixed 100 a batch took 10-15 ms of the
+about a dozen index pages per message) aims at ``budget`` (1 ms), the next batch scaled by what the last one cost
+(``core.retention.next_batch``), between 5 and ``batch`` messages. A fixed 100 a batch took 10-15 ms of the
 write lock and sent the sends' p99 to 2.3-3x its quiet figure on a quiet machine (``bench/bench_retention.py``).
 A pause between batches leaves the writer to the sends most of the time: after each batch the sweep waits
 ``idle_ratio`` times as long as it cost (9: the sweep has at most a tenth of the writer; at 3 the WAL writes and
@@ -59,7 +59,7 @@ class Retention:
         days: int,
         content_days: int,
         batch: int = 100,
-        budget: float = 0.002,
+        budget: float = 0.001,
         pause: float = 0.01,
         idle_ratio: float = 9.0,
     ) -> None:
@@ -68,7 +68,7 @@ class Retention:
         self.days, self.content_days = days, content_days
         self.batch = batch
         self.budget = budget
-        self._size = min(batch, 10)  # the next batch's size: starts small, grows while batches stay in budget
+        self._size = min(batch, 5)  # the next batch's size: starts small, grows while batches stay in budget
         self.pause = pause
         self.idle_ratio = idle_ratio
         committer.register("retention", self._write, lazy=True)
