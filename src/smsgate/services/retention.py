@@ -9,8 +9,9 @@ about a dozen index pages per message) aims at ``budget`` (1 ms), the next batch
 write lock and sent the sends' p99 to 2.3-3x its quiet figure on a quiet machine (``bench/bench_retention.py``).
 A pause between batches leaves the writer to the sends most of the time: after each batch the sweep waits
 ``idle_ratio`` times as long as it cost (9: the sweep has at most a tenth of the writer; at 3 the WAL writes and
-checkpoints of ~1,000 deletions a second doubled the sends' p99 on a quiet machine in two runs of three, and at 9
-still in one of three: see docs/performance.md), so a slower disk or a busier gateway slows the sweep. On PostgreSQL one node sweeps at a time: each batch takes an advisory
+checkpoints of ~1,000 deletions a second doubled the sends' p99 on a quiet machine in two runs of three; at 9
+with 2 ms batches in one of three, with 1 ms batches in neither of two: see docs/performance.md), so a slower disk
+or a busier gateway slows the sweep. On PostgreSQL one node sweeps at a time: each batch takes an advisory
 lock, and a node that cannot get it leaves the turn to the node that has it. A gateway that keeps everything
 (the default) reads the accounts' own limits once per interval and does nothing else.
 """
