@@ -122,25 +122,21 @@ class Credentials:
         changed while it was read (``forget``): its callers get it, the cache does not."""
         loading = self._loading.get(key)
         if loading is None:
-            loading = asyncio.ensure_future(self._read(key, read, keep))
+
+            async def load() -> core_accounts.Account | None:
+                changes = self._changes
+                try:
+                    acc = await read()
+                finally:
+                    if self._loading.get(key) is asyncio.current_task():
+                        del self._loading[key]
+                if acc is not None and changes == self._changes:
+                    keep(acc)
+                return acc
+
+            loading = asyncio.ensure_future(load())
             self._loading[key] = loading
         return await asyncio.shield(loading)  # one caller's cancellation does not cancel the others' read
-
-    async def _read(
-        self,
-        key: tuple[str, ...],
-        read: Callable[[], Awaitable[core_accounts.Account | None]],
-        keep: Callable[[core_accounts.Account], None],
-    ) -> core_accounts.Account | None:
-        changes = self._changes
-        try:
-            acc = await read()
-        finally:
-            if self._loading.get(key) is asyncio.current_task():
-                del self._loading[key]
-        if acc is not None and changes == self._changes:
-            keep(acc)
-        return acc
 
     def forget(self, account_id: str | None) -> None:
         """Drop what is cached about an account (None: about every account) whose settings or secret changed;
