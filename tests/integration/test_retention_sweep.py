@@ -201,3 +201,32 @@ async def test_a_new_sweeper_goes_on_from_where_the_last_blanking_pass_got_to(en
         texts = dict((await conn.execute(sa.select(T.messages.c.id, T.messages.c.text))).all())
     assert texts[first[0]] == "behind the mark"
     assert [texts[m] for m in first[1:] + later] == [None] * 7
+
+
+async def marks(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(sa.select(sa.func.count()).select_from(T.retention_marks)) or 0)
+
+
+async def test_a_changed_plan_leaves_one_mark_per_scope_it_blanks(engine: AsyncEngine) -> None:
+    """The default scope's key names the accounts with limits of their own, so each change of that set starts a
+    new mark; the old scope's mark goes then, instead of staying one row per change."""
+    await seed(engine, 4, days_old=10)
+    await sweep(engine, budget=1.0, cap=100, days=0, content_days=7)
+    assert await marks(engine) == 1
+    for n, name in enumerate(["own-a", "own-b"]):
+        async with engine.begin() as conn:
+            await conn.execute(
+                T.accounts.insert().values(
+                    id=name,
+                    name=name,
+                    api_key=f"key-{name}",
+                    secret_salt="s",
+                    secret_hash="h",
+                    created_at=time.time(),
+                    content_retention_days=30,
+                )
+            )
+        await seed(engine, 2, days_old=10)  # more of "acc"'s messages to blank, so the new default scope marks
+        await sweep(engine, budget=1.0, cap=100, days=0, content_days=7)
+        assert await marks(engine) == 1, f"after account {n + 1} got its own limits"

@@ -42,6 +42,7 @@ class Step:
     before: float
     blank: bool
     limit: int
+    planned: tuple[retention.Scope, ...] = ()  # every scope this pass blanks (store.retention keeps their marks)
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,7 +87,7 @@ class Retention:
         for step in items:
             started = time.perf_counter()
             if step.blank:
-                count = await store_retention.blank_older(tx, step.scope, step.before, step.limit)
+                count = await store_retention.blank_older(tx, step.scope, step.before, step.limit, step.planned)
             else:
                 count = await store_retention.delete_older(tx, step.scope, step.before, step.limit)
             out.append((count, time.perf_counter() - started))
@@ -96,11 +97,13 @@ class Retention:
         """One pass over every job of the plan, batch by batch until nothing is left."""
         own = await self._limits.own()
         report = Report()
-        for job in retention.plan(time.time() if now is None else now, self.days, self.content_days, own):
+        jobs = retention.plan(time.time() if now is None else now, self.days, self.content_days, own)
+        blanking = tuple(j.scope for j in jobs if j.blank_before is not None)
+        for job in jobs:
             if job.delete_before is not None:
                 await self._run(Step(job.scope, job.delete_before, blank=False, limit=self._size), report)
             if job.blank_before is not None:
-                await self._run(Step(job.scope, job.blank_before, blank=True, limit=self._size), report)
+                await self._run(Step(job.scope, job.blank_before, True, self._size, blanking), report)
         return report
 
     async def _run(self, step: Step, report: Report) -> None:

@@ -123,9 +123,15 @@ async def mark(conn: AsyncConnection, scope: retention.Scope) -> Mark | None:
     return (rows[0]["created_at"], rows[0]["message_id"]) if rows else None
 
 
-async def _set_mark(conn: AsyncConnection, scope: retention.Scope, at: Mark) -> None:
+async def _set_mark(
+    conn: AsyncConnection, scope: retention.Scope, at: Mark, planned: Sequence[retention.Scope]
+) -> None:
     """Only one transaction sweeps at a time (SQLite's write lock; PostgreSQL's advisory lock, ``take_turn``),
-    so an update, then an insert when there was no row, cannot race another node's."""
+    so an update, then an insert when there was no row, cannot race another node's.
+
+    A scope's first mark means the plan changed (the default scope's key names the accounts with limits of their
+    own), so the marks of scopes no longer ``planned`` go then: they would otherwise stay, one row per change. A
+    node planning from a staler set of accounts costs at worst one pass walking from the start again."""
     params = {"scope": _scope_id(scope), "at": at[0], "mid": at[1]}
     res = await fastsql.execute(
         conn,
@@ -137,21 +143,30 @@ async def _set_mark(conn: AsyncConnection, scope: retention.Scope, at: Mark) -> 
         ),
         params,
     )
-    if not res.rowcount:
-        await fastsql.execute(
-            conn,
-            "retention:mark:insert",
-            lambda: _R.insert().values(
-                scope=sa.bindparam("scope"), created_at=sa.bindparam("at"), message_id=sa.bindparam("mid")
-            ),
-            params,
-        )
+    if res.rowcount:
+        return
+    await fastsql.execute(
+        conn,
+        "retention:mark:insert",
+        lambda: _R.insert().values(
+            scope=sa.bindparam("scope"), created_at=sa.bindparam("at"), message_id=sa.bindparam("mid")
+        ),
+        params,
+    )
+    keep = sorted({_scope_id(s) for s in planned} | {_scope_id(scope)})
+    await conn.execute(_R.delete().where(_R.c.scope.not_in(keep)))
 
 
-async def blank_older(conn: AsyncConnection, scope: retention.Scope, before: float, limit: int) -> int:
+async def blank_older(
+    conn: AsyncConnection,
+    scope: retention.Scope,
+    before: float,
+    limit: int,
+    planned: Sequence[retention.Scope] = (),
+) -> int:
     """Blank up to ``limit`` messages created before ``before``, in age order from where the scope's pass got to
     (``retention_marks``, moved on in the same transaction, so no pass walks the same rows twice, even across a
-    restart or another node's turn); how many."""
+    restart or another node's turn); how many. ``planned``: every scope the sweep blanks now (see ``_set_mark``)."""
     after = await mark(conn, scope)
     shape, where, params = _in_scope(scope)
     params.update(before=before, lim=limit)
@@ -194,5 +209,5 @@ async def blank_older(conn: AsyncConnection, scope: retention.Scope, before: flo
     await fastsql.update_many(
         conn, "retention:blank:webhooks", _W, lambda: {"body": sa.literal("", sa.Text)}, keys, key="message_id"
     )
-    await _set_mark(conn, scope, (rows[-1]["created_at"], rows[-1]["id"]))
+    await _set_mark(conn, scope, (rows[-1]["created_at"], rows[-1]["id"]), planned)
     return len(rows)
