@@ -19,6 +19,7 @@ compare equal as strings:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 
 from smsgate.connectors.base import Receipt, ReceiptState
@@ -65,6 +66,14 @@ STATE_CODES: dict[ReceiptState, int] = {v: k for k, v in MESSAGE_STATES.items()}
 # key:value pairs; "submit date" and "done date" contain a blank; "text:" runs to the end
 _FIELD = re.compile(r"(?:^|\s)(id|sub|dlvrd|submit[ _]date|done[ _]date|stat|err):\s*(\S*)", re.IGNORECASE)
 _TEXT = re.compile(r"(?:^|\s)text:", re.IGNORECASE)
+# The Appendix B layout as SMSCs (and our simulator) write it, in one match: most receipts take this path, a
+# third of the general parse's time; anything else (other order, extra blanks, empty or missing fields) takes the
+# general one, which reads the same fields from this layout (``test_receipt_fields`` checks both on generated texts).
+_LAYOUT = re.compile(
+    r"id:(\S+) sub:(\S+) dlvrd:(\S+) submit date:(\S+) done date:(\S+) stat:(\S+) err:(\S+)(?: text:(.*))?",
+    re.IGNORECASE | re.DOTALL,
+)
+_LAYOUT_KEYS = ("id", "sub", "dlvrd", "submit_date", "done_date", "stat", "err")
 
 
 def normalise_id(raw: str, fmt: str) -> str:
@@ -89,6 +98,17 @@ def is_receipt(sm: p.ShortMessage) -> bool:
 
 def parse_fields(text: str) -> dict[str, str]:
     """The key:value fields of a text receipt, keys lower-cased with ``_`` for the blank."""
+    layout = _LAYOUT.fullmatch(text)
+    if layout is not None:
+        out = dict(zip(_LAYOUT_KEYS, layout.groups(), strict=False))
+        if layout.group(8) is not None:
+            out["text"] = layout.group(8).strip()
+        return out
+    return _any_fields(text)
+
+
+def _any_fields(text: str) -> dict[str, str]:
+    """``parse_fields`` for any order and spacing of the fields."""
     m = _TEXT.search(text)
     head = text[: m.start()] if m else text
     out: dict[str, str] = {}
@@ -101,6 +121,11 @@ def parse_fields(text: str) -> dict[str, str]:
 
 def parse_date(value: str | None) -> dt.datetime | None:
     """YYMMDDhhmm or YYMMDDhhmmss (UTC assumed: the SMSC's zone is unknown); anything else → None."""
+    return _parse_date(value) if value else None
+
+
+@functools.lru_cache(maxsize=256)  # a burst of receipts shares a handful of minutes: a datetime is ~1 µs to build
+def _parse_date(value: str) -> dt.datetime | None:
     if not value or not value.isascii() or not value.isdigit() or len(value) not in (10, 12):
         return None
     try:
