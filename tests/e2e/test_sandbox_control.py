@@ -197,6 +197,7 @@ def test_delete_a_handsets_conversation(parties: tuple[Party, Party]) -> None:
 # -- scripted handsets -------------------------------------------------------------------------------------------
 def test_script_drives_a_two_way_flow(parties: tuple[Party, Party]) -> None:
     a, b = parties
+    assert a.number is not None  # the fixture's first party sends from its own virtual number
     phone = handset()
     script = {
         "rules": [
