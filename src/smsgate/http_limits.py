@@ -36,12 +36,17 @@ import asyncio
 import dataclasses
 import logging
 import math
-import re
 import resource
 from typing import Any, ClassVar
 
 from starlette.responses import Response
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from smsgate.api.fastpath import Endpoint, FastPath
 from smsgate.settings import Settings
@@ -68,9 +73,6 @@ def _answer(status: str, text: str) -> bytes:
 TOO_LARGE = _answer("431 Request Header Fields Too Large", "Request line and headers too large")
 TOO_SLOW = _answer("408 Request Timeout", "No complete request head in time")
 TOO_MANY = _answer("503 Service Unavailable", "Too many connections; try again")
-
-# header lines as uvicorn's ``send`` allows them one by one (its HEADER_RE on names, HEADER_VALUE_RE on values)
-_HEADER_LINES = re.compile(rb'(?:[^\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]*: [^\x00-\x08\x0a-\x1f\x7f]*\r\n)*')
 
 
 class LimitedHttpTools(HttpToolsProtocol):
@@ -186,6 +188,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         chunked = close = False
         lines: list[bytes] = []
         for name, value in self.server_state.default_headers + response.raw_headers:
+            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                raise RuntimeError("Invalid HTTP header name or value.")
             name = name.lower()
             if name == b"content-length":
                 if length < 0 and not chunked:
@@ -195,11 +199,8 @@ class LimitedHttpTools(HttpToolsProtocol):
             elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
                 close = True
             lines += (name, b": ", value, b"\r\n")
-        head = b"".join(lines)
-        if _HEADER_LINES.fullmatch(head) is None:
-            raise RuntimeError("Invalid HTTP header name or value.")
         keep_alive = cycle.keep_alive and not close
-        head = STATUS_LINE[status] + head + (b"" if keep_alive or close else b"connection: close\r\n")
+        head = STATUS_LINE[status] + b"".join(lines) + (b"" if keep_alive or close else b"connection: close\r\n")
         if cycle.scope["method"] == "HEAD":
             body = b""
         elif chunked or (length < 0 and status not in (204, 304)):
