@@ -7,6 +7,8 @@ dependency resolution: ~400 µs of CPU for a bare GET on the 2-core bench machin
 request whose method and exact path belong to an endpoint marked with ``@hot`` is handed to that endpoint
 directly, with the app's own error handler; every other request goes to FastAPI unchanged. The route stays
 registered with FastAPI, which documents it in the OpenAPI schema and serves it when the app runs unwrapped.
+Under ``smsgate serve`` the server's protocol (``http_limits``) takes a hot request past ASGI altogether: it asks
+``answer`` for the response and writes it itself.
 
 Every request's body is capped on the way in (``max_body``): endpoints read bodies whole before their own,
 smaller limits apply, so a huge body must not get that far. The batch endpoints take a larger cap of their own
@@ -40,7 +42,8 @@ _HOT = "__smsgate_hot__"
 
 
 def hot(endpoint: F) -> F:
-    """Mark a FastAPI endpoint ``async def f(request: Request) -> Response`` for the direct route."""
+    """Mark a FastAPI endpoint ``async def f(request: Request) -> Response`` for the direct route. Its answer is a
+    ``Response`` with the body whole (not a stream or a file): the server writes it in one piece (``http_limits``)."""
     params = list(inspect.signature(endpoint).parameters)
     if len(params) != 1:
         raise TypeError(f"{endpoint.__name__}: a hot endpoint takes the request only")
