@@ -90,6 +90,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._one_write: _OneWrite | None = None  # the cycles' transport: a response head waits for its body
         self._fast = self.app if isinstance(self.app, FastPath) else None  # whose hot routes are served directly
+        self._defaults: tuple[object, _Head] = (None, (b"", -1, False, False))  # default_headers, their lines
 
     # -- connection ----------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -182,25 +183,19 @@ class LimitedHttpTools(HttpToolsProtocol):
             raise TypeError(f"a hot endpoint answers a Response with its body whole, not {type(response).__name__}")
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
+        defaults = self.server_state.default_headers  # uvicorn's date and server lines: a new list every second
+        if defaults is not self._defaults[0]:
+            self._defaults = (defaults, _head_lines(defaults))
+        block, length, chunked, close = self._defaults[1]
+        if length < 0 and not chunked and not close:  # as they always are: nothing in them to merge
+            lines, length, chunked, close = _head_lines(response.raw_headers)
+            block += lines
+        else:
+            block, length, chunked, close = _head_lines(defaults + response.raw_headers)
         status = response.status_code
         body = bytes(response.body)  # the same object when it is bytes, as it is for a Response built whole
-        length = -1
-        chunked = close = False
-        lines: list[bytes] = []
-        for name, value in self.server_state.default_headers + response.raw_headers:
-            if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header name or value.")
-            name = name.lower()
-            if name == b"content-length":
-                if length < 0 and not chunked:
-                    length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = chunked or value.lower() == b"chunked"
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
-                close = True
-            lines += (name, b": ", value, b"\r\n")
         keep_alive = cycle.keep_alive and not close
-        head = STATUS_LINE[status] + b"".join(lines) + (b"" if keep_alive or close else b"connection: close\r\n")
+        head = STATUS_LINE[status] + block + (b"" if keep_alive or close else b"connection: close\r\n")
         if cycle.scope["method"] == "HEAD":
             body = b""
         elif chunked or (length < 0 and status not in (204, 304)):
@@ -245,6 +240,33 @@ class LimitedHttpTools(HttpToolsProtocol):
                 self.loop.call_later(_LINGER, self.transport.close)
             else:
                 self.transport.close()
+
+
+_Head = tuple[bytes, int, bool, bool]  # header lines; the content-length (-1: none), chunked, connection: close
+
+
+def _head_lines(headers: list[tuple[bytes, bytes]]) -> _Head:
+    """``headers`` as uvicorn's ``send`` writes them (names lower-cased), refused as it refuses them, with what
+    it reads from them. uvicorn's checks look for one forbidden byte in a name or in a value: searched for in all
+    the names at once and all the values at once, they find what they find one by one, for half the calls."""
+    if HEADER_RE.search(b"".join([name for name, _ in headers])) or HEADER_VALUE_RE.search(
+        b"".join([value for _, value in headers])
+    ):
+        raise RuntimeError("Invalid HTTP header name or value.")
+    lines: list[bytes] = []
+    length = -1
+    chunked = close = False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-length":
+            if length < 0 and not chunked:
+                length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = chunked or value.lower() == b"chunked"
+        elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            close = True
+        lines += (name, b": ", value, b"\r\n")
+    return b"".join(lines), length, chunked, close
 
 
 class _OneWrite(asyncio.Transport):
