@@ -10,12 +10,12 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from smsgate import errors, http_limits, logs
 from smsgate.api import fastpath
@@ -43,6 +43,15 @@ async def _reply(request: Request) -> Response:
 @fastpath.hot
 async def hot(request: Request) -> Response:
     return await _reply(request)
+
+
+@router.post("/hot-stream")
+@fastpath.hot
+async def hot_stream(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"never"
+
+    return StreamingResponse(chunks())
 
 
 @router.post("/cold")
@@ -224,6 +233,14 @@ def test_errors_are_the_apps_answer_and_the_connection_stays(port: int) -> None:
 def test_a_failing_error_handler_is_uvicorns_500_and_a_close(port: int) -> None:
     with _connect(port) as sock:
         sock.sendall(_request("/hot", b"crash"))
+        [(head, body)] = _responses(sock, 1)
+        assert head.startswith(b"HTTP/1.1 500 ") and body == b"Internal Server Error"
+        assert _closed(sock)
+
+
+def test_a_stream_from_a_hot_endpoint_is_refused_not_half_written(port: int) -> None:
+    with _connect(port) as sock:
+        sock.sendall(_request("/hot-stream"))
         [(head, body)] = _responses(sock, 1)
         assert head.startswith(b"HTTP/1.1 500 ") and body == b"Internal Server Error"
         assert _closed(sock)
