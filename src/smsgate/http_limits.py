@@ -20,6 +20,14 @@ The send hot path pays two attribute checks per read and a counter per request h
 It also writes each small response in one ``send(2)`` instead of two (``_OneWrite``): uvicorn writes the status
 line and headers, then the body, each straight to the socket; on loopback each write runs the receiver's TCP
 input in the sender's time, so the second one cost ~9 % of the gateway's CPU per KPN send (profiled, 2026-12-03).
+
+A request for a hot route (``api.fastpath``: the sends) skips the ASGI conversation: its task asks ``FastPath`` for
+the endpoint's ``Response`` and writes status line, headers and body itself in one ``transport.write``, where the
+ASGI way passes two message dicts through the access log's ``send`` closure, Starlette's ``Response.__call__`` and
+uvicorn's ``send`` (header checks per header, a held head in ``_OneWrite``). uvicorn's request cycle stays the
+connection's state: parsing, the body and ``receive`` (``Expect: 100-continue``, reading paused and resumed),
+pipelining, keep-alive, disconnects and shutdown are uvicorn's own; ``_write_direct`` does what its ``send`` does
+for a whole response.
 """
 
 from __future__ import annotations
@@ -31,8 +39,16 @@ import math
 import resource
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.responses import Response
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
+from smsgate.api.fastpath import Endpoint, FastPath
 from smsgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +89,8 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._tail = b""  # the last bytes of the head so far, to find a "\r\n\r\n" split across reads
         self._head_timer: asyncio.TimerHandle | None = None
         self._one_write: _OneWrite | None = None  # the cycles' transport: a response head waits for its body
+        self._fast = self.app if isinstance(self.app, FastPath) else None  # whose hot routes are served directly
+        self._defaults: tuple[object, _Head] = (None, (b"", -1, False, False))  # default_headers, their lines
 
     # -- connection ----------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -126,6 +144,74 @@ class LimitedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True  # what comes next on this connection is the next request's head
 
+    # -- hot routes -----------------------------------------------------------------------------------------------
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """uvicorn starts every request's task here, at once or when the pipeline reaches it: a hot route's runs
+        ``_direct`` instead of the ASGI app (``app`` is uvicorn's 503 app when ``limit_concurrency`` is hit)."""
+        fast = self._fast
+        if fast is not None and app is fast:
+            scope = cycle.scope
+            endpoint = fast.routes.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                task = self.loop.create_task(self._direct(cycle, fast, endpoint))
+                task.add_done_callback(self.tasks.discard)
+                self.tasks.add(task)
+                return
+        super()._start_asgi_task(cycle, app)
+
+    async def _direct(self, cycle: RequestResponseCycle, fast: FastPath, endpoint: Endpoint) -> None:
+        """``cycle.run_asgi`` for a hot route: the endpoint's response written whole, or uvicorn's 500."""
+        try:
+            response = await fast.answer(cycle.scope, cycle.receive, endpoint)  # type: ignore[arg-type]
+            if self.flow.write_paused and not cycle.disconnected:
+                await self.flow.drain()
+            if not cycle.disconnected:
+                self._write_direct(cycle, response)
+                if response.background is not None:
+                    await response.background()
+        except BaseException as exc:  # as run_asgi: logged, and a 500 unless a response has begun
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            if not cycle.response_started:
+                await cycle.send_500_response()
+            else:
+                self.transport.close()
+
+    def _write_direct(self, cycle: RequestResponseCycle, response: Response) -> None:
+        """What uvicorn's ``send`` writes for ``http.response.start`` and one whole ``http.response.body``, in one
+        write: the same header checks and connection handling, ``connection: close`` when the connection ends."""
+        if type(response).__call__ is not Response.__call__:
+            raise TypeError(f"a hot endpoint answers a Response with its body whole, not {type(response).__name__}")
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        defaults = self.server_state.default_headers  # uvicorn's date and server lines: a new list every second
+        if defaults is not self._defaults[0]:
+            self._defaults = (defaults, _head_lines(defaults))
+        block, length, chunked, close = self._defaults[1]
+        if length < 0 and not chunked and not close:  # as they always are: nothing in them to merge
+            lines, length, chunked, close = _head_lines(response.raw_headers)
+            block += lines
+        else:
+            block, length, chunked, close = _head_lines(defaults + response.raw_headers)
+        status = response.status_code
+        body = bytes(response.body)  # the same object when it is bytes, as it is for a Response built whole
+        keep_alive = cycle.keep_alive and not close
+        head = STATUS_LINE[status] + block + (b"" if keep_alive or close else b"connection: close\r\n")
+        if cycle.scope["method"] == "HEAD":
+            body = b""
+        elif chunked or (length < 0 and status not in (204, 304)):
+            if not chunked:
+                head += b"transfer-encoding: chunked\r\n"
+            body = (b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
+        elif len(body) != max(length, 0):
+            raise RuntimeError("Response content length differs from Content-Length")
+        self.transport.write(head + b"\r\n" + body)
+        cycle.keep_alive = keep_alive
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not keep_alive:
+            self.transport.close()
+        cycle.on_response()
+
     # -- timers --------------------------------------------------------------------------------------------------
     def _arm_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
@@ -154,6 +240,33 @@ class LimitedHttpTools(HttpToolsProtocol):
                 self.loop.call_later(_LINGER, self.transport.close)
             else:
                 self.transport.close()
+
+
+_Head = tuple[bytes, int, bool, bool]  # header lines; the content-length (-1: none), chunked, connection: close
+
+
+def _head_lines(headers: list[tuple[bytes, bytes]]) -> _Head:
+    """``headers`` as uvicorn's ``send`` writes them (names lower-cased), refused as it refuses them, with what
+    it reads from them. uvicorn's checks look for one forbidden byte in a name or in a value: searched for in all
+    the names at once and all the values at once, they find what they find one by one, for half the calls."""
+    if HEADER_RE.search(b"".join([name for name, _ in headers])) or HEADER_VALUE_RE.search(
+        b"".join([value for _, value in headers])
+    ):
+        raise RuntimeError("Invalid HTTP header name or value.")
+    lines: list[bytes] = []
+    length = -1
+    chunked = close = False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-length":
+            if length < 0 and not chunked:
+                length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = chunked or value.lower() == b"chunked"
+        elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            close = True
+        lines += (name, b": ", value, b"\r\n")
+    return b"".join(lines), length, chunked, close
 
 
 class _OneWrite(asyncio.Transport):

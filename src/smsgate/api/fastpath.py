@@ -7,6 +7,8 @@ dependency resolution: ~400 µs of CPU for a bare GET on the 2-core bench machin
 request whose method and exact path belong to an endpoint marked with ``@hot`` is handed to that endpoint
 directly, with the app's own error handler; every other request goes to FastAPI unchanged. The route stays
 registered with FastAPI, which documents it in the OpenAPI schema and serves it when the app runs unwrapped.
+Under ``smsgate serve`` the server's protocol (``http_limits``) takes a hot request past ASGI altogether: it asks
+``answer`` for the response and writes it itself.
 
 Every request's body is capped on the way in (``max_body``): endpoints read bodies whole before their own,
 smaller limits apply, so a huge body must not get that far. The batch endpoints take a larger cap of their own
@@ -40,7 +42,8 @@ _HOT = "__smsgate_hot__"
 
 
 def hot(endpoint: F) -> F:
-    """Mark a FastAPI endpoint ``async def f(request: Request) -> Response`` for the direct route."""
+    """Mark a FastAPI endpoint ``async def f(request: Request) -> Response`` for the direct route. Its answer is a
+    ``Response`` with the body whole (not a stream or a file): the server writes it in one piece (``http_limits``)."""
     params = list(inspect.signature(endpoint).parameters)
     if len(params) != 1:
         raise TypeError(f"{endpoint.__name__}: a hot endpoint takes the request only")
@@ -95,32 +98,54 @@ class FastPath:
         try:
             await self._serve(scope, receive, seen)
         finally:
-            peer = scope.get("client")
-            proxies = self.app.state.proxies
-            # the address a trusted reverse proxy names (SMSGATE_TRUSTED_PROXIES), as the login throttle sees it
-            client = (
-                peers.client(peer[0], Headers(scope=scope), proxies) if peer and proxies else peer[0] if peer else "-"
-            )
-            logs.access(client, scope["method"], scope["path"], status, started)
+            self._access(scope, status, started)
+
+    async def answer(self, scope: dict[str, Any], receive: Any, endpoint: Endpoint) -> Response:
+        """The hot ``endpoint``'s answer to a request, with its access line: for a server that writes the response
+        itself (``http_limits``: a send's whole response in one write, past the ASGI ``send`` messages)."""
+        if not logs.access_log.isEnabledFor(logging.INFO):
+            return await self._respond(scope, receive, endpoint)
+        started = time.perf_counter()
+        logs.current_account.set(None)
+        status = 500  # what the server answers when neither the endpoint nor the error handler does
+        try:
+            response = await self._respond(scope, receive, endpoint)
+            status = response.status_code
+            return response
+        finally:
+            self._access(scope, status, started)
+
+    def _access(self, scope: dict[str, Any], status: int, started: float) -> None:
+        peer = scope.get("client")
+        proxies = self.app.state.proxies
+        # the address a trusted reverse proxy names (SMSGATE_TRUSTED_PROXIES), as the login throttle sees it
+        client = peers.client(peer[0], Headers(scope=scope), proxies) if peer and proxies else peer[0] if peer else "-"
+        logs.access(client, scope["method"], scope["path"], status, started)
 
     async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope["app"] = self.app  # what Request.app and the endpoints' app.state lookups read
+        endpoint = self.routes.get((scope["method"], scope["path"]))
+        if endpoint is not None:
+            response = await self._respond(scope, receive, endpoint)
+        else:
+            scope["app"] = self.app  # what Request.app and the endpoints' app.state lookups read
+            cap = self.larger.get(scope["path"], self.max_body)
+            if _declared_length(scope) <= cap:
+                await self.app(scope, _capped(receive, cap), send)
+                return
+            response = await self._on_error(Request(scope, receive), _too_large(cap))
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: dict[str, Any], receive: Any, endpoint: Endpoint) -> Response:
+        """A hot endpoint's answer, or the app's error handler's (its exception, or a body over the cap)."""
+        scope["app"] = self.app
         cap = self.larger.get(scope["path"], self.max_body)
         if _declared_length(scope) > cap:
-            response = await self._on_error(Request(scope, receive), _too_large(cap))
-            await response(scope, receive, send)
-            return
-        receive = _capped(receive, cap)
-        endpoint = self.routes.get((scope["method"], scope["path"]))
-        if endpoint is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
+            return await self._on_error(Request(scope, receive), _too_large(cap))
+        request = Request(scope, _capped(receive, cap))
         try:
-            response = await endpoint(request)
+            return await endpoint(request)
         except Exception as exc:  # the app's handlers answer in the dialect's format, as through FastAPI
-            response = await self._on_error(request, exc)
-        await response(scope, receive, send)
+            return await self._on_error(request, exc)
 
 
 def _declared_length(scope: Mapping[str, Any]) -> int:
