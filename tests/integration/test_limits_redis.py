@@ -136,8 +136,11 @@ async def test_throttle_holds_the_cap_for_the_sum_of_nodes(clients: tuple[list[A
     elapsed = time.monotonic() - start
     assert len(stamps) == 300
     assert elapsed >= (300 - 40) / 200 - 0.05  # only the burst may go ahead of the rate
-    for t0 in stamps:  # in any 0.5 s window: at most rate * 0.5 + burst
-        assert sum(1 for s in stamps if t0 <= s < t0 + 0.5) <= 200 * 0.5 + 40
+    # in any 0.5 s window: at most rate * 0.5 + burst, and one chunk more: a stamp is taken when the grant reaches
+    # the node, so on a loaded machine one late answer lands beside the next (a cap per node instead of one shared
+    # would let 2 * 100 + 2 * 40 through)
+    for t0 in stamps:
+        assert sum(1 for s in stamps if t0 <= s < t0 + 0.5) <= 200 * 0.5 + 40 + 40
     assert not throttles[0].limits("other")
     assert list(throttles[0].chunks("other", [1, 2, 3])) == [[1, 2, 3]]
 
