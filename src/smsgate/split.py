@@ -20,9 +20,11 @@ import asyncio
 import base64
 import contextlib
 import ctypes
+import dataclasses
 import json
 import logging
 import multiprocessing
+import operator
 import os
 import pickle
 import signal
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smsgate import link, logs, runtime
-from smsgate.connectors import sandbox
+from smsgate.connectors import base, sandbox
 from smsgate.core import handsets
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
@@ -82,7 +84,7 @@ def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     rt.changes.peer = lambda payload: line.send("change", payload)
     line.on("change", rt.changes.deliver)
     line.on("wake", lambda _p: rt.dispatcher.wake())
-    line.on("jobs", lambda p: rt.dispatcher.enqueue(pickle.loads(base64.b64decode(p))))
+    line.on("jobs", lambda p: rt.dispatcher.enqueue(_jobs_of(p)))
     line.on("webhooks", lambda _p: rt.webhooks.wake())
     line.on("pauses", lambda p: rt.pausing.apply(json.loads(p)))
     line.on("sandbox-up", lambda p: _sandbox_up(rt, p == "1"))
@@ -189,14 +191,46 @@ async def _report(rt: runtime.Runtime, line: link.Link) -> None:
         await asyncio.sleep(STATUS_EVERY / 4)
 
 
+# A job crosses the line as plain values (its fields in order, its parts' likewise, statuses as their values), not
+# as pickled objects: pickling the dataclasses and enum members cost ~5 µs per job in the accept process and ~6 to
+# load in the delivery process (18 % of its CPU), ~1 µs and ~2.5 as values. The getters follow the dataclasses'
+# fields, so a field added to ``Job`` or ``OutboundPart`` crosses too.
+_JOB_FIELDS = [f.name for f in dataclasses.fields(dispatch_jobs.Job)]
+_PARTS_AT = _JOB_FIELDS.index("parts")  # ``parts`` and ``part_status`` cross on their own, in this place
+assert _JOB_FIELDS[_PARTS_AT + 1] == "part_status"
+_job_values = operator.attrgetter(*(_JOB_FIELDS[:_PARTS_AT] + _JOB_FIELDS[_PARTS_AT + 2 :]))
+_part_values = operator.attrgetter(*(f.name for f in dataclasses.fields(base.OutboundPart)))
+_STATUS = {s.value: s for s in core_message.Status}
+
+
+def _wire(job: dispatch_jobs.Job) -> tuple[Any, ...]:
+    return _job_values(job), [_part_values(p) for p in job.parts], [(k, v.value) for k, v in job.part_status.items()]
+
+
+def _unwire(values: tuple[Any, ...]) -> dispatch_jobs.Job:
+    fields, parts, status = values
+    part_list = [base.OutboundPart(*p) for p in parts]
+    args: list[Any] = [*fields[:_PARTS_AT], part_list, {k: _STATUS[v] for k, v in status}, *fields[_PARTS_AT:]]
+    return dispatch_jobs.Job(*args)
+
+
+def _jobs_of(payload: str) -> list[dispatch_jobs.Job]:
+    """A ``jobs`` line's jobs (``_job_lines``)."""
+    return [_unwire(v) for v in pickle.loads(base64.b64decode(payload))]
+
+
 def _job_lines(jobs: list[dispatch_jobs.Job]) -> list[str]:
     """``jobs`` as ``jobs`` payloads that each fit a line of the link (``link.MAX_LINE``): one accept commit can
     hand over thousands of long messages, more than one line may hold, and a line too long would break the link."""
-    payload = base64.b64encode(pickle.dumps(jobs, protocol=pickle.HIGHEST_PROTOCOL)).decode()
-    if len(payload) < link.MAX_LINE // 2 or len(jobs) == 1:
+    return _lines([_wire(j) for j in jobs])
+
+
+def _lines(values: list[tuple[Any, ...]]) -> list[str]:
+    payload = base64.b64encode(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+    if len(payload) < link.MAX_LINE // 2 or len(values) == 1:
         return [payload]
-    half = len(jobs) // 2
-    return _job_lines(jobs[:half]) + _job_lines(jobs[half:])
+    half = len(values) // 2
+    return _lines(values[:half]) + _lines(values[half:])
 
 
 # -- the accept process's side: starting, watching and stopping the delivery process --------------------------------
