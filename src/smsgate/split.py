@@ -39,6 +39,7 @@ from smsgate.core import handsets
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.settings import Settings
+from smsgate.store import committer as store_committer
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,16 @@ def problem(settings: Settings, processes: int) -> str | None:
 
 
 # -- wiring each half to the line -----------------------------------------------------------------------------------
+def _take_turns(rt: runtime.Runtime, line: link.Link) -> None:
+    """Each process says after each of its commits that SQLite's write lock is free (``committer.Peer``)."""
+    peer = store_committer.Peer(lambda: line.send("written"))
+    rt.committer.peer = peer
+    line.on("written", lambda _p: peer.committed())
+
+
 def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
     rt.tell = line.send
+    _take_turns(rt, line)
     for c in rt.connectors.values():
         if isinstance(c, sandbox.SandboxNetwork):
             c.share_ids()  # handset replies typed through this process's API
@@ -81,6 +90,7 @@ def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
 
 def wire_delivery(rt: runtime.Runtime, line: link.Link) -> None:
     rt.tell = line.send
+    _take_turns(rt, line)
     rt.changes.peer = lambda payload: line.send("change", payload)
     line.on("change", rt.changes.deliver)
     line.on("wake", lambda _p: rt.dispatcher.wake())
