@@ -35,7 +35,8 @@ async def setup(tmp_path: pathlib.Path) -> AsyncIterator[tuple[store_committer.G
     )
     committer.register("t", _insert)
     told: list[str] = []
-    committer.peer = store_committer.Peer(lambda: told.append("written"))
+    committer.peer = store_committer.Peer()
+    committer.after_unlock = lambda: told.append("written")
     committer.start()
     try:
         yield committer, told, path

@@ -70,24 +70,22 @@ PEER_POLL = 0.003  # the same when a ``Peer`` says when it is done: a try then o
 
 class Peer:
     """The other process of a split node (``serve --processes 2``), writing the same SQLite file with its own
-    committer, and saying after each of its commits that the write lock is free (``committed``, a notice on the
-    line between them, ``split``). A committer that finds the lock taken waits for that word, and tries again at
-    once, instead of retrying every ``POLL`` on the loop: both processes want the lock after nearly every commit
-    of the other, and that polling cost ~8 % of the accept process's CPU and ~6 % of the delivery process's
-    (docs/performance.md). Every ``PEER_POLL`` it still tries, for the lock held by anyone else (the async engine's
-    connections, a lost notice)."""
+    committer and saying after each of its transactions that the write lock is free (``committed``; its committer's
+    ``after_unlock`` sends the word, ``split.Turns`` carries it). A committer that finds the lock taken waits for
+    that word and tries again at once, instead of retrying every ``POLL`` on the loop, which cost the accept
+    process ~8 % of its CPU (docs/performance.md). Every ``PEER_POLL`` it still tries, for the lock held by anyone
+    else (the async engine's connections) or a word lost."""
 
-    def __init__(self, tell: Callable[[], None]) -> None:
-        self.tell = tell  # say to the other process that this one committed
+    def __init__(self) -> None:
         self._waiter: asyncio.Future[None] | None = None
 
     def committed(self) -> None:
-        """The other process committed (or rolled back): the write lock is free."""
+        """The other process's transaction ended: the write lock is free."""
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     def arm(self) -> asyncio.Future[None]:
-        """A future ``committed`` resolves: armed before a try, so a notice read while it fails is not missed."""
+        """A future ``committed`` resolves: armed before a try, so a word read while it fails is not missed."""
         self._waiter = asyncio.get_running_loop().create_future()
         return self._waiter
 
@@ -162,7 +160,10 @@ class GroupCommitter:
         # SQLite: the writer's connection is likewise kept between batches; a pool checkout and check-in (with
         # its reset rollback) cost ~4 % of the gateway's CPU under load, once per batch
         self._sync: tuple[sa.Connection, ImmediateConnection] | None = None
-        self.peer: Peer | None = None  # SQLite: another process writing the file, which says when it committed
+        # SQLite shared by a split node's processes: the other one, whose word this committer waits for when it
+        # finds the write lock taken; and what tells the other one that this committer's transaction ended
+        self.peer: Peer | None = None
+        self.after_unlock: Callable[[], None] | None = None
         self.batches = 0
         self.items = 0
         # SQLite: how long the last transaction's COMMIT took (its pages into the WAL and the fsync), which a
@@ -343,8 +344,8 @@ class GroupCommitter:
                     sync_conn.close()
                 raise
             finally:
-                if self.peer is not None:  # the lock is free: the other process need not wait for its next try
-                    self.peer.tell()
+                if self.after_unlock is not None:  # the lock is free: the other process need not wait for a try
+                    self.after_unlock()
             sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
         else:
             aconn = self._held.pop() if self._held else await self._engine.connect()
