@@ -155,6 +155,64 @@ async def test_receipts_out_of_order_and_before_submit(store: Store) -> None:
     assert types == ["accepted", "delivered"]
 
 
+async def test_after_a_held_receipt_submit_results_look_only_for_what_is_still_held(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once one receipt overtook its submit result, later submit results do not ask the store for held receipts
+    (they did, for every batch, for ten minutes): only one naming a receipt this process still holds does."""
+    looked: list[Any] = []
+    held = recording.store_receipts.held
+
+    async def counting(tx: Any, by_conn: Any = None, **kw: Any) -> Any:
+        if by_conn is not None:
+            looked.append(by_conn)
+        return await held(tx, by_conn, **kw)
+
+    monkeypatch.setattr(recording.store_receipts, "held", counting)
+    acc = await store.account()
+    ids = await store.send(acc["id"])
+    await store.receipts(("H1", RS.DELIVERED, 0))
+    await store.submitted(ids, ["H1"])
+    assert await store.statuses(ids[0]) == ("delivered", [("delivered", 0)])
+    assert looked == [{"sbx": ["H1"]}]
+    for n in range(5):
+        await store.submitted(await store.send(acc["id"]), [f"L{n}"])
+    assert len(looked) == 1
+
+
+async def test_a_receipt_another_process_held_is_applied_by_the_sweep(store: Store) -> None:
+    """A submit result looks only for the receipts its own process held (no select on every submit result);
+    what another process of the node held on the same file waits for the periodic sweep."""
+    acc = await store.account()
+    ids = await store.send(acc["id"])
+    other = Store(store.engine)
+    other.committer.start()
+    try:
+        await other.receipts(("X1", RS.DELIVERED, 0))
+    finally:
+        await other.committer.close()
+    await store.submitted(ids, ["X1"])
+    assert await store.statuses(ids[0]) == ("submitted", [("submitted", None)])
+    await store.committer.write("sweep", None)
+    assert await store.statuses(ids[0]) == ("delivered", [("delivered", 0)])
+
+
+async def test_remembered_receipts_are_bounded_and_the_sweep_applies_the_forgotten(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recording, "HELD_TRACKED", 1)
+    acc = await store.account()
+    first, second = await store.send(acc["id"]), await store.send(acc["id"])
+    await store.receipts(("B1", RS.DELIVERED, 0))
+    await store.receipts(("B2", RS.DELIVERED, 0))  # B1 is forgotten: one is remembered
+    await store.submitted(first, ["B1"])
+    await store.submitted(second, ["B2"])
+    assert await store.statuses(first[0]) == ("submitted", [("submitted", None)])
+    assert await store.statuses(second[0]) == ("delivered", [("delivered", 0)])
+    await store.committer.write("sweep", None)
+    assert await store.statuses(first[0]) == ("delivered", [("delivered", 0)])
+
+
 async def test_failure_wins_and_keeps_its_error_code(store: Store) -> None:
     acc = await store.account()
     ids = await store.send(acc["id"], parts=2)

@@ -51,9 +51,11 @@ from smsgate.webhooks import planner
 log = logging.getLogger(__name__)
 Tx = Any  # the connection a group-commit transaction runs on (``store.committer``); only the store uses it
 
-# After this process held a receipt, submit results look for waiting receipts for this long (seconds); later
-# ones, and other nodes' on SQLite, are applied by the periodic sweep.
-HELD_RECENTLY = 600.0
+# The receipts this process held on SQLite are remembered by network id for this long (seconds), at most this many:
+# a submit result naming one applies it in its own transaction. Older ones, and those another process or node held,
+# are applied by the periodic sweep (every 2 s); on PostgreSQL every submit result looks in the store.
+HELD_KEPT = 600.0
+HELD_TRACKED = 100_000
 KEY_SWEEP_INTERVAL = 60.0  # seconds between sweeps of old Idempotency-Key answers
 KINDS = ("accept", "accept_batch", "job_results", "receipts", "inbound", "sweep", "cancel")
 
@@ -84,9 +86,11 @@ class Recorder:
         self._reassembly_timeout = reassembly_timeout
         self._keys_kept = keys_kept  # seconds an Idempotency-Key's answer is kept (SMSGATE_IDEMPOTENCY_HOURS)
         self._keys_swept = 0.0
-        # when this process last held a receipt that overtook its submit result: until then, recording submit
-        # results need not look for waiting receipts (another node's are found by the periodic sweep)
-        self._held_at = -1e18
+        # receipts this process held (they overtook their submit result), by (connector, network id), with when
+        # (monotonic), oldest first: written after their commit, so a rolled-back hold is never in it; a submit
+        # result looks in the store only for these (another process's are found by the periodic sweep)
+        self._held: dict[tuple[str, str], float] = {}
+        self._releasing: list[tuple[str, str]] = []  # of the transaction being written: forgotten after its commit
         self._planned = False  # a transaction planned deliveries: wake the webhook sender after its commit
         self.on_accepted: list[Callable[[Sequence[store_messages.NewMessage]], None]] = []
         self.on_deliveries: list[Callable[[], None]] = []
@@ -107,6 +111,8 @@ class Recorder:
         committer.register("cancel", self.cancel)
         committer.after_commit("accept", self._after_accept)
         committer.after_commit("accept_batch", self._after_batch)
+        committer.after_commit("receipts", self._after_receipts)
+        committer.after_commit("job_results", self._after_job_results)
 
         committer.after_commit("inbound", self._after_optout)
         committer.after_commit("sweep", self._after_optout)
@@ -141,25 +147,35 @@ class Recorder:
     async def job_results(self, tx: Tx, items: Sequence[store_messages.JobResult]) -> list[None]:
         events = await self._writes.job_results(tx, items)
         await self._plan(tx, events)
-        # receipts that overtook their submit result are waiting for these network ids
-        if tx.dialect.name == "postgresql" or time.monotonic() - self._held_at < HELD_RECENTLY:
+        # receipts that overtook their submit result may be waiting for these network ids: on PostgreSQL any node
+        # may have held one, so the store is asked; on SQLite only for those this process held (``_held``)
+        self._releasing = []
+        anyone = tx.dialect.name == "postgresql"
+        if anyone or self._held:
             by_conn: dict[str, list[str]] = {}
             for r in items:
                 for u in r.updates:
-                    if u.network_id and u.status is not core_message.Status.ACCEPTED:
+                    if not u.network_id or u.status is core_message.Status.ACCEPTED:
+                        continue
+                    if anyone:
                         by_conn.setdefault(u.connector, []).append(u.network_id)
+                    elif (u.connector, u.network_id) in self._held:
+                        by_conn.setdefault(u.connector, []).append(u.network_id)
+                        self._releasing.append((u.connector, u.network_id))
             if by_conn:
                 await self.apply_held(tx, by_conn)
         return [None] * len(items)
 
-    async def receipts(self, tx: Tx, items: Sequence[core_receipts.Receipt]) -> list[None]:
+    async def receipts(self, tx: Tx, items: Sequence[core_receipts.Receipt]) -> list[bool]:
+        """Per receipt whether it was held (its part is not known yet) for this process to remember (``_held``):
+        never on PostgreSQL, where submit results look in the store."""
         now = time.time()
         outcome = await self._apply(tx, items, now)
         unmatched = [r for r, ok in zip(items, outcome.matched, strict=True) if not ok]
         if unmatched:
-            self._held_at = time.monotonic()
             await store_receipts.hold(tx, unmatched, now)
-        return [None] * len(items)
+        remember = tx.dialect.name != "postgresql"
+        return [remember and not ok for ok in outcome.matched]
 
     async def apply_held(self, tx: Tx, by_conn: Mapping[str, Sequence[str]] | None = None) -> int:
         """Apply held receipts whose part is now known (all of them when ``by_conn`` is None)."""
@@ -342,6 +358,26 @@ class Recorder:
     def _hand_over(self, accepted: Sequence[store_messages.NewMessage]) -> None:
         for cb in self.on_accepted:
             cb(accepted)
+
+    def _after_receipts(self, _kind: str, items: Sequence[core_receipts.Receipt], held: Sequence[bool]) -> None:
+        if not any(held):
+            return
+        now = time.monotonic()
+        for r, h in zip(items, held, strict=True):
+            if h:
+                self._held.pop((r.connector, r.network_id), None)  # to the end: the oldest are forgotten first
+                self._held[(r.connector, r.network_id)] = now
+        while self._held:  # the oldest first: the sweep applies those forgotten here
+            key, at = next(iter(self._held.items()))
+            if len(self._held) <= HELD_TRACKED and now - at < HELD_KEPT:
+                break
+            del self._held[key]
+
+    def _after_job_results(self, _kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
+        """The held receipts these submit results named were applied in their transaction."""
+        for key in self._releasing:
+            self._held.pop(key, None)
+        self._releasing = []
 
     def _after_optout(self, kind: str, _items: Sequence[Any], _results: Sequence[Any]) -> None:
         if self._confirmations:  # to the dispatcher, as an accept's (unclaimed: it wakes and takes them)
