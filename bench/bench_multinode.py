@@ -2,8 +2,8 @@
 
 For each layout: a fresh throwaway database, N KPN v1 sends spread over the nodes (C keep-alive connections
 per node), then wait until the sandbox network has reported every message delivered. Prints the accept
-rate (2xx answers per second), latency p50/p99, and the end-to-end rate (first request to last message
-delivered). PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (or SMSGATE_TEST_POSTGRES/_REDIS).
+rate (2xx answers per second), latency p50/p99, the end-to-end rate (first request to last message
+delivered) and the nodes' CPU per message delivered over that time. PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (or SMSGATE_TEST_POSTGRES/_REDIS).
 
     .venv/bin/python bench/bench_multinode.py --n 10000 -c 16
 """

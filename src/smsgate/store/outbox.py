@@ -56,6 +56,7 @@ class Outbox:
         # single statement in its own transaction (one round trip; a pool checkout with its ping, BEGIN and
         # COMMIT made it five, ~10 % of a node's GIL time under load)
         self._renewer: pgraw.PgConnection | None = None
+        self._kept = engine.dialect.name == "postgresql"
         self._renewing = asyncio.Lock()
 
     async def heartbeat(self, info: dict[str, Any] | None = None) -> None:
@@ -171,7 +172,7 @@ class Outbox:
     async def _renewal(self) -> AsyncIterator[Any]:
         """The connection lease renewals run on: on PostgreSQL the kept one (each statement commits by itself),
         replaced once the server dropped it; on SQLite a transaction of the pool's."""
-        if self._engine.dialect.name != "postgresql":
+        if not self._kept:
             async with self._engine.begin() as conn:
                 yield conn
             return
