@@ -2,8 +2,8 @@
 
 For each layout: a fresh throwaway database, N KPN v1 sends spread over the nodes (C keep-alive connections
 per node), then wait until the sandbox network has reported every message delivered. Prints the accept
-rate (2xx answers per second), latency p50/p99, and the end-to-end rate (first request to last message
-delivered). PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (or SMSGATE_TEST_POSTGRES/_REDIS).
+rate (2xx answers per second), latency p50/p99, the end-to-end rate (first request to last message
+delivered) and the nodes' CPU per message delivered over that time. PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (or SMSGATE_TEST_POSTGRES/_REDIS).
 
     .venv/bin/python bench/bench_multinode.py --n 10000 -c 16
 """
@@ -23,6 +23,7 @@ import asyncpg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT)]
+import driver  # noqa: E402
 import load  # noqa: E402
 from tests import support  # noqa: E402
 
@@ -70,6 +71,8 @@ def run_layout(nodes_count: int, n: int, concurrency: int) -> dict[str, float]:
                     )
                 )
 
+            pids = [node.proc.pid for node in nodes if node.proc is not None]
+            cpu0 = sum(driver.cpu_seconds(p) for p in pids)
             t0 = time.time()
             results = asyncio.run(send())
             ok = sum(r.ok for r in results)
@@ -79,6 +82,7 @@ def run_layout(nodes_count: int, n: int, concurrency: int) -> dict[str, float]:
             while asyncio.run(delivered(dsn)) < ok and time.monotonic() < deadline:
                 time.sleep(0.2)
             e2e_s = time.time() - t0
+            cpu = sum(driver.cpu_seconds(p) for p in pids) - cpu0
             done = asyncio.run(delivered(dsn))
             lat = sorted(x for r in results for x in r.latencies_ms)
             return {
@@ -90,6 +94,7 @@ def run_layout(nodes_count: int, n: int, concurrency: int) -> dict[str, float]:
                 "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0.0,
                 "delivered": done,
                 "end_to_end_per_s": done / e2e_s,
+                "cpu_us_per_msg": cpu / max(done, 1) * 1e6,
             }
         finally:
             for node in nodes:
@@ -108,7 +113,8 @@ def main() -> None:
         print(
             f"{r['nodes']} node(s): accepted {r['accepted']}/{r['sent']} at {r['accept_per_s']:.0f}/s "
             f"(p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms); "
-            f"delivered {r['delivered']} end-to-end at {r['end_to_end_per_s']:.0f}/s",
+            f"delivered {r['delivered']} end-to-end at {r['end_to_end_per_s']:.0f}/s; "
+            f"nodes' CPU {r['cpu_us_per_msg']:.0f} µs/msg",
             flush=True,
         )
 

@@ -15,6 +15,7 @@ a fresh quota.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import math
@@ -221,26 +222,35 @@ class SeenOnce:
 
 
 # -- Redis -------------------------------------------------------------------------------------------------------
-# KEYS[1] the window's counter. ARGV: limit (-1 none), seed (-1: unknown), ttl ms, op (take|state|give), n parts.
-# Returns {status, used}: status 1 taken/ok, 0 refused, -1 the counter is missing and no seed was given.
+# KEYS: window counters, one per call of a batch. ARGV: five per key, in order: limit (-1 none), seed (-1:
+# unknown), ttl ms, op (take|state|give), n parts. Returns {status, used} per key, flat: status 1 taken/ok,
+# 0 refused, -1 the counter is missing and no seed was given. Each key's call is decided after the ones before it.
+_QUOTA_BATCH = 256  # calls per script run at most (five arguments each)
 _QUOTA_LUA = """
-local v = redis.call('GET', KEYS[1])
-if not v then
-  if tonumber(ARGV[2]) < 0 then return {-1, 0} end
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX')
-  v = redis.call('GET', KEYS[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = 5 * (i - 1)
+  local limit, seed, op, n = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 4], tonumber(ARGV[a + 5])
+  local status, used = -1, 0
+  local v = redis.call('GET', key)
+  if not v and seed >= 0 then
+    redis.call('SET', key, seed, 'PX', ARGV[a + 3], 'NX')
+    v = redis.call('GET', key)
+  end
+  if v then
+    v = tonumber(v)
+    status, used = 1, v
+    if op == 'give' then
+      used = math.max(0, v - n)
+      redis.call('SET', key, used, 'KEEPTTL')
+    elseif op == 'take' then
+      if limit >= 0 and v + n > limit then status = 0 else used = redis.call('INCRBY', key, n) end
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = used
 end
-v = tonumber(v)
-if ARGV[4] == 'state' then return {1, v} end
-local n = tonumber(ARGV[5])
-if ARGV[4] == 'give' then
-  v = math.max(0, v - n)
-  redis.call('SET', KEYS[1], v, 'KEEPTTL')
-  return {1, v}
-end
-local limit = tonumber(ARGV[1])
-if limit >= 0 and v + n > limit then return {0, v} end
-return {1, redis.call('INCRBY', KEYS[1], n)}
+return out
 """
 
 # KEYS: buckets. ARGV: n, then rate and burst per key; mode 'all' (all-or-nothing, n each) or 'debt' (KEYS[1]
@@ -284,17 +294,54 @@ class RedisQuotas:
         self._count_since = count_since
         self._prefix = prefix
         self._script = client.register_script(_QUOTA_LUA)
+        # the calls waiting for the next script call (key, five arguments, the caller's future), and the task
+        # sending them: one script call carries every call queued meanwhile, so under load a send pays a share of
+        # one Redis round trip instead of one of its own (a script call per send was ~17 % of a PostgreSQL
+        # node's GIL time). Each call is still decided on its own, in order, inside one atomic script run.
+        self._queued: list[tuple[str, list[Any], asyncio.Future[tuple[int, int]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def _call(self, account: core_accounts.Account, op: str, now: float, n: int = 1) -> tuple[int, int, float]:
         w = core_accounts.quota_window(now, account.quota_interval, account.quota_unit)
         key = f"{self._prefix}quota:{account.id}:{int(w.start)}"
         ttl_ms = max(1000, math.ceil((w.end - now) * 1000) + 60_000)
         limit = -1 if account.quota_limit is None else account.quota_limit
-        status, used = await _redis(self._script(keys=[key], args=[limit, -1, ttl_ms, op, n]))
+        status, used = await self._queue(key, [limit, -1, ttl_ms, op, n])
         if status == -1:  # first sight of this window (or Redis lost it): seed from the store
             seed = await self._count_since(account.id, w.start) if account.quota_limit is not None else 0
-            status, used = await _redis(self._script(keys=[key], args=[limit, seed, ttl_ms, op, n]))
-        return int(status), int(used), w.end
+            status, used = await self._queue(key, [limit, seed, ttl_ms, op, n])
+        return status, used, w.end
+
+    def _queue(self, key: str, args: list[Any]) -> asyncio.Future[tuple[int, int]]:
+        fut: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._queued.append((key, args, fut))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send(), name="redis-quotas")
+        return fut
+
+    async def _send(self) -> None:
+        """Send what is queued, one script call at a time, until nothing is. A caller that gave up (its request
+        was cancelled) before its call was sent is left out, so it takes nothing."""
+        try:
+            while self._queued:
+                calls = [c for c in self._queued[:_QUOTA_BATCH] if not c[2].done()]
+                del self._queued[:_QUOTA_BATCH]
+                if not calls:
+                    continue
+                try:
+                    flat = await _redis(self._script(keys=[c[0] for c in calls], args=[a for c in calls for a in c[1]]))
+                except Exception as exc:  # each caller gets an error of its own (StoreUnavailable for Redis's)
+                    for _key, _args, fut in calls:
+                        if not fut.done():
+                            err = errors.StoreUnavailable(str(exc))
+                            err.__cause__ = exc
+                            fut.set_exception(err)
+                    continue
+                for i, (_key, _args, fut) in enumerate(calls):
+                    if not fut.done():
+                        fut.set_result((int(flat[2 * i]), int(flat[2 * i + 1])))
+        finally:
+            self._sender = None
 
     async def state(self, account: core_accounts.Account) -> QuotaState:
         _status, used, end = await self._call(account, "state", time.time())

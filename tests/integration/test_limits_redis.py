@@ -163,3 +163,39 @@ def test_throttle_chunks_never_cut_a_message() -> None:
     chunks = [list(c) for c in throttle.chunks("http", parts, key=lambda p: p[0])]
     assert chunks == [["a1", "b1", "b2", "b3"], ["c1", "d1", "d2"]]
     assert [list(c) for c in throttle.chunks("http", parts)] == [["a1", "b1"], ["b2", "b3"], ["c1", "d1"], ["d2"]]
+
+
+async def test_concurrent_quota_calls_share_script_runs_and_stay_exact(clients: tuple[list[Any], str]) -> None:
+    """Calls queued while a script run is out go together in the next one, each still decided on its own and in
+    order; a caller cancelled before its call was sent takes nothing."""
+    made, prefix = clients
+    quotas = limits.RedisQuotas(made[0], seeded(0), prefix=prefix)
+    runs = 0
+    script = quotas._script
+
+    def counted(**kw: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return script(**kw)
+
+    quotas._script = counted
+    acc = account(quota=30)
+    await quotas.state(acc)  # the window's counter exists: no seeding below
+    runs = 0
+
+    async def attempt() -> bool:
+        try:
+            await quotas.take(acc)
+        except errors.QuotaExceeded:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert results.count(True) == 30 and results[:30] == [True] * 30  # in the order they were asked
+    assert runs <= 2
+    await quotas.give_back(acc, 5)
+    gave_up = asyncio.create_task(quotas.take(acc, 1))
+    await asyncio.sleep(0)  # its call is queued, not sent yet
+    gave_up.cancel()
+    assert (await quotas.state(acc)).used == 25
+    assert gave_up.cancelled()

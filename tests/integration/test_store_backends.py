@@ -26,8 +26,8 @@ from smsgate.services import recording
 from smsgate.store import accounts as store_accounts
 from smsgate.store import committer as store_committer
 from smsgate.store import engine as store_engine
+from smsgate.store import fastsql, migrate, rows, tables
 from smsgate.store import messages as store_messages
-from smsgate.store import migrate, rows, tables
 from smsgate.store import outbox as store_outbox
 from smsgate.store import reads as store_reads
 
@@ -177,6 +177,40 @@ async def test_a_dropped_committer_connection_costs_no_write(pg_url: str) -> Non
         await eng.dispose()
 
 
+@pytest.mark.postgres
+async def test_a_batchs_core_and_fastsql_statements_commit_or_roll_back_together(pg_url: str) -> None:
+    """On PostgreSQL the committer begins and commits on the asyncpg connection, ``fastsql`` statements go to it
+    directly and other Core statements through SQLAlchemy (in autocommit mode, so it never ends the transaction
+    itself): a failing handler must still undo both kinds, and the kept connection must serve the next batch."""
+    eng = store_engine.create(pg_url)
+    await migrate.upgrade(eng)
+    committer = store_committer.GroupCommitter(eng, two_lanes=True)
+    n = tables.nodes
+    tag = uuid.uuid4().hex[:8]
+
+    async def both(tx: Any, items: list[str]) -> list[None]:
+        for item in items:
+            await tx.execute(n.insert().values(id=f"core-{tag}-{item}", started_at=0.0, heartbeat_at=0.0))
+            await fastsql.insert_many(tx, n, [{"id": f"raw-{tag}-{item}", "started_at": 0.0, "heartbeat_at": 0.0}])
+            if item == "fail":
+                raise RuntimeError("the handler failed after both writes")
+        return [None] * len(items)
+
+    committer.register("both", both)
+    committer.start()
+    try:
+        with pytest.raises(errors.StoreUnavailable):
+            await committer.write("both", "fail")
+        await committer.write("both", "ok")
+        async with eng.connect() as conn:
+            ids = set((await conn.scalars(sa.select(n.c.id).where(n.c.id.like(f"%-{tag}-%")))).all())
+        assert ids == {f"core-{tag}-ok", f"raw-{tag}-ok"}
+        assert committer.batches == 1  # the failed one never committed
+    finally:
+        await committer.close()
+        await eng.dispose()
+
+
 async def test_job_results_submit_retry_and_done(engine: AsyncEngine, node: Node) -> None:
     acc = await make_account(engine)
     ok, later = new_message(acc, parts=2), new_message(acc)
@@ -287,6 +321,7 @@ async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Nod
         == 0
     )
     assert {r for r, _ in await a.claim("submit", 10)} == got
+    await a.leave()  # and the connection it kept for renewing leases (PostgreSQL)
 
 
 @pytest.mark.postgres

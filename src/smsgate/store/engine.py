@@ -101,7 +101,15 @@ def _create(url: str, *, sqlite_synchronous: str, pool_size: int) -> AsyncEngine
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # asyncpg's own cache of prepared statements serves the group commit's statements (``store.pgraw``): room for
+    # all of them (fastsql's IN lists come in ten sizes), as its default of 100 could make them evict each other
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"statement_cache_size": 512},
+    )
 
 
 def create_sync_writer(url: str, *, sqlite_synchronous: str = "FULL", autocheckpoint: int = 1000) -> sa.Engine | None:

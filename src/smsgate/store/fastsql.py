@@ -5,6 +5,9 @@ back as plain tuples (or dicts, where a caller wants names). On the accept, subm
 SQLAlchemy's compile, cache-key, bind and result processing cost ~0.3-0.8 ms per statement, more than the
 database work itself. JSON values are (de)serialised here since the driver's type processing is skipped.
 
+On a ``pgraw.PgConnection`` (PostgreSQL's group commit and lease renewal) the statements go to asyncpg directly,
+without SQLAlchemy's greenlet bridge; elsewhere through the connection's ``exec_driver_sql``.
+
 ``IN`` lists are compiled for the powers of two up to 512 and padded with NULL (which matches nothing), so a
 list of any length reuses one of ten cached statements. Each NULL still costs SQLite ~0.5-1 µs: padding 20 ids to
 64 measured 55 µs a select against 40 µs for 32, and one id in a list of 8 three times the cost of a list of 1.
@@ -19,6 +22,8 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+
+from smsgate.store import pgraw
 
 _IN_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _IN_NAMES = {size: [f"in_{i}" for i in range(size)] for size in _IN_SIZES}
@@ -59,6 +64,13 @@ def _compile(dialect: Any, key: str, build: Callable[[], Any]) -> Compiled:
     return hit
 
 
+async def _run(conn: Any, c: Compiled, params: Any) -> Any:
+    """``c`` with ``params`` (a tuple, or a list of tuples for many executions) on ``conn``."""
+    if isinstance(conn, pgraw.PgConnection):
+        return await pgraw.run(conn.pg, c.sql, params, returns_rows=bool(c.columns))
+    return await conn.exec_driver_sql(c.sql, params)
+
+
 def _params(c: Compiled, values: Mapping[str, Any]) -> tuple[Any, ...]:
     out = []
     for n in c.names:
@@ -74,13 +86,13 @@ async def executemany(conn: Any, key: str, build: Callable[[], Any], rows: Seque
     if not rows:
         return
     c = _compile(conn.dialect, key, build)
-    await conn.exec_driver_sql(c.sql, [_params(c, r) for r in rows])
+    await _run(conn, c, [_params(c, r) for r in rows])
 
 
 async def execute(conn: Any, key: str, build: Callable[[], Any], params: Mapping[str, Any] | None = None) -> Any:
     """Run one statement; returns the driver's cursor/result (``rowcount``, ``fetchall()`` of tuples)."""
     c = _compile(conn.dialect, key, build)
-    return await conn.exec_driver_sql(c.sql, _params(c, params or {}))
+    return await _run(conn, c, _params(c, params or {}))
 
 
 async def fetch(
@@ -88,7 +100,7 @@ async def fetch(
 ) -> list[dict[str, Any]]:
     """Rows of a select (or RETURNING) as dicts, JSON columns decoded."""
     c = _compile(conn.dialect, key, build)
-    res = await conn.exec_driver_sql(c.sql, _params(c, params or {}))
+    res = await _run(conn, c, _params(c, params or {}))
     return [_as_dict(c, r) for r in res.fetchall()]
 
 
@@ -109,7 +121,7 @@ async def fetch_in(
         c = _compile(conn.dialect, f"{key}:in{size}", lambda: build([sa.bindparam(n) for n in names]))  # noqa: B023
         p = dict(params or {})
         p.update(zip(names, chunk + [None] * (size - len(chunk)), strict=True))
-        res = await conn.exec_driver_sql(c.sql, _params(c, p))
+        res = await _run(conn, c, _params(c, p))
         out += [_as_dict(c, r) for r in res.fetchall()]
     return out
 
@@ -158,7 +170,7 @@ async def insert_tuples(conn: Any, table: sa.Table, columns: tuple[str, ...], ro
     if c.names != columns:  # the driver takes parameters in the statement's order
         raise RuntimeError(f"{table.name}: compiled parameter order {c.names} is not {columns}")
     if conn.dialect.name != "sqlite" or len(rows) < _rows_per_statement(columns):
-        await conn.exec_driver_sql(c.sql, list(rows))
+        await _run(conn, c, list(rows))
         return
     # SQLite: many rows per INSERT, each statement ``VALUES (?, ...), (?, ...), ...`` bound with one flat tuple; the
     # last few rows by ``executemany``. A step per row in the driver's ``executemany`` cost ~1 µs more per row
