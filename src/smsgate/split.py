@@ -40,7 +40,6 @@ from smsgate.core import handsets
 from smsgate.core import message as core_message
 from smsgate.dispatch import jobs as dispatch_jobs
 from smsgate.settings import Settings
-from smsgate.store import committer as store_committer
 
 log = logging.getLogger(__name__)
 
@@ -61,55 +60,6 @@ def problem(settings: Settings, processes: int) -> str | None:
 
 
 # -- wiring each half to the line -----------------------------------------------------------------------------------
-class Turns:
-    """SQLite's write lock between the two processes: the delivery process says after each of its transactions
-    that the lock is free, with one byte on a socket pair of their own, and the accept process, whose committer
-    waits for that word (``committer.Peer``), reads it as soon as its loop sees it readable instead of retrying
-    every 0.5 ms. Through the line (a notice read by its reader task) the word took two loop turns more than the
-    retry it replaced. Only the accept process is told: telling the delivery process too let its long commits (~50
-    items) cut in right after each accept commit, and the accept process, whose clients wait, waited ~30 % longer
-    for the lock and fell behind (docs/performance.md); the delivery process keeps retrying, with CPU to spare."""
-
-    def __init__(self, rt: runtime.Runtime, sock: socket.socket) -> None:
-        self._rt, self._sock = rt, sock
-        sock.setblocking(False)
-        self._loop = asyncio.get_running_loop()
-        self._peer: store_committer.Peer | None = None
-        if rt.role == runtime.ACCEPT:
-            self._peer = store_committer.Peer()
-            rt.committer.peer = self._peer
-            self._loop.add_reader(sock.fileno(), self._heard)
-        else:
-            rt.committer.after_unlock = self._say
-
-    def _say(self) -> None:
-        with contextlib.suppress(OSError):  # full: a word is waiting already; closed: nobody waits
-            self._sock.send(b"w")
-
-    def _heard(self) -> None:
-        try:
-            words = self._sock.recv(4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            words = b""
-        if not words:  # the delivery process is gone
-            self.close()
-        elif self._peer is not None:
-            self._peer.committed()
-
-    def close(self) -> None:
-        if self._sock.fileno() < 0:
-            return
-        if self._peer is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            if self._rt.committer.peer is self._peer:
-                self._rt.committer.peer = None
-        elif self._rt.committer.after_unlock == self._say:
-            self._rt.committer.after_unlock = None
-        self._sock.close()
-
-
 def wire_accept(rt: runtime.Runtime, line: link.Link) -> None:
     rt.tell = line.send
     for c in rt.connectors.values():
@@ -182,9 +132,7 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def delivery_main(
-    settings: Settings, sock: socket.socket, turns: socket.socket, log_level: str, log_format: str, parent: int
-) -> None:
+def delivery_main(settings: Settings, sock: socket.socket, log_level: str, log_format: str, parent: int) -> None:
     """The child's entry point (spawned: a fresh interpreter, nothing inherited but the settings and the socket)."""
     _die_with_parent()
     if os.getppid() != parent:  # it died while this one was starting, before the kernel was asked to tell us
@@ -198,16 +146,15 @@ def delivery_main(
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.Runner()
     with runner:
-        runner.run(_deliver(settings, sock, turns))
+        runner.run(_deliver(settings, sock))
     logs.flush()
 
 
-async def _deliver(settings: Settings, sock: socket.socket, turns_sock: socket.socket) -> None:
+async def _deliver(settings: Settings, sock: socket.socket) -> None:
     line = link.Link(sock)
     await line.open()
     rt = runtime.Runtime(settings, role=runtime.DELIVERY)
     wire_delivery(rt, line)
-    turns = Turns(rt, turns_sock)
     reading = asyncio.create_task(line.run(), name="link")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -224,7 +171,6 @@ async def _deliver(settings: Settings, sock: socket.socket, turns_sock: socket.s
         for t in (status, gone, stopping):
             t.cancel()
     reading.cancel()
-    turns.close()
     await line.close()
 
 
@@ -299,7 +245,6 @@ class Delivery:
         self.proc: Any = None
         self.line: link.Link | None = None
         self._reading: asyncio.Task[None] | None = None
-        self._turns: Turns | None = None
         self.failed = asyncio.Event()  # it died too soon after its start: the node stops
         self.restarts = 0
         self._closing = False
@@ -307,10 +252,8 @@ class Delivery:
 
     async def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        our_turns, their_turns = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.line = link.Link(ours)
         wire_accept(self._rt, self.line)
-        self._turns = Turns(self._rt, our_turns)
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def on_ready(node: str) -> None:
@@ -322,13 +265,12 @@ class Delivery:
         settings = self._rt.settings
         self.proc = self._ctx.Process(
             target=delivery_main,
-            args=(settings, theirs, their_turns, self._log_level, settings.log_format, os.getpid()),
+            args=(settings, theirs, self._log_level, settings.log_format, os.getpid()),
             name="smsgate-delivery",
             daemon=False,
         )
         self.proc.start()
         theirs.close()
-        their_turns.close()
         self._reading = asyncio.create_task(self.line.run(), name="link")
         started = asyncio.get_running_loop().time()
         gone: asyncio.Future[Any] = asyncio.ensure_future(self.line.closed.wait())
@@ -393,8 +335,6 @@ class Delivery:
             await asyncio.to_thread(self.proc.join, 5)
         if self._reading is not None:
             self._reading.cancel()
-        if self._turns is not None:
-            self._turns.close()
         if self.line is not None:
             await self.line.close()
 

@@ -73,61 +73,18 @@ class ImmediateConnection:
         return cur
 
 
-POLL = 0.0005  # seconds between tries of ``BEGIN IMMEDIATE`` while another connection holds the write lock
-PEER_POLL = 0.003  # the same when a ``Peer`` says when it is done: a try then only covers other connections
-
-
-class Peer:
-    """The other process of a split node (``serve --processes 2``), writing the same SQLite file with its own
-    committer and saying after each of its transactions that the write lock is free (``committed``; its committer's
-    ``after_unlock`` sends the word, ``split.Turns`` carries it). A committer that finds the lock taken waits for
-    that word and tries again at once, instead of retrying every ``POLL`` on the loop, which cost the accept
-    process ~8 % of its CPU (docs/performance.md). Every ``PEER_POLL`` it still tries, for the lock held by anyone
-    else (the async engine's connections) or a word lost."""
-
-    def __init__(self) -> None:
-        self._waiter: asyncio.Future[None] | None = None
-
-    def committed(self) -> None:
-        """The other process's transaction ended: the write lock is free."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def arm(self) -> asyncio.Future[None]:
-        """A future ``committed`` resolves: armed before a try, so a word read while it fails is not missed."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        return self._waiter
-
-    @staticmethod
-    async def wait(waiter: asyncio.Future[None]) -> None:
-        timer = asyncio.get_running_loop().call_later(PEER_POLL, _resolve, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-async def _write_lock(raw: Any, peer: Peer | None = None, patience: float = 5.0) -> None:
+async def _write_lock(raw: Any, patience: float = 5.0) -> None:
     """``BEGIN IMMEDIATE`` on the writer's sqlite3 connection, waiting on the event loop (not in SQLite's
-    busy handler, which would block the loop) while a background connection or the ``peer`` holds the write lock."""
+    busy handler, which would block the loop) while a background connection holds the write lock."""
     deadline = time.monotonic() + patience
     while True:
-        waiter = peer.arm() if peer is not None else None
         try:
             raw.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
             if not store_engine.is_busy(exc) or time.monotonic() > deadline:
                 raise
-        if waiter is None:
-            await asyncio.sleep(POLL)
-        else:
-            await Peer.wait(waiter)
+        await asyncio.sleep(0.0005)
 
 
 def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -169,10 +126,6 @@ class GroupCommitter:
         # SQLite: the writer's connection is likewise kept between batches; a pool checkout and check-in (with
         # its reset rollback) cost ~4 % of the gateway's CPU under load, once per batch
         self._sync: tuple[sa.Connection, ImmediateConnection] | None = None
-        # SQLite shared by a split node's processes: the other one, whose word this committer waits for when it
-        # finds the write lock taken; and what tells the other one that this committer's transaction ended
-        self.peer: Peer | None = None
-        self.after_unlock: Callable[[], None] | None = None
         self.batches = 0
         self.items = 0
         # SQLite: how long the last transaction's COMMIT took (its pages into the WAL and the fsync), which a
@@ -333,7 +286,7 @@ class GroupCommitter:
             sync_conn, conn = self._sync
             raw: Any = conn.raw
             try:
-                await _write_lock(raw, self.peer)
+                await _write_lock(raw)
                 for kind, entries in groups.items():
                     items = [e[0] for e in entries]
                     res = _drive(self._handlers[kind](conn, items))  # type: ignore[arg-type]
@@ -351,9 +304,6 @@ class GroupCommitter:
                 with contextlib.suppress(Exception):
                     sync_conn.close()
                 raise
-            finally:
-                if self.after_unlock is not None:  # the lock is free: the other process need not wait for a try
-                    self.after_unlock()
             sync_conn.rollback()  # SQLAlchemy's own bookkeeping; the sqlite3 transaction is over
         elif self._engine.dialect.name == "postgresql":
             pconn = self._held.pop() if self._held else await pgraw.PgConnection.open(self._engine)
