@@ -324,6 +324,30 @@ async def test_outbox_lease_and_dead_node_reclaim(engine: AsyncEngine, node: Nod
     await a.leave()  # and the connection it kept for renewing leases (PostgreSQL)
 
 
+async def test_claims_a_node_lost_track_of_come_back_at_once(engine: AsyncEngine, node: Node) -> None:
+    """A claim that committed but whose answer was lost leaves jobs leased to a live node: ``release_unheld``
+    gives back all but the ones the node is working on, and only its own."""
+    acc = await make_account(engine)
+    a = store_outbox.Outbox(engine, node_id="node_a", lease=60.0, dead_after=60.0)
+    b = store_outbox.Outbox(engine, node_id="node_b", lease=60.0, dead_after=60.0)
+    await a.heartbeat()
+    await b.heartbeat()
+    ids = []
+    for _ in range(4):
+        item = new_message(acc)
+        await node.committer.write("accept", item)
+        ids.append(item.message.id)
+    assert {r for r, _ in await a.claim("submit", 3)} == set(ids[:3])  # "lost": node_a works on ids[0] only
+    assert [r for r, _ in await b.claim("submit", 1)] == [ids[3]]
+    assert await a.claim("submit", 10) == []  # its own lease keeps them from it for 60 s
+    assert await a.release_unheld("submit", [ids[0]]) == 2
+    assert {r for r, _ in await a.claim("submit", 10)} == set(ids[1:3])  # back at once; node_b's stays node_b's
+    assert await b.extend("submit", [ids[3]]) == {ids[3]}
+    assert await a.extend("submit", [ids[0]]) == {ids[0]}
+    await a.leave()
+    await b.leave()
+
+
 @pytest.mark.postgres
 async def test_concurrent_claims_never_share_a_job(pg_url: str) -> None:
     """Two nodes (each its own engine) claim the same backlog at once: every job is claimed exactly once."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -167,6 +167,20 @@ class Outbox:
         params = {"k_kind": kind, "k_node": self.node_id, "k_until": time.time() + self.lease}
         async with self._renewal() as conn:
             return {r["ref"] for r in await fastsql.fetch_in(conn, "outbox:extend", build, refs, params)}
+
+    async def release_unheld(self, kind: str, keep: Collection[str]) -> int:
+        """Give back this node's claims of ``kind`` on jobs other than ``keep`` (those it is working on); how many.
+
+        A claim whose COMMIT went through but whose answer was lost (the connection cut at that moment) leaves
+        jobs leased to this node, which is alive, so no claim takes them (``_due``) until the lease ends. A
+        caller whose claim failed calls this before claiming again, and they come back at once."""
+        o = tables.outbox
+        cond = [o.c.kind == kind, o.c.claimed_by == self.node_id]
+        if keep:
+            cond.append(o.c.ref.not_in(sorted(keep)))
+        async with self._engine.begin() as conn:
+            res = await conn.execute(o.update().where(*cond).values(claimed_by=None, claimed_until=None))
+        return int(res.rowcount or 0)
 
     @contextlib.asynccontextmanager
     async def _renewal(self) -> AsyncIterator[Any]:

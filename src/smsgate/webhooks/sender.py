@@ -96,6 +96,9 @@ class Sender:
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._unstarted: list[tuple[str, int]] = []  # claimed, but loading them failed (the store was away)
+        # a claim failed: it may have committed all the same (its answer lost with the connection), leaving jobs
+        # leased to this node that it does not know of; they are given back before the next claim
+        self._claim_failed = False
         self._per_target: collections.Counter[str] = collections.Counter()
         self._per_account: collections.Counter[str] = collections.Counter()
         self._clients = _Clients(MAX_CLIENTS)
@@ -136,6 +139,10 @@ class Sender:
         while True:
             self._wake.clear()  # before the claim: a delivery that ends during it wakes the next round
             try:
+                if self._claim_failed:
+                    held = [*self._inflight, *(ref for ref, _ in self._unstarted)]
+                    await self._outbox.release_unheld("webhook", held)
+                    self._claim_failed = False
                 free = self.settings.concurrency - len(self._inflight)
                 if free > 0:
                     fresh = await self._outbox.claim_fair(
@@ -151,6 +158,7 @@ class Sender:
                             self._unstarted = [c for c in claimed if c[0] not in self._inflight]
                             raise
             except Exception:
+                self._claim_failed = True
                 log.exception("webhook claim failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
