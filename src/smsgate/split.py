@@ -5,9 +5,8 @@ credentials, quotas, rate limits, balances, the accept commit. While the *delive
 message is claimed for it in the accept transaction and its job handed over the line after the commit (``link``);
 otherwise it stays unclaimed in the outbox and the delivery process is told to look. The delivery process runs the dispatcher, the
 connectors, submit results, receipts, inbound messages, webhooks, the sweeper and retention. Each has its own group
-commit; SQLite's write lock serialises their short transactions (the committer waits for it on its loop; the
-accept process until the delivery process says it is done, ``Turns``). A read (``GET /v1/messages/{id}``) sees the
-one file.
+commit; SQLite's write lock serialises their short transactions (the committer waits for it on its loop). A read
+(``GET /v1/messages/{id}``) sees the one file.
 
 Supervision: the delivery process dies with this one (``PR_SET_PDEATHSIG``, so a SIGKILL of ``smsgate serve``
 leaves no half behind), and when it dies this one starts another (its claims come back when its heartbeat stops,

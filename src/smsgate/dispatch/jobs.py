@@ -5,7 +5,6 @@ where it may go (its route, the connectors it already tried since it left the ou
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterable
 
 from smsgate.connectors import base
@@ -34,16 +33,9 @@ class Job:
     scheduled: bool = False  # the message still shows ``scheduled``: its first round moves it on, even to a retry
 
 
-@functools.lru_cache(maxsize=4096)
-def _sender(raw: str) -> senders.Sender:
-    """A message's sender as the wire needs it: the few senders of a stream of messages are parsed once each (the
-    regular expressions and frozen value of ``parse_sender`` cost ~1.5 µs a message)."""
-    return senders.parse_sender(raw)
-
-
 def job_from(message: core_message.Message, parts: Iterable[core_message.Part]) -> Job:
     """A job for an accepted message and its parts (what the accept transaction wrote)."""
-    sender = _sender(message.sender)
+    sender = senders.parse_sender(message.sender)  # cached there: a stream of messages has a few senders
     validity = int(message.ttl_seconds) if message.ttl_seconds else None
     part_list = list(parts)
     expires_at = message.expires_at
