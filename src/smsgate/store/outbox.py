@@ -76,11 +76,8 @@ class Outbox:
             if self._renewer is not None:
                 await self._renewer.close()
                 self._renewer = None
-        o = tables.outbox
         async with self._engine.begin() as conn:
-            res = await conn.execute(
-                o.update().where(o.c.claimed_by == self.node_id).values(claimed_by=None, claimed_until=None)
-            )
+            res = await conn.execute(self._give_back())
             await conn.execute(tables.nodes.delete().where(tables.nodes.c.id == self.node_id))
             if res.rowcount:  # the other nodes take them now, not at their next poll
                 await notify.notify_outbox(conn)
@@ -175,12 +172,15 @@ class Outbox:
         jobs leased to this node, which is alive, so no claim takes them (``_due``) until the lease ends. A
         caller whose claim failed calls this before claiming again, and they come back at once."""
         o = tables.outbox
-        cond = [o.c.kind == kind, o.c.claimed_by == self.node_id]
-        if keep:
-            cond.append(o.c.ref.not_in(sorted(keep)))
+        cond = [o.c.kind == kind, o.c.ref.not_in(sorted(keep))] if keep else [o.c.kind == kind]
         async with self._engine.begin() as conn:
-            res = await conn.execute(o.update().where(*cond).values(claimed_by=None, claimed_until=None))
+            res = await conn.execute(self._give_back(*cond))
         return int(res.rowcount or 0)
+
+    def _give_back(self, *where: sa.ColumnElement[bool]) -> sa.Update:
+        """This node's claims (of the jobs ``where`` picks) handed back: due again for any node at once."""
+        o = tables.outbox
+        return o.update().where(o.c.claimed_by == self.node_id, *where).values(claimed_by=None, claimed_until=None)
 
     @contextlib.asynccontextmanager
     async def _renewal(self) -> AsyncIterator[Any]:
