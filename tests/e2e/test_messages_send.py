@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -133,3 +134,13 @@ def test_openapi_documents_the_send(gateway: GatewayProcess) -> None:
     assert any(p["name"] == "Idempotency-Key" for p in op["parameters"])
     assert "application/json" in op["requestBody"]["content"]
     assert {"Location", "Idempotent-Replayed"} <= set(op["responses"]["201"]["headers"])
+
+
+def test_single_sends_take_consecutive_part_ids(gateway: GatewayProcess, account: dict[str, str]) -> None:
+    """One process's single sends number their parts on from one start: each insert then lands beside the last
+    one in the ``parts`` primary key instead of on a random page of it."""
+    first = post(gateway, account, {"to": "31612345678", "text": "x" * 200})  # two parts
+    second = post(gateway, account, {"to": "31612345679", "text": "one part"})
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    made = [int(p["id"], 16) for r in (first, second) for p in r.json()["parts"]]
+    assert [b - a for a, b in itertools.pairwise(made)] == [1, 1], made

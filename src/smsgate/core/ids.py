@@ -45,9 +45,9 @@ def message_id(now: float | None = None) -> str:
 
 class PartIds:
     """Part ids (16 upper-case hex digits, the form upstream message ids and Vonage's ``message-id`` take) for one
-    batch: consecutive 64-bit values from a random start, so a batch's parts land side by side in the ``parts``
-    primary key instead of at 5,000 random places. Two batches collide only if their runs overlap, about as likely
-    as two random ids being equal (the odds of the ``secrets.token_hex(8)`` a single send uses)."""
+    batch, or for all single sends of one process: consecutive 64-bit values from a random start, so parts made
+    together land side by side in the ``parts`` primary key instead of at random places (a page of the index
+    written per part). Two runs collide only if they overlap: for runs of a billion ids each, about 1 in 10^10."""
 
     def __init__(self) -> None:
         self._next = secrets.randbits(64)

@@ -164,6 +164,9 @@ class Gateway:
         self.suppressions.watch(self.changes)
         self._sandboxes = tuple(sandboxes)  # the sandbox connectors: the only route of a sandbox-only account
         self._ref = secrets.randbelow(256)
+        # single sends take consecutive part ids from one random start per process: a random id per part put
+        # every insert at another page of the ``parts`` primary key (one more page into the WAL per part)
+        self._part_ids = ids.PartIds()
         self._cache_seconds = cache_seconds
         self._children: caches.Expiring[tuple[str, str], str] = caches.Expiring(10_000)  # (parent, name) -> id
         self._default_sender = senders.parse_sender(default_sender)  # the gateway's, for accounts without one
@@ -293,7 +296,7 @@ class Gateway:
         account = req.account
         network, part_price, connector, connectors, pinned = self._place(account, req.recipient, req.dialect)
         message_id = message_id or ids.message_id(now)
-        new_parts = part_ids.take(seg.count) if part_ids else [secrets.token_hex(8).upper() for _ in seg.parts]
+        new_parts = (part_ids or self._part_ids).take(seg.count)
         units = pricing.to_units(part_price)
         text = req.text if req.body is None else None
         scheduled = req.send_at is not None and req.send_at > now
